@@ -1,0 +1,69 @@
+"""The ``tcc`` command-line driver.
+
+Subcommands live one per file in :mod:`tools.commands`; each file defines
+``register(subparsers)`` which adds its parser and sets ``func`` to a handler
+taking the parsed arguments and returning an exit code.  Command modules must
+be cheap to import: torch, onnx and onnxruntime are imported inside handlers,
+so ``tcc --help`` starts fast.
+
+User mistakes raise :class:`transcode_ir.errors.UserError`; the driver prints
+them as one paragraph on stderr and exits non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from transcode_ir.errors import UserError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tcc",
+        description="TransCODE: compile transformers onto accelerators, cost them, "
+        "and co-design both.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import tools.commands as commands_pkg
+
+    for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"tools.commands.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def _version() -> str:
+    from tools.version import TOOL_VERSION
+
+    return f"tcc {TOOL_VERSION}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""tcc subcommands, one module each (see tools.cli)."""

@@ -1,0 +1,1 @@
+"""transcode_ir: the core tensor IR of TransCODE (placeholder, filled below)."""
