@@ -1,0 +1,801 @@
+"""Op definitions: the one place where each op kind is defined.
+
+An :class:`OpDef` gives, for one op kind: its operands and attributes, its
+shape rule, extra verification, its cost counts (MACs, other arithmetic,
+bytes in and out), its numpy semantics, and its gradient rule (a slot filled
+by the autodiff pass family).  The verifier, the interpreter, autodiff, the
+ONNX backend and the cost model all read these definitions; nothing keeps a
+second table of op kinds.
+
+Op kinds are grouped in dialects: ``tensor`` (data movement, matrix products,
+reductions, constants, parameters), ``arith`` (elementwise arithmetic) and
+``nn`` (neural-network layers: activations, softmax, layer norm, conv1d).
+Other files add ops with :func:`define` (the passes add fused ops, DynaProp
+adds prune ops).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from transcode_ir.core import Attributes, DenseAttr, Op
+from transcode_ir.types import TensorType, dtype_size, numpy_dtype
+
+__all__ = [
+    "AttrSpec",
+    "OpCost",
+    "OpDef",
+    "all_opdefs",
+    "define",
+    "get_opdef",
+    "op_cost",
+]
+
+
+# --------------------------------------------------------------------------- framework
+
+
+ATTR_KINDS = ("int", "float", "str", "bool", "ints", "floats", "strs", "dense", "any")
+
+
+@dataclass(frozen=True)
+class AttrSpec:
+    """One attribute of an op kind: its kind, whether required, its default."""
+
+    kind: str
+    required: bool = True
+    default: Any = None
+    choices: tuple[Any, ...] | None = None
+    doc: str = ""
+
+    def check(self, value: Any) -> str | None:
+        """Return a description of what is wrong with ``value``, or None."""
+        ok = {
+            "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+            "float": lambda v: isinstance(v, (float, int)) and not isinstance(v, bool),
+            "str": lambda v: isinstance(v, str),
+            "bool": lambda v: isinstance(v, bool),
+            "ints": lambda v: isinstance(v, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+            "floats": lambda v: isinstance(v, tuple) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v),
+            "strs": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
+            "dense": lambda v: isinstance(v, DenseAttr),
+            "any": lambda v: True,
+        }[self.kind](value)
+        if not ok:
+            return f"expected {self.kind}, got {value!r}"
+        if self.choices is not None and value not in self.choices:
+            return f"expected one of {', '.join(map(repr, self.choices))}, got {value!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """What an op costs, independent of hardware.
+
+    ``macs``: multiply-accumulates of matrix products; ``ops``: other
+    elementary arithmetic (adds, multiplies, exponentials, comparisons, each
+    counted as one); ``bytes_in`` / ``bytes_out``: bytes of operands read and
+    results written at the IR's element types (views move nothing).
+    """
+
+    macs: int = 0
+    ops: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    def __add__(self, other: OpCost) -> OpCost:
+        return OpCost(self.macs + other.macs, self.ops + other.ops,
+                      self.bytes_in + other.bytes_in, self.bytes_out + other.bytes_out)
+
+
+InferFn = Callable[[list[TensorType], Attributes], list[TensorType] | None]
+EvalFn = Callable[[Op, list[np.ndarray], Any], list[np.ndarray]]
+CostFn = Callable[[Op], OpCost]
+VerifyFn = Callable[[Op], str | None]
+# A gradient rule: (builder, op, gradients of the op's results, some may be
+# None) -> gradients of the op's operands (None where there is none).
+GradFn = Callable[[Any, Op, list[Any]], list[Any]]
+
+# Categories tell the cost model which hardware module class runs an op.
+CATEGORIES = ("matmul", "elementwise", "nonlinear", "softmax", "layernorm", "reduce",
+              "data", "view", "constant", "control", "conv", "sparsity", "loss", "optimizer")
+
+
+@dataclass
+class OpDef:
+    """The definition of one op kind.  See the module docstring."""
+
+    name: str
+    operands: tuple[str, ...]
+    attributes: dict[str, AttrSpec]
+    infer: InferFn | None
+    evaluate: EvalFn
+    category: str
+    cost: CostFn | None = None
+    verify: VerifyFn | None = None
+    grad: GradFn | None = None
+    side_effects: bool = False
+    num_results: int | None = 1
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:
+            raise ValueError(f"{self.name}: unknown category {self.category!r}")
+
+    # -- operand arity: a trailing "?" marks an optional operand, a leading "*" a variadic one
+    @property
+    def min_operands(self) -> int:
+        return sum(1 for o in self.operands if not o.endswith("?") and not o.startswith("*"))
+
+    @property
+    def max_operands(self) -> float:
+        return math.inf if any(o.startswith("*") for o in self.operands) else len(self.operands)
+
+    def attribute_defaults(self, attrs: Attributes) -> dict[str, Any]:
+        out = {k: s.default for k, s in self.attributes.items() if not s.required}
+        out.update(attrs)
+        return out
+
+    def infer_types(self, types: list[TensorType], attrs: Attributes, module: Any = None) -> list[TensorType] | None:
+        if self.infer is None:
+            return None
+        full = Attributes(self.attribute_defaults(attrs))
+        return self.infer(types, full)
+
+    def check_attributes(self, attrs: Attributes) -> list[str]:
+        problems = []
+        for key, spec in self.attributes.items():
+            if key not in attrs:
+                if spec.required:
+                    problems.append(f"missing required attribute '{key}' ({spec.kind})")
+                continue
+            why = spec.check(attrs[key])
+            if why:
+                problems.append(f"attribute '{key}': {why}")
+        for key in attrs:
+            if key not in self.attributes and not key.startswith("_") and ":" not in key:
+                accepted = ", ".join(self.attributes) or "none"
+                problems.append(f"unknown attribute '{key}' (accepted: {accepted}; "
+                                "annotations from passes use a dialect prefix such as 'tile:x')")
+        return problems
+
+
+_REGISTRY: dict[str, OpDef] = {}
+
+
+def define(opdef: OpDef) -> OpDef:
+    if opdef.name in _REGISTRY:
+        raise ValueError(f"op {opdef.name} is defined twice")
+    _REGISTRY[opdef.name] = opdef
+    return opdef
+
+
+def get_opdef(name: str) -> OpDef:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        _load_extensions()
+        if name in _REGISTRY:
+            return _REGISTRY[name]
+        raise KeyError(name) from None
+
+
+def has_opdef(name: str) -> bool:
+    try:
+        get_opdef(name)
+        return True
+    except KeyError:
+        return False
+
+
+def all_opdefs() -> dict[str, OpDef]:
+    _load_extensions()
+    return dict(_REGISTRY)
+
+
+_EXTENSIONS_LOADED = False
+# Modules of the core that define further ops (kept in separate files to keep
+# this one readable).  They import this module, so they are loaded lazily.
+_EXTENSION_MODULES = (
+    "transcode_ir.ops_fused",      # fused jobs made by the fuse pass
+    "transcode_ir.ops_training",   # losses and optimizer updates made by autodiff
+    "transcode_ir.ops_sparsity",   # DynaProp prune ops
+)
+
+
+def _load_extensions() -> None:
+    global _EXTENSIONS_LOADED
+    if _EXTENSIONS_LOADED:
+        return
+    _EXTENSIONS_LOADED = True
+    import importlib
+
+    for mod in _EXTENSION_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as err:
+            if err.name != mod:
+                raise
+
+
+def op_cost(op: Op) -> OpCost:
+    """Hardware-independent cost counts of one op, from its definition."""
+    opdef = get_opdef(op.name)
+    if opdef.cost is not None:
+        return opdef.cost(op)
+    return _default_cost(op, opdef)
+
+
+def _bytes(types: Sequence[Any]) -> int:
+    return sum(t.nbytes for t in types)
+
+
+def _default_cost(op: Op, opdef: OpDef) -> OpCost:
+    if opdef.category in ("view", "constant", "control"):
+        return OpCost()
+    ins = _bytes([v.type for v in op.operands])
+    outs = _bytes([v.type for v in op.results])
+    if opdef.category == "data":
+        return OpCost(0, 0, ins, outs)
+    per_element = {"elementwise": 1, "nonlinear": 1, "reduce": 1}.get(opdef.category, 1)
+    numel = sum(v.type.numel for v in op.results)
+    if opdef.category == "reduce":
+        numel = op.operands[0].type.numel
+    return OpCost(0, per_element * numel, ins, outs)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _attrs(**specs: AttrSpec) -> dict[str, AttrSpec]:
+    return dict(specs)
+
+
+def _same(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    return [types[0].dense()]
+
+
+def _broadcast(types: list[TensorType], attrs: Attributes, dtype: str | None = None) -> list[TensorType]:
+    try:
+        shape = np.broadcast_shapes(*[t.shape for t in types])
+    except ValueError:
+        raise ShapeError("operand shapes " + ", ".join(str(list(t.shape)) for t in types)
+                         + " do not broadcast") from None
+    return [TensorType(tuple(shape), dtype or types[0].dtype)]
+
+
+class ShapeError(ValueError):
+    """A shape rule rejected its operands (reported by the verifier with the op)."""
+
+
+def _norm_axis(axis: int, rank: int) -> int:
+    if not -rank <= axis < max(rank, 1):
+        raise ShapeError(f"axis {axis} is out of range for rank {rank}")
+    return axis % rank if rank else 0
+
+
+def _np(attr_dtype: str) -> np.dtype:
+    return numpy_dtype(attr_dtype)
+
+
+def _out_dtype(op: Op, i: int = 0) -> np.dtype:
+    return numpy_dtype(op.results[i].type.dtype)
+
+
+# --------------------------------------------------------------------------- erf
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function, elementwise, to about 1.2e-7 relative error in
+    erfc (Numerical Recipes' Chebyshev fit), computed in float64."""
+    z = np.abs(x.astype(np.float64))
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = (-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277)))))))))
+    erfc = t * np.exp(poly)
+    result = np.where(x >= 0, 1.0 - erfc, erfc - 1.0)
+    return result.astype(x.dtype if x.dtype.kind == "f" else np.float64)
+
+
+# --------------------------------------------------------------------------- arith: elementwise
+
+
+def _binary(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], doc: str,
+            result_dtype: str | None = None) -> None:
+    def infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+        if types[0].dtype != types[1].dtype:
+            raise ShapeError(f"operand element types differ: {types[0].dtype} and {types[1].dtype}")
+        return _broadcast(types, attrs, result_dtype)
+
+    def evaluate(op: Op, inputs: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+        with np.errstate(all="ignore"):
+            return [np.asarray(fn(inputs[0], inputs[1])).astype(_out_dtype(op), copy=False)]
+
+    define(OpDef(f"arith.{name}", ("lhs", "rhs"), {}, infer, evaluate,
+                 "elementwise", doc=doc))
+
+
+_binary("add", np.add, "Elementwise sum with numpy broadcasting.")
+_binary("sub", np.subtract, "Elementwise difference with numpy broadcasting.")
+_binary("mul", np.multiply, "Elementwise product with numpy broadcasting.")
+
+
+def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype.kind in "iu":
+        # ONNX integer division truncates toward zero.
+        return np.trunc(a / b).astype(a.dtype)
+    return np.divide(a, b)
+
+
+_binary("div", _divide, "Elementwise quotient (integer division truncates toward zero).")
+_binary("pow", np.power, "Elementwise power.")
+_binary("max", np.maximum, "Elementwise maximum.")
+_binary("min", np.minimum, "Elementwise minimum.")
+_binary("equal", np.equal, "Elementwise equality, giving bool.", "bool")
+_binary("less", np.less, "Elementwise a < b, giving bool.", "bool")
+_binary("greater", np.greater, "Elementwise a > b, giving bool.", "bool")
+_binary("and", np.logical_and, "Elementwise logical and of bools.")
+_binary("or", np.logical_or, "Elementwise logical or of bools.")
+
+
+def _unary(name: str, fn: Callable[[np.ndarray], np.ndarray], doc: str,
+           category: str = "elementwise", dialect: str = "arith") -> None:
+    def evaluate(op: Op, inputs: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+        with np.errstate(all="ignore"):
+            return [np.asarray(fn(inputs[0])).astype(_out_dtype(op), copy=False)]
+
+    define(OpDef(f"{dialect}.{name}", ("x",), {}, _same, evaluate, category, doc=doc))
+
+
+_unary("neg", np.negative, "Elementwise negation.")
+_unary("abs", np.abs, "Elementwise absolute value.")
+_unary("sqrt", np.sqrt, "Elementwise square root.", "nonlinear")
+_unary("reciprocal", np.reciprocal, "Elementwise 1/x.", "nonlinear")
+_unary("exp", np.exp, "Elementwise exponential.", "nonlinear")
+_unary("log", np.log, "Elementwise natural logarithm.", "nonlinear")
+_unary("erf", erf, "Elementwise error function.", "nonlinear")
+_unary("tanh", np.tanh, "Elementwise hyperbolic tangent.", "nonlinear")
+_unary("sigmoid", lambda x: 1.0 / (1.0 + np.exp(-x)), "Elementwise logistic sigmoid.", "nonlinear")
+_unary("sin", np.sin, "Elementwise sine.", "nonlinear")
+_unary("cos", np.cos, "Elementwise cosine.", "nonlinear")
+_unary("not", np.logical_not, "Elementwise logical not of bools.")
+
+
+def _where_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    if types[0].dtype != "bool":
+        raise ShapeError(f"condition must be bool, got {types[0].dtype}")
+    if types[1].dtype != types[2].dtype:
+        raise ShapeError(f"branches differ in element type: {types[1].dtype} and {types[2].dtype}")
+    return [_broadcast(types, attrs, types[1].dtype)[0]]
+
+
+define(OpDef(
+    "arith.select", ("condition", "on_true", "on_false"), {}, _where_infer,
+    lambda op, x, ctx: [np.where(x[0], x[1], x[2]).astype(_out_dtype(op), copy=False)],
+    "elementwise", doc="Elementwise choice: condition ? on_true : on_false (ONNX Where)."))
+
+
+def _cast_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    return [types[0].dense().with_dtype(attrs["to"])]
+
+
+define(OpDef(
+    "arith.cast", ("x",), _attrs(to=AttrSpec("str", choices=("f16", "f32", "f64", "i8", "i32", "i64", "bool"))),
+    _cast_infer, lambda op, x, ctx: [x[0].astype(_np(op.attributes["to"]))],
+    "elementwise", doc="Convert the element type."))
+
+
+# --------------------------------------------------------------------------- nn: activations
+
+
+def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    x64 = x.astype(np.float64)
+    if approximate == "tanh":
+        y = 0.5 * x64 * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x64 + 0.044715 * x64 ** 3)))
+    else:
+        y = 0.5 * x64 * (1.0 + erf(x64 / math.sqrt(2.0)))
+    return y.astype(x.dtype)
+
+
+define(OpDef(
+    "nn.relu", ("x",), {}, _same,
+    lambda op, x, ctx: [np.maximum(x[0], 0).astype(x[0].dtype)], "nonlinear",
+    doc="Rectified linear unit."))
+define(OpDef(
+    "nn.gelu", ("x",), _attrs(approximate=AttrSpec("str", False, "none", ("none", "tanh"))), _same,
+    lambda op, x, ctx: [gelu(x[0], op.attributes.get("approximate", "none"))], "nonlinear",
+    cost=lambda op: OpCost(0, 8 * op.results[0].type.numel, op.operands[0].type.nbytes,
+                           op.results[0].type.nbytes),
+    doc="Gaussian error linear unit (exact erf form, or the tanh approximation)."))
+
+
+# --------------------------------------------------------------------------- nn: softmax, layer norm
+
+
+def softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return (e / np.sum(e, axis=axis, keepdims=True)).astype(x.dtype)
+
+
+def _softmax_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    _norm_axis(attrs["axis"], types[0].rank)
+    return [types[0].dense()]
+
+
+define(OpDef(
+    "nn.softmax", ("x",), _attrs(axis=AttrSpec("int", False, -1)), _softmax_infer,
+    lambda op, x, ctx: [softmax(x[0], op.attributes.get("axis", -1))], "softmax",
+    cost=lambda op: OpCost(0, 5 * op.results[0].type.numel, op.operands[0].type.nbytes,
+                           op.results[0].type.nbytes),
+    doc="Softmax along one axis (max-shifted): about 5 elementary ops per element."))
+
+
+def layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None, axis: int,
+               epsilon: float) -> np.ndarray:
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    var = ((x64 - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (x64 - mean) / np.sqrt(var + epsilon) * scale
+    if bias is not None:
+        y = y + bias
+    return y.astype(x.dtype)
+
+
+def _layer_norm_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    x = types[0]
+    axis = _norm_axis(attrs["axis"], x.rank)
+    normalized = x.shape[axis:]
+    for t in types[1:]:
+        if np.broadcast_shapes(t.shape, normalized) != tuple(normalized):
+            raise ShapeError(f"scale/bias shape {list(t.shape)} does not match the "
+                             f"normalized shape {list(normalized)}")
+    return [x.dense()]
+
+
+define(OpDef(
+    "nn.layer_norm", ("x", "scale", "bias?"),
+    _attrs(axis=AttrSpec("int", False, -1), epsilon=AttrSpec("float", False, 1e-5)),
+    _layer_norm_infer,
+    lambda op, x, ctx: [layer_norm(x[0], x[1], x[2] if len(x) > 2 else None,
+                                   op.attributes.get("axis", -1), op.attributes.get("epsilon", 1e-5))],
+    "layernorm",
+    cost=lambda op: OpCost(0, 8 * op.results[0].type.numel, _bytes([v.type for v in op.operands]),
+                           op.results[0].type.nbytes),
+    doc="Layer normalisation over the trailing axes from 'axis': about 8 ops per element."))
+
+
+# --------------------------------------------------------------------------- nn: conv1d
+
+
+def _conv1d_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    x, w = types[0], types[1]
+    if x.rank != 3 or w.rank != 3:
+        raise ShapeError(f"conv1d takes x as [N, C, L] and weight as [M, C/groups, K], got "
+                         f"{list(x.shape)} and {list(w.shape)}")
+    n, c, length = x.shape
+    m, cg, k = w.shape
+    groups = attrs["groups"]
+    if c % groups or m % groups or cg != c // groups:
+        raise ShapeError(f"channels {c} and filters {m} do not fit groups={groups} "
+                         f"with weight {list(w.shape)}")
+    if len(types) > 2 and types[2].shape != (m,):
+        raise ShapeError(f"bias must have shape [{m}], got {list(types[2].shape)}")
+    pads = attrs["pads"]
+    stride, dilation = attrs["stride"], attrs["dilation"]
+    out_len = (length + pads[0] + pads[1] - dilation * (k - 1) - 1) // stride + 1
+    if out_len <= 0:
+        raise ShapeError("conv1d output length would be non-positive")
+    return [TensorType((n, m, out_len), x.dtype)]
+
+
+def conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, pads: tuple[int, int],
+           dilation: int, groups: int) -> np.ndarray:
+    n, c, _ = x.shape
+    m, cg, k = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1])))
+    out_len = (xp.shape[2] - dilation * (k - 1) - 1) // stride + 1
+    # windows: [N, C, out_len, K]
+    idx = np.arange(out_len)[:, None] * stride + np.arange(k)[None, :] * dilation
+    windows = xp[:, :, idx]
+    mg = m // groups
+    out = np.empty((n, m, out_len), dtype=np.float64)
+    for g in range(groups):
+        xs = windows[:, g * cg:(g + 1) * cg].astype(np.float64)       # N, cg, L, K
+        ws = w[g * mg:(g + 1) * mg].astype(np.float64)                 # mg, cg, K
+        out[:, g * mg:(g + 1) * mg] = np.einsum("nclk,mck->nml", xs, ws)
+    if b is not None:
+        out += b[None, :, None]
+    return out.astype(x.dtype)
+
+
+def _conv1d_cost(op: Op) -> OpCost:
+    out = op.results[0].type
+    w = op.operands[1].type
+    macs = out.numel * w.shape[1] * w.shape[2]
+    return OpCost(macs, out.numel if len(op.operands) > 2 else 0,
+                  _bytes([v.type for v in op.operands]), out.nbytes)
+
+
+define(OpDef(
+    "nn.conv1d", ("x", "weight", "bias?"),
+    _attrs(stride=AttrSpec("int", False, 1), pads=AttrSpec("ints", False, (0, 0)),
+           dilation=AttrSpec("int", False, 1), groups=AttrSpec("int", False, 1)),
+    _conv1d_infer,
+    lambda op, x, ctx: [conv1d(x[0], x[1], x[2] if len(x) > 2 else None,
+                               op.attributes.get("stride", 1), op.attributes.get("pads", (0, 0)),
+                               op.attributes.get("dilation", 1), op.attributes.get("groups", 1))],
+    "conv", cost=_conv1d_cost,
+    doc="1-D convolution over [N, C, L] (ONNX Conv with one spatial axis)."))
+
+
+# --------------------------------------------------------------------------- tensor: matmul
+
+
+def _matmul_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    a, b = types
+    if a.dtype != b.dtype:
+        raise ShapeError(f"operand element types differ: {a.dtype} and {b.dtype}")
+    if a.rank < 1 or b.rank < 1:
+        raise ShapeError("matmul operands must have rank >= 1")
+    a_shape = (1,) + a.shape if a.rank == 1 else a.shape
+    b_shape = b.shape + (1,) if b.rank == 1 else b.shape
+    if a_shape[-1] != b_shape[-2]:
+        raise ShapeError(f"contracting dimensions differ: {list(a.shape)} @ {list(b.shape)}")
+    try:
+        batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
+    except ValueError:
+        raise ShapeError(f"batch dimensions do not broadcast: {list(a.shape)} @ {list(b.shape)}") from None
+    shape = tuple(batch) + (a_shape[-2], b_shape[-1])
+    if a.rank == 1:
+        shape = shape[:-2] + shape[-1:]
+    if b.rank == 1:
+        shape = shape[:-1]
+    return [TensorType(shape, a.dtype)]
+
+
+def matmul_dims(op: Op) -> tuple[int, int, int, int]:
+    """(batch, M, K, N) of a matmul-like op, batch being the product of the
+    broadcast batch dimensions."""
+    a, b = op.operands[0].type.shape, op.operands[1].type.shape
+    a2 = (1,) + a if len(a) == 1 else a
+    b2 = b + (1,) if len(b) == 1 else b
+    batch = math.prod(np.broadcast_shapes(a2[:-2], b2[:-2]))
+    return batch, a2[-2], a2[-1], b2[-1]
+
+
+def _matmul_cost(op: Op) -> OpCost:
+    batch, m, k, n = matmul_dims(op)
+    return OpCost(batch * m * k * n, 0, _bytes([v.type for v in op.operands]),
+                  op.results[0].type.nbytes)
+
+
+def _matmul_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    return [np.matmul(x[0], x[1]).astype(_out_dtype(op), copy=False)]
+
+
+define(OpDef(
+    "tensor.matmul", ("lhs", "rhs"), {}, _matmul_infer, _matmul_eval, "matmul", cost=_matmul_cost,
+    doc="Matrix product with numpy semantics (batched, broadcasting batch dimensions)."))
+
+
+# --------------------------------------------------------------------------- tensor: data movement
+
+
+def _reshape_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    shape = tuple(attrs["shape"])
+    if any(d < 0 for d in shape):
+        raise ShapeError(f"reshape target {list(shape)} must be fully static (no -1 or 0 left)")
+    if math.prod(shape) != types[0].numel:
+        raise ShapeError(f"cannot reshape {list(types[0].shape)} ({types[0].numel} elements) "
+                         f"to {list(shape)} ({math.prod(shape)} elements)")
+    return [TensorType(shape, types[0].dtype)]
+
+
+define(OpDef(
+    "tensor.reshape", ("x",), _attrs(shape=AttrSpec("ints")), _reshape_infer,
+    lambda op, x, ctx: [x[0].reshape(op.attributes["shape"])], "view",
+    doc="Reshape to a static shape (a view: moves no data)."))
+
+
+def _transpose_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    perm = tuple(attrs["perm"])
+    if sorted(perm) != list(range(types[0].rank)):
+        raise ShapeError(f"perm {list(perm)} is not a permutation of the {types[0].rank} axes")
+    return [TensorType(tuple(types[0].shape[p] for p in perm), types[0].dtype)]
+
+
+define(OpDef(
+    "tensor.transpose", ("x",), _attrs(perm=AttrSpec("ints")), _transpose_infer,
+    lambda op, x, ctx: [np.ascontiguousarray(np.transpose(x[0], op.attributes["perm"]))], "data",
+    doc="Permute axes."))
+
+
+def _gather_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    data, idx = types
+    if idx.dtype not in ("i64", "i32"):
+        raise ShapeError(f"indices must be integers, got {idx.dtype}")
+    axis = _norm_axis(attrs["axis"], data.rank)
+    return [TensorType(data.shape[:axis] + idx.shape + data.shape[axis + 1:], data.dtype)]
+
+
+def _gather_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    data, idx = x
+    axis = op.attributes.get("axis", 0) % data.ndim
+    idx = np.where(idx < 0, idx + data.shape[axis], idx)
+    return [np.take(data, idx, axis=axis)]
+
+
+define(OpDef(
+    "tensor.gather", ("data", "indices"), _attrs(axis=AttrSpec("int", False, 0)), _gather_infer,
+    _gather_eval, "data",
+    cost=lambda op: OpCost(0, 0, op.operands[1].type.nbytes + op.results[0].type.nbytes,
+                           op.results[0].type.nbytes),
+    doc="Take slices of data along an axis by index (embedding lookup): reads only the "
+        "gathered rows."))
+
+
+def _concat_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    if not types:
+        raise ShapeError("concat needs at least one operand")
+    axis = _norm_axis(attrs["axis"], types[0].rank)
+    first = types[0]
+    total = 0
+    for t in types:
+        if t.rank != first.rank or t.dtype != first.dtype or \
+                t.shape[:axis] + t.shape[axis + 1:] != first.shape[:axis] + first.shape[axis + 1:]:
+            raise ShapeError("concat operands differ outside the concatenation axis: "
+                             + ", ".join(str(list(t.shape)) for t in types))
+        total += t.shape[axis]
+    return [TensorType(first.shape[:axis] + (total,) + first.shape[axis + 1:], first.dtype)]
+
+
+define(OpDef(
+    "tensor.concat", ("*inputs",), _attrs(axis=AttrSpec("int")), _concat_infer,
+    lambda op, x, ctx: [np.concatenate(x, axis=op.attributes["axis"])], "data",
+    doc="Concatenate along an axis."))
+
+
+def _slice_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    x = types[0]
+    starts, ends, axes, steps = attrs["starts"], attrs["ends"], attrs["axes"], attrs["steps"]
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ShapeError("starts, ends, axes and steps must have equal lengths")
+    shape = list(x.shape)
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        a = _norm_axis(a, x.rank)
+        if st == 0:
+            raise ShapeError("slice step must not be zero")
+        shape[a] = len(range(*slice(s, e, st).indices(x.shape[a])))
+    return [TensorType(tuple(shape), x.dtype)]
+
+
+def _slice_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    a = op.attributes
+    index: list[Any] = [slice(None)] * x[0].ndim
+    for s, e, ax, st in zip(a["starts"], a["ends"], a["axes"], a["steps"]):
+        index[ax % x[0].ndim] = slice(s, e, st)
+    return [np.ascontiguousarray(x[0][tuple(index)])]
+
+
+define(OpDef(
+    "tensor.slice", ("x",),
+    _attrs(starts=AttrSpec("ints"), ends=AttrSpec("ints"), axes=AttrSpec("ints"), steps=AttrSpec("ints")),
+    _slice_infer, _slice_eval, "data", doc="Static strided slice (Python slice semantics)."))
+
+
+def _expand_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    try:
+        shape = np.broadcast_shapes(types[0].shape, tuple(attrs["shape"]))
+    except ValueError:
+        raise ShapeError(f"cannot expand {list(types[0].shape)} to {list(attrs['shape'])}") from None
+    return [TensorType(tuple(shape), types[0].dtype)]
+
+
+define(OpDef(
+    "tensor.expand", ("x",), _attrs(shape=AttrSpec("ints")), _expand_infer,
+    lambda op, x, ctx: [np.ascontiguousarray(np.broadcast_to(x[0], op.results[0].type.shape))],
+    "data", doc="Broadcast to a shape (ONNX Expand)."))
+
+
+def _reduce_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    x = types[0]
+    axes = tuple(_norm_axis(a, x.rank) for a in attrs["axes"])
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"repeated reduction axes {list(attrs['axes'])}")
+    keep = attrs["keepdims"]
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape) if keep or i not in axes)
+    return [TensorType(shape, x.dtype)]
+
+
+def _reduction(name: str, fn: Callable[..., np.ndarray], doc: str) -> None:
+    def evaluate(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+        axes = tuple(op.attributes["axes"])
+        keep = op.attributes.get("keepdims", True)
+        acc = x[0].astype(np.float64) if x[0].dtype.kind == "f" else x[0]
+        return [np.asarray(fn(acc, axis=axes, keepdims=keep)).astype(_out_dtype(op))]
+
+    define(OpDef(f"tensor.{name}", ("x",),
+                 _attrs(axes=AttrSpec("ints"), keepdims=AttrSpec("bool", False, True)),
+                 _reduce_infer, evaluate, "reduce", doc=doc))
+
+
+_reduction("reduce_sum", np.sum, "Sum over axes.")
+_reduction("reduce_mean", np.mean, "Mean over axes.")
+_reduction("reduce_max", np.max, "Maximum over axes.")
+
+
+# --------------------------------------------------------------------------- tensor: constants, params, control
+
+
+def _constant_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    return [attrs["value"].type]
+
+
+define(OpDef(
+    "tensor.constant", (), _attrs(value=AttrSpec("dense")), _constant_infer,
+    lambda op, x, ctx: [op.attributes["value"].array()], "constant",
+    doc="A small constant tensor kept inline (large ones are parameters)."))
+
+
+def _param_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    return [ctx.param(op.attributes["name"])]
+
+
+def _param_verify(op: Op) -> str | None:
+    func = op.parent
+    module = func.module if func is not None else None
+    if module is None:
+        return None
+    name = op.attributes["name"]
+    param = module.params.get(name)
+    if param is None:
+        return f"refers to parameter {name!r}, which the module does not declare"
+    if param.type.dense() != op.results[0].type.dense():
+        return f"declares {op.results[0].type} but parameter {name!r} is {param.type}"
+    return None
+
+
+define(OpDef(
+    "tensor.param", (), _attrs(name=AttrSpec("str")), None, _param_eval, "constant",
+    verify=_param_verify,
+    doc="Read a module parameter.  Its memory traffic is charged to the ops that use it."))
+
+
+def _assign_verify(op: Op) -> str | None:
+    func = op.parent
+    module = func.module if func is not None else None
+    if module is None:
+        return None
+    name = op.attributes["name"]
+    param = module.params.get(name)
+    if param is None:
+        return f"assigns parameter {name!r}, which the module does not declare"
+    if param.type.dense() != op.operands[0].type.dense():
+        return f"assigns a {op.operands[0].type} to parameter {name!r} of type {param.type}"
+    return None
+
+
+def _assign_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    ctx.assign(op.attributes["name"], x[0])
+    return []
+
+
+define(OpDef(
+    "tensor.assign", ("value",), _attrs(name=AttrSpec("str")), lambda t, a: [], _assign_eval,
+    "data", verify=_assign_verify, side_effects=True, num_results=0,
+    cost=lambda op: OpCost(0, 0, 0, op.operands[0].type.nbytes),
+    doc="Write a new value into a module parameter (optimizer updates); the write goes to "
+        "main memory."))
+
+
+define(OpDef(
+    "func.return", ("*values",), {}, lambda t, a: [], lambda op, x, ctx: [], "control",
+    side_effects=True, num_results=0, doc="Return values from the function (last op)."))
