@@ -1,0 +1,31 @@
+# TransCODE: the two commands of the README, and the benchmarks.
+#   make demo   - set up .venv and compile a zoo model onto a library design
+#   make test   - set up .venv and run the whole test suite
+#   make bench  - set up .venv and run the benchmarks (prints tables)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/tcc compile zoo:bert-tiny --hw acceltran-edge
+
+test: setup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
+
+bench: setup
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
