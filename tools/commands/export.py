@@ -1,0 +1,64 @@
+"""``tcc export``: write one function of an IR module as an ONNX model.
+
+    tcc export model.tir -o model.onnx [--function forward] [--opset 18]
+
+Parameter data is read from the ``.npz`` beside the ``.tir`` file; ONNX keeps
+weights inside the model, so a module without its ``.npz`` is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from transcode_ir.errors import UserError
+
+DEFAULT_OPSET = 18
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="write a function of an IR module as an ONNX model",
+        description="Emit one function of an IR module (.tir, with its parameters from the "
+                    ".npz beside it) as an ONNX model that onnxruntime runs.")
+    parser.add_argument("module", type=Path, help="IR text file (.tir)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write")
+    parser.add_argument("--function", default="forward",
+                        help="function of the module to export (default: forward)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                        help=f"ONNX opset of the default domain (default: {DEFAULT_OPSET})")
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip onnx.checker (full check with strict shape inference)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from backends.onnx import save_onnx
+    from transcode_ir.serialization import load_module
+
+    module = load_module(args.module)
+    func = _function(module, args.function, args.module)
+    read = _parameters_read(func)
+    missing = sorted(name for name in read
+                     if name in module.params and module.params[name].data is None)
+    if missing:
+        npz = args.module.with_suffix(".npz")
+        raise UserError(
+            f"{args.module}: @{args.function} reads parameter(s) without data "
+            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); ONNX models "
+            f"carry their weights, so {npz} must sit beside the .tir file "
+            f"({'it is missing' if not npz.exists() else 'it lacks these arrays'})")
+    path = save_onnx(module, args.output, args.function, args.opset, check=not args.no_check)
+    print(f"wrote {path} (@{args.function}, opset {args.opset})")
+    return 0
+
+
+def _function(module, name: str, path: Path):  # -> Function
+    try:
+        return module.function(name)
+    except KeyError as err:
+        raise UserError(f"{path}: {err.args[0]}") from None
+
+
+def _parameters_read(func) -> set[str]:
+    return {op.attributes["name"] for op in func if op.name == "tensor.param"}
