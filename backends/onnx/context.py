@@ -83,6 +83,7 @@ class EmitContext:
         self.initializers: list[onnx.TensorProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
         self.outputs: list[onnx.ValueInfoProto] = []
+        self.extra_outputs: list[onnx.ValueInfoProto] = []
         self.value_infos: list[onnx.ValueInfoProto] = []
         self._used: set[str] = set()
         self._names: dict[int, str] = {}           # id(IR value) -> tensor name
@@ -188,13 +189,15 @@ class EmitContext:
         self._params[name] = tensor_name
         return tensor_name
 
-    def add_output(self, name: str, source: str, type: TensorType) -> None:
+    def add_output(self, name: str, source: str, type: TensorType, *,
+                   after_results: bool = False) -> None:
         """Make tensor ``source`` a graph output called ``name``, through an
         Identity node when the names differ.  ``name`` must already be claimed
-        (:meth:`reserve` or :meth:`fresh`)."""
+        (:meth:`reserve` or :meth:`fresh`).  Outputs ``after_results`` follow
+        the function's results in the graph's output list."""
         if source != name:
             self.nodes.append(helper.make_node("Identity", [source], [name]))
-        self.outputs.append(value_info(name, type))
+        (self.extra_outputs if after_results else self.outputs).append(value_info(name, type))
 
     # ------------------------------------------------------------------ per-op bookkeeping
 

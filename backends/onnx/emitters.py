@@ -266,9 +266,9 @@ def emit_param(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
 @emits("tensor.assign")
 def emit_assign(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     """ONNX graphs are pure: a write to parameter ``P`` becomes an extra graph
-    output ``P.updated`` holding the new value."""
+    output ``P.updated`` holding the new value, after the function's results."""
     name = op.attributes["name"]
-    ctx.add_output(ctx.fresh(f"{name}.updated"), x[0], op.operands[0].type)
+    ctx.add_output(ctx.fresh(f"{name}.updated"), x[0], op.operands[0].type, after_results=True)
     return []
 
 

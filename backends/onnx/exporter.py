@@ -80,7 +80,8 @@ def export_function(module: Module, func_name: str = "forward", opset: int = 18,
             result_number += 1
         ctx.finish_op()
 
-    graph = helper.make_graph(ctx.nodes, f"{module.name}.{func.name}", ctx.inputs, ctx.outputs,
+    graph = helper.make_graph(ctx.nodes, f"{module.name}.{func.name}", ctx.inputs,
+                              ctx.outputs + ctx.extra_outputs,
                               initializer=ctx.initializers, value_info=ctx.value_infos,
                               doc_string=f"@{func.name} of IR module @{module.name}")
     opset_imports = [helper.make_opsetid("", opset)]
