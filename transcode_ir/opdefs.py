@@ -287,6 +287,104 @@ def _out_dtype(op: Op, i: int = 0) -> np.dtype:
     return numpy_dtype(op.results[i].type.dtype)
 
 
+# --------------------------------------------------------------------------- gradient helpers
+#
+# A gradient rule gets a builder (inserting into the function being built by
+# autodiff), the op being differentiated (inside that function) and the
+# gradients of its results; it returns the gradients of its operands, None
+# where an operand has none (integer operands, or a zero gradient).  The
+# builder autodiff passes has ``needs_grad(value)``; rules use it to skip
+# work for operands that no parameter depends on.
+
+
+def _needs(b: Any, value: Any) -> bool:
+    """Whether the gradient of ``value`` is wanted (always, for a plain builder)."""
+    if value.type.dtype not in ("f16", "f32", "f64"):
+        return False
+    fn = getattr(b, "needs_grad", None)
+    return True if fn is None else bool(fn(value))
+
+
+def _scalar_like(b: Any, number: float, like: Any) -> Any:
+    """A scalar constant with ``like``'s element type."""
+    return b.constant(np.asarray(number, dtype=numpy_dtype(like.type.dtype)))
+
+
+def _constant_scalar(value: Any) -> float | None:
+    """The number a constant operand holds in every element, or None."""
+    owner = value.owner
+    if not isinstance(owner, Op) or owner.name != "tensor.constant":
+        return None
+    arr = owner.attributes["value"].array()
+    if arr.size == 0 or (arr.size > 1 and not np.all(arr == arr.reshape(-1)[0])):
+        return None
+    return float(arr.reshape(-1)[0])
+
+
+def reduce_to_shape(b: Any, g: Any, shape: Sequence[int]) -> Any:
+    """Sum a gradient over the axes along which its operand was broadcast."""
+    shape = tuple(shape)
+    have = g.type.shape
+    if have == shape:
+        return g
+    lead = len(have) - len(shape)
+    axes = list(range(lead)) + [lead + i for i, d in enumerate(shape)
+                                if d == 1 and have[lead + i] != 1]
+    if axes:
+        g = b.op("tensor.reduce_sum", g, axes=tuple(axes), keepdims=False)
+    if g.type.shape != shape:
+        g = b.op("tensor.reshape", g, shape=shape)
+    return g
+
+
+def _zero_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    """Rule of piecewise-constant ops (comparisons, logic): no gradient flows."""
+    return [None] * len(op.operands)
+
+
+def _swap_last(b: Any, v: Any) -> Any:
+    perm = list(range(v.type.rank))
+    perm[-1], perm[-2] = perm[-2], perm[-1]
+    return b.op("tensor.transpose", v, perm=tuple(perm))
+
+
+def grad_matmul(b: Any, lhs: Any, rhs: Any, g: Any, need_lhs: bool | None = None,
+                need_rhs: bool | None = None) -> tuple[Any, Any]:
+    """Gradients of ``lhs @ rhs`` (numpy semantics) given the result's gradient.
+
+    A rank-2 right operand (a weight) shared by a batch of left rows gets
+    one large matrix product ``lhs2ᵀ @ g2`` over the flattened rows rather
+    than a batched product and a sum, as a GEMM library would compute it.
+    """
+    need_lhs = _needs(b, lhs) if need_lhs is None else need_lhs
+    need_rhs = _needs(b, rhs) if need_rhs is None else need_rhs
+    a, w = lhs, rhs
+    if a.type.rank == 1:
+        a = b.op("tensor.reshape", a, shape=(1,) + a.type.shape)
+        g = b.op("tensor.reshape", g, shape=g.type.shape[:-1] + (1,) + g.type.shape[-1:])
+    if w.type.rank == 1:
+        w = b.op("tensor.reshape", w, shape=w.type.shape + (1,))
+        g = b.op("tensor.reshape", g, shape=g.type.shape + (1,))
+    d_lhs = d_rhs = None
+    if need_lhs:
+        d = b.op("tensor.matmul", g, _swap_last(b, w))
+        d_lhs = reduce_to_shape(b, d, a.type.shape)
+        if d_lhs.type.shape != lhs.type.shape:
+            d_lhs = b.op("tensor.reshape", d_lhs, shape=lhs.type.shape)
+    if need_rhs:
+        if w.type.rank == 2 and a.type.rank > 2:
+            rows = math.prod(a.type.shape[:-1])
+            a2 = b.op("tensor.reshape", a, shape=(rows, a.type.shape[-1]))
+            g2 = b.op("tensor.reshape", g, shape=(rows, g.type.shape[-1]))
+            d = b.op("tensor.matmul", b.op("tensor.transpose", a2, perm=(1, 0)), g2)
+        else:
+            d = b.op("tensor.matmul", _swap_last(b, a), g)
+        d_rhs = reduce_to_shape(b, d, w.type.shape)
+        if d_rhs.type.shape != rhs.type.shape:
+            d_rhs = b.op("tensor.reshape", d_rhs, shape=rhs.type.shape)
+    return d_lhs, d_rhs
+
+
 # --------------------------------------------------------------------------- erf
 
 
@@ -307,7 +405,7 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 def _binary(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], doc: str,
-            result_dtype: str | None = None) -> None:
+            result_dtype: str | None = None, grad: GradFn | None = None) -> None:
     def infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
         if types[0].dtype != types[1].dtype:
             raise ShapeError(f"operand element types differ: {types[0].dtype} and {types[1].dtype}")
@@ -318,12 +416,80 @@ def _binary(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], doc: 
             return [np.asarray(fn(inputs[0], inputs[1])).astype(_out_dtype(op), copy=False)]
 
     define(OpDef(f"arith.{name}", ("lhs", "rhs"), {}, infer, evaluate,
-                 "elementwise", doc=doc))
+                 "elementwise", grad=grad, doc=doc))
 
 
-_binary("add", np.add, "Elementwise sum with numpy broadcasting.")
-_binary("sub", np.subtract, "Elementwise difference with numpy broadcasting.")
-_binary("mul", np.multiply, "Elementwise product with numpy broadcasting.")
+def _grad_add(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    (g,), (x, y) = grads, op.operands
+    return [reduce_to_shape(b, g, x.type.shape) if _needs(b, x) else None,
+            reduce_to_shape(b, g, y.type.shape) if _needs(b, y) else None]
+
+
+def _grad_sub(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    (g,), (x, y) = grads, op.operands
+    return [reduce_to_shape(b, g, x.type.shape) if _needs(b, x) else None,
+            reduce_to_shape(b, b.op("arith.neg", g), y.type.shape) if _needs(b, y) else None]
+
+
+def _grad_mul(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    (g,), (x, y) = grads, op.operands
+    return [reduce_to_shape(b, b.op("arith.mul", g, y), x.type.shape) if _needs(b, x) else None,
+            reduce_to_shape(b, b.op("arith.mul", g, x), y.type.shape) if _needs(b, y) else None]
+
+
+def _grad_div(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    (g,), (x, y) = grads, op.operands
+    dx = reduce_to_shape(b, b.op("arith.div", g, y), x.type.shape) if _needs(b, x) else None
+    dy = None
+    if _needs(b, y):   # d(x/y)/dy = -(x/y)/y
+        dy = b.op("arith.neg", b.op("arith.div", b.op("arith.mul", g, op.result), y))
+        dy = reduce_to_shape(b, dy, y.type.shape)
+    return [dx, dy]
+
+
+def _grad_pow(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    (g,), (x, y) = grads, op.operands
+    dx = dy = None
+    if _needs(b, x):
+        c = _constant_scalar(y)
+        if c == 2.0:
+            local = b.op("arith.mul", x, _scalar_like(b, 2.0, x))
+        elif c is not None:
+            local = b.op("arith.mul", b.op("arith.pow", x, _scalar_like(b, c - 1.0, x)),
+                         _scalar_like(b, c, x))
+        else:
+            local = b.op("arith.mul", y, b.op("arith.pow", x, b.op("arith.sub", y, _scalar_like(b, 1.0, y))))
+        dx = reduce_to_shape(b, b.op("arith.mul", g, local), x.type.shape)
+    if _needs(b, y):
+        dy = b.op("arith.mul", b.op("arith.mul", g, op.result), b.op("arith.log", x))
+        dy = reduce_to_shape(b, dy, y.type.shape)
+    return [dx, dy]
+
+
+def _grad_select_between(b: Any, op: Op, grads: list[Any], first_wins: str) -> list[Any]:
+    """max/min: the gradient goes to the operand that was chosen (to the
+    first operand on ties)."""
+    (g,), (x, y) = grads, op.operands
+    other_wins = b.op(first_wins, x, y)        # arith.less for max, arith.greater for min
+    zero = _scalar_like(b, 0.0, g)
+    dx = reduce_to_shape(b, b.op("arith.select", other_wins, zero, g), x.type.shape) \
+        if _needs(b, x) else None
+    dy = reduce_to_shape(b, b.op("arith.select", other_wins, g, zero), y.type.shape) \
+        if _needs(b, y) else None
+    return [dx, dy]
+
+
+def _grad_max(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    return _grad_select_between(b, op, grads, "arith.less")
+
+
+def _grad_min(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    return _grad_select_between(b, op, grads, "arith.greater")
+
+
+_binary("add", np.add, "Elementwise sum with numpy broadcasting.", grad=_grad_add)
+_binary("sub", np.subtract, "Elementwise difference with numpy broadcasting.", grad=_grad_sub)
+_binary("mul", np.multiply, "Elementwise product with numpy broadcasting.", grad=_grad_mul)
 
 
 def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -333,38 +499,72 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a, b)
 
 
-_binary("div", _divide, "Elementwise quotient (integer division truncates toward zero).")
-_binary("pow", np.power, "Elementwise power.")
-_binary("max", np.maximum, "Elementwise maximum.")
-_binary("min", np.minimum, "Elementwise minimum.")
-_binary("equal", np.equal, "Elementwise equality, giving bool.", "bool")
-_binary("less", np.less, "Elementwise a < b, giving bool.", "bool")
-_binary("greater", np.greater, "Elementwise a > b, giving bool.", "bool")
-_binary("and", np.logical_and, "Elementwise logical and of bools.")
-_binary("or", np.logical_or, "Elementwise logical or of bools.")
+_binary("div", _divide, "Elementwise quotient (integer division truncates toward zero).", grad=_grad_div)
+_binary("pow", np.power, "Elementwise power.", grad=_grad_pow)
+_binary("max", np.maximum, "Elementwise maximum.", grad=_grad_max)
+_binary("min", np.minimum, "Elementwise minimum.", grad=_grad_min)
+_binary("equal", np.equal, "Elementwise equality, giving bool.", "bool", grad=_zero_grad)
+_binary("less", np.less, "Elementwise a < b, giving bool.", "bool", grad=_zero_grad)
+_binary("greater", np.greater, "Elementwise a > b, giving bool.", "bool", grad=_zero_grad)
+_binary("and", np.logical_and, "Elementwise logical and of bools.", grad=_zero_grad)
+_binary("or", np.logical_or, "Elementwise logical or of bools.", grad=_zero_grad)
 
 
 def _unary(name: str, fn: Callable[[np.ndarray], np.ndarray], doc: str,
-           category: str = "elementwise", dialect: str = "arith") -> None:
+           category: str = "elementwise", dialect: str = "arith",
+           grad: GradFn | None = None) -> None:
     def evaluate(op: Op, inputs: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
         with np.errstate(all="ignore"):
             return [np.asarray(fn(inputs[0])).astype(_out_dtype(op), copy=False)]
 
-    define(OpDef(f"{dialect}.{name}", ("x",), {}, _same, evaluate, category, doc=doc))
+    define(OpDef(f"{dialect}.{name}", ("x",), {}, _same, evaluate, category, grad=grad, doc=doc))
 
 
-_unary("neg", np.negative, "Elementwise negation.")
-_unary("abs", np.abs, "Elementwise absolute value.")
-_unary("sqrt", np.sqrt, "Elementwise square root.", "nonlinear")
-_unary("reciprocal", np.reciprocal, "Elementwise 1/x.", "nonlinear")
-_unary("exp", np.exp, "Elementwise exponential.", "nonlinear")
-_unary("log", np.log, "Elementwise natural logarithm.", "nonlinear")
-_unary("erf", erf, "Elementwise error function.", "nonlinear")
-_unary("tanh", np.tanh, "Elementwise hyperbolic tangent.", "nonlinear")
-_unary("sigmoid", lambda x: 1.0 / (1.0 + np.exp(-x)), "Elementwise logistic sigmoid.", "nonlinear")
-_unary("sin", np.sin, "Elementwise sine.", "nonlinear")
-_unary("cos", np.cos, "Elementwise cosine.", "nonlinear")
-_unary("not", np.logical_not, "Elementwise logical not of bools.")
+def _unary_rule(local: Callable[[Any, Op, Any], Any]) -> GradFn:
+    """A rule ``dx = local(b, op, g)`` for a one-operand op."""
+    def rule(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+        return [local(b, op, grads[0]) if _needs(b, op.operands[0]) else None]
+    return rule
+
+
+def _mul_by(b: Any, g: Any, *factors: Any) -> Any:
+    for f in factors:
+        g = b.op("arith.mul", g, f)
+    return g
+
+
+_grad_neg = _unary_rule(lambda b, op, g: b.op("arith.neg", g))
+_grad_abs = _unary_rule(lambda b, op, g: b.op(
+    "arith.select", b.op("arith.less", op.operands[0], _scalar_like(b, 0.0, g)), b.op("arith.neg", g), g))
+_grad_sqrt = _unary_rule(lambda b, op, g: b.op(
+    "arith.div", b.op("arith.mul", g, _scalar_like(b, 0.5, g)), op.result))
+_grad_reciprocal = _unary_rule(lambda b, op, g: b.op("arith.neg", _mul_by(b, g, op.result, op.result)))
+_grad_exp = _unary_rule(lambda b, op, g: b.op("arith.mul", g, op.result))
+_grad_log = _unary_rule(lambda b, op, g: b.op("arith.div", g, op.operands[0]))
+_grad_erf = _unary_rule(lambda b, op, g: _mul_by(
+    b, g, b.op("arith.exp", b.op("arith.neg", b.op("arith.mul", op.operands[0], op.operands[0]))),
+    _scalar_like(b, 2.0 / math.sqrt(math.pi), g)))
+_grad_tanh = _unary_rule(lambda b, op, g: b.op("arith.mul", g, b.op(
+    "arith.sub", _scalar_like(b, 1.0, g), b.op("arith.mul", op.result, op.result))))
+_grad_sigmoid = _unary_rule(lambda b, op, g: _mul_by(
+    b, g, op.result, b.op("arith.sub", _scalar_like(b, 1.0, g), op.result)))
+_grad_sin = _unary_rule(lambda b, op, g: b.op("arith.mul", g, b.op("arith.cos", op.operands[0])))
+_grad_cos = _unary_rule(lambda b, op, g: b.op("arith.neg", b.op(
+    "arith.mul", g, b.op("arith.sin", op.operands[0]))))
+
+
+_unary("neg", np.negative, "Elementwise negation.", grad=_grad_neg)
+_unary("abs", np.abs, "Elementwise absolute value.", grad=_grad_abs)
+_unary("sqrt", np.sqrt, "Elementwise square root.", "nonlinear", grad=_grad_sqrt)
+_unary("reciprocal", np.reciprocal, "Elementwise 1/x.", "nonlinear", grad=_grad_reciprocal)
+_unary("exp", np.exp, "Elementwise exponential.", "nonlinear", grad=_grad_exp)
+_unary("log", np.log, "Elementwise natural logarithm.", "nonlinear", grad=_grad_log)
+_unary("erf", erf, "Elementwise error function.", "nonlinear", grad=_grad_erf)
+_unary("tanh", np.tanh, "Elementwise hyperbolic tangent.", "nonlinear", grad=_grad_tanh)
+_unary("sigmoid", lambda x: 1.0 / (1.0 + np.exp(-x)), "Elementwise logistic sigmoid.", "nonlinear", grad=_grad_sigmoid)
+_unary("sin", np.sin, "Elementwise sine.", "nonlinear", grad=_grad_sin)
+_unary("cos", np.cos, "Elementwise cosine.", "nonlinear", grad=_grad_cos)
+_unary("not", np.logical_not, "Elementwise logical not of bools.", grad=_zero_grad)
 
 
 def _where_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
@@ -375,20 +575,35 @@ def _where_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]
     return [_broadcast(types, attrs, types[1].dtype)[0]]
 
 
+def _grad_select(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    (g,), (cond, x, y) = grads, op.operands
+    zero = _scalar_like(b, 0.0, g)
+    return [None,
+            reduce_to_shape(b, b.op("arith.select", cond, g, zero), x.type.shape) if _needs(b, x) else None,
+            reduce_to_shape(b, b.op("arith.select", cond, zero, g), y.type.shape) if _needs(b, y) else None]
+
+
 define(OpDef(
     "arith.select", ("condition", "on_true", "on_false"), {}, _where_infer,
     lambda op, x, ctx: [np.where(x[0], x[1], x[2]).astype(_out_dtype(op), copy=False)],
-    "elementwise", doc="Elementwise choice: condition ? on_true : on_false (ONNX Where)."))
+    "elementwise", grad=_grad_select, doc="Elementwise choice: condition ? on_true : on_false (ONNX Where)."))
 
 
 def _cast_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
     return [types[0].dense().with_dtype(attrs["to"])]
 
 
+def _grad_cast(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    x = op.operands[0]
+    if not _needs(b, x) or grads[0].type.dtype not in ("f16", "f32", "f64"):
+        return [None]
+    return [b.op("arith.cast", grads[0], to=x.type.dtype)]
+
+
 define(OpDef(
     "arith.cast", ("x",), _attrs(to=AttrSpec("str", choices=("f16", "f32", "f64", "i8", "i32", "i64", "bool"))),
     _cast_infer, lambda op, x, ctx: [x[0].astype(_np(op.attributes["to"]))],
-    "elementwise", doc="Convert the element type."))
+    "elementwise", grad=_grad_cast, doc="Convert the element type."))
 
 
 # --------------------------------------------------------------------------- nn: activations
@@ -403,16 +618,27 @@ def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     return y.astype(x.dtype)
 
 
+def _grad_relu(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    g = grads[0]
+    zero = _scalar_like(b, 0.0, g)
+    return [b.op("arith.select", b.op("arith.greater", op.result, zero), g, zero)]
+
+
+def _grad_gelu(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    return [b.op("grad.gelu", grads[0], op.operands[0],
+                 approximate=op.attributes.get("approximate", "none"))]
+
+
 define(OpDef(
     "nn.relu", ("x",), {}, _same,
     lambda op, x, ctx: [np.maximum(x[0], 0).astype(x[0].dtype)], "nonlinear",
-    doc="Rectified linear unit."))
+    grad=_grad_relu, doc="Rectified linear unit."))
 define(OpDef(
     "nn.gelu", ("x",), _attrs(approximate=AttrSpec("str", False, "none", ("none", "tanh"))), _same,
     lambda op, x, ctx: [gelu(x[0], op.attributes.get("approximate", "none"))], "nonlinear",
     cost=lambda op: OpCost(0, 8 * op.results[0].type.numel, op.operands[0].type.nbytes,
                            op.results[0].type.nbytes),
-    doc="Gaussian error linear unit (exact erf form, or the tanh approximation)."))
+    grad=_grad_gelu, doc="Gaussian error linear unit (exact erf form, or the tanh approximation)."))
 
 
 # --------------------------------------------------------------------------- nn: softmax, layer norm
@@ -429,12 +655,16 @@ def _softmax_infer(types: list[TensorType], attrs: Attributes) -> list[TensorTyp
     return [types[0].dense()]
 
 
+def _grad_softmax(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    return [b.op("grad.softmax", grads[0], op.result, axis=op.attributes.get("axis", -1))]
+
+
 define(OpDef(
     "nn.softmax", ("x",), _attrs(axis=AttrSpec("int", False, -1)), _softmax_infer,
     lambda op, x, ctx: [softmax(x[0], op.attributes.get("axis", -1))], "softmax",
     cost=lambda op: OpCost(0, 5 * op.results[0].type.numel, op.operands[0].type.nbytes,
                            op.results[0].type.nbytes),
-    doc="Softmax along one axis (max-shifted): about 5 elementary ops per element."))
+    grad=_grad_softmax, doc="Softmax along one axis (max-shifted): about 5 elementary ops per element."))
 
 
 def layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None, axis: int,
@@ -460,6 +690,19 @@ def _layer_norm_infer(types: list[TensorType], attrs: Attributes) -> list[Tensor
     return [x.dense()]
 
 
+def _grad_layer_norm(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    x, scale = op.operands[0], op.operands[1]
+    bias = op.operands[2] if len(op.operands) > 2 else None
+    dx, dscale, dbias = b.create(
+        "grad.layer_norm", (grads[0], x, scale),
+        {"axis": op.attributes.get("axis", -1), "epsilon": op.attributes.get("epsilon", 1e-5)}).results
+    out = [dx if _needs(b, x) else None,
+           reduce_to_shape(b, dscale, scale.type.shape) if _needs(b, scale) else None]
+    if bias is not None:
+        out.append(reduce_to_shape(b, dbias, bias.type.shape) if _needs(b, bias) else None)
+    return out
+
+
 define(OpDef(
     "nn.layer_norm", ("x", "scale", "bias?"),
     _attrs(axis=AttrSpec("int", False, -1), epsilon=AttrSpec("float", False, 1e-5)),
@@ -469,7 +712,7 @@ define(OpDef(
     "layernorm",
     cost=lambda op: OpCost(0, 8 * op.results[0].type.numel, _bytes([v.type for v in op.operands]),
                            op.results[0].type.nbytes),
-    doc="Layer normalisation over the trailing axes from 'axis': about 8 ops per element."))
+    grad=_grad_layer_norm, doc="Layer normalisation over the trailing axes from 'axis': about 8 ops per element."))
 
 
 # --------------------------------------------------------------------------- nn: conv1d
@@ -524,6 +767,19 @@ def _conv1d_cost(op: Op) -> OpCost:
                   _bytes([v.type for v in op.operands]), out.nbytes)
 
 
+def _grad_conv1d(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    g = grads[0]
+    x, w = op.operands[0], op.operands[1]
+    attrs = {k: op.attributes.get(k, d) for k, d in
+             (("stride", 1), ("pads", (0, 0)), ("dilation", 1), ("groups", 1))}
+    out = [b.op("grad.conv1d_input", g, w, length=x.type.shape[2], **attrs) if _needs(b, x) else None,
+           b.op("grad.conv1d_weight", g, x, kernel=w.type.shape[2], **attrs) if _needs(b, w) else None]
+    if len(op.operands) > 2:
+        out.append(b.op("tensor.reduce_sum", g, axes=(0, 2), keepdims=False)
+                   if _needs(b, op.operands[2]) else None)
+    return out
+
+
 define(OpDef(
     "nn.conv1d", ("x", "weight", "bias?"),
     _attrs(stride=AttrSpec("int", False, 1), pads=AttrSpec("ints", False, (0, 0)),
@@ -533,7 +789,7 @@ define(OpDef(
                                op.attributes.get("stride", 1), op.attributes.get("pads", (0, 0)),
                                op.attributes.get("dilation", 1), op.attributes.get("groups", 1))],
     "conv", cost=_conv1d_cost,
-    doc="1-D convolution over [N, C, L] (ONNX Conv with one spatial axis)."))
+    grad=_grad_conv1d, doc="1-D convolution over [N, C, L] (ONNX Conv with one spatial axis)."))
 
 
 # --------------------------------------------------------------------------- tensor: matmul
@@ -581,9 +837,13 @@ def _matmul_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     return [np.matmul(x[0], x[1]).astype(_out_dtype(op), copy=False)]
 
 
+def _grad_matmul(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    return list(grad_matmul(b, op.operands[0], op.operands[1], grads[0]))
+
+
 define(OpDef(
     "tensor.matmul", ("lhs", "rhs"), {}, _matmul_infer, _matmul_eval, "matmul", cost=_matmul_cost,
-    doc="Matrix product with numpy semantics (batched, broadcasting batch dimensions)."))
+    grad=_grad_matmul, doc="Matrix product with numpy semantics (batched, broadcasting batch dimensions)."))
 
 
 # --------------------------------------------------------------------------- tensor: data movement
@@ -599,10 +859,14 @@ def _reshape_infer(types: list[TensorType], attrs: Attributes) -> list[TensorTyp
     return [TensorType(shape, types[0].dtype)]
 
 
+def _grad_reshape(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    return [b.op("tensor.reshape", grads[0], shape=op.operands[0].type.shape)]
+
+
 define(OpDef(
     "tensor.reshape", ("x",), _attrs(shape=AttrSpec("ints")), _reshape_infer,
     lambda op, x, ctx: [x[0].reshape(op.attributes["shape"])], "view",
-    doc="Reshape to a static shape (a view: moves no data)."))
+    grad=_grad_reshape, doc="Reshape to a static shape (a view: moves no data)."))
 
 
 def _transpose_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
@@ -612,10 +876,16 @@ def _transpose_infer(types: list[TensorType], attrs: Attributes) -> list[TensorT
     return [TensorType(tuple(types[0].shape[p] for p in perm), types[0].dtype)]
 
 
+def _grad_transpose(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    perm = op.attributes["perm"]
+    inverse = tuple(sorted(range(len(perm)), key=lambda i: perm[i]))
+    return [b.op("tensor.transpose", grads[0], perm=inverse)]
+
+
 define(OpDef(
     "tensor.transpose", ("x",), _attrs(perm=AttrSpec("ints")), _transpose_infer,
     lambda op, x, ctx: [np.ascontiguousarray(np.transpose(x[0], op.attributes["perm"]))], "data",
-    doc="Permute axes."))
+    grad=_grad_transpose, doc="Permute axes."))
 
 
 def _gather_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
@@ -633,12 +903,20 @@ def _gather_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     return [np.take(data, idx, axis=axis)]
 
 
+def _grad_gather(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    data, indices = op.operands
+    if not _needs(b, data):
+        return [None, None]
+    axis = op.attributes.get("axis", 0) % data.type.rank
+    return [b.op("grad.gather", grads[0], indices, axis=axis, size=data.type.shape[axis]), None]
+
+
 define(OpDef(
     "tensor.gather", ("data", "indices"), _attrs(axis=AttrSpec("int", False, 0)), _gather_infer,
     _gather_eval, "data",
     cost=lambda op: OpCost(0, 0, op.operands[1].type.nbytes + op.results[0].type.nbytes,
                            op.results[0].type.nbytes),
-    doc="Take slices of data along an axis by index (embedding lookup): reads only the "
+    grad=_grad_gather, doc="Take slices of data along an axis by index (embedding lookup): reads only the "
         "gathered rows."))
 
 
@@ -657,10 +935,22 @@ def _concat_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType
     return [TensorType(first.shape[:axis] + (total,) + first.shape[axis + 1:], first.dtype)]
 
 
+def _grad_concat(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    g = grads[0]
+    axis = op.attributes["axis"] % g.type.rank
+    out, offset = [], 0
+    for x in op.operands:
+        size = x.type.shape[axis]
+        out.append(b.op("tensor.slice", g, starts=(offset,), ends=(offset + size,), axes=(axis,),
+                        steps=(1,)) if _needs(b, x) else None)
+        offset += size
+    return out
+
+
 define(OpDef(
     "tensor.concat", ("*inputs",), _attrs(axis=AttrSpec("int")), _concat_infer,
     lambda op, x, ctx: [np.concatenate(x, axis=op.attributes["axis"])], "data",
-    doc="Concatenate along an axis."))
+    grad=_grad_concat, doc="Concatenate along an axis."))
 
 
 def _slice_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
@@ -685,10 +975,16 @@ def _slice_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     return [np.ascontiguousarray(x[0][tuple(index)])]
 
 
+def _grad_slice(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    a = op.attributes
+    return [b.op("grad.slice", grads[0], starts=a["starts"], ends=a["ends"], axes=a["axes"],
+                 steps=a["steps"], shape=op.operands[0].type.shape)]
+
+
 define(OpDef(
     "tensor.slice", ("x",),
     _attrs(starts=AttrSpec("ints"), ends=AttrSpec("ints"), axes=AttrSpec("ints"), steps=AttrSpec("ints")),
-    _slice_infer, _slice_eval, "data", doc="Static strided slice (Python slice semantics)."))
+    _slice_infer, _slice_eval, "data", grad=_grad_slice, doc="Static strided slice (Python slice semantics)."))
 
 
 def _expand_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
@@ -699,10 +995,14 @@ def _expand_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType
     return [TensorType(tuple(shape), types[0].dtype)]
 
 
+def _grad_expand(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    return [reduce_to_shape(b, grads[0], op.operands[0].type.shape)]
+
+
 define(OpDef(
     "tensor.expand", ("x",), _attrs(shape=AttrSpec("ints")), _expand_infer,
     lambda op, x, ctx: [np.ascontiguousarray(np.broadcast_to(x[0], op.results[0].type.shape))],
-    "data", doc="Broadcast to a shape (ONNX Expand)."))
+    "data", grad=_grad_expand, doc="Broadcast to a shape (ONNX Expand)."))
 
 
 def _reduce_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
@@ -715,7 +1015,8 @@ def _reduce_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType
     return [TensorType(shape, x.dtype)]
 
 
-def _reduction(name: str, fn: Callable[..., np.ndarray], doc: str) -> None:
+def _reduction(name: str, fn: Callable[..., np.ndarray], doc: str,
+               grad: GradFn | None = None) -> None:
     def evaluate(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
         axes = tuple(op.attributes["axes"])
         keep = op.attributes.get("keepdims", True)
@@ -724,12 +1025,40 @@ def _reduction(name: str, fn: Callable[..., np.ndarray], doc: str) -> None:
 
     define(OpDef(f"tensor.{name}", ("x",),
                  _attrs(axes=AttrSpec("ints"), keepdims=AttrSpec("bool", False, True)),
-                 _reduce_infer, evaluate, "reduce", doc=doc))
+                 _reduce_infer, evaluate, "reduce", grad=grad, doc=doc))
 
 
-_reduction("reduce_sum", np.sum, "Sum over axes.")
-_reduction("reduce_mean", np.mean, "Mean over axes.")
-_reduction("reduce_max", np.max, "Maximum over axes.")
+def _spread(b: Any, op: Op, g: Any) -> Any:
+    """A reduction's result gradient, broadcast back over the reduced axes."""
+    x = op.operands[0]
+    axes = {a % x.type.rank for a in op.attributes["axes"]}
+    kept = tuple(1 if i in axes else d for i, d in enumerate(x.type.shape))
+    if g.type.shape != kept:
+        g = b.op("tensor.reshape", g, shape=kept)
+    return b.op("tensor.expand", g, shape=x.type.shape) if kept != x.type.shape else g
+
+
+def _grad_reduce_sum(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    return [_spread(b, op, grads[0])]
+
+
+def _grad_reduce_mean(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    x = op.operands[0]
+    count = x.type.numel // max(op.result.type.numel, 1)
+    return [_spread(b, op, b.op("arith.mul", grads[0], _scalar_like(b, 1.0 / count, grads[0])))]
+
+
+def _grad_reduce_max(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    """Every element equal to the maximum receives the gradient (torch's amax
+    splits it evenly among ties; ties are rare in real activations)."""
+    x = op.operands[0]
+    hit = b.op("arith.equal", x, _spread(b, op, op.result))
+    return [b.op("arith.select", hit, _spread(b, op, grads[0]), _scalar_like(b, 0.0, grads[0]))]
+
+
+_reduction("reduce_sum", np.sum, "Sum over axes.", grad=_grad_reduce_sum)
+_reduction("reduce_mean", np.mean, "Mean over axes.", grad=_grad_reduce_mean)
+_reduction("reduce_max", np.max, "Maximum over axes.", grad=_grad_reduce_max)
 
 
 # --------------------------------------------------------------------------- tensor: constants, params, control
@@ -742,7 +1071,7 @@ def _constant_infer(types: list[TensorType], attrs: Attributes) -> list[TensorTy
 define(OpDef(
     "tensor.constant", (), _attrs(value=AttrSpec("dense")), _constant_infer,
     lambda op, x, ctx: [op.attributes["value"].array()], "constant",
-    doc="A small constant tensor kept inline (large ones are parameters)."))
+    grad=_zero_grad, doc="A small constant tensor kept inline (large ones are parameters)."))
 
 
 def _param_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
@@ -766,7 +1095,7 @@ def _param_verify(op: Op) -> str | None:
 define(OpDef(
     "tensor.param", (), _attrs(name=AttrSpec("str")), None, _param_eval, "constant",
     verify=_param_verify,
-    doc="Read a module parameter.  Its memory traffic is charged to the ops that use it."))
+    grad=_zero_grad, doc="Read a module parameter.  Its memory traffic is charged to the ops that use it."))
 
 
 def _assign_verify(op: Op) -> str | None:
@@ -792,10 +1121,10 @@ define(OpDef(
     "tensor.assign", ("value",), _attrs(name=AttrSpec("str")), lambda t, a: [], _assign_eval,
     "data", verify=_assign_verify, side_effects=True, num_results=0,
     cost=lambda op: OpCost(0, 0, 0, op.operands[0].type.nbytes),
-    doc="Write a new value into a module parameter (optimizer updates); the write goes to "
+    grad=_zero_grad, doc="Write a new value into a module parameter (optimizer updates); the write goes to "
         "main memory."))
 
 
 define(OpDef(
     "func.return", ("*values",), {}, lambda t, a: [], lambda op, x, ctx: [], "control",
-    side_effects=True, num_results=0, doc="Return values from the function (last op)."))
+    side_effects=True, num_results=0, grad=_zero_grad, doc="Return values from the function (last op)."))

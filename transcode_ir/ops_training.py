@@ -1,0 +1,491 @@
+"""Op kinds of training graphs, made by the ``autodiff`` pass and by the
+gradient rules of :mod:`transcode_ir.opdefs`.
+
+Losses (category ``loss``), each a scalar ``tensor<f32>``:
+
+``loss.cross_entropy(logits, labels) {ignore_index}``
+    Mean over all positions of ``-log softmax(logits)[label]``; classes lie
+    along the last axis of ``logits``, ``labels`` (i64) has the other axes.
+    Positions whose label is ``ignore_index`` (-100, as in torch) are left out.
+``loss.mse(prediction, target)``
+    Mean of the squared differences.
+
+Backward kernels (the parts of gradient rules that a cost model should see
+as one job on one unit, rather than as a dozen elementwise ops):
+
+``grad.gelu(dy, x)``, ``grad.softmax(dy, y)``,
+``grad.layer_norm(dy, x, scale) -> (dx, dscale, dbias)``,
+``grad.conv1d_input(dy, weight)``, ``grad.conv1d_weight(dy, x)``,
+``grad.gather(dy, indices)`` (scatter-add: the embedding-table gradient),
+``grad.slice(dy)`` (zero-pad back to the sliced tensor's shape),
+``grad.cross_entropy(dloss, logits, labels)``, ``grad.mse(dloss, prediction, target)``.
+
+Optimizer updates (category ``optimizer``), whose results ``tensor.assign``
+writes back into the parameters:
+
+``optim.sgd(param, grad) {lr} -> param'``
+    ``param - lr * grad``.
+``optim.adam(param, grad, m, v, step) {lr, beta1, beta2, epsilon} -> (param', m', v')``
+    Adam with bias correction, step by step as ``torch.optim.Adam``; ``step``
+    is the i64 step count *after* this update (1 on the first step).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from transcode_ir.core import Attributes, Op
+from transcode_ir.opdefs import (
+    AttrSpec,
+    OpCost,
+    OpDef,
+    ShapeError,
+    _bytes,
+    _norm_axis,
+    _out_dtype,
+    define,
+    erf,
+)
+from transcode_ir.types import TensorType
+
+__all__ = ["gelu_derivative"]
+
+_FLOATS = ("f16", "f32", "f64")
+
+
+def _elementwise_cost(per_element: int, reads: int | None = None):  # noqa: ANN202
+    def cost(op: Op) -> OpCost:
+        ins = op.operands if reads is None else op.operands[:reads]
+        return OpCost(0, per_element * op.results[0].type.numel, _bytes([v.type for v in ins]),
+                      _bytes([r.type for r in op.results]))
+    return cost
+
+
+def _same_as(index: int):  # noqa: ANN202
+    def infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+        return [types[index].dense()]
+    return infer
+
+
+def _check_same_shape(types: list[TensorType], what: str) -> None:
+    if types[0].shape != types[1].shape:
+        raise ShapeError(f"{what}: {list(types[0].shape)} and {list(types[1].shape)} differ")
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def _ce_check(logits: TensorType, labels: TensorType) -> None:
+    if logits.dtype not in _FLOATS:
+        raise ShapeError(f"logits must be floating point, got {logits.dtype}")
+    if labels.dtype not in ("i64", "i32"):
+        raise ShapeError(f"labels must be integers, got {labels.dtype}")
+    if logits.rank < 1 or labels.shape != logits.shape[:-1]:
+        raise ShapeError(f"labels {list(labels.shape)} must have the shape of the logits "
+                         f"{list(logits.shape)} without the class axis")
+
+
+def _ce_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    _ce_check(types[0], types[1])
+    return [TensorType((), types[0].dtype)]
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x64 = x.astype(np.float64)
+    shifted = x64 - x64.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _ce_parts(logits: np.ndarray, labels: np.ndarray, ignore: int) -> tuple[np.ndarray, np.ndarray, int]:
+    flat = logits.reshape(-1, logits.shape[-1])
+    lab = labels.reshape(-1).astype(np.int64)
+    keep = lab != ignore
+    count = int(keep.sum())
+    return flat, np.where(keep, lab, 0), count
+
+
+def _ce_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    flat, lab, count = _ce_parts(x[0], x[1], op.attributes.get("ignore_index", -100))
+    keep = x[1].reshape(-1) != op.attributes.get("ignore_index", -100)
+    logp = _log_softmax(flat)
+    picked = logp[np.arange(flat.shape[0]), lab]
+    loss = -(picked * keep).sum() / max(count, 1) if count else np.nan
+    return [np.asarray(loss, dtype=_out_dtype(op))]
+
+
+def _ce_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    dloss, logits, labels = x
+    ignore = op.attributes.get("ignore_index", -100)
+    flat, lab, count = _ce_parts(logits, labels, ignore)
+    keep = (labels.reshape(-1) != ignore).astype(np.float64)
+    p = np.exp(_log_softmax(flat))
+    p[np.arange(flat.shape[0]), lab] -= 1.0
+    p *= keep[:, None] * (float(dloss) / max(count, 1))
+    return [p.reshape(logits.shape).astype(_out_dtype(op))]
+
+
+def _ce_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    (g,) = grads
+    return [b.op("grad.cross_entropy", g, op.operands[0], op.operands[1],
+                 ignore_index=op.attributes.get("ignore_index", -100)), None]
+
+
+define(OpDef(
+    "loss.cross_entropy", ("logits", "labels"),
+    {"ignore_index": AttrSpec("int", False, -100)},
+    _ce_infer, _ce_eval, "loss", grad=_ce_grad,
+    cost=lambda op: OpCost(0, 5 * op.operands[0].type.numel, _bytes([v.type for v in op.operands]),
+                           op.results[0].type.nbytes),
+    doc="Mean cross-entropy of logits (classes on the last axis) against integer labels."))
+
+
+def _ce_grad_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    if types[0].shape != ():
+        raise ShapeError(f"the loss gradient must be a scalar, got {list(types[0].shape)}")
+    _ce_check(types[1], types[2])
+    return [types[1].dense()]
+
+
+define(OpDef(
+    "grad.cross_entropy", ("dloss", "logits", "labels"),
+    {"ignore_index": AttrSpec("int", False, -100)},
+    _ce_grad_infer, _ce_grad_eval, "loss",
+    cost=lambda op: OpCost(0, 6 * op.results[0].type.numel, _bytes([v.type for v in op.operands]),
+                           op.results[0].type.nbytes),
+    doc="Gradient of loss.cross_entropy with respect to the logits: (softmax - onehot) / count."))
+
+
+def _mse_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    _check_same_shape(types, "prediction and target shapes")
+    if types[0].dtype not in _FLOATS or types[1].dtype != types[0].dtype:
+        raise ShapeError(f"mse needs matching floating-point operands, got {types[0].dtype} "
+                         f"and {types[1].dtype}")
+    return [TensorType((), types[0].dtype)]
+
+
+def _mse_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    d = x[0].astype(np.float64) - x[1].astype(np.float64)
+    return [np.asarray(np.mean(d * d), dtype=_out_dtype(op))]
+
+
+def _mse_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    (g,) = grads
+    dy = b.op("grad.mse", g, op.operands[0], op.operands[1])
+    return [dy, b.op("arith.neg", dy)]
+
+
+define(OpDef(
+    "loss.mse", ("prediction", "target"), {}, _mse_infer, _mse_eval, "loss", grad=_mse_grad,
+    cost=_elementwise_cost(3), doc="Mean squared error."))
+
+
+def _mse_grad_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    _check_same_shape(types[1:], "prediction and target shapes")
+    return [types[1].dense()]
+
+
+def _mse_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    dloss, y, t = x
+    d = y.astype(np.float64) - t.astype(np.float64)
+    return [(d * (2.0 * float(dloss) / max(d.size, 1))).astype(_out_dtype(op))]
+
+
+define(OpDef(
+    "grad.mse", ("dloss", "prediction", "target"), {}, _mse_grad_infer, _mse_grad_eval, "loss",
+    cost=_elementwise_cost(3), doc="Gradient of loss.mse with respect to the prediction."))
+
+
+# --------------------------------------------------------------------------- activation kernels
+
+
+def gelu_derivative(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    x64 = x.astype(np.float64)
+    if approximate == "tanh":
+        k = math.sqrt(2.0 / math.pi)
+        inner = k * (x64 + 0.044715 * x64 ** 3)
+        t = np.tanh(inner)
+        return 0.5 * (1 + t) + 0.5 * x64 * (1 - t * t) * k * (1 + 3 * 0.044715 * x64 ** 2)
+    cdf = 0.5 * (1.0 + erf(x64 / math.sqrt(2.0)))
+    pdf = np.exp(-0.5 * x64 * x64) / math.sqrt(2.0 * math.pi)
+    return cdf + x64 * pdf
+
+
+def _check_dy(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    _check_same_shape(types, "dy and the saved forward value")
+    return [types[1].dense()]
+
+
+define(OpDef(
+    "grad.gelu", ("dy", "x"),
+    {"approximate": AttrSpec("str", False, "none", ("none", "tanh"))},
+    _check_dy,
+    lambda op, x, ctx: [(x[0].astype(np.float64) * gelu_derivative(
+        x[1], op.attributes.get("approximate", "none"))).astype(_out_dtype(op))],
+    "nonlinear", cost=_elementwise_cost(10),
+    doc="dy * gelu'(x)."))
+
+
+def _softmax_grad_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    _norm_axis(attrs["axis"], types[1].rank)
+    return _check_dy(types, attrs)
+
+
+def _softmax_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    dy, y = x[0].astype(np.float64), x[1].astype(np.float64)
+    axis = op.attributes.get("axis", -1)
+    return [(y * (dy - (dy * y).sum(axis=axis, keepdims=True))).astype(_out_dtype(op))]
+
+
+define(OpDef(
+    "grad.softmax", ("dy", "y"), {"axis": AttrSpec("int", False, -1)},
+    _softmax_grad_infer, _softmax_grad_eval, "softmax", cost=_elementwise_cost(4),
+    doc="Softmax backward from its output y: y * (dy - sum(dy * y, axis))."))
+
+
+def _ln_grad_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    dy, x = types[0], types[1]
+    _check_same_shape([dy, x], "dy and x")
+    axis = _norm_axis(attrs["axis"], x.rank)
+    normalized = TensorType(x.shape[axis:], x.dtype)
+    return [x.dense(), normalized, normalized]
+
+
+def _ln_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    dy, xs, scale = (a.astype(np.float64) for a in x)
+    axis = op.attributes.get("axis", -1) % xs.ndim
+    eps = op.attributes.get("epsilon", 1e-5)
+    axes = tuple(range(axis, xs.ndim))
+    lead = tuple(range(axis))
+    mean = xs.mean(axis=axes, keepdims=True)
+    inv = 1.0 / np.sqrt(((xs - mean) ** 2).mean(axis=axes, keepdims=True) + eps)
+    xhat = (xs - mean) * inv
+    scale_full = np.broadcast_to(scale, xs.shape[axis:])
+    dxhat = dy * scale_full
+    n = math.prod(xs.shape[axis:])
+    dx = inv * (dxhat - dxhat.sum(axis=axes, keepdims=True) / n
+                - xhat * (dxhat * xhat).sum(axis=axes, keepdims=True) / n)
+    dtype = _out_dtype(op)
+    return [dx.astype(dtype), (dy * xhat).sum(axis=lead).astype(dtype), dy.sum(axis=lead).astype(dtype)]
+
+
+define(OpDef(
+    "grad.layer_norm", ("dy", "x", "scale"),
+    {"axis": AttrSpec("int", False, -1), "epsilon": AttrSpec("float", False, 1e-5)},
+    _ln_grad_infer, _ln_grad_eval, "layernorm", num_results=3,
+    cost=lambda op: OpCost(0, 12 * op.operands[1].type.numel, _bytes([v.type for v in op.operands]),
+                           _bytes([r.type for r in op.results])),
+    doc="Layer-norm backward: (dx, dscale, dbias), the last two over the normalized shape."))
+
+
+# --------------------------------------------------------------------------- data-movement kernels
+
+
+def _gather_grad_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    dy, idx = types
+    if idx.dtype not in ("i64", "i32"):
+        raise ShapeError(f"indices must be integers, got {idx.dtype}")
+    axis = attrs["axis"]
+    rank = dy.rank - idx.rank + 1
+    axis = _norm_axis(axis, rank)
+    if dy.shape[axis:axis + idx.rank] != idx.shape:
+        raise ShapeError(f"dy {list(dy.shape)} does not hold indices {list(idx.shape)} at axis {axis}")
+    return [TensorType(dy.shape[:axis] + (attrs["size"],) + dy.shape[axis + idx.rank:], dy.dtype)]
+
+
+def _gather_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    dy, idx = x
+    out_type = op.results[0].type
+    axis = op.attributes.get("axis", 0) % out_type.rank
+    size = op.attributes["size"]
+    idx = np.where(idx < 0, idx + size, idx).reshape(-1)
+    moved = np.moveaxis(dy, list(range(axis, axis + x[1].ndim)), list(range(x[1].ndim)))
+    moved = moved.reshape((idx.size,) + moved.shape[x[1].ndim:]).astype(np.float64)
+    acc = np.zeros((size,) + moved.shape[1:], np.float64)
+    np.add.at(acc, idx, moved)
+    return [np.moveaxis(acc, 0, axis).astype(_out_dtype(op))]
+
+
+define(OpDef(
+    "grad.gather", ("dy", "indices"), {"axis": AttrSpec("int", False, 0), "size": AttrSpec("int")},
+    _gather_grad_infer, _gather_grad_eval, "data",
+    cost=lambda op: OpCost(0, op.operands[0].type.numel, _bytes([v.type for v in op.operands]),
+                           op.results[0].type.nbytes),
+    doc="Gather backward: scatter-add dy into zeros of the gathered tensor's shape "
+        "(embedding-table gradient)."))
+
+
+def _slice_grad_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    return [TensorType(tuple(attrs["shape"]), types[0].dtype)]
+
+
+def _slice_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    a = op.attributes
+    out = np.zeros(tuple(a["shape"]), x[0].dtype)
+    index: list[Any] = [slice(None)] * out.ndim
+    for s, e, ax, st in zip(a["starts"], a["ends"], a["axes"], a["steps"]):
+        index[ax % out.ndim] = slice(s, e, st)
+    out[tuple(index)] = x[0]
+    return [out]
+
+
+def _slice_grad_verify(op: Op) -> str | None:
+    from transcode_ir.opdefs import _slice_infer
+
+    a = op.attributes
+    try:
+        (sliced,) = _slice_infer([op.results[0].type], Attributes(
+            {k: a[k] for k in ("starts", "ends", "axes", "steps")}))
+    except ShapeError as err:
+        return str(err)
+    if sliced.shape != op.operands[0].type.shape:
+        return f"dy {list(op.operands[0].type.shape)} is not the slice's shape {list(sliced.shape)}"
+    return None
+
+
+define(OpDef(
+    "grad.slice", ("dy",),
+    {"starts": AttrSpec("ints"), "ends": AttrSpec("ints"), "axes": AttrSpec("ints"),
+     "steps": AttrSpec("ints"), "shape": AttrSpec("ints")},
+    _slice_grad_infer, _slice_grad_eval, "data", verify=_slice_grad_verify,
+    doc="Slice backward: dy placed into zeros of the sliced tensor's shape."))
+
+
+# --------------------------------------------------------------------------- conv1d kernels
+
+
+def _conv_attrs(op: Op) -> tuple[int, tuple[int, int], int, int]:
+    a = op.attributes
+    return a.get("stride", 1), tuple(a.get("pads", (0, 0))), a.get("dilation", 1), a.get("groups", 1)
+
+
+_CONV_ATTRS = {"stride": AttrSpec("int", False, 1), "pads": AttrSpec("ints", False, (0, 0)),
+               "dilation": AttrSpec("int", False, 1), "groups": AttrSpec("int", False, 1)}
+
+
+def _windows_index(length: int, kernel: int, stride: int, dilation: int, pads: tuple[int, int]) -> tuple[np.ndarray, int]:
+    out_len = (length + pads[0] + pads[1] - dilation * (kernel - 1) - 1) // stride + 1
+    idx = np.arange(out_len)[:, None] * stride + np.arange(kernel)[None, :] * dilation
+    return idx, out_len
+
+
+def _conv_input_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    dy, w = types
+    if dy.rank != 3 or w.rank != 3 or dy.shape[1] != w.shape[0]:
+        raise ShapeError(f"dy {list(dy.shape)} and weight {list(w.shape)} do not fit a conv1d")
+    return [TensorType((dy.shape[0], w.shape[1] * attrs["groups"], attrs["length"]), dy.dtype)]
+
+
+def _conv_input_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    dy, w = x[0].astype(np.float64), x[1].astype(np.float64)
+    stride, pads, dilation, groups = _conv_attrs(op)
+    n, m, out_len = dy.shape
+    _, cg, k = w.shape
+    length = op.attributes["length"]
+    idx, _ = _windows_index(length, k, stride, dilation, pads)
+    padded = np.zeros((n, cg * groups, length + pads[0] + pads[1]))
+    mg = m // groups
+    for g in range(groups):
+        # contributions[n, c, l, k] = sum_m dy[n, m, l] w[m, c, k]
+        contrib = np.einsum("nml,mck->nclk", dy[:, g * mg:(g + 1) * mg], w[g * mg:(g + 1) * mg])
+        target = padded[:, g * cg:(g + 1) * cg]
+        np.add.at(target, (slice(None), slice(None), idx), contrib)
+        padded[:, g * cg:(g + 1) * cg] = target
+    return [padded[:, :, pads[0]:pads[0] + length].astype(_out_dtype(op))]
+
+
+define(OpDef(
+    "grad.conv1d_input", ("dy", "weight"), dict(_CONV_ATTRS, length=AttrSpec("int")),
+    _conv_input_infer, _conv_input_eval, "conv",
+    cost=lambda op: OpCost(op.operands[0].type.numel * op.operands[1].type.shape[1]
+                           * op.operands[1].type.shape[2], 0,
+                           _bytes([v.type for v in op.operands]), op.results[0].type.nbytes),
+    doc="Conv1d backward to its input (a transposed convolution)."))
+
+
+def _conv_weight_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    dy, x = types
+    if dy.rank != 3 or x.rank != 3 or dy.shape[0] != x.shape[0]:
+        raise ShapeError(f"dy {list(dy.shape)} and x {list(x.shape)} do not fit a conv1d")
+    groups = attrs["groups"]
+    return [TensorType((dy.shape[1], x.shape[1] // groups, attrs["kernel"]), dy.dtype)]
+
+
+def _conv_weight_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    dy, xs = x[0].astype(np.float64), x[1].astype(np.float64)
+    stride, pads, dilation, groups = _conv_attrs(op)
+    k = op.attributes["kernel"]
+    n, c, length = xs.shape
+    m = dy.shape[1]
+    idx, _ = _windows_index(length, k, stride, dilation, pads)
+    windows = np.pad(xs, ((0, 0), (0, 0), pads))[:, :, idx]       # n, c, l, k
+    cg, mg = c // groups, m // groups
+    out = np.empty((m, cg, k))
+    for g in range(groups):
+        out[g * mg:(g + 1) * mg] = np.einsum("nml,nclk->mck", dy[:, g * mg:(g + 1) * mg],
+                                             windows[:, g * cg:(g + 1) * cg])
+    return [out.astype(_out_dtype(op))]
+
+
+define(OpDef(
+    "grad.conv1d_weight", ("dy", "x"), dict(_CONV_ATTRS, kernel=AttrSpec("int")),
+    _conv_weight_infer, _conv_weight_eval, "conv",
+    cost=lambda op: OpCost(op.operands[0].type.numel * op.results[0].type.shape[1]
+                           * op.results[0].type.shape[2], 0,
+                           _bytes([v.type for v in op.operands]), op.results[0].type.nbytes),
+    doc="Conv1d backward to its weight (correlation of the input with dy)."))
+
+
+# --------------------------------------------------------------------------- optimizers
+
+
+def _sgd_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    _check_same_shape(types, "parameter and gradient")
+    return [types[0].dense()]
+
+
+define(OpDef(
+    "optim.sgd", ("param", "grad"), {"lr": AttrSpec("float")},
+    _sgd_infer,
+    lambda op, x, ctx: [(x[0] - np.asarray(op.attributes["lr"], x[0].dtype) * x[1]).astype(x[0].dtype)],
+    "optimizer", cost=_elementwise_cost(2),
+    doc="Plain SGD update: param - lr * grad."))
+
+
+def _adam_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    p, g, m, v, step = types
+    for t, what in ((g, "gradient"), (m, "first moment"), (v, "second moment")):
+        if t.shape != p.shape:
+            raise ShapeError(f"{what} {list(t.shape)} differs from the parameter {list(p.shape)}")
+    if step.shape != () or step.dtype not in ("i64", "i32"):
+        raise ShapeError(f"step must be an integer scalar, got {step}")
+    return [p.dense(), m.dense(), v.dense()]
+
+
+def _adam_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
+    p, g, m, v, step = x
+    a = op.attributes
+    beta1, beta2, lr, eps = a.get("beta1", 0.9), a.get("beta2", 0.999), a["lr"], a.get("epsilon", 1e-8)
+    t = int(step)
+    dtype = p.dtype
+    m = (beta1 * m.astype(np.float64) + (1 - beta1) * g.astype(np.float64)).astype(dtype)
+    v = (beta2 * v.astype(np.float64) + (1 - beta2) * np.square(g.astype(np.float64))).astype(dtype)
+    bias1 = 1 - beta1 ** t
+    bias2 = 1 - beta2 ** t
+    denom = np.sqrt(v.astype(np.float64)) / math.sqrt(bias2) + eps
+    p = (p.astype(np.float64) - (lr / bias1) * m.astype(np.float64) / denom).astype(dtype)
+    return [p, m, v]
+
+
+define(OpDef(
+    "optim.adam", ("param", "grad", "m", "v", "step"),
+    {"lr": AttrSpec("float"), "beta1": AttrSpec("float", False, 0.9),
+     "beta2": AttrSpec("float", False, 0.999), "epsilon": AttrSpec("float", False, 1e-8)},
+    _adam_infer, _adam_eval, "optimizer", num_results=3,
+    cost=lambda op: OpCost(0, 12 * op.operands[0].type.numel, _bytes([v.type for v in op.operands]),
+                           _bytes([r.type for r in op.results])),
+    doc="Adam update with bias correction (torch.optim.Adam): returns the new parameter and "
+        "moments."))
+
