@@ -34,6 +34,7 @@ from onnx import numpy_helper
 
 from backends.onnx.context import EmitContext, OnnxExportError, onnx_element_type
 from transcode_ir.core import Op
+from transcode_ir.types import numpy_dtype
 
 __all__ = ["EMITTERS", "NOT_EXPORTABLE", "Emitter", "emits", "supported_op_kinds"]
 
@@ -127,21 +128,23 @@ def emit_cast(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
 
 @emits("nn.gelu")
 def emit_gelu(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
-    approximate = op.attr("approximate", "none")
+    return [gelu(ctx, x[0], _dtype(op), op.attr("approximate", "none"))]
+
+
+def gelu(ctx: EmitContext, x: str, dtype: str, approximate: str) -> str:
+    """GELU of tensor ``x``: the Gelu node from opset 20, its formula before."""
     if ctx.opset >= 20:
-        return [ctx.node1("Gelu", x, approximate=approximate)]
-    dtype = _dtype(op)
-    (v,) = x
+        return ctx.node1("Gelu", [x], approximate=approximate)
     half, one = ctx.scalar(0.5, dtype), ctx.scalar(1.0, dtype)
     if approximate == "tanh":
         # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-        cube = ctx.node1("Mul", [ctx.node1("Mul", [v, v]), v])
-        inner = ctx.node1("Add", [v, ctx.node1("Mul", [cube, ctx.scalar(0.044715, dtype)])])
+        cube = ctx.node1("Mul", [ctx.node1("Mul", [x, x]), x])
+        inner = ctx.node1("Add", [x, ctx.node1("Mul", [cube, ctx.scalar(0.044715, dtype)])])
         core = ctx.node1("Tanh", [ctx.node1("Mul", [inner, ctx.scalar(math.sqrt(2 / math.pi), dtype)])])
     else:
         # 0.5 x (1 + erf(x / sqrt 2))
-        core = ctx.node1("Erf", [ctx.node1("Mul", [v, ctx.scalar(1 / math.sqrt(2), dtype)])])
-    return [ctx.node1("Mul", [ctx.node1("Mul", [v, ctx.node1("Add", [core, one])]), half])]
+        core = ctx.node1("Erf", [ctx.node1("Mul", [x, ctx.scalar(1 / math.sqrt(2), dtype)])])
+    return ctx.node1("Mul", [ctx.node1("Mul", [x, ctx.node1("Add", [core, one])]), half])
 
 
 @emits("nn.softmax")
@@ -277,3 +280,313 @@ def emit_return(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     for value, source, name in zip(op.operands, x, ctx.result_names):
         ctx.add_output(name, source, value.type)
     return []
+
+
+# --------------------------------------------------------------------------- fused ops (transcode_ir.ops_fused)
+
+
+def reshape(ctx: EmitContext, x: str, shape: list[int] | tuple[int, ...]) -> str:
+    """Reshape to a static shape (no zero dimensions)."""
+    return ctx.node1("Reshape", [x, ctx.ints(list(shape), "shape")])
+
+
+_LINEAR_ACTIVATIONS = {"none": None, "relu": "relu", "gelu": "none", "gelu_tanh": "tanh"}
+
+
+@emits("nn.linear")
+def emit_linear(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """act(x @ w + bias): MatMul, Add, then Relu or GELU."""
+    y = ctx.node1("MatMul", x[:2])
+    if len(x) > 2:
+        y = ctx.node1("Add", [y, x[2]])
+    activation = op.attr("activation", "none")
+    if activation == "relu":
+        y = ctx.node1("Relu", [y])
+    elif activation in ("gelu", "gelu_tanh"):
+        y = gelu(ctx, y, _dtype(op), _LINEAR_ACTIVATIONS[activation])
+    return [y]
+
+
+@emits("nn.attention")
+def emit_attention(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """softmax(q @ kt * scale + mask, axis=-1) @ v, in the interpreter's order."""
+    scores = ctx.node1("MatMul", x[:2])
+    scale = float(op.attr("scale", 1.0))
+    if scale != 1.0:
+        scores = ctx.node1("Mul", [scores, ctx.scalar(scale, _dtype(op))])
+    if len(x) > 3:
+        scores = ctx.node1("Add", [scores, x[3]])
+    return [ctx.node1("MatMul", [ctx.node1("Softmax", [scores], axis=-1), x[2]])]
+
+
+# --------------------------------------------------------------------------- training (transcode_ir.ops_training)
+#
+# Losses, backward kernels and optimizer updates, written out in ONNX
+# arithmetic so that a whole ``train_step`` exports and runs.
+
+
+def _flat_labels(ctx: EmitContext, op: Op, logits: str, labels: str,
+                 logits_index: int) -> tuple[str, str, int, int]:
+    """Logits as [N, C] and int64 labels as [N] (classes on the last axis)."""
+    shape = op.operands[logits_index].type.shape
+    classes = shape[-1]
+    rows = math.prod(shape[:-1])
+    flat = reshape(ctx, logits, [rows, classes])
+    lab = reshape(ctx, labels, [rows])
+    if op.operands[logits_index + 1].type.dtype != "i64":
+        lab = ctx.node1("Cast", [lab], to=onnx_element_type("i64"))
+    return flat, lab, rows, classes
+
+
+@emits("loss.cross_entropy")
+def emit_cross_entropy(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    flat, lab, _, _ = _flat_labels(ctx, op, x[0], x[1], 0)
+    return [ctx.node1("SoftmaxCrossEntropyLoss", [flat, lab], reduction="mean",
+                      ignore_index=op.attr("ignore_index", -100))]
+
+
+@emits("grad.cross_entropy")
+def emit_cross_entropy_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """dloss * (softmax(logits) - onehot(labels)) / count, zero on ignored rows."""
+    dtype = _dtype(op, 1)
+    flat, lab, rows, classes = _flat_labels(ctx, op, x[1], x[2], 1)
+    ignore = ctx.constant(np.int64(op.attr("ignore_index", -100)), hint="ignore_index")
+    keep = ctx.node1("Not", [ctx.node1("Equal", [lab, ignore])])
+    keep_f = reshape(ctx, ctx.node1("Cast", [keep], to=onnx_element_type(dtype)), [rows, 1])
+    onehot = ctx.node1("Equal", [reshape(ctx, lab, [rows, 1]),
+                                 ctx.constant(np.arange(classes, dtype=np.int64), hint="classes")])
+    onehot_f = ctx.node1("Cast", [onehot], to=onnx_element_type(dtype))
+    count = ctx.node1("Max", [reduce(ctx, "ReduceSum", keep_f, [0, 1], False),
+                              ctx.scalar(1.0, dtype)])
+    scale = ctx.node1("Div", [x[0], count])
+    diff = ctx.node1("Sub", [ctx.node1("Softmax", [flat], axis=-1), onehot_f])
+    grad = ctx.node1("Mul", [ctx.node1("Mul", [diff, keep_f]), scale])
+    return [reshape(ctx, grad, op.operands[1].type.shape)]
+
+
+@emits("loss.mse")
+def emit_mse(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    diff = ctx.node1("Sub", x)
+    rank = op.operands[0].type.rank
+    return [reduce(ctx, "ReduceMean", ctx.node1("Mul", [diff, diff]), list(range(rank)), False)]
+
+
+@emits("grad.mse")
+def emit_mse_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """(prediction - target) * 2 dloss / size."""
+    size = max(op.operands[1].type.numel, 1)
+    factor = ctx.node1("Mul", [x[0], ctx.scalar(2.0 / size, _dtype(op, 1))])
+    return [ctx.node1("Mul", [ctx.node1("Sub", [x[1], x[2]]), factor])]
+
+
+@emits("grad.gelu")
+def emit_gelu_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """dy * gelu'(x), exact or tanh form."""
+    dy, v = x
+    dtype = _dtype(op, 1)
+
+    def c(value: float) -> str:
+        return ctx.scalar(value, dtype)
+
+    def mul(*names: str) -> str:
+        out = names[0]
+        for name in names[1:]:
+            out = ctx.node1("Mul", [out, name])
+        return out
+
+    if op.attr("approximate", "none") == "tanh":
+        # 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 * 0.044715 x^2),  t = tanh(k (x + 0.044715 x^3))
+        k = math.sqrt(2.0 / math.pi)
+        square = mul(v, v)
+        inner = mul(ctx.node1("Add", [v, mul(square, v, c(0.044715))]), c(k))
+        t = ctx.node1("Tanh", [inner])
+        left = mul(ctx.node1("Add", [t, c(1.0)]), c(0.5))
+        slope = ctx.node1("Add", [mul(square, c(3 * 0.044715)), c(1.0)])
+        right = mul(v, ctx.node1("Sub", [c(1.0), mul(t, t)]), slope, c(0.5 * k))
+        derivative = ctx.node1("Add", [left, right])
+    else:
+        # Phi(x) + x phi(x)
+        cdf = mul(ctx.node1("Add", [ctx.node1("Erf", [mul(v, c(1 / math.sqrt(2.0)))]), c(1.0)]),
+                  c(0.5))
+        pdf = mul(ctx.node1("Exp", [mul(v, v, c(-0.5))]), c(1 / math.sqrt(2.0 * math.pi)))
+        derivative = ctx.node1("Add", [cdf, mul(v, pdf)])
+    return [mul(dy, derivative)]
+
+
+@emits("grad.softmax")
+def emit_softmax_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """y * (dy - sum(dy * y, axis))."""
+    dy, y = x
+    axis = op.attr("axis", -1) % op.operands[1].type.rank
+    total = reduce(ctx, "ReduceSum", ctx.node1("Mul", [dy, y]), [axis], True)
+    return [ctx.node1("Mul", [y, ctx.node1("Sub", [dy, total])])]
+
+
+@emits("grad.layer_norm")
+def emit_layer_norm_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """(dx, dscale, dbias) of layer norm over the axes from ``axis``."""
+    dy, v, scale = x
+    data = op.operands[1].type
+    axis = op.attr("axis", -1) % data.rank
+    axes, lead = list(range(axis, data.rank)), list(range(axis))
+    count = ctx.scalar(float(math.prod(data.shape[axis:])), data.dtype)
+    mean = reduce(ctx, "ReduceMean", v, axes, True)
+    centred = ctx.node1("Sub", [v, mean])
+    variance = reduce(ctx, "ReduceMean", ctx.node1("Mul", [centred, centred]), axes, True)
+    epsilon = ctx.scalar(float(op.attr("epsilon", 1e-5)), data.dtype)
+    inv = ctx.node1("Reciprocal", [ctx.node1("Sqrt", [ctx.node1("Add", [variance, epsilon])])])
+    xhat = ctx.node1("Mul", [centred, inv])
+    dxhat = ctx.node1("Mul", [dy, scale])
+    mean_dxhat = ctx.node1("Div", [reduce(ctx, "ReduceSum", dxhat, axes, True), count])
+    mean_dxhat_xhat = ctx.node1(
+        "Div", [reduce(ctx, "ReduceSum", ctx.node1("Mul", [dxhat, xhat]), axes, True), count])
+    inner = ctx.node1("Sub", [ctx.node1("Sub", [dxhat, mean_dxhat]),
+                              ctx.node1("Mul", [xhat, mean_dxhat_xhat])])
+    dx = ctx.node1("Mul", [inv, inner])
+    dscale = reduce(ctx, "ReduceSum", ctx.node1("Mul", [dy, xhat]), lead, False)
+    dbias = reduce(ctx, "ReduceSum", dy, lead, False)
+    return [dx, dscale, dbias]
+
+
+@emits("grad.gather")
+def emit_gather_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """Scatter-add dy into zeros of the gathered tensor's shape.
+
+    The indexed axes of dy move to the front and flatten to ``[M, P]``; the
+    rows are summed into ``[size, P]`` by ScatterND with ``reduction="add"``
+    (opset 16 on) or by a one-hot matrix product (before); then the result
+    moves back into place.
+    """
+    dy, indices = x
+    dy_type, idx_type = op.operands[0].type, op.operands[1].type
+    out_type = op.results[0].type
+    size = op.attributes["size"]
+    axis = op.attr("axis", 0) % out_type.rank
+    r = idx_type.rank
+    pre, post = dy_type.shape[:axis], dy_type.shape[axis + r:]
+    rows, width = idx_type.numel, math.prod(pre) * math.prod(post)
+    # Indices: int64, negatives wrapped, flattened to [M].
+    idx = reshape(ctx, indices, [rows])
+    if idx_type.dtype != "i64":
+        idx = ctx.node1("Cast", [idx], to=onnx_element_type("i64"))
+    idx = ctx.node1("Where", [ctx.node1("Less", [idx, ctx.constant(np.int64(0), hint="zero")]),
+                              ctx.node1("Add", [idx, ctx.constant(np.int64(size), hint="size")]),
+                              idx])
+    # dy: the indexed axes to the front, then [M, P].
+    front = list(range(axis, axis + r)) + list(range(axis)) + list(range(axis + r, dy_type.rank))
+    moved = dy if front == list(range(dy_type.rank)) else ctx.node1("Transpose", [dy], perm=front)
+    updates = reshape(ctx, moved, [rows, width])
+    if ctx.opset >= 16:
+        zeros = ctx.node1("ConstantOfShape", [ctx.ints([size, width], "shape")],
+                          value=numpy_helper.from_array(np.zeros(1, dtype=numpy_dtype(dy_type.dtype))))
+        summed = ctx.node1("ScatterND", [zeros, reshape(ctx, idx, [rows, 1]), updates],
+                           reduction="add")
+    else:
+        onehot = ctx.node1("Equal", [reshape(ctx, idx, [1, rows]),
+                                     ctx.constant(np.arange(size, dtype=np.int64).reshape(size, 1),
+                                                  hint="rows")])
+        summed = ctx.node1("MatMul", [ctx.node1("Cast", [onehot], to=onnx_element_type(dy_type.dtype)),
+                                      updates])
+    # [size, P] -> [size, *pre, *post] -> [*pre, size, *post]
+    unflat = reshape(ctx, summed, [size, *pre, *post])
+    back = list(range(1, axis + 1)) + [0] + list(range(axis + 1, out_type.rank))
+    return [unflat if back == list(range(out_type.rank))
+            else ctx.node1("Transpose", [unflat], perm=back)]
+
+
+@emits("grad.slice")
+def emit_slice_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """dy placed into zeros of the sliced tensor's shape: a Pad when every
+    step is 1, else a ScatterND at the (static) positions the slice read."""
+    a = op.attributes
+    shape = tuple(a["shape"])
+    rank = len(shape)
+    index: list[slice] = [slice(None)] * rank
+    for start, end, axis, step in zip(a["starts"], a["ends"], a["axes"], a["steps"]):
+        index[axis % rank] = slice(start, end, step)
+    ranges = [range(*s.indices(dim)) for s, dim in zip(index, shape)]
+    if all(r.step == 1 for r in ranges):
+        before = [r.start if len(r) else 0 for r in ranges]
+        after = [dim - b - len(r) for dim, b, r in zip(shape, before, ranges)]
+        pads = ctx.ints(before + after, "pads")
+        return [ctx.node1("Pad", [x[0], pads])]
+    positions = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)[tuple(index)]
+    zeros = ctx.node1("ConstantOfShape", [ctx.ints([math.prod(shape)], "shape")],
+                      value=numpy_helper.from_array(np.zeros(1, numpy_dtype(_dtype(op)))))
+    flat = ctx.node1("ScatterND", [zeros, ctx.constant(positions.reshape(-1, 1), hint="positions"),
+                                   reshape(ctx, x[0], [positions.size])])
+    return [reshape(ctx, flat, shape)]
+
+
+@emits("grad.conv1d_input")
+def emit_conv1d_input_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """A ConvTranspose with the forward conv's weight, stride, pads,
+    dilation and groups; output_padding restores the input length."""
+    dy_len = op.operands[0].type.shape[2]
+    kernel = op.operands[1].type.shape[2]
+    stride, dilation = op.attr("stride", 1), op.attr("dilation", 1)
+    pads = tuple(op.attr("pads", (0, 0)))
+    length = op.attributes["length"]
+    natural = stride * (dy_len - 1) + dilation * (kernel - 1) + 1 - pads[0] - pads[1]
+    extra = length - natural
+    if not 0 <= extra < max(stride, dilation):
+        raise OnnxExportError(f"{ctx.where()}: input length {length} cannot come back from a "
+                              f"transposed convolution of length {dy_len} (kernel {kernel}, "
+                              f"stride {stride}, pads {list(pads)}, dilation {dilation})")
+    return [ctx.node1("ConvTranspose", x, kernel_shape=[kernel], strides=[stride],
+                      pads=list(pads), dilations=[dilation], group=op.attr("groups", 1),
+                      output_padding=[extra] if extra else None)]
+
+
+@emits("grad.conv1d_weight")
+def emit_conv1d_weight_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """dW[m, c, k] = sum over n, l of dy[n, m, l] * x_padded[n, c, l * stride + k * dilation]:
+    the windows of x gathered by a static index, then one Einsum per group."""
+    dy, v = x
+    n, m, out_len = op.operands[0].type.shape
+    _, channels, length = op.operands[1].type.shape
+    kernel, groups = op.attributes["kernel"], op.attr("groups", 1)
+    stride, dilation = op.attr("stride", 1), op.attr("dilation", 1)
+    pads = tuple(op.attr("pads", (0, 0)))
+    if any(pads):
+        v = ctx.node1("Pad", [v, ctx.ints([0, 0, pads[0], 0, 0, pads[1]], "pads")])
+    positions = (np.arange(out_len)[:, None] * stride
+                 + np.arange(kernel)[None, :] * dilation).astype(np.int64)
+    windows = ctx.node1("Gather", [v, ctx.constant(positions, hint="windows")], axis=2)  # n c l k
+    cg, mg = channels // groups, m // groups
+    windows = reshape(ctx, windows, [n, groups, cg, out_len, kernel])
+    grads = reshape(ctx, dy, [n, groups, mg, out_len])
+    summed = ctx.node1("Einsum", [windows, grads], equation="ngclk,ngml->gmck")
+    return [reshape(ctx, summed, [m, cg, kernel])]
+
+
+@emits("optim.sgd")
+def emit_sgd(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    lr = ctx.scalar(float(op.attributes["lr"]), _dtype(op))
+    return [ctx.node1("Sub", [x[0], ctx.node1("Mul", [lr, x[1]])])]
+
+
+@emits("optim.adam")
+def emit_adam(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """Adam with bias correction, as torch.optim.Adam: returns (param', m', v')."""
+    param, grad, m, v, step = x
+    dtype = _dtype(op)
+    a = op.attributes
+    beta1, beta2 = float(a.get("beta1", 0.9)), float(a.get("beta2", 0.999))
+    lr, epsilon = float(a["lr"]), float(a.get("epsilon", 1e-8))
+
+    def c(value: float) -> str:
+        return ctx.scalar(value, dtype)
+
+    def mul(p: str, q: str) -> str:
+        return ctx.node1("Mul", [p, q])
+
+    m_new = ctx.node1("Add", [mul(m, c(beta1)), mul(grad, c(1 - beta1))])
+    v_new = ctx.node1("Add", [mul(v, c(beta2)), mul(mul(grad, grad), c(1 - beta2))])
+    t = ctx.node1("Cast", [step], to=onnx_element_type(dtype))
+    bias1 = ctx.node1("Sub", [c(1.0), ctx.node1("Pow", [c(beta1), t])])
+    bias2 = ctx.node1("Sub", [c(1.0), ctx.node1("Pow", [c(beta2), t])])
+    denom = ctx.node1("Add", [ctx.node1("Div", [ctx.node1("Sqrt", [v_new]),
+                                                ctx.node1("Sqrt", [bias2])]), c(epsilon)])
+    update = ctx.node1("Div", [mul(ctx.node1("Div", [c(lr), bias1]), m_new), denom])
+    return [ctx.node1("Sub", [param, update]), m_new, v_new]

@@ -34,7 +34,7 @@ def run_onnx(model: onnx.ModelProto | str, inputs: Mapping[str, np.ndarray]) -> 
     source = model if isinstance(model, str) else model.SerializeToString()
     session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
-    return [np.asarray(out) for out in session.run(None, {n: inputs[n] for n in names})]
+    return [np.asarray(out) for out in session.run(None, {n: np.asarray(inputs[n]) for n in names})]
 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, what: str = "output",
@@ -43,6 +43,8 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, what: str = "output",
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
     if expected.dtype.kind in "f":
         a, e = actual.astype(np.float64), expected.astype(np.float64)
+        assert np.array_equal(np.isnan(a), np.isnan(e)), f"{what}: NaNs differ"
+        a, e = np.nan_to_num(a, nan=0.0), np.nan_to_num(e, nan=0.0)
         scale = float(np.max(np.abs(e))) if e.size else 0.0
         bad = np.abs(a - e) > rtol * (np.abs(e) + scale) + np.finfo(np.float32).tiny
         assert not bad.any(), (f"{what}: {int(bad.sum())} of {e.size} elements differ; largest "

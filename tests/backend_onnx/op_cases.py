@@ -217,3 +217,106 @@ def _assign(b: Builder, args: list[Value]) -> list[Value]:
     new = b.op("arith.sub", w, b.op("arith.mul", args[0], b.constant(np.float32(0.1))))
     b.create("tensor.assign", [new], {"name": "w"})
     return [b.op("tensor.reduce_sum", new, axes=(0,))]
+
+
+# --------------------------------------------------------------------------- fused ops (ops_fused)
+
+def _linear(activation: str, bias: bool = True) -> BuildFn:
+    def build(b: Builder, a: list[Value]) -> list[Value]:
+        operands = [a[0], b.param("w")] + ([b.param("bias")] if bias else [])
+        return [b.op("nn.linear", *operands, activation=activation)]
+    return build
+
+
+for _act in ("none", "relu", "gelu", "gelu_tanh"):
+    case(f"nn.linear.{_act}", normal(S), _linear(_act), params=weights(w=(4, 5), bias=(5,)))
+case("nn.linear.no-bias", normal((4,)), _linear("gelu", bias=False), params=weights(w=(4, 5)))
+
+
+def _attention_inputs(mask: bool) -> Callable[[np.random.Generator], Arrays]:
+    def make(rng: np.random.Generator) -> Arrays:
+        arrays = {"q": rng.standard_normal((2, 2, 3, 4)).astype(np.float32),
+                  "kt": rng.standard_normal((2, 2, 4, 5)).astype(np.float32),
+                  "v": rng.standard_normal((2, 2, 5, 4)).astype(np.float32)}
+        if mask:
+            arrays["mask"] = np.where(rng.random((2, 1, 1, 5)) < 0.3, -1e4, 0.0).astype(np.float32)
+        return arrays
+    return make
+
+
+case("nn.attention", _attention_inputs(True), one("nn.attention", scale=0.5))
+case("nn.attention.no-mask", _attention_inputs(False), one("nn.attention"))
+
+
+# --------------------------------------------------------------------------- training ops (ops_training)
+
+def _labels(shape: tuple[int, ...], classes: int, dtype: type = np.int64,
+            ignored: float = 0.25) -> Callable[[np.random.Generator], np.ndarray]:
+    def make(rng: np.random.Generator) -> np.ndarray:
+        labels = rng.integers(0, classes, shape)
+        return np.where(rng.random(shape) < ignored, -100, labels).astype(dtype)
+    return make
+
+
+def _ce_inputs(grad: bool, dtype: type = np.int64, ignored: float = 0.25
+               ) -> Callable[[np.random.Generator], Arrays]:
+    def make(rng: np.random.Generator) -> Arrays:
+        arrays = {"dloss": np.float32(rng.uniform(0.5, 2.0)).reshape(())} if grad else {}
+        arrays["logits"] = (rng.standard_normal((2, 3, 5)) * 3).astype(np.float32)
+        arrays["labels"] = _labels((2, 3), 5, dtype, ignored)(rng)
+        return arrays
+    return make
+
+
+case("loss.cross_entropy", _ce_inputs(False), one("loss.cross_entropy"))
+case("loss.cross_entropy.i32-ignore7", _ce_inputs(False, np.int32, 0.0),
+     lambda b, a: [b.op("loss.cross_entropy", a[0], a[1], ignore_index=3)])
+case("loss.cross_entropy.all-ignored", _ce_inputs(False, np.int64, 1.0), one("loss.cross_entropy"))
+case("grad.cross_entropy", _ce_inputs(True), one("grad.cross_entropy"))
+case("grad.cross_entropy.i32", _ce_inputs(True, np.int32), one("grad.cross_entropy"))
+case("loss.mse", normal(S, S), one("loss.mse"))
+case("grad.mse", lambda rng: {"dloss": np.float32(1.5).reshape(()), **normal(S, S)(rng)},
+     one("grad.mse"))
+case("grad.gelu", normal(S, S), one("grad.gelu"))
+case("grad.gelu.tanh", normal(S, S), one("grad.gelu", approximate="tanh"))
+case("grad.softmax", normal(S, S), one("grad.softmax"))
+case("grad.softmax.axis1", normal(S, S), one("grad.softmax", axis=1))
+case("grad.layer_norm", normal(S, S),
+     lambda b, a: list(b.create("grad.layer_norm", [a[0], a[1], b.param("g")],
+                                {"epsilon": 1e-6}).results),
+     params=weights(g=(4,)))
+case("grad.layer_norm.axis1-broadcast-scale", normal(S, S),
+     lambda b, a: list(b.create("grad.layer_norm", [a[0], a[1], b.param("g")], {"axis": 1}).results),
+     params=weights(g=(1, 4)))
+case("grad.layer_norm.axis0", normal(S, S),
+     lambda b, a: list(b.create("grad.layer_norm", [a[0], a[1], b.param("g")], {"axis": 0}).results),
+     params=weights(g=S))
+case("grad.gather", lambda rng: {"dy": rng.standard_normal((2, 3, 4)).astype(np.float32),
+                                 "ids": np.array([[0, 6, -1], [3, 6, 0]], np.int64)},
+     one("grad.gather", size=7))
+case("grad.gather.axis1-i32", lambda rng: {"dy": rng.standard_normal((2, 3, 4)).astype(np.float32),
+                                           "ids": np.array([4, -5, 4], np.int32)},
+     one("grad.gather", axis=1, size=5))
+case("grad.slice", normal((3, 4, 2)),
+     one("grad.slice", starts=(1, -2), ends=(4, 2**62), axes=(0, 2), steps=(1, 1), shape=(5, 4, 7)))
+case("grad.slice.strided", normal((3, 6, 3)),
+     one("grad.slice", starts=(-1, 0, 1), ends=(-(2**62), 2**62, 7), axes=(0, 1, 2),
+         steps=(-2, 1, 2), shape=(5, 6, 7)))
+case("grad.conv1d_input", normal((2, 6, 4)),
+     lambda b, a: [b.op("grad.conv1d_input", a[0], b.param("w"), stride=2, pads=(1, 2),
+                        dilation=2, groups=2, length=9)],
+     params=weights(w=(6, 2, 3)))
+case("grad.conv1d_input.same", normal((1, 4, 7)),
+     lambda b, a: [b.op("grad.conv1d_input", a[0], b.param("w"), pads=(2, 2), length=7)],
+     params=weights(w=(4, 3, 5)))
+case("grad.conv1d_weight", normal((2, 6, 4), (2, 4, 9)),
+     one("grad.conv1d_weight", stride=2, pads=(1, 2), dilation=2, groups=2, kernel=3))
+case("grad.conv1d_weight.same", normal((1, 4, 7), (1, 3, 7)),
+     one("grad.conv1d_weight", pads=(2, 2), kernel=5))
+case("optim.sgd", normal((4, 3), (4, 3)), one("optim.sgd", lr=0.1))
+case("optim.adam", lambda rng: {"p": rng.standard_normal((4, 3)).astype(np.float32),
+                                "g": rng.standard_normal((4, 3)).astype(np.float32),
+                                "m": rng.standard_normal((4, 3)).astype(np.float32) * 0.1,
+                                "v": rng.uniform(0.01, 1.0, (4, 3)).astype(np.float32),
+                                "step": np.int64(3).reshape(())},
+     lambda b, a: list(b.create("optim.adam", a, {"lr": 1e-3}).results))
