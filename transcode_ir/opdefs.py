@@ -306,8 +306,12 @@ def _needs(b: Any, value: Any) -> bool:
 
 
 def _scalar_like(b: Any, number: float, like: Any) -> Any:
-    """A scalar constant with ``like``'s element type."""
-    return b.constant(np.asarray(number, dtype=numpy_dtype(like.type.dtype)))
+    """A one-element constant with ``like``'s element type that broadcasts
+    without changing ``like``'s shape: ``[1]``, or ``[]`` (a reshaped ``[1]``)
+    when ``like`` is a scalar.  (``DenseAttr.from_array`` turns 0-d arrays
+    into shape ``[1]``, so 0-d constants are built by a reshape.)"""
+    c = b.constant(np.asarray([number], dtype=numpy_dtype(like.type.dtype)))
+    return b.op("tensor.reshape", c, shape=()) if like.type.rank == 0 else c
 
 
 def _constant_scalar(value: Any) -> float | None:

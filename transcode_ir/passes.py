@@ -331,7 +331,7 @@ def register_pass(cls: type[Pass]) -> type[Pass]:
                         f"{existing.__qualname__} and by {cls.__module__}.{cls.__qualname__}")
     if name in _PIPELINES:
         raise UserError(f"pass '{name}' has the name of a named pipeline")
-    if "name" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+    if "name" in {f.name for f in dataclasses.fields(cls)}:
         raise UserError(f"pass class {cls.__qualname__}: declare 'name' as ClassVar[str], "
                         "not as a dataclass field")
     pass_options(cls)      # resolve annotations now, so a bad one fails at registration

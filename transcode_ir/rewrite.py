@@ -43,6 +43,7 @@ __all__ = [
     "apply_patterns",
     "constant_array",
     "has_one_use",
+    "has_side_effects",
     "is_dead",
     "producer",
     "splat_value",
@@ -132,7 +133,7 @@ def has_one_use(value: Value) -> bool:
 _SIDE_EFFECTS: dict[str, bool] = {}
 
 
-def _has_side_effects(name: str) -> bool:
+def has_side_effects(name: str) -> bool:
     known = _SIDE_EFFECTS.get(name)
     if known is None:
         try:
@@ -145,7 +146,7 @@ def _has_side_effects(name: str) -> bool:
 
 def is_dead(op: Op) -> bool:
     """True when ``op`` has no side effects and none of its results is used."""
-    if _has_side_effects(op.name):
+    if has_side_effects(op.name):
         return False
     for r in op.results:
         if r.uses:

@@ -1,0 +1,204 @@
+"""``tcc opt``: run a pass pipeline over an IR file (the ``mlir-opt`` of TransCODE).
+
+    tcc opt model.tir -p canonicalize,cse,fuse -o out.tir
+    tcc opt model.tir                        # parse, verify, print: the round trip
+    tcc opt --list-passes                    # passes, options, named pipelines
+    tcc opt model.tir --load-pass-plugin my_pass.py -p my-pass{factor=2}
+
+Parameter data is read from the ``.npz`` beside the input when present and
+written beside the output (``-o``).  Without ``-o`` the IR goes to stdout.
+Instrument output (``--print-ir-after*``, ``--time-passes``) goes to stderr,
+as in MLIR.  ``--split-input-file`` runs each chunk of the input separated by
+a line ``// -----`` on its own and reports each chunk's error without
+stopping (the form negative FileCheck tests use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from transcode_ir.errors import UserError
+
+__all__ = ["register", "run"]
+
+SPLIT_MARKER = "// -----"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "opt", help="run a pass pipeline over an IR file",
+        description="Parse an IR file (.tir), run a pass pipeline over it, verifying after "
+                    "every pass, and print or write the result.  With no pipeline: parse, "
+                    "verify and print.")
+    parser.add_argument("module", nargs="?", help="IR text file (.tir), or - for stdin")
+    parser.add_argument("-p", "--pipeline", default="",
+                        help="pass pipeline, e.g. 'canonicalize,cse,fuse' or "
+                             "'autodiff{loss=mse,optimizer=sgd}' or a named pipeline "
+                             "(cleanup, default, training)")
+    parser.add_argument("-o", "--output", type=Path,
+                        help="write the result here (and its parameters to the .npz beside it)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="do not verify the input and the IR after each pass")
+    parser.add_argument("--print-ir-after-all", action="store_true",
+                        help="print the IR after every pass (stderr)")
+    parser.add_argument("--print-ir-after", action="append", default=[], metavar="NAME",
+                        help="print the IR after each run of pass NAME (repeatable)")
+    parser.add_argument("--print-ir-after-change", action="store_true",
+                        help="print the IR after every pass that changed it")
+    parser.add_argument("--print-ir-after-failure", action="store_true",
+                        help="print the IR as a failing pass left it")
+    parser.add_argument("--time-passes", action="store_true",
+                        help="print a table of pass and verification times (stderr)")
+    parser.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE",
+                        help="load passes from a Python file (repeatable)")
+    parser.add_argument("--list-passes", action="store_true",
+                        help="list passes with their options, and the named pipelines")
+    parser.add_argument("--split-input-file", action="store_true",
+                        help=f"process each chunk between '{SPLIT_MARKER}' lines separately")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from transcode_ir.passes import load_pass_plugin
+
+    for plugin in args.load_pass_plugin:
+        load_pass_plugin(plugin)
+    if args.list_passes:
+        print(list_passes())
+        return 0
+    if not args.module:
+        raise UserError("tcc opt needs an IR file (or - for stdin), or --list-passes")
+    manager = _manager(args)
+    if args.split_input_file:
+        return _run_split(args, manager)
+    module = _load(args.module)
+    module = _run_one(manager, module)
+    _write(module, args.output)
+    return 0
+
+
+def _manager(args: argparse.Namespace):  # -> PassManager
+    from transcode_ir.pass_manager import (
+        PassManager, PrintIRAfterAll, PrintIRAfterChange, PrintIRAfterFailure, PrintIRAfterPass,
+        TimePasses,
+    )
+
+    instruments = []
+    if args.print_ir_after_all:
+        instruments.append(PrintIRAfterAll())
+    if args.print_ir_after:
+        instruments.append(PrintIRAfterPass(args.print_ir_after))
+    if args.print_ir_after_change:
+        instruments.append(PrintIRAfterChange())
+    if args.print_ir_after_failure:
+        instruments.append(PrintIRAfterFailure())
+    if args.time_passes:
+        instruments.append(TimePasses())
+    manager = PassManager(args.pipeline, verify_each=not args.no_verify, instruments=instruments)
+    if args.print_ir_after:
+        from transcode_ir.passes import registered_passes
+
+        known = registered_passes()
+        for name in args.print_ir_after:
+            if name not in known:
+                raise UserError(f"--print-ir-after={name}: no such pass; registered passes: "
+                                f"{', '.join(known)}")
+    return manager
+
+
+def _load(source: str):  # -> Module
+    from transcode_ir.parser import parse_module
+    from transcode_ir.serialization import load_module
+
+    if source == "-":
+        return parse_module(sys.stdin.read(), "<stdin>")
+    return load_module(source)
+
+
+def _run_one(manager, module):  # -> Module
+    from transcode_ir.verifier import verify_module
+
+    if not manager.pipeline:
+        if manager.verify_input:
+            verify_module(module)
+        return module
+    return manager.run(module).module
+
+
+def _write(module, output: Path | None) -> None:
+    from transcode_ir.printer import print_module
+    from transcode_ir.serialization import save_module
+
+    if output is None:
+        sys.stdout.write(print_module(module))
+        sys.stdout.flush()
+    else:
+        save_module(module, output)
+
+
+def _run_split(args: argparse.Namespace, manager) -> int:
+    from transcode_ir.parser import parse_module
+    from transcode_ir.printer import print_module
+
+    text = sys.stdin.read() if args.module == "-" else _read(args.module)
+    chunks = _split(text)
+    failures = 0
+    outputs = []
+    for chunk, _first_line in chunks:
+        try:
+            module = parse_module(chunk, args.module)
+            outputs.append(print_module(_run_one(manager, module)))
+        except UserError as err:
+            failures += 1
+            print(f"error: {err}", file=sys.stderr)
+            sys.stderr.flush()
+    if args.output is not None:
+        args.output.write_text(f"\n{SPLIT_MARKER}\n".join(outputs))
+    else:
+        sys.stdout.write(f"{SPLIT_MARKER}\n".join(outputs))
+    return 1 if failures else 0
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+
+
+def _split(text: str) -> list[tuple[str, int]]:
+    """Chunks between marker lines, each padded with blank lines so that
+    line numbers in messages match the whole file."""
+    chunks: list[tuple[str, int]] = []
+    current: list[str] = []
+    start = 0
+    lines = text.splitlines(keepends=True)
+    for number, line in enumerate(lines):
+        if line.strip() == SPLIT_MARKER:
+            chunks.append(("\n" * start + "".join(current), start + 1))
+            current, start = [], number + 1
+        else:
+            current.append(line)
+    chunks.append(("\n" * start + "".join(current), start + 1))
+    return [c for c in chunks if c[0].strip()]
+
+
+def list_passes() -> str:
+    """The text of ``tcc opt --list-passes``."""
+    from transcode_ir.passes import named_pipelines, pass_options, registered_passes
+
+    lines = ["Passes:"]
+    for name, cls in registered_passes().items():
+        lines.append(f"  {name:<16} {cls.summary()}")
+        for opt in pass_options(cls):
+            default = "required" if opt.required else f"default {opt.format(opt.default)}"
+            lines.append(f"      {opt.name}: {opt.accepted()} ({default})"
+                         + (f" -- {opt.doc}" if opt.doc else ""))
+    lines.append("")
+    lines.append("Named pipelines:")
+    for name, (text, doc) in named_pipelines().items():
+        lines.append(f"  {name:<16} {doc}")
+        lines.append(f"      = {text}")
+    return "\n".join(lines)
