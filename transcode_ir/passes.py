@@ -90,6 +90,7 @@ __all__ = [
     "register_pass",
     "register_pipeline",
     "registered_passes",
+    "required_option",
 ]
 
 ENTRY_POINT_GROUP = "transcode.passes"
