@@ -627,7 +627,7 @@ class RawParameter:
 def _unknown_key(key: str, accepted: Iterable[str], where: str, location: Location
                  ) -> _SettingError:
     accepted = list(accepted)
-    close = difflib.get_close_matches(key, accepted, n=1)
+    close = difflib.get_close_matches(key, accepted, n=1, cutoff=0.5)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return _SettingError(location, f"unknown key {key!r} in {where}{hint}; "
                                    f"accepted: {', '.join(accepted)}")

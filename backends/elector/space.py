@@ -171,7 +171,8 @@ class DesignSpace:
         return [self.point(index) for index in self.sample_indices(count, seed, replace)]
 
     def index_of(self, accelerator: Accelerator) -> int:
-        """The index of the point equal to ``accelerator`` (its name aside).
+        """The index of the point with the same hardware as ``accelerator``
+        (name and description aside).
 
         Raises :class:`UserError` naming the first setting that is not in the space.
         """
@@ -190,10 +191,11 @@ class DesignSpace:
                                 f"{', '.join(parameter.labels)}")
         index = self.encode(choices)
         candidate = self.point(index)
-        if replace(candidate, name=accelerator.name) != accelerator:
+        if replace(candidate, name=accelerator.name,
+                   description=accelerator.description) != accelerator:
             mine, theirs = settings_of(candidate), values
             differing = [".".join(path) for path in sorted(set(mine) | set(theirs))
-                         if mine.get(path) != theirs.get(path)]
+                         if mine.get(path) != theirs.get(path) and path != ("description",)]
             raise UserError(f"{accelerator.name!r} is not in design space {self.name!r}: "
                             f"it differs in {', '.join(differing) or 'its technology'}")
         return index
