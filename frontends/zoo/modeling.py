@@ -22,8 +22,8 @@ Layer ``i`` (``encoder.layer.i``), hidden size ``H``, heads in canonical order::
       ─ output.dense + residual → output.LayerNorm
 
 The token-mixing matrices along the sequence are ``N × N`` with ``N =
-max_position_embeddings``, held once in ``encoder.token_mixing`` and sliced to
-``[:seq, :seq]`` at run time: a sequence of length ``seq`` is transformed as if
+max_position_embeddings``, held once in ``encoder.token_mixing`` and cut to
+the leading ``seq × seq`` block at run time (two ``Gather`` ops): a sequence of length ``seq`` is transformed as if
 zero-padded to ``N`` and truncated back (FNet pads to a fixed length too).  At
 ``seq == N`` this is exactly the (unitary) DFT / orthonormal DCT-II.  Linear
 transform and convolution heads see the value slice with padded tokens zeroed
@@ -126,8 +126,10 @@ class TokenMixing(nn.Module):
             self.register_buffer("dft_sin", torch.zeros(n, n), persistent=False)
         if self.has_dct:
             self.register_buffer("dct", torch.zeros(n, n), persistent=False)
+        self.register_buffer("positions", torch.zeros(n, dtype=torch.long), persistent=False)
 
     def fill_constants(self) -> None:
+        self.positions.copy_(torch.arange(self.positions.shape[0]))
         if self.has_dft:
             cos, sin = dft_matrices(self.dft_cos.shape[0])
             self.dft_cos.copy_(cos)
@@ -136,12 +138,20 @@ class TokenMixing(nn.Module):
             self.dct.copy_(dct_matrix(self.dct.shape[0]))
 
     def forward(self, seq: int) -> dict[str, torch.Tensor]:
+        # The leading seq × seq block, taken with two Gathers rather than a 2-D
+        # slice: torch.export guards a sliced square's strides on seq != N and
+        # would refuse a sequence dimension that may reach N.
+        index = self.positions[:seq]
+
+        def block(matrix: torch.Tensor) -> torch.Tensor:
+            return matrix.index_select(0, index).index_select(1, index)
+
         matrices: dict[str, torch.Tensor] = {}
         if self.has_dft:
-            matrices["dft_cos"] = self.dft_cos[:seq, :seq]
-            matrices["dft_sin"] = self.dft_sin[:seq, :seq]
+            matrices["dft_cos"] = block(self.dft_cos)
+            matrices["dft_sin"] = block(self.dft_sin)
         if self.has_dct:
-            matrices["dct"] = self.dct[:seq, :seq]
+            matrices["dct"] = block(self.dct)
         return matrices
 
 
@@ -189,16 +199,16 @@ class SelfAttention(nn.Module):
         if hasattr(self, "dct_hidden"):
             self.dct_hidden.copy_(dct_matrix(d))
 
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, seq, n·d) → (batch, n, seq, d)."""
-        return x.unflatten(-1, (-1, self.head_dim)).transpose(1, 2)
+    def _split_heads(self, x: torch.Tensor, num_heads: int) -> torch.Tensor:
+        """(batch, seq, n·d) → (batch, n, seq, d); ``num_heads`` is a Python int."""
+        return x.view(x.shape[0], x.shape[1], num_heads, self.head_dim).transpose(1, 2)
 
     def _attention(
         self, hidden: torch.Tensor, value: torch.Tensor, additive_mask: torch.Tensor
     ) -> torch.Tensor:
-        query = self._split_heads(self.query(hidden))
-        key = self._split_heads(self.key(hidden))
-        value = self._split_heads(value)
+        query = self._split_heads(self.query(hidden), self.num_attention)
+        key = self._split_heads(self.key(hidden), self.num_attention)
+        value = self._split_heads(value, self.num_attention)
         if self.num_wma:
             weighted = torch.matmul(query[:, self.num_sdp:], self.wma_weight)
             query = torch.cat([query[:, : self.num_sdp], weighted], dim=1) if self.num_sdp else weighted
@@ -227,14 +237,15 @@ class SelfAttention(nn.Module):
                 continue
             x = value if single_group else value[..., start : start + width]
             x = x * token_mask
+            num_heads = width // self.head_dim
             if head_type == "dft":
-                x = self._split_heads(x)
+                x = self._split_heads(x, num_heads)
                 real = torch.matmul(mixing["dft_cos"], x)
                 imag = torch.matmul(mixing["dft_sin"], x)
                 x = torch.matmul(real, self.dft_hidden_cos) - torch.matmul(imag, self.dft_hidden_sin)
                 outputs.append(x.transpose(1, 2).flatten(-2))
             elif head_type == "dct":
-                x = self._split_heads(x)
+                x = self._split_heads(x, num_heads)
                 x = torch.matmul(torch.matmul(mixing["dct"], x), self.dct_hidden.t())
                 outputs.append(x.transpose(1, 2).flatten(-2))
             else:
