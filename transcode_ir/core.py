@@ -63,7 +63,7 @@ class DenseAttr:
         if dtype is not None:
             arr = arr.astype(numpy_dtype(dtype))
         name = dtype_of_numpy(arr.dtype)
-        arr = np.ascontiguousarray(arr).copy()
+        arr = np.array(arr, order="C", copy=True)  # keeps 0-d arrays 0-d (ascontiguousarray would not)
         arr.flags.writeable = False
         return DenseAttr(name, tuple(int(d) for d in arr.shape), arr)
 

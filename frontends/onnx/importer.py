@@ -109,10 +109,20 @@ class OnnxImportError(UserError):
 # --------------------------------------------------------------------------- loading
 
 
-def load_onnx_model(path_or_model: Any) -> tuple[onnx.ModelProto, str]:
-    """Read and check a model; returns it and a label for messages (the path)."""
+def load_onnx_model(path_or_model: Any, copy_weights: bool = False
+                    ) -> tuple[onnx.ModelProto, str, dict[str, np.ndarray]]:
+    """Read and check a model.
+
+    Returns the model, a label for messages (the path) and the weights that
+    :mod:`frontends.onnx.reader` mapped from the file instead of parsing
+    (their initializers in the model are external-data references).
+    """
     import onnx
 
+    from frontends.onnx.reader import WireFormatError, read_onnx_file
+
+    arrays: dict[str, np.ndarray] = {}
+    checker_input: Any = None
     if isinstance(path_or_model, onnx.ModelProto):
         model, label = path_or_model, "<model>"
     elif isinstance(path_or_model, (str, os.PathLike)):
@@ -125,11 +135,15 @@ def load_onnx_model(path_or_model: Any) -> tuple[onnx.ModelProto, str]:
         if path.stat().st_size == 0:
             raise OnnxImportError(f"{label}: the file is empty, not an ONNX model")
         try:
-            model = onnx.load(str(path))
-        except Exception as err:  # protobuf DecodeError, external-data errors, ...
-            raise OnnxImportError(
-                f"{label}: not an ONNX model, or a truncated or corrupt one (reading it as an "
-                f"ONNX protobuf failed: {_one_line(err)})") from None
+            mapped = read_onnx_file(path, copy_weights)
+            model, arrays = mapped.model, mapped.arrays
+            checker_input = mapped.checker_bytes or None
+        except (WireFormatError, UnicodeDecodeError, ValueError):
+            # Not the protobuf we expected: let onnx parse it, for its verdict.
+            model = _parse_with_onnx(path, label)
+        except OSError as err:
+            raise OnnxImportError(f"{label}: cannot read the model or its external data: "
+                                  f"{_one_line(err)}") from None
     else:
         raise OnnxImportError(f"expected a path to an .onnx file or an onnx.ModelProto, got "
                               f"{type(path_or_model).__name__}")
@@ -139,14 +153,25 @@ def load_onnx_model(path_or_model: Any) -> tuple[onnx.ModelProto, str]:
             f"{'graph' if not model.HasField('graph') else 'opset or IR version'}); "
             "expected a file written by onnx.save or torch.onnx.export")
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(checker_input if checker_input is not None else model)
     except Exception as err:  # onnx.checker.ValidationError and friends
         raise OnnxImportError(f"{label}: the model fails onnx.checker: {_one_line(err)}") from None
     if model.functions:
         from onnx import inliner
 
         model = inliner.inline_local_functions(model)
-    return model, label
+    return model, label, arrays
+
+
+def _parse_with_onnx(path: Path, label: str) -> onnx.ModelProto:
+    import onnx
+
+    try:
+        return onnx.load(str(path))
+    except Exception as err:  # protobuf DecodeError, external-data errors, ...
+        raise OnnxImportError(
+            f"{label}: not an ONNX model, or a truncated or corrupt one (reading it as an "
+            f"ONNX protobuf failed: {_one_line(err)})") from None
 
 
 def _one_line(err: BaseException) -> str:
@@ -209,6 +234,7 @@ def import_onnx(
     name: str | None = None,
     *,
     recognize_gelu: bool = True,
+    copy_weights: bool = False,
 ) -> Module:
     """Import an ONNX model (a path or an ``onnx.ModelProto``) as a Module with
     a ``forward`` function.  See the module docstring for what happens.
@@ -216,19 +242,24 @@ def import_onnx(
     ``input_shapes`` binds input shapes, e.g. ``{"input_ids": (4, 128)}``;
     unbound symbolic dimensions get defaults (batch 1, sequence 128).  ``name``
     is the module name (default: the file name without extension).
+
+    Weights read from a file are read-only arrays that view the file
+    (:mod:`frontends.onnx.reader`); ``copy_weights=True`` copies them into
+    memory instead, so the file may be overwritten while the module lives.
     """
-    model, label = load_onnx_model(path_or_model)
+    model, label, arrays = load_onnx_model(path_or_model, copy_weights)
     if name is None:
         if isinstance(path_or_model, (str, os.PathLike)):
             name = Path(path_or_model).stem
         else:
             name = model.graph.name or "model"
-    return _Importer(model, label, name, input_shapes, recognize_gelu).run()
+    return _Importer(model, label, name, input_shapes, recognize_gelu, arrays).run()
 
 
 class _Importer:
     def __init__(self, model: onnx.ModelProto, label: str, name: str,
-                 input_shapes: Mapping[str, Sequence[int]] | None, recognize_gelu: bool) -> None:
+                 input_shapes: Mapping[str, Sequence[int]] | None, recognize_gelu: bool,
+                 arrays: Mapping[str, np.ndarray] | None = None) -> None:
         self.model = model
         self.graph = model.graph
         self.label = label
@@ -240,6 +271,7 @@ class _Importer:
         # What is known about each ONNX value name:
         self.constants: dict[str, np.ndarray] = {}      # arrays known at import time
         self.initializers: dict[str, Any] = {}          # TensorProtos not yet converted
+        self.mapped_arrays = dict(arrays or {})         # initializers mapped from the file
         self.values: dict[str, Value] = {}              # IR values (dynamic or materialised)
         # A known array that is (a layout change of) a trainable weight:
         # value name -> (initializer name, suffix for the parameter name).
@@ -415,9 +447,12 @@ class _Importer:
     def known(self, name: str) -> np.ndarray:
         array = self.constants.get(name)
         if array is None:
-            from onnx import numpy_helper
+            proto = self.initializers.pop(name)
+            array = self.mapped_arrays.pop(name, None)
+            if array is None:
+                from onnx import numpy_helper
 
-            array = numpy_helper.to_array(self.initializers.pop(name))
+                array = numpy_helper.to_array(proto)
             self.constants[name] = array
         return array
 
