@@ -1,0 +1,142 @@
+"""``tcc import``: read an ONNX model into the IR.
+
+    tcc import model.onnx -o model.tir [--input-shape input_ids=4x128 ...] [--summary]
+
+Writes ``model.tir`` and the parameters beside it as ``model.npz``.  With
+``--summary``, or without ``-o``, prints ops by kind, parameters and MACs.
+``-o -`` prints the IR text on stdout (and writes no parameters).  The module
+is verified, and its text parsed back, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from transcode_ir.errors import UserError
+
+_SHAPE_ARGUMENT = re.compile(r"^(?P<name>[^=]+)=(?P<dims>\d+(x\d+)*)?$")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "import", help="import an ONNX model into the IR (.tir + .npz)",
+        description="Import an ONNX model (from torch.onnx.export, either exporter; opsets "
+                    "10-23) into the TransCODE IR: symbolic dimensions are bound, shape "
+                    "computations folded, every op gets its torch module path as loc.")
+    parser.add_argument("model", type=Path, help="ONNX file (.onnx)")
+    parser.add_argument("-o", "--output", help="IR text file to write (.tir; parameters go to "
+                        "the .npz beside it); '-' prints the IR on stdout")
+    parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=DIMS",
+                        help="bind an input's shape, e.g. input_ids=4x128 (repeatable); "
+                             "unbound symbolic dims default to batch 1, sequence 128")
+    parser.add_argument("--name", help="module name (default: the ONNX file name)")
+    parser.add_argument("--summary", action="store_true",
+                        help="print ops by kind, parameters and MACs")
+    parser.add_argument("--no-gelu-recognition", action="store_true",
+                        help="keep a decomposed GELU (Erf and friends) as separate ops")
+    parser.set_defaults(func=run)
+
+
+def parse_input_shapes(arguments: list[str]) -> dict[str, tuple[int, ...]]:
+    """``["input_ids=4x128"]`` -> ``{"input_ids": (4, 128)}``."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for text in arguments:
+        match = _SHAPE_ARGUMENT.match(text.strip())
+        if match is None:
+            raise UserError(f"--input-shape expects NAME=DIMS such as input_ids=4x128 "
+                            f"(positive sizes joined by 'x'), got {text!r}")
+        name = match.group("name").strip()
+        dims = match.group("dims")
+        if name in shapes:
+            raise UserError(f"--input-shape gives input {name!r} twice")
+        shapes[name] = tuple(int(d) for d in dims.split("x")) if dims else ()
+    return shapes
+
+
+def run(args: argparse.Namespace) -> int:
+    from frontends.onnx import import_onnx
+    from transcode_ir.parser import parse_module
+    from transcode_ir.printer import print_module
+    from transcode_ir.serialization import save_module
+    from transcode_ir.verifier import verify_module
+
+    shapes = parse_input_shapes(args.input_shape)
+    module = import_onnx(args.model, shapes or None, name=args.name,
+                         recognize_gelu=not args.no_gelu_recognition)
+    verify_module(module)
+    text = print_module(module)
+    target = args.output
+    label = str(target) if target and target != "-" else "<stdout>"
+    reparsed = parse_module(text, label)
+    verify_module(reparsed)
+
+    if target == "-":
+        sys.stdout.write(text)
+    elif target:
+        path = Path(target)
+        if path.suffix == ".npz":
+            raise UserError(f"-o {target}: give the .tir path; the parameters are written "
+                            "beside it as .npz")
+        if path.parent and not path.parent.exists():
+            raise UserError(f"-o {target}: directory {path.parent} does not exist")
+        save_module(module, path)
+        npz = path.with_suffix(".npz")
+        stored = f" and {npz} ({len(module.params)} parameters)" if module.params else ""
+        print(f"wrote {path} ({len(module['forward'])} ops){stored}")
+    if args.summary or not target:
+        stream = sys.stderr if target == "-" else sys.stdout
+        print(summarize(module), file=stream)
+    return 0
+
+
+def summarize(module: Any) -> str:
+    """A short text summary: signature, parameters, MACs and ops by kind."""
+    from transcode_ir.opdefs import op_cost
+    from transcode_ir.printer import format_type
+
+    lines = []
+    for function in module.functions.values():
+        ops = [op for op in function if op.name != "func.return"]
+        lines.append(f"@{function.name}: {len(ops)} ops")
+        lines.append("  inputs:  " + ", ".join(
+            f"{a.name}: {format_type(a.type)}" for a in function.args))
+        lines.append("  outputs: " + ", ".join(
+            f"{n}: {format_type(v.type)}" for n, v in zip(function.result_names, function.outputs)))
+        macs = other = 0
+        for op in ops:
+            cost = op_cost(op)
+            macs += cost.macs
+            other += cost.ops
+        lines.append(f"  MACs: {_count(macs)}   other arithmetic: {_count(other)}")
+        kinds = Counter(op.name for op in ops)
+        lines.append("  ops by kind:")
+        width = max((len(k) for k in kinds), default=0)
+        for kind, count in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"    {kind:<{width}}  {count}")
+    for kind in ("weight", "constant", "state"):
+        params = [p for p in module.params.values() if p.kind == kind]
+        if params:
+            elements = sum(p.type.numel for p in params)
+            size = sum(p.type.nbytes for p in params)
+            lines.append(f"parameters ({kind}): {len(params)} tensors, {_count(elements)} "
+                         f"elements, {_bytes(size)}")
+    return "\n".join(lines)
+
+
+def _count(value: int) -> str:
+    for limit, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= limit:
+            return f"{value / limit:.2f} {suffix} ({value:,})"
+    return str(value)
+
+
+def _bytes(value: int) -> str:
+    for limit, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if value >= limit:
+            return f"{value / limit:.1f} {suffix}"
+    return f"{value} B"
