@@ -255,130 +255,293 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _make_transformer() -> Any:
-    from lark import Transformer
-
-    class SyntaxBuilder(Transformer):
-        """Builds the syntax tree while the LALR parser runs (no Lark tree)."""
-
-        def start(self, children: list) -> SyntaxFile:
-            header, name = children[0], children[1]
-            entries = [child for child in children[3:-1]]
-            return SyntaxFile(str(header), header.line, header.column, _unquote(name),
-                              name.line, name.column, entries)
-
-        def assignment(self, children: list) -> SyntaxEntry:
-            key, _, value = children
-            return SyntaxEntry(str(key), key.line, key.column, "assign", value=value)
-
-        def choice_set(self, children: list) -> SyntaxEntry:
-            key = children[0]
-            alternatives = [child for child in children[3:-1]
-                            if isinstance(child, (SyntaxValue, SyntaxBlockAlternative))]
-            return SyntaxEntry(str(key), key.line, key.column, "choice",
-                               alternatives=alternatives)
-
-        def block(self, children: list) -> SyntaxEntry:
-            key = children[0]
-            return SyntaxEntry(str(key), key.line, key.column, "block",
-                               entries=list(children[2:-1]))
-
-        def alternative_block(self, children: list) -> SyntaxBlockAlternative:
-            brace = children[0]
-            return SyntaxBlockAlternative(list(children[1:-1]), brace.line, brace.column)
-
-        def number(self, children: list) -> SyntaxValue:
-            token = children[0]
-            value = SyntaxValue("number", str(token), token.line, token.column)
-            if len(children) > 1:
-                unit = children[1]
-                value.unit, value.unit_line, value.unit_column = str(unit), unit.line, unit.column
-            return value
-
-        def _simple(kind: str) -> Callable[[Any, list], SyntaxValue]:  # noqa: N805
-            def build(self: Any, children: list) -> SyntaxValue:
-                token = children[0]
-                return SyntaxValue(kind, str(token), token.line, token.column)
-            return build
-
-        string = _simple("string")
-        word = _simple("word")
-        config = _simple("config")
-        dims = _simple("dims")
-
-    return SyntaxBuilder()
+# --------------------------------------------------------------------------- reductions
+#
+# One builder per named rule (or alias) of hwdsl.lark.  Each takes the rule's
+# children (tokens and already-built values) and returns a syntax node.  The
+# same builders serve the fast parser below and Lark's own parser (used by the
+# tests as a reference), so the two cannot drift apart.
 
 
-class _LexError(Exception):
-    """Internal: no terminal matches at ``line:column``."""
-
-    def __init__(self, line: int, column: int, found: str) -> None:
-        super().__init__(found)
-        self.line, self.column, self.found = line, column, found
+def _build_start(children: list) -> SyntaxFile:
+    header, name = children[0], children[1]
+    return SyntaxFile(header.value, header.line, header.column, _unquote(name.value),
+                      name.line, name.column, list(children[3:-1]))
 
 
-def _make_lexer_class() -> type:
-    """A fast lexer for the grammar's own terminals.
+def _build_assignment(children: list) -> SyntaxEntry:
+    key, _, value = children
+    return SyntaxEntry(key.value, key.line, key.column, "assign", value=value)
 
-    Lark's contextual lexer costs about three times the parse; this one joins
-    the terminals defined in ``hwdsl.lark`` into one regular expression (by
-    the grammar's priorities) and adds the two decisions that depend on
-    context: the first word of a file is its HEADER, and ``in`` right after a
-    KEY is the IN of a choice set.
-    """
-    from lark import Token
-    from lark.lexer import Lexer
 
-    class HardwareLexer(Lexer):
-        def __init__(self, lexer_conf: Any) -> None:
-            ignored = set(lexer_conf.ignore)
-            contextual = {"HEADER", "IN"}
-            terminals = sorted(
-                (terminal for terminal in lexer_conf.terminals
-                 if terminal.name not in ignored and terminal.name not in contextual),
-                key=lambda terminal: -terminal.priority)
-            skip = "|".join(terminal.pattern.to_regexp() for terminal in lexer_conf.terminals
-                            if terminal.name in ignored)
-            alternatives = [f"(?P<_SKIP>(?:{skip})+)"]
-            alternatives += [f"(?P<{terminal.name}>{terminal.pattern.to_regexp()})"
-                             for terminal in terminals]
-            self.pattern = re.compile("|".join(alternatives))
-            self.headers = set(HEADERS)
+def _build_choice_set(children: list) -> SyntaxEntry:
+    key = children[0]
+    alternatives = [child for child in children[3:-1]
+                    if isinstance(child, (SyntaxValue, SyntaxBlockAlternative))]
+    return SyntaxEntry(key.value, key.line, key.column, "choice", alternatives=alternatives)
 
-        def lex(self, text: str) -> Iterable[Any]:
-            match = self.pattern.match
-            position, line, line_start, end = 0, 1, 0, len(text)
-            previous: str | None = None
-            while position < end:
-                found = match(text, position)
-                if found is None:
-                    raise _LexError(line, position - line_start + 1, text[position])
-                kind, value = found.lastgroup, found.group()
-                if kind == "_SKIP":
-                    newlines = value.count("\n")
-                    if newlines:
-                        line += newlines
-                        line_start = position + value.rfind("\n") + 1
-                    position = found.end()
-                    continue
-                if previous is None and value in self.headers:
-                    kind = "HEADER"
-                elif previous == "KEY" and value == "in":
-                    kind = "IN"
-                previous = kind
-                yield Token(kind, value, position, line, position - line_start + 1)
-                position = found.end()
 
-    return HardwareLexer
+def _build_block(children: list) -> SyntaxEntry:
+    key = children[0]
+    return SyntaxEntry(key.value, key.line, key.column, "block", entries=list(children[2:-1]))
+
+
+def _build_alternative_block(children: list) -> SyntaxBlockAlternative:
+    brace = children[0]
+    return SyntaxBlockAlternative(list(children[1:-1]), brace.line, brace.column)
+
+
+def _build_number(children: list) -> SyntaxValue:
+    token = children[0]
+    value = SyntaxValue("number", token.value, token.line, token.column)
+    if len(children) > 1:
+        unit = children[1]
+        value.unit, value.unit_line, value.unit_column = unit.value, unit.line, unit.column
+    return value
+
+
+def _simple_value(kind: str) -> Callable[[list], SyntaxValue]:
+    def build(children: list) -> SyntaxValue:
+        token = children[0]
+        return SyntaxValue(kind, token.value, token.line, token.column)
+    return build
+
+
+_BUILDERS: Mapping[str, Callable[[list], Any]] = {
+    "start": _build_start,
+    "assignment": _build_assignment,
+    "choice_set": _build_choice_set,
+    "block": _build_block,
+    "alternative_block": _build_alternative_block,
+    "number": _build_number,
+    "string": _simple_value("string"),
+    "word": _simple_value("word"),
+    "config": _simple_value("config"),
+    "dims": _simple_value("dims"),
+}
+
+
+# --------------------------------------------------------------------------- the parser
+#
+# The grammar in hwdsl.lark is the definition of the language: Lark builds the
+# LALR(1) tables and the terminals from it.  Running the tables is done here,
+# in a loop written for this grammar, because Lark's general driver and
+# contextual lexer cost about 3x more per design (see bench/bench_hwdsl.py).
+
+
+class _Token:
+    """A lexed token: terminal name, text, 1-based line and column."""
+
+    __slots__ = ("type", "value", "line", "column")
+
+    def __init__(self, kind: str, value: str, line: int, column: int) -> None:
+        self.type, self.value, self.line, self.column = kind, value, line, column
+
+
+class _Splice(list):
+    """Children of a rule Lark generated for ``x*`` or an inlined ``_rule``;
+    spliced into the parent's children."""
+
+
+class _SyntaxError(Exception):
+    """Internal: what went wrong at line:column; parse_syntax formats it."""
+
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.column, self.message = line, column, message
+
+
+class _Tables:
+    """The LALR tables and terminals of hwdsl.lark, built once."""
+
+    def __init__(self) -> None:
+        from lark import Lark
+        from lark.parsers.lalr_analysis import Shift
+
+        grammar = Path(__file__).with_name("hwdsl.lark").read_text(encoding="utf-8")
+        lark = Lark(grammar, parser="lalr", lexer="basic")
+        parser = lark.parser.parser.parser
+        table = parser.parse_table
+        self.shift = Shift
+        self.states = table.states
+        self.start_state = table.start_states["start"]
+        self.end_state = table.end_states["start"]
+        self.reductions: dict[Any, tuple[int, str, Callable[[list], Any]]] = {}
+        for rule in {arg for actions in self.states.values()
+                     for action, arg in actions.values() if action is not Shift}:
+            self.reductions[rule] = (len(rule.expansion), rule.origin.name,
+                                     self._reducer(rule))
+        ignored = set(lark.lexer_conf.ignore)
+        contextual = {"HEADER", "IN"}  # decided by position, below
+        terminals = sorted((terminal for terminal in lark.lexer_conf.terminals
+                            if terminal.name not in ignored | contextual),
+                           key=lambda terminal: -terminal.priority)
+        skip = "|".join(terminal.pattern.to_regexp() for terminal in lark.lexer_conf.terminals
+                        if terminal.name in ignored)
+        # One match = any skipped text (whitespace, comments) then one token.
+        tokens = "|".join(f"(?P<{terminal.name}>{terminal.pattern.to_regexp()})"
+                          for terminal in terminals)
+        # The skipped text is matched inside a lookahead and then consumed by a
+        # back-reference: that makes it atomic, so a failing token never
+        # backtracks into a comment to find a "token" there.
+        skipped = f"(?=(?P<_SKIP>(?:{skip})*))(?P=_SKIP)"
+        self.pattern = re.compile(f"{skipped}(?:{tokens})")
+        self.skip = re.compile(skipped)
+        self.lark = lark
+
+    @staticmethod
+    def _reducer(rule: Any) -> Callable[[list], Any]:
+        name = rule.alias or rule.origin.name
+        builder = _BUILDERS.get(name)
+        expand_single = bool(rule.options.expand1)
+        inline = rule.origin.name.startswith("_") and rule.alias is None
+
+        def reduce(children: list) -> Any:
+            if any(type(child) is _Splice for child in children):
+                flat: list = []
+                for child in children:
+                    if type(child) is _Splice:
+                        flat.extend(child)
+                    else:
+                        flat.append(child)
+                children = flat
+            if inline:
+                return _Splice(children)
+            if expand_single and len(children) == 1:
+                return children[0]
+            if builder is None:
+                raise AssertionError(f"hwdsl.lark rule {name!r} has no builder")
+            return builder(children)
+
+        return reduce
+
+    def tokens(self, text: str) -> list[_Token]:
+        """Split ``text`` into tokens.  The first word is the HEADER and
+        ``in`` right after a KEY is IN; everything else is the grammar's."""
+        tokens: list[_Token] = []
+        line, line_start, position = 1, 0, 0
+        previous = None
+        count, rfind, match = text.count, text.rfind, self.pattern.match
+        while True:
+            found = match(text, position)  # anchored: garbage is found in linear time
+            if found is None:
+                break
+            kind = found.lastgroup
+            start = found.start(kind)
+            newlines = count("\n", position, start)
+            if newlines:
+                line += newlines
+                line_start = rfind("\n", position, start) + 1
+            value = found.group(kind)
+            position = found.end()
+            if previous is None and value in HEADERS:
+                kind = "HEADER"
+            elif previous == "KEY" and value == "in":
+                kind = "IN"
+            previous = kind
+            tokens.append(_Token(kind, value, line, start - line_start + 1))
+        end = self.skip.match(text, position).end()
+        if end != len(text):
+            newlines = count("\n", position, end)
+            if newlines:
+                line += newlines
+                line_start = rfind("\n", position, end) + 1
+            found = text[end]
+            message = f"unexpected character {found!r}"
+            if found == '"':
+                message = "unterminated string (a string ends with \" on the same line)"
+            raise _SyntaxError(line, end - line_start + 1, message)
+        return tokens
+
+    def parse(self, text: str) -> SyntaxFile:
+        states, shift, reductions = self.states, self.shift, self.reductions
+        state_stack = [self.start_state]
+        value_stack: list = []
+        for token in self.tokens(text):
+            kind = token.type
+            while True:
+                actions = states[state_stack[-1]]
+                if kind not in actions:
+                    raise _unexpected(token, actions)
+                action, argument = actions[kind]
+                if action is shift:
+                    state_stack.append(argument)
+                    value_stack.append(token)
+                    break
+                size, origin, reduce = reductions[argument]
+                children = value_stack[-size:] if size else []
+                if size:
+                    del state_stack[-size:]
+                    del value_stack[-size:]
+                value_stack.append(reduce(children))
+                state_stack.append(states[state_stack[-1]][origin][1])
+        while True:  # end of input: reduce until accepted
+            actions = states[state_stack[-1]]
+            if "$END" not in actions:
+                line, column = _end_location(text)
+                raise _SyntaxError(line, column, "unexpected end of file; expected "
+                                   f"{_expected(_terminals(actions))} (is a '}}' missing?)")
+            _, argument = actions["$END"]
+            size, origin, reduce = reductions[argument]
+            children = value_stack[-size:] if size else []
+            if size:
+                del state_stack[-size:]
+                del value_stack[-size:]
+            value = reduce(children)
+            goto = states[state_stack[-1]][origin][1]
+            if goto == self.end_state:
+                return value
+            state_stack.append(goto)
+            value_stack.append(value)
+
+
+def _terminals(actions: Mapping[str, Any]) -> list[str]:
+    return [name for name in actions if name.isupper()]
+
+
+def _unexpected(token: _Token, actions: Mapping[str, Any]) -> _SyntaxError:
+    expected = _terminals(actions)
+    value = token.value
+    if token.type == "WORD" and "KEY" in expected:
+        message = (f"{value!r} is not followed by '=', 'in' or '{{'; write "
+                   f"`{value} = VALUE`, `{value} in {{...}}` or `{value} {{ ... }}`")
+    elif token.type == "KEY" and "KEY" not in expected:
+        message = (f"unexpected key {value!r}; expected {_expected(expected)}"
+                   " (keys go inside the accelerator's braces)")
+    elif token.type in _PUNCTUATION:
+        message = f"unexpected {value!r}; expected {_expected(expected)}"
+    else:
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        message = (f"unexpected {_TERMINAL_NAMES.get(token.type, token.type)} {shown!r}; "
+                   f"expected {_expected(expected)}")
+    return _SyntaxError(token.line, token.column, message)
 
 
 @functools.cache
-def _parser() -> Any:
-    from lark import Lark
+def _tables() -> _Tables:
+    return _Tables()
 
+
+def lark_reference_parse(text: str) -> SyntaxFile:
+    """Parse with Lark's own LALR driver and lexer and the same builders.
+
+    Slower; used by the tests to check that the fast parser reads the
+    grammar's language exactly as Lark does.
+    """
+    return _lark_reference_parser().parse(text)
+
+
+@functools.cache
+def _lark_reference_parser() -> Any:
+    from lark import Lark, Transformer
+
+    class Builders(Transformer):
+        pass
+
+    for name, builder in _BUILDERS.items():
+        setattr(Builders, name, staticmethod(builder))
     grammar = Path(__file__).with_name("hwdsl.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer=_make_lexer_class(),
-                transformer=_make_transformer())
+    return Lark(grammar, parser="lalr", transformer=Builders())
 
 
 _TERMINAL_NAMES = {
@@ -427,49 +590,12 @@ def _end_location(text: str) -> Location:
 
 def parse_syntax(text: str, filename: str = "<string>") -> SyntaxFile:
     """Parse ``text`` into the syntax tree (step 1); no schema checks yet."""
-    from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedToken
-
     if not isinstance(text, str):
         raise UserError(f"{filename}: hardware description must be text, got {type(text).__name__}")
     try:
-        return _parser().parse(text)
-    except _LexError as err:
-        message = f"unexpected character {err.found!r}"
-        if err.found == '"':
-            message = "unterminated string (a string ends with \" on the same line)"
-        raise _error(filename, text, (err.line, err.column), message) from None
-    except UnexpectedCharacters as err:
-        found = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
-        message = f"unexpected character {found!r}"
-        if found == '"':
-            message = "unterminated string (strings end on the same line with \")"
-        elif err.allowed:
-            message += f"; expected {_expected(err.allowed)}"
-        raise _error(filename, text, (err.line, err.column), message) from None
-    except UnexpectedToken as err:
-        token = err.token
-        if token.type == "$END":
-            raise _error(filename, text, _end_location(text),
-                         f"unexpected end of file; expected {_expected(err.expected)} "
-                         "(is a '}' missing?)") from None
-        location = (token.line, token.column)
-        if token.type == "WORD" and "KEY" in err.expected:
-            message = (f"{str(token)!r} is not followed by '=', 'in' or '{{'; write "
-                       f"`{token} = VALUE`, `{token} in {{...}}` or `{token} {{ ... }}`")
-        elif token.type == "KEY" and "KEY" not in err.expected:
-            message = (f"unexpected key {str(token)!r}; expected {_expected(err.expected)}"
-                       " (keys go inside the accelerator's braces)")
-        elif token.type in _PUNCTUATION:
-            message = f"unexpected {str(token)!r}; expected {_expected(err.expected)}"
-        else:
-            shown = str(token) if len(str(token)) <= 40 else str(token)[:37] + "..."
-            message = (f"unexpected {_TERMINAL_NAMES.get(token.type, token.type)} "
-                       f"{shown!r}; expected {_expected(err.expected)}")
-        raise _error(filename, text, location, message) from None
-    except LarkError as err:  # any other parser failure is still the input's fault
-        raise ParseError(f"{filename}: cannot parse hardware description: {err}") from None
-    except RecursionError:
-        raise ParseError(f"{filename}: hardware description nested too deeply") from None
+        return _tables().parse(text)
+    except _SyntaxError as err:
+        raise _error(filename, text, (err.line, err.column), err.message) from None
 
 
 # =========================================================================== settings

@@ -29,7 +29,7 @@ from backends.elector import (
     parse_space,
     validate_design,
 )
-from backends.elector.hwdsl import UNITS
+from backends.elector.hwdsl import UNITS, lark_reference_parse, parse_syntax
 from transcode_ir.errors import UserError
 
 TECHNOLOGY = load_technology("14nm")
@@ -156,6 +156,63 @@ def test_mutated_designs_are_valid_or_user_errors(text: str) -> None:
             assert str(error)  # a message, never empty
         else:
             assert result is not None
+
+
+def _flat(syntax) -> list | None:
+    """The syntax tree as a flat list (iterative: deeply nested input must
+    not make the comparison itself recurse)."""
+    if syntax is None:
+        return None
+    out: list = [(syntax.header, syntax.name, syntax.header_line, syntax.name_column)]
+    stack = [("entries", list(syntax.entries))]
+    while stack:
+        label, items = stack.pop()
+        out.append((label, len(items)))
+        for item in reversed(items):
+            fields = {name: getattr(item, name) for name in item.__slots__}
+            nested = [(name, value) for name, value in fields.items() if isinstance(value, list)]
+            out.append(tuple((name, value) for name, value in fields.items()
+                             if not isinstance(value, list)
+                             and not hasattr(value, "__slots__")))
+            if getattr(item, "value", None) is not None:
+                value = item.value
+                out.append(tuple(getattr(value, name) for name in value.__slots__))
+            stack.extend(nested)
+    return out
+
+
+def _reference(text: str) -> list | None:
+    from lark.exceptions import LarkError
+
+    try:
+        return _flat(lark_reference_parse(text))
+    except LarkError:
+        return None
+    except RecursionError:  # Lark's tree building recurses on deep nesting
+        return "too deep"
+
+
+def _fast(text: str) -> list | None:
+    try:
+        return _flat(parse_syntax(text, "x.hwdsl"))
+    except UserError:
+        return None
+
+
+def test_fast_parser_agrees_with_lark_on_the_library() -> None:
+    for text in LIBRARY_TEXTS:
+        assert _fast(text) is not None
+        assert _fast(text) == _reference(text)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_designs())
+def test_fast_parser_agrees_with_lark_on_mutations(text: str) -> None:
+    """The hand-run LALR loop and lexer read hwdsl.lark's language exactly as
+    Lark's own parser does: same syntax tree, or both reject."""
+    reference = _reference(text)
+    if reference != "too deep":
+        assert _fast(text) == reference
 
 
 @settings(max_examples=100, deadline=None)
