@@ -590,3 +590,23 @@ def emit_adam(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
                                                 ctx.node1("Sqrt", [bias2])]), c(epsilon)])
     update = ctx.node1("Div", [mul(ctx.node1("Div", [c(lr), bias1]), m_new), denom])
     return [ctx.node1("Sub", [param, update]), m_new, v_new]
+
+
+# --------------------------------------------------------------------------- DynaProp (transcode_ir.ops_sparsity)
+
+
+@emits("nn.prune")
+def emit_prune(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """Where(Abs(x) <= tau, 0, x): tau in x's element type, as the interpreter
+    compares it; NaN is kept (its comparison is false)."""
+    dtype = _dtype(op)
+    pruned = ctx.node1("LessOrEqual", [ctx.node1("Abs", x),
+                                       ctx.scalar(float(op.attributes["tau"]), dtype)])
+    return [ctx.node1("Where", [pruned, ctx.scalar(0.0, dtype), x[0]])]
+
+
+@emits("grad.prune")
+def emit_prune_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    """Where(y == 0, 0, dy): the gradient survives where the pruned value did."""
+    zero = ctx.scalar(0.0, _dtype(op))
+    return [ctx.node1("Where", [ctx.node1("Equal", [x[1], zero]), zero, x[0]])]
