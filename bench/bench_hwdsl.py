@@ -9,9 +9,11 @@ Prints a table of:
   only, and parse + validate (target <= 1 s),
 - loading transcode-space and building its points.
 
-Times are the best of ``--repeat`` runs (default 3) of wall-clock time; the
-machine's load average is printed beside them, because a shared machine can
-slow every figure down.
+Each figure is given as wall-clock time and as CPU time of this process
+(``time.process_time``), best of ``--repeat`` runs (default 3).  On a shared,
+loaded machine the wall clock counts time spent waiting for a CPU; the CPU
+time is the better measure of the code, and the load average is printed so
+that a reader can tell which situation a run was in.
 """
 
 from __future__ import annotations
@@ -26,13 +28,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _best(function, repeat: int) -> float:
-    best = float("inf")
+def _best(function, repeat: int) -> tuple[float, float]:
+    """Best wall-clock and best CPU seconds of ``repeat`` calls."""
+    best_wall = best_cpu = float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         function()
-        best = min(best, time.perf_counter() - start)
-    return best
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return best_wall, best_cpu
+
+
+def _verdict(cpu_seconds: float, wall_seconds: float, target: float) -> str:
+    if wall_seconds <= target:
+        return "met"
+    if cpu_seconds <= target:
+        return "met in CPU time (wall clock slowed by machine load)"
+    return "MISSED"
 
 
 def main() -> int:
@@ -45,57 +57,61 @@ def main() -> int:
     from backends.elector.hwdsl import parse_syntax
     import_seconds = time.perf_counter() - start
 
-    rows: list[tuple[str, str, str]] = []
-    edge_path = next(entry.path for entry in list_library() if entry.name == "acceltran-edge")
+    rows: list[tuple[str, str, str, str]] = []
+    from backends.elector import LIBRARY_DIR
+
+    edge_path = LIBRARY_DIR / "acceltran-edge.hwdsl"
     edge_text = edge_path.read_text()
 
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     parse_design(edge_text, str(edge_path))
-    first = time.perf_counter() - start
-    rows.append(("import backends.elector", f"{import_seconds * 1e3:8.1f} ms", ""))
-    rows.append(("first parse (builds LALR parser + loads 14nm)", f"{first * 1e3:8.1f} ms", ""))
+    first_wall, first_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    rows.append(("import backends.elector", f"{import_seconds * 1e3:.1f} ms", "", ""))
+    rows.append(("first parse (builds LALR tables + loads 14nm)", f"{first_wall * 1e3:.1f} ms",
+                 f"{first_cpu * 1e3:.1f} ms", ""))
 
     for entry in list_library():
         if entry.kind != "design":
             continue
         text = entry.path.read_text()
-        samples = []
+        walls, cpus = [], []
         for _ in range(200):
-            begin = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             parse_design(text, str(entry.path))
-            samples.append(time.perf_counter() - begin)
-        median = statistics.median(samples)
-        rows.append((f"parse+validate {entry.name} (median of 200)", f"{median * 1e3:8.3f} ms",
-                     "target <= 5 ms: " + ("met" if median <= 5e-3 else "MISSED")))
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        wall, cpu = statistics.median(walls), statistics.median(cpus)
+        rows.append((f"parse+validate {entry.name} (median of 200)", f"{wall * 1e3:.3f} ms",
+                     f"{cpu * 1e3:.3f} ms", "target <= 5 ms: " + _verdict(cpu, wall, 5e-3)))
 
     space = resolve_space("transcode-space")
     texts = [format_design(point) for point in space.sample(1000, seed=0)]
-    syntax_time = _best(lambda: [parse_syntax(text, "bench.hwdsl") for text in texts],
-                        args.repeat)
-    full_time = _best(lambda: [parse_design(text, "bench.hwdsl") for text in texts],
-                      args.repeat)
-    rows.append(("1,000 designs: syntax only (Lark LALR)", f"{syntax_time:8.3f} s", ""))
-    rows.append(("1,000 designs: parse+validate", f"{full_time:8.3f} s",
-                 "target <= 1 s: " + ("met" if full_time <= 1.0 else "MISSED")))
+    lines = sum(text.count("\n") for text in texts) / len(texts)
+    wall, cpu = _best(lambda: [parse_syntax(text, "bench.hwdsl") for text in texts], args.repeat)
+    rows.append((f"1,000 designs ({lines:.0f} lines each): syntax only", f"{wall:.3f} s",
+                 f"{cpu:.3f} s", ""))
+    wall, cpu = _best(lambda: [parse_design(text, "bench.hwdsl") for text in texts], args.repeat)
+    rows.append(("1,000 designs: parse+validate", f"{wall:.3f} s", f"{cpu:.3f} s",
+                 "target <= 1 s: " + _verdict(cpu, wall, 1.0)))
 
     space_path = next(entry.path for entry in list_library() if entry.name == "transcode-space")
     from backends.elector import load_space
 
-    load_time = _best(lambda: load_space(space_path), args.repeat)
-    rows.append(("load transcode-space (checks every alternative)", f"{load_time * 1e3:8.1f} ms",
-                 f"{space.size:,} points"))
+    wall, cpu = _best(lambda: load_space(space_path), args.repeat)
+    rows.append(("load transcode-space (checks every alternative)", f"{wall * 1e3:.1f} ms",
+                 f"{cpu * 1e3:.1f} ms", f"{space.size:,} points"))
     indices = space.sample_indices(1000, seed=1)
-    point_time = _best(lambda: [space.point(index) for index in indices], args.repeat)
-    rows.append(("build 1,000 points of transcode-space", f"{point_time:8.3f} s", ""))
+    wall, cpu = _best(lambda: [space.point(index) for index in indices], args.repeat)
+    rows.append(("build 1,000 points of transcode-space", f"{wall:.3f} s", f"{cpu:.3f} s", ""))
 
     width = max(len(row[0]) for row in rows)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"hardware DSL benchmark (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
           f"load average {load:.2f})")
-    print(f"{'measurement'.ljust(width)}  {'time':>11}  note")
-    print(f"{'-' * width}  {'-' * 11}  {'-' * 20}")
-    for name, value, note in rows:
-        print(f"{name.ljust(width)}  {value:>11}  {note}")
+    print(f"{'measurement'.ljust(width)}  {'wall':>10}  {'cpu':>10}  note")
+    print(f"{'-' * width}  {'-' * 10}  {'-' * 10}  {'-' * 20}")
+    for name, wall_text, cpu_text, note in rows:
+        print(f"{name.ljust(width)}  {wall_text:>10}  {cpu_text:>10}  {note}".rstrip())
     return 0
 
 

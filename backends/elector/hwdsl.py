@@ -363,13 +363,15 @@ class _Tables:
         parser = lark.parser.parser.parser
         table = parser.parse_table
         self.shift = Shift
-        self.states = table.states
+        # Plain-string keys: Lark's keys are Tokens whose __eq__ is slow to call.
+        self.states = {state: {str(symbol): action for symbol, action in actions.items()}
+                       for state, actions in table.states.items()}
         self.start_state = table.start_states["start"]
         self.end_state = table.end_states["start"]
         self.reductions: dict[Any, tuple[int, str, Callable[[list], Any]]] = {}
         for rule in {arg for actions in self.states.values()
                      for action, arg in actions.values() if action is not Shift}:
-            self.reductions[rule] = (len(rule.expansion), rule.origin.name,
+            self.reductions[rule] = (len(rule.expansion), str(rule.origin.name),
                                      self._reducer(rule))
         ignored = set(lark.lexer_conf.ignore)
         contextual = {"HEADER", "IN"}  # decided by position, below
@@ -391,16 +393,24 @@ class _Tables:
 
     @staticmethod
     def _reducer(rule: Any) -> Callable[[list], Any]:
+        """The reduction of one grammar rule, with Lark's tree-shaping rules:
+        rules Lark generated (``x*`` lists, named ``_...``) are spliced into
+        their parent, ``?rule`` with one child is that child, and every other
+        rule goes to its builder."""
         name = rule.alias or rule.origin.name
         builder = _BUILDERS.get(name)
         expand_single = bool(rule.options.expand1)
         inline = rule.origin.name.startswith("_") and rule.alias is None
+        spliced = frozenset(position for position, symbol in enumerate(rule.expansion)
+                            if not symbol.is_term and symbol.name.startswith("_"))
+        if not inline and builder is None and not expand_single:
+            raise AssertionError(f"hwdsl.lark rule {name!r} has no builder")
 
         def reduce(children: list) -> Any:
-            if any(type(child) is _Splice for child in children):
+            if spliced:
                 flat: list = []
-                for child in children:
-                    if type(child) is _Splice:
+                for position, child in enumerate(children):
+                    if position in spliced:
                         flat.extend(child)
                     else:
                         flat.append(child)
@@ -409,8 +419,6 @@ class _Tables:
                 return _Splice(children)
             if expand_single and len(children) == 1:
                 return children[0]
-            if builder is None:
-                raise AssertionError(f"hwdsl.lark rule {name!r} has no builder")
             return builder(children)
 
         return reduce

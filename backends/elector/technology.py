@@ -23,6 +23,7 @@ simulators read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -702,12 +703,18 @@ def list_technologies() -> list[str]:
     return sorted(path.stem for path in BUILTIN_TECHNOLOGY_DIR.glob("*.json"))
 
 
+@functools.lru_cache(maxsize=None)
+def _builtin_path(name: str) -> Path | None:
+    path = BUILTIN_TECHNOLOGY_DIR / f"{name}.json"
+    return path if name and path.is_file() else None
+
+
 def _resolve(name_or_path: str | Path, relative_to: Path | None) -> tuple[Path, bool]:
     text = str(name_or_path)
-    builtin = BUILTIN_TECHNOLOGY_DIR / f"{text}.json"
     looks_like_path = isinstance(name_or_path, Path) or "/" in text or "\\" in text \
         or text.endswith(".json")
-    if not looks_like_path and text and builtin.is_file():
+    builtin = None if looks_like_path else _builtin_path(text)
+    if builtin is not None:
         return builtin, True
     path = Path(text).expanduser()
     if not path.is_absolute() and relative_to is not None:
@@ -778,8 +785,11 @@ def load_technology(name_or_path: str | Path = "14nm",
     """
     base = Path(relative_to) if relative_to is not None else None
     path, builtin = _resolve(name_or_path, base)
-    stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if builtin:  # shipped files do not change while the program runs
+        key = (str(path), 0, 0)
+    else:
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
