@@ -95,10 +95,6 @@ class FoldConstantsPass(Pass):
             inputs = [self._constant_data(module, v) for v in op.operands]
             if any(x is None for x in inputs):
                 continue
-            if any(r.type.rank == 0 for r in op.results):
-                # DenseAttr.from_array stores 0-d arrays as shape [1] (a core
-                # limitation), so a folded scalar could not keep its type.
-                continue
             results = opdef.evaluate(op, inputs, ctx)  # type: ignore[arg-type]
             replacements = [self._materialize(module, op, value, array)
                             for value, array in zip(op.results, results)]

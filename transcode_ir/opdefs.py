@@ -306,12 +306,9 @@ def _needs(b: Any, value: Any) -> bool:
 
 
 def _scalar_like(b: Any, number: float, like: Any) -> Any:
-    """A one-element constant with ``like``'s element type that broadcasts
-    without changing ``like``'s shape: ``[1]``, or ``[]`` (a reshaped ``[1]``)
-    when ``like`` is a scalar.  (``DenseAttr.from_array`` turns 0-d arrays
-    into shape ``[1]``, so 0-d constants are built by a reshape.)"""
-    c = b.constant(np.asarray([number], dtype=numpy_dtype(like.type.dtype)))
-    return b.op("tensor.reshape", c, shape=()) if like.type.rank == 0 else c
+    """A scalar (0-d) constant with ``like``'s element type; it broadcasts
+    against any shape without changing it."""
+    return b.constant(np.asarray(number, dtype=numpy_dtype(like.type.dtype)))
 
 
 def _constant_scalar(value: Any) -> float | None:
