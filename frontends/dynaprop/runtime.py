@@ -1,0 +1,473 @@
+"""The torch DynaProp runtime: prune small activations and gradients at run time.
+
+:class:`DynaProp` attaches to a torch model with hooks, without copying or
+changing its parameters or its code:
+
+* **forward** — a forward hook on every prune-point module replaces the
+  module's output ``y`` by ``hardshrink(y, τ_I)``: elements with ``|y| ≤ τ_I``
+  become zero, every other element is returned bit for bit.  Because the
+  pruned tensor is computed by ``torch.nn.functional.hardshrink``, autograd
+  propagates the exact derivative of pruning (zero where pruned, one
+  elsewhere).
+* **backward** — a tensor hook on the point's *unpruned* output ``y`` receives
+  ``∂L/∂y`` (already zero where the forward pass pruned) and replaces it by
+  ``hardshrink(∂L/∂y, τ_T)`` before it reaches the producing layer, whose
+  backward matrix products (``∂L/∂x = ∂L/∂y · W`` and ``∂L/∂W = ∂L/∂yᵀ · x``)
+  read it.
+* **weight gradients** — a hook on each parameter (weight and bias) of every
+  ``nn.Linear`` in the model prunes that parameter's gradient with τ_T as it
+  is produced, before it is accumulated into ``.grad`` and before any
+  clipping or optimizer step.
+
+Thresholds are compared in the tensor's dtype (τ is rounded to float32 for a
+float32 tensor, as ``hardshrink`` does).  With τ = 0 a hook returns its
+tensor unchanged (``|x| ≤ 0`` selects only exact zeros, which are already
+zero; skipping the rewrite also keeps the sign bit of ``-0.0``), so a model
+with every τ = 0 computes outputs and gradients *equal* to the unwrapped
+model's.  NaN is never pruned (``|NaN| ≤ τ`` is false).
+
+Counting: each point keeps the number of elements (a Python int, the shape
+is known) and the number of nonzeros (an int64 tensor on the tensor's device,
+accumulated with ``count_nonzero`` and ``add_``, never synchronised until
+:meth:`DynaProp.statistics` is called), forward and backward separately, and
+likewise for each Linear parameter's gradient.
+
+Prune points and their names
+============================
+
+A prune point is named by its **module path** in the wrapped model
+(``named_modules()``), and its tensor is that module's output:
+
+==================  ==============================================  =============
+role                module path (layer ``i``)                        module
+==================  ==============================================  =============
+query / key/ value  ``encoder.layer.i.attention.self.query``, ...    nn.Linear
+scores              ``encoder.layer.i.attention.self.scores``        PrunePoint
+probs               ``encoder.layer.i.attention.self.probs``         PrunePoint
+context             ``encoder.layer.i.attention.self.context``       PrunePoint
+attention_output    ``encoder.layer.i.attention.output.dense``       nn.Linear
+intermediate        ``encoder.layer.i.intermediate.dense[_k]``       nn.Linear
+output              ``encoder.layer.i.output.dense``                 nn.Linear
+input_projection    ``encoder.layer.i.input_projection``             nn.Linear
+pooler              ``pooler.dense``                                 nn.Linear
+==================  ==============================================  =============
+
+For a zoo model the list is the zoo's own (:func:`frontends.zoo.prune_points`,
+found by locating each zoo ``EncoderModel`` inside the wrapped model, so a
+classifier's points carry its ``bert.`` prefix).  For any other model the
+points are every ``nn.Linear`` and every module whose class is called
+``PrunePoint``, minus those whose last path component is in ``exclude``
+(``classifier`` by default: logits are not pruned).  ``points=`` names them
+explicitly.  Profiles strip the encoder prefix (:attr:`DynaProp.encoder_prefix`)
+so that their keys are the paths of :func:`frontends.zoo.build_model`, which
+the ONNX importer records as each op's ``loc``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from frontends.dynaprop.statistics import Density, DynaPropStatistics, PointStatistics
+from transcode_ir.errors import UserError
+
+__all__ = [
+    "DEFAULT_EXCLUDE",
+    "DynaProp",
+    "PrunePointInfo",
+    "count_nonzero",
+    "find_prune_points",
+    "prune_tensor",
+]
+
+#: Last path components that automatic discovery never makes prune points.
+DEFAULT_EXCLUDE: tuple[str, ...] = ("classifier",)
+
+#: ``observer(path, direction, tensor)``: sees each point's tensor before pruning.
+Observer = Callable[[str, str, torch.Tensor], None]
+
+#: The runtime attached to each model (at most one: two would prune twice).
+_ATTACHED: weakref.WeakKeyDictionary[nn.Module, DynaProp] = weakref.WeakKeyDictionary()
+
+_ROLE_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("attention.self.query", "query"),
+    ("attention.self.key", "key"),
+    ("attention.self.value", "value"),
+    ("attention.self.scores", "scores"),
+    ("attention.self.probs", "probs"),
+    ("attention.self.context", "context"),
+    ("attention.output.dense", "attention_output"),
+    ("output.dense", "output"),
+    ("pooler.dense", "pooler"),
+    ("input_projection", "input_projection"),
+)
+
+
+def prune_tensor(tensor: torch.Tensor, tau: float) -> torch.Tensor:
+    """``tensor`` with every element of ``|x| ≤ tau`` set to zero (the others untouched).
+
+    ``tau == 0`` returns ``tensor`` itself.  Differentiable: the gradient is
+    zero where an element was pruned and passes unchanged elsewhere.
+    """
+    tau = check_threshold(tau, "tau")
+    if tau == 0.0:
+        return tensor
+    return F.hardshrink(tensor, tau)
+
+
+def check_threshold(value: object, label: str) -> float:
+    """A finite threshold ≥ 0 as a float, else :class:`UserError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{label}: expected a number >= 0, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise UserError(f"{label}: expected a finite number >= 0, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class PrunePointInfo:
+    """Where a prune point is: module path, role (``query``, ``scores``, ...), layer."""
+
+    path: str
+    role: str
+    layer: int | None
+
+
+def _role_of(path: str) -> str:
+    for suffix, role in _ROLE_SUFFIXES:
+        if path == suffix or path.endswith("." + suffix):
+            return role
+    if re.search(r"(^|\.)intermediate\.dense(_\d+)?$", path):
+        return "intermediate"
+    return path.rsplit(".", 1)[-1]
+
+
+def _layer_of(path: str) -> int | None:
+    match = re.search(r"(?:^|\.)layer\.(\d+)\.", path)
+    return int(match.group(1)) if match else None
+
+
+def _zoo_encoders(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(prefix, module)`` of each zoo ``EncoderModel`` inside ``model`` (without importing it)."""
+    found = []
+    for name, module in model.named_modules():
+        cls = type(module)
+        if cls.__name__ == "EncoderModel" and cls.__module__ == "frontends.zoo.modeling":
+            found.append((f"{name}." if name else "", module))
+    return found
+
+
+def find_prune_points(
+    model: nn.Module, exclude: Iterable[str] = DEFAULT_EXCLUDE
+) -> list[PrunePointInfo]:
+    """The prune points of ``model`` in execution order (see the module docstring)."""
+    encoders = _zoo_encoders(model)
+    if encoders:
+        points: list[PrunePointInfo] = []
+        for prefix, encoder in encoders:
+            for spec in encoder.config.prune_points(prefix=prefix):
+                points.append(PrunePointInfo(spec.path, spec.role, spec.layer))
+        return points
+    excluded = set(exclude)
+    points = []
+    for path, module in model.named_modules():
+        if not path or path.rsplit(".", 1)[-1] in excluded:
+            continue
+        if isinstance(module, nn.Linear) or type(module).__name__ == "PrunePoint":
+            points.append(PrunePointInfo(path, _role_of(path), _layer_of(path)))
+    return points
+
+
+#: Largest element count whose 0/1 float32 sum is exact (every partial sum ≤ 2**24).
+_EXACT_FLOAT32_COUNT = 2**24
+
+
+def count_nonzero(tensor: torch.Tensor) -> torch.Tensor:
+    """Number of nonzero elements as a float64 scalar tensor on ``tensor``'s device.
+
+    ``sign(x).abs().sum()`` is several times faster on CPU than
+    ``torch.count_nonzero`` on sparse data and exact: a sum of zeros and ones
+    is exact in float32 while it stays ≤ 2**24, and in float64 beyond.  A NaN
+    element makes the count NaN (reported by :meth:`DynaProp.statistics`).
+    """
+    if not tensor.is_floating_point():
+        return torch.count_nonzero(tensor).to(torch.float64)
+    ones = tensor.sign().abs_()
+    if tensor.numel() <= _EXACT_FLOAT32_COUNT and tensor.dtype == torch.float32:
+        return ones.sum().to(torch.float64)
+    return ones.sum(dtype=torch.float64)
+
+
+@dataclass
+class _Counter:
+    """On-device counts of one tensor stream (forward, backward or a parameter's gradient)."""
+
+    elements: int = 0
+    nonzeros: torch.Tensor | None = None
+
+    def add(self, tensor: torch.Tensor) -> None:
+        self.elements += tensor.numel()
+        count = count_nonzero(tensor)
+        if self.nonzeros is None:
+            self.nonzeros = count
+        else:
+            self.nonzeros.add_(count)
+
+    def density(self, label: str) -> Density | None:
+        if self.nonzeros is None:
+            return None
+        nonzeros = float(self.nonzeros.item())
+        if not math.isfinite(nonzeros):
+            raise FloatingPointError(f"DynaProp: {label} held NaN values; its counts are invalid")
+        return Density(self.elements, self.elements - int(nonzeros))
+
+
+@dataclass
+class _Point:
+    info: PrunePointInfo
+    tau_i: float = 0.0
+    tau_t: float = 0.0
+    forward: _Counter = field(default_factory=_Counter)
+    backward: _Counter = field(default_factory=_Counter)
+
+
+@dataclass
+class _Parameter:
+    name: str
+    tau_t: float = 0.0
+    gradient: _Counter = field(default_factory=_Counter)
+
+
+class DynaProp:
+    """DynaProp pruning attached to a torch model (see the module docstring).
+
+    >>> runtime = DynaProp(model, tau_i=0.01, tau_t=1e-4)          # doctest: +SKIP
+    >>> loss_fn(model(batch)).backward()                             # doctest: +SKIP
+    >>> runtime.statistics().activation_sparsity                     # doctest: +SKIP
+    >>> runtime.remove()                                             # or use ``with``
+
+    ``tau_i`` / ``tau_t`` are one threshold for every point, or a mapping from
+    point path (and, for ``tau_t``, Linear parameter name) to threshold;
+    points a mapping does not name keep τ = 0.  ``points`` overrides
+    discovery; ``prune_weight_gradients=False`` leaves parameter gradients
+    alone (and uncounted); ``count=False`` skips all counting.  ``observer``
+    (used by calibration) is called with each point's tensor before pruning:
+    ``observer(path, "forward", y)`` and ``observer(path, "backward", ∂L/∂y)``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tau_i: float | Mapping[str, float] = 0.0,
+        tau_t: float | Mapping[str, float] = 0.0,
+        *,
+        points: Iterable[str] | None = None,
+        exclude: Iterable[str] = DEFAULT_EXCLUDE,
+        prune_weight_gradients: bool = True,
+        count: bool = True,
+        observer: Observer | None = None,
+    ) -> None:
+        if _ATTACHED.get(model) is not None:
+            raise UserError(
+                f"{type(model).__name__} already has a DynaProp runtime attached; call its "
+                "remove() (or leave its `with` block) before attaching another"
+            )
+        self.model = model
+        self.count = count
+        self.observer = observer
+        self.enabled = True
+        modules = dict(model.named_modules())
+        if points is None:
+            infos = find_prune_points(model, exclude)
+        else:
+            infos = [PrunePointInfo(path, _role_of(path), _layer_of(path)) for path in points]
+        if not infos:
+            raise UserError(
+                f"{type(model).__name__} has no DynaProp prune points (no nn.Linear and no "
+                "PrunePoint modules outside the excluded names)"
+            )
+        self._points: dict[str, _Point] = {}
+        for info in infos:
+            if info.path not in modules:
+                raise UserError(
+                    f"prune point {info.path!r} is not a module of {type(model).__name__}"
+                )
+            if info.path in self._points:
+                raise UserError(f"prune point {info.path!r} is named twice")
+            self._points[info.path] = _Point(info)
+        self.encoder_prefix = _common_encoder_prefix(model)
+        self._parameters: dict[str, _Parameter] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        for path, point in self._points.items():
+            handle = modules[path].register_forward_hook(
+                functools.partial(self._forward_hook, point)
+            )
+            self._handles.append(handle)
+        if prune_weight_gradients:
+            for module_path, module in modules.items():
+                if not isinstance(module, nn.Linear):
+                    continue
+                for leaf, parameter in module.named_parameters(recurse=False):
+                    if not parameter.requires_grad:
+                        continue
+                    name = f"{module_path}.{leaf}" if module_path else leaf
+                    record = _Parameter(name)
+                    self._parameters[name] = record
+                    self._handles.append(
+                        parameter.register_hook(functools.partial(self._weight_hook, record))
+                    )
+        try:
+            self.set_thresholds(tau_i, tau_t)
+        except UserError:
+            self.remove()
+            raise
+        _ATTACHED[model] = self
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def points(self) -> list[PrunePointInfo]:
+        """The prune points, in the order they were found."""
+        return [point.info for point in self._points.values()]
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """Names of the Linear parameters whose gradients are pruned and counted."""
+        return list(self._parameters)
+
+    def set_thresholds(
+        self,
+        tau_i: float | Mapping[str, float] | None = None,
+        tau_t: float | Mapping[str, float] | None = None,
+    ) -> None:
+        """Change τ_I and/or τ_T (``None`` keeps the current value)."""
+        if tau_i is not None:
+            values = _per_name(tau_i, list(self._points), "tau_i")
+            for path, point in self._points.items():
+                point.tau_i = values[path]
+        if tau_t is not None:
+            names = list(self._points) + list(self._parameters)
+            values = _per_name(tau_t, names, "tau_t")
+            for path, point in self._points.items():
+                point.tau_t = values[path]
+            for name, record in self._parameters.items():
+                record.tau_t = values[name]
+
+    def thresholds(self) -> tuple[dict[str, float], dict[str, float]]:
+        """``(tau_i per point, tau_t per point and parameter)``."""
+        tau_i = {path: point.tau_i for path, point in self._points.items()}
+        tau_t = {path: point.tau_t for path, point in self._points.items()}
+        tau_t.update({name: record.tau_t for name, record in self._parameters.items()})
+        return tau_i, tau_t
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        for point in self._points.values():
+            point.forward = _Counter()
+            point.backward = _Counter()
+        for record in self._parameters.values():
+            record.gradient = _Counter()
+
+    def statistics(self) -> DynaPropStatistics:
+        """Counts since the last :meth:`reset` (synchronises the counters once)."""
+        points = {
+            path: PointStatistics(
+                path=path,
+                role=point.info.role,
+                layer=point.info.layer,
+                tau_i=point.tau_i,
+                tau_t=point.tau_t,
+                forward=point.forward.density(f"{path} (forward)"),
+                backward=point.backward.density(f"{path} (backward)"),
+            )
+            for path, point in self._points.items()
+        }
+        gradients = {
+            name: density
+            for name, record in self._parameters.items()
+            if (density := record.gradient.density(f"gradient of {name}")) is not None
+        }
+        return DynaPropStatistics(points, gradients)
+
+    def remove(self) -> None:
+        """Detach every hook; the model is exactly as before."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        if _ATTACHED.get(self.model) is self:
+            del _ATTACHED[self.model]
+
+    def __enter__(self) -> DynaProp:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+    # ---------------------------------------------------------------- hooks
+
+    def _forward_hook(
+        self, point: _Point, module: nn.Module, inputs: tuple[object, ...], output: object
+    ) -> torch.Tensor | None:
+        if not self.enabled:
+            return None
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(
+                f"DynaProp prune point {point.info.path!r} returned "
+                f"{type(output).__name__}, expected a tensor"
+            )
+        if self.observer is not None:
+            self.observer(point.info.path, "forward", output.detach())
+        pruned = F.hardshrink(output, point.tau_i) if point.tau_i > 0.0 else output
+        if self.count:
+            point.forward.add(pruned.detach())
+        if output.requires_grad:
+            output.register_hook(functools.partial(self._gradient_hook, point))
+        return pruned if pruned is not output else None
+
+    def _gradient_hook(self, point: _Point, gradient: torch.Tensor) -> torch.Tensor | None:
+        if not self.enabled:
+            return None
+        if self.observer is not None:
+            self.observer(point.info.path, "backward", gradient.detach())
+        pruned = F.hardshrink(gradient, point.tau_t) if point.tau_t > 0.0 else gradient
+        if self.count:
+            point.backward.add(pruned.detach())
+        return pruned if pruned is not gradient else None
+
+    def _weight_hook(self, record: _Parameter, gradient: torch.Tensor) -> torch.Tensor | None:
+        if not self.enabled:
+            return None
+        pruned = F.hardshrink(gradient, record.tau_t) if record.tau_t > 0.0 else gradient
+        if self.count:
+            record.gradient.add(pruned.detach())
+        return pruned if pruned is not gradient else None
+
+
+def _per_name(value: float | Mapping[str, float], names: list[str], label: str) -> dict[str, float]:
+    """One threshold per name from a number or a partial mapping (unnamed → 0)."""
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            shown = ", ".join(repr(name) for name in unknown[:5])
+            raise UserError(
+                f"{label}: unknown prune point or parameter {shown}; known names start with "
+                f"{', '.join(repr(name) for name in names[:3])}, ..."
+            )
+        return {name: check_threshold(value.get(name, 0.0), f"{label}[{name}]") for name in names}
+    number = check_threshold(value, label)
+    return {name: number for name in names}
+
+
+def _common_encoder_prefix(model: nn.Module) -> str:
+    """``"bert."`` for a zoo classifier, ``""`` for an encoder or a model with several encoders."""
+    encoders = _zoo_encoders(model)
+    return encoders[0][0] if len(encoders) == 1 else ""
