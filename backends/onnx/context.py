@@ -79,8 +79,15 @@ class EmitContext:
         self.module = module
         self.func = func
         self.opset = opset
+        #: The model being built.  Parameter data goes straight into its graph
+        #: (no intermediate protos: a BERT-Base is 440 MB); everything else is
+        #: collected below and added by the exporter at the end.
+        self.model = onnx.ModelProto()
         self.nodes: list[onnx.NodeProto] = []
+        #: Small constant initializers (shapes, axes, scalars).
         self.initializers: list[onnx.TensorProto] = []
+        #: The type of each parameter initializer, for checking without the data.
+        self.parameter_infos: list[onnx.ValueInfoProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
         self.outputs: list[onnx.ValueInfoProto] = []
         self.extra_outputs: list[onnx.ValueInfoProto] = []
@@ -158,7 +165,7 @@ class EmitContext:
         if key in self._constants:
             return self._constants[key]
         name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
         self._constants[key] = name
         return name
 
@@ -184,8 +191,14 @@ class EmitContext:
                 ".npz (it is saved beside the .tir file) before exporting to ONNX")
         tensor_name = name if not self.is_used(name) else self.fresh(f"{name}.param")
         self._used.add(tensor_name)
-        data = np.ascontiguousarray(param.data, dtype=numpy_dtype(param.type.dtype))
-        self.initializers.append(numpy_helper.from_array(data, tensor_name))
+        data = np.asarray(param.data, dtype=numpy_dtype(param.type.dtype).newbyteorder("<"),
+                          order="C")
+        tensor = self.model.graph.initializer.add()
+        tensor.name = tensor_name
+        tensor.data_type = onnx_element_type(param.type.dtype)
+        tensor.dims.extend(data.shape)
+        tensor.raw_data = data.tobytes()
+        self.parameter_infos.append(value_info(tensor_name, param.type))
         self._params[name] = tensor_name
         return tensor_name
 

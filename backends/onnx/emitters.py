@@ -257,7 +257,7 @@ emits("tensor.reduce_max")(_reduction("ReduceMax"))
 
 @emits("tensor.constant")
 def emit_constant(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
-    array = np.ascontiguousarray(op.attributes["value"].array())
+    array = np.asarray(op.attributes["value"].array(), order="C")
     return [ctx.node1("Constant", [], value=numpy_helper.from_array(array))]
 
 

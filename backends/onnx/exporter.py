@@ -15,11 +15,13 @@ names, the IR result ``%N`` is tensor ``vN`` and carries its IR type as
 
 The model is checked with ``onnx.checker.check_model(full_check=True)``
 (which also runs strict shape inference against the IR's types) unless
-``check=False``.
+``check=False``; the check runs on the model without its parameter data (see
+:func:`check_without_data`), so it is quick for large models too.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,8 @@ from backends.onnx.emitters import EMITTERS, NOT_EXPORTABLE, supported_op_kinds
 from transcode_ir.core import Builder, Function, Module, Op, Value
 from transcode_ir.opdefs import get_opdef
 
-__all__ = ["MIN_OPSET", "decomposition_of", "export_function", "max_opset", "save_onnx"]
+__all__ = ["MIN_OPSET", "check_without_data", "decomposition_of", "export_function",
+           "initializer_bytes", "max_opset", "save_onnx"]
 
 #: The oldest ONNX opset emitted: Softmax normalises along one axis from 13 on.
 MIN_OPSET = 13
@@ -80,20 +83,10 @@ def export_function(module: Module, func_name: str = "forward", opset: int = 18,
             result_number += 1
         ctx.finish_op()
 
-    graph = helper.make_graph(ctx.nodes, f"{module.name}.{func.name}", ctx.inputs,
-                              ctx.outputs + ctx.extra_outputs,
-                              initializer=ctx.initializers, value_info=ctx.value_infos,
-                              doc_string=f"@{func.name} of IR module @{module.name}")
-    opset_imports = [helper.make_opsetid("", opset)]
-    # IR version 10 is the first with metadata_props on nodes (where `loc` goes).
-    ir_version = max(10, helper.find_min_ir_version_for(opset_imports))
-    model = helper.make_model(graph, opset_imports=opset_imports, ir_version=ir_version,
-                              producer_name="transcode", producer_version=_version(),
-                              doc_string=f"TransCODE export of @{module.name}::@{func.name}")
-    helper.set_model_props(model, {"transcode.module": module.name,
-                                   "transcode.function": func.name})
-    if check and _estimated_bytes(model) < _PROTOBUF_LIMIT:
-        onnx.checker.check_model(model, full_check=True)
+    model = ctx.model
+    _fill_model(model, ctx, parameters_as_inputs=False)
+    if check:
+        check_without_data(ctx)
     return model
 
 
@@ -101,20 +94,67 @@ def save_onnx(module: Module, path: str | Path, func_name: str = "forward", opse
               check: bool = True) -> Path:
     """Export like :func:`export_function` and write the model to ``path``.
 
-    Models of 2 GiB or more keep their initializers in ``<path>.data`` beside
-    the file (ONNX external data) and are checked from the file.
+    Models of 2 GiB or more keep their parameters in ``<path>.data`` beside
+    the file (ONNX external data), as protobuf cannot hold them.
     """
     path = Path(path)
     model = export_function(module, func_name, opset, check=check)
-    large = _estimated_bytes(model) >= _PROTOBUF_LIMIT
-    if large:
+    if initializer_bytes(model) >= _PROTOBUF_LIMIT:
         onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
                         location=path.name + ".data")
-        if check:
-            onnx.checker.check_model(str(path), full_check=True)
     else:
         onnx.save_model(model, path)
     return path
+
+
+def initializer_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of a model's initializers, from their types (reads no data)."""
+    return sum(math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+               for t in model.graph.initializer)
+
+
+# --------------------------------------------------------------------------- assembly and checking
+
+
+def _fill_model(model: onnx.ModelProto, ctx: EmitContext, parameters_as_inputs: bool) -> None:
+    """Write everything but parameter data into ``model``.
+
+    With ``parameters_as_inputs`` the parameters become graph inputs of the
+    same types instead of initializers: a model to check, without the data.
+    """
+    module, func = ctx.module, ctx.func
+    opset_import = helper.make_opsetid("", ctx.opset)
+    model.opset_import.append(opset_import)
+    # IR version 10 is the first with metadata_props on nodes (where `loc` goes).
+    model.ir_version = max(10, helper.find_min_ir_version_for([opset_import]))
+    model.producer_name, model.producer_version = "transcode", _version()
+    model.doc_string = f"TransCODE export of @{module.name}::@{func.name}"
+    helper.set_model_props(model, {"transcode.module": module.name,
+                                   "transcode.function": func.name})
+    graph = model.graph
+    graph.name = f"{module.name}.{func.name}"
+    graph.doc_string = f"@{func.name} of IR module @{module.name}"
+    graph.node.extend(ctx.nodes)
+    graph.input.extend(ctx.inputs + (ctx.parameter_infos if parameters_as_inputs else []))
+    graph.output.extend(ctx.outputs + ctx.extra_outputs)
+    graph.value_info.extend(ctx.value_infos)
+    graph.initializer.extend(ctx.initializers)
+
+
+def check_without_data(ctx: EmitContext) -> None:
+    """``onnx.checker.check_model(full_check=True)`` on the model minus its
+    parameter data.
+
+    The parameters become graph inputs of the same types, so strict shape
+    inference sees exactly what it would see in the real model (parameters
+    never determine shapes; the small constant initializers that do are kept).
+    What is skipped is serialising and re-reading hundreds of megabytes, and
+    the 2 GiB protobuf limit.  The parameter tensors themselves are made by
+    :meth:`EmitContext.parameter` from arrays of the declared type and shape.
+    """
+    skeleton = onnx.ModelProto()
+    _fill_model(skeleton, ctx, parameters_as_inputs=True)
+    onnx.checker.check_model(skeleton, full_check=True)
 
 
 # --------------------------------------------------------------------------- decomposition
@@ -238,12 +278,6 @@ def _bind_result(ctx: EmitContext, result: Value, name: str, output_name: str | 
     else:
         final = name
     ctx.bind(result, final)
-
-
-def _estimated_bytes(model: onnx.ModelProto) -> int:
-    """Bytes of the initializers: a lower bound on the serialised size that is
-    cheap to compute (``ByteSize`` fails past 2 GiB)."""
-    return sum(len(t.raw_data) for t in model.graph.initializer)
 
 
 def _version() -> str:

@@ -320,3 +320,28 @@ case("optim.adam", lambda rng: {"p": rng.standard_normal((4, 3)).astype(np.float
                                 "v": rng.uniform(0.01, 1.0, (4, 3)).astype(np.float32),
                                 "step": np.int64(3).reshape(())},
      lambda b, a: list(b.create("optim.adam", a, {"lr": 1e-3}).results))
+
+
+# --------------------------------------------------------------------------- DynaProp (ops_sparsity)
+
+def _prunable(rng: np.random.Generator) -> Arrays:
+    """Normal values plus the edge cases: exactly ±tau (pruned), NaN (kept), zero."""
+    x = rng.standard_normal(S).astype(np.float32)
+    x[0, 0, :4] = [0.3, -0.3, np.nan, 0.0]
+    return {"x": x}
+
+
+def _prune_with_density(b: Builder, a: list[Value]) -> list[Value]:
+    from transcode_ir.types import SparsityEncoding
+
+    dense = a[0].type
+    typed = TensorType(dense.shape, dense.dtype, SparsityEncoding(0.6, "measured"))
+    return [b.create("nn.prune", [a[0]], {"tau": 0.3, "point": "encoder.layer.0"}, [typed]).result]
+
+
+case("nn.prune", _prunable, _prune_with_density)
+case("nn.prune.tau0", _prunable, one("nn.prune", tau=0.0))
+case("grad.prune", lambda rng: {"dy": rng.standard_normal(S).astype(np.float32),
+                                "y": np.where(rng.random(S) < 0.5, 0.0,
+                                              rng.standard_normal(S)).astype(np.float32)},
+     one("grad.prune"))

@@ -181,3 +181,62 @@ def test_result_name_clashing_with_an_argument():
     f.set_outputs([y], ["x"])
     with pytest.raises(OnnxExportError, match="result name 'x'.*name of an argument"):
         export_function(m)
+
+
+# --------------------------------------------------------------------------- decomposition fallback
+
+
+def _swish_opdef(decompose):
+    from transcode_ir.opdefs import OpDef
+
+    opdef = OpDef("test.swish", ("x",), {}, lambda types, attrs: [types[0]],
+                  lambda op, x, ctx: [(x[0] / (1 + np.exp(-x[0]))).astype(x[0].dtype)],
+                  "nonlinear", doc="x * sigmoid(x), for the tests")
+    opdef.decompose = decompose  # what a fused op definition exposes
+    return opdef
+
+
+def _swish_module() -> Module:
+    m = Module("m")
+    f = m.add_function(Function("forward", [TensorType((2, 3))], ["x"], []))
+    f.set_outputs([], [])
+    b = Builder(f)
+    y = b.op("test.swish", f.args[0], loc="act")
+    f.set_outputs([b.op("arith.neg", y)], ["y"])
+    return m
+
+
+def test_op_kind_without_emitter_exports_through_its_decomposition(monkeypatch):
+    from transcode_ir import opdefs
+
+    def decompose(b, op):
+        x = op.operands[0]
+        return [b.op("arith.mul", x, b.op("arith.sigmoid", x))]
+
+    monkeypatch.setitem(opdefs._REGISTRY, "test.swish", _swish_opdef(decompose))
+    m = _swish_module()
+    model = export_function(m)
+    assert [n.name for n in model.graph.node] == ["act#0/0.Sigmoid", "act#0/1.Mul", "arith.neg#1"]
+    assert {p.key: p.value for p in model.graph.node[0].metadata_props}["transcode.op"] == "test.swish"
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    check_against_interpreter(m, model, {"x": x})
+
+
+def test_decomposition_into_an_unsupported_op_kind_is_an_error(monkeypatch):
+    from transcode_ir import opdefs
+
+    def decompose(b, op):
+        return [b.create("test.nowhere", [op.operands[0]], {}, [op.operands[0].type]).result]
+
+    monkeypatch.setitem(opdefs._REGISTRY, "test.swish", _swish_opdef(decompose))
+    with pytest.raises(OnnxExportError, match=r"op #0 'test.swish'.*decomposition uses "
+                                              r"'test.nowhere'"):
+        export_function(_swish_module())
+
+
+def test_sparsity_encoding_is_documented_on_the_value():
+    from tests.backend_onnx.op_cases import CASES, build_case
+
+    module, _ = build_case(next(c for c in CASES if c.id == "nn.prune"))
+    model = export_function(module)
+    assert model.graph.output[0].doc_string == "density 0.6 (measured) after DynaProp pruning"
