@@ -39,7 +39,8 @@ How a model is imported
    * everything else becomes a module parameter read by ``tensor.param``.  Its
      kind is ``"weight"`` for a trainable weight (a float initializer, unless
      the exporter marks it as a buffer or constant, or a layout change of one)
-     and ``"constant"`` for everything else (integer initializers, buffers,
+     and ``"constant"`` for everything else (integer initializers, single-element
+     initializers, which exporters write for literals like 0.5 or √d, buffers,
      ``Constant`` nodes, folded results such as position ids or DFT matrices).
 
 5. **Names.**  Function arguments and results keep the ONNX input and output
@@ -97,6 +98,9 @@ MIN_OPSET, MAX_OPSET = 10, 23
 _LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten",
                          "Identity", "Dropout"})
 _ALIAS_OPS = frozenset({"Identity", "Dropout"})
+# Folded results of these ops are pieces of their (first) input and keep its name.
+_DATA_MOVEMENT_OPS = _LAYOUT_OPS | {"Slice", "Gather", "Cast", "CastLike", "Expand", "Concat",
+                                    "Split", "Tile"}
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 # Exporter markings of initializers (dynamo writes them on the value_info).
 _INPUT_SPEC_KIND = "pkg.torch.export.graph_signature.InputSpec.kind"
@@ -309,7 +313,8 @@ class _Importer:
             if not is_generated_name(init.name):
                 self.reserved_names.add(init.name)
             is_float = init.data_type in (1, 10, 11, 16)  # float, float16, double, bfloat16
-            if is_float and init.name not in buffer_like:
+            is_scalar = all(d == 1 for d in init.dims)  # exporters' folded literals
+            if is_float and not is_scalar and init.name not in buffer_like:
                 self.weight_sources[init.name] = (init.name, "")
             else:
                 self.constant_sources[init.name] = init.name
@@ -483,7 +488,7 @@ class _Importer:
         if not weight_inputs:
             return True
         return node.op_type in _LAYOUT_OPS and weight_inputs == [node.input[0]] \
-            and node.input.count(node.input[0]) == 1
+            and list(node.input).count(node.input[0]) == 1
 
     def _fold(self, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         inputs = [self.known(i) if i else None for i in node.input]
@@ -523,8 +528,12 @@ class _Importer:
                     self.constant_sources[output] = source
 
     def _largest_source(self, node: onnx.NodeProto) -> str | None:
+        """The tensor a folded result is a piece of, if it moves data only
+        (a slice of a DFT matrix keeps the matrix's name); None otherwise."""
+        if node.op_type not in _DATA_MOVEMENT_OPS:
+            return None
         best, best_size = None, -1
-        for name in node.input:
+        for name in node.input[:1] if node.op_type != "Concat" else node.input:
             if name and name in self.constant_sources:
                 size = self.known(name).size
                 if size > best_size:

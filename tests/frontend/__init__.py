@@ -1,0 +1,1 @@
+"""Tests of the ONNX frontend (frontends/onnx) and ``tcc import``."""
