@@ -400,7 +400,8 @@ def validate_design(accelerator: Accelerator) -> Accelerator:
     widths = technology.data_widths_bits
     if accelerator.data_width_bits not in widths:
         raise DesignFieldError(("data_width",),
-                               f"{accelerator.data_width_bits} bits is not characterised by {tech}; "
+                               f"{accelerator.data_width_bits} bits is not characterised by "
+                               f"{tech}; "
                                f"accepted: {_join(f'{w} bits' for w in widths)}")
 
     pe_array = accelerator.pe_array

@@ -34,7 +34,6 @@ from typing import Any, Callable, Iterable, Mapping
 from transcode_ir.errors import ParseError, SourceLocation, UserError, caret_snippet
 
 from backends.elector.design import (
-    BUFFER_KINDS,
     Accelerator,
     Buffer,
     DesignFieldError,
@@ -46,7 +45,7 @@ from backends.elector.design import (
     SparsityUnits,
     validate_design,
 )
-from backends.elector.technology import Technology, TechnologyError, load_technology
+from backends.elector.technology import TechnologyError, load_technology
 
 __all__ = [
     "BLOCK_SCHEMAS",

@@ -112,7 +112,8 @@ class DesignSpace:
         index = 0
         for parameter, radix, choice in zip(self.parameters, self._radices, choices):
             if isinstance(choice, bool) or not isinstance(choice, int) or not 0 <= choice < radix:
-                raise UserError(f"choice {choice!r} for {parameter.name} is outside 0 .. {radix - 1}")
+                raise UserError(f"choice {choice!r} for {parameter.name} is outside "
+                                f"0 .. {radix - 1}")
             index = index * radix + choice
         return index
 

@@ -341,6 +341,7 @@ class Technology:
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         self.digest: str = hashlib.sha256(canonical.encode()).hexdigest()
         self._data = data
+        self._memo: dict[tuple, ModuleCosts] = {}
 
     # -- identity ----------------------------------------------------------
 
@@ -415,6 +416,19 @@ class Technology:
         ``module("mac_lane", macs_per_lane=16, nonlinearity="gelu")``.
         Use :meth:`ModuleCosts.at_clock` for another clock.
         """
+        memo_key = (kind, tuple(sorted(parameters.items(), key=lambda item: item[0])))
+        try:
+            return self._memo[memo_key]
+        except (KeyError, TypeError):  # TypeError: an unhashable parameter value
+            pass
+        costs = self._lookup(kind, parameters)
+        try:
+            self._memo[memo_key] = costs
+        except TypeError:
+            pass
+        return costs
+
+    def _lookup(self, kind: str, parameters: dict[str, Any]) -> ModuleCosts:
         table = self._table(kind)
         if set(parameters) != set(table.parameters):
             raise TechnologyError(f"module {kind!r} is looked up by "

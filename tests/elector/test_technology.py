@@ -19,6 +19,8 @@ from backends.elector import (
     technology_from_data,
 )
 from backends.elector.technology import BUILTIN_TECHNOLOGY_DIR, REQUIRED_MODULE_KINDS
+
+# --------------------------------------------------------------------------- 14 nm data
 from transcode_ir.errors import ParseError, UserError
 
 BUILTIN_JSON = json.loads((BUILTIN_TECHNOLOGY_DIR / "14nm.json").read_text())
@@ -85,6 +87,7 @@ def test_buffers_and_main_memory_match_the_reference(tech) -> None:
 
 
 def test_every_entry_names_its_source_and_inferences_are_marked() -> None:
+    assert set(REQUIRED_MODULE_KINDS) == set(BUILTIN_JSON["modules"])
     for kind, table in BUILTIN_JSON["modules"].items():
         assert "source" in table, kind
     assert BUILTIN_JSON["modules"]["mac_lane"]["interpolation"]["inference"] is True
@@ -238,8 +241,8 @@ def _broken(tmp_path: Path, mutate) -> Path:
     (lambda d: d["main_memory"]["types"]["hbm"].update(bandwidth_bytes_per_s=0),
      "main_memory.types.hbm.bandwidth_bytes_per_s", "positive"),
     (lambda d: d.update(reference_clokc={}), "reference_clokc", "unknown key"),
-    (lambda d: d["modules"]["softmax"]["points"][0].update(area=1), "modules.softmax.points[0].area",
-     "unknown key"),
+    (lambda d: d["modules"]["softmax"]["points"][0].update(area=1),
+     "modules.softmax.points[0].area", "unknown key"),
     (lambda d: d["reference_clock"].update(clock_hz=True), "reference_clock.clock_hz",
      "positive number"),
     (lambda d: d["data_width"].update(bits=[]), "data_width.bits", "non-empty list"),
