@@ -1,0 +1,978 @@
+"""``dynaprop``: insert DynaProp prune ops and record the density each one leaves.
+
+DynaProp prunes small values at run time (``|x| ≤ τ`` becomes 0): activations
+with τ_I in inference and training, gradients with τ_T in training.  This pass
+makes the pruning explicit in the IR -- an ``nn.prune`` op at every prune
+point (:mod:`transcode_ir.ops_sparsity`) -- and gives each pruned value a
+:class:`~transcode_ir.types.SparsityEncoding`: the fraction of nonzeros it
+holds and where that figure came from.  Densities are measured, never assumed
+silently: with τ > 0 the pass needs one of three sources and fails without.
+
+Options (``dynaprop{tau-i=0.01,tau-t=1e-4,calibration=inputs.npz}``)
+=====================================================================
+
+``tau-i``        τ_I for activations (default: the profile's, else 0)
+``tau-t``        τ_T for gradients (default: the profile's, else 0)
+``profile``      a DynaProp density profile (JSON) written by the torch
+                 runtime (frontends/dynaprop, docs/dynaprop.md): source
+                 ``profile``.  Its τ must agree with ``tau-i``/``tau-t`` when
+                 those are given.
+``calibration``  an ``.npz`` of real inputs named like ``@forward``'s
+                 arguments (plus ``labels``/``target`` for training graphs),
+                 each either of the argument's shape or with one more leading
+                 axis of samples; the reference interpreter runs every
+                 function on them and counts the nonzeros of every pruned
+                 value: source ``measured``.
+``density``      one density for every prune point, given by hand: source
+                 ``assumed`` (reports say so).
+
+At most one source may be given.  With every τ = 0 and no source the pass does
+nothing.  With a source and τ = 0 it still inserts the (identity) prune ops,
+so that the natural sparsity of each point (exact zeros, such as attention
+probabilities of padded keys) is recorded.
+
+Prune points and their names
+============================
+
+Found structurally in ``@forward`` (and in the forward part of ``@backward``
+and ``@train_step``), by op kind and source location (``loc``, the module
+path that the ONNX importer records), and named by the module path the torch
+runtime uses, so that profile keys, IR and reports agree:
+
+=================  =========================================  =====================================
+role               point name (layer ``i``)                    the value pruned
+=================  =========================================  =====================================
+query, key, value  ``encoder.layer.i.attention.self.query``     output of the Linear (bias added),
+                   (``.key``, ``.value``)                        before the heads are split
+scores             ``encoder.layer.i.attention.self.scores``    QKᵀ·scale + mask, the softmax input
+probs              ``encoder.layer.i.attention.self.probs``     the softmax output
+context            ``encoder.layer.i.attention.self.context``   probs·V with the heads merged: the
+                                                                 input of attention.output.dense
+attention_output   ``encoder.layer.i.attention.output.dense``   output of the Linear
+intermediate       ``encoder.layer.i.intermediate.dense[_k]``   output of the Linear (before GELU)
+output             ``encoder.layer.i.output.dense``             output of the Linear
+input_projection   ``encoder.layer.i.input_projection``         output of the Linear
+pooler             ``pooler.dense``                             output of the Linear (before tanh)
+=================  =========================================  =====================================
+
+A Linear is a ``tensor.matmul`` by a rank-2 weight, with the bias ``arith.add``
+that follows it, or a fused ``nn.linear``; a fused ``nn.linear`` with an
+activation is split into ``nn.linear``, ``nn.prune`` and the activation, since
+the runtime prunes the Linear's output before the activation.  Scores and
+probs are the input and output of an ``nn.softmax`` located in
+``*.attention.self``.  After ``fuse``, scores and probs are internal to an
+``nn.attention`` op: the pass records them as attributes of that op --
+``dynaprop:tau_i``, ``dynaprop:scores_density``/``_source`` and
+``dynaprop:probs_density``/``_source`` -- for the cost model.  The fused op's
+numpy semantics do not prune inside (its definition is not DynaProp's), so
+for values equal to the torch runtime's run ``dynaprop`` before ``fuse``; the
+prune ops then keep the attention chain unfused, which is exact.
+
+Training graphs (after ``autodiff``)
+====================================
+
+In ``@backward`` and ``@train_step`` the forward part is pruned as above and
+the gradients are derived again from it with the op definitions' rules (the
+gradient of ``nn.prune`` is ``grad.prune``, the straight-through estimator of
+the surviving elements), then pruned with τ_T, as the torch runtime does:
+
+* **activation gradients** -- the gradient with respect to each prune
+  point's unpruned value, which the producing layer's backward matrix
+  products read: ``nn.prune {role = "gradient", point = <point>}``;
+* **weight gradients** -- the gradient of every Linear weight and bias, before
+  the optimizer reads it (or ``@backward`` returns it):
+  ``nn.prune {role = "weight_gradient", point = <parameter>}``.  A profile
+  names them by the torch parameter (``....query.weight``); the IR's
+  ``....query.weight_transposed`` is the same tensor transposed.
+
+The old gradient ops are removed (their results are no longer read); the new
+ones are not fused or cleaned up -- run ``cleanup`` (and ``fuse``) after
+``dynaprop`` if wanted.  Gradient prune ops exist only where τ_T > 0.
+
+Propagation
+===========
+
+A pruned value's zeros survive the ops that only move or map elements with
+f(0) = 0 (``tensor.reshape``, ``tensor.transpose``, ``nn.gelu``,
+``arith.tanh``): their results get an encoding too, so the matrix product
+that reads Q after the heads are split sees Q's density on its operand.
+With a calibration they are measured; otherwise they carry the prune
+point's figure (exact for reshape and transpose; GELU and tanh map nonzeros
+to nonzeros except for underflow far in the tail).
+
+The pass records the thresholds in module attributes ``dynaprop:tau_i`` and
+``dynaprop:tau_t`` (a number; when a profile gives different thresholds per
+point, the largest, with ``dynaprop:per_point_thresholds = true``), the
+density source in ``dynaprop:density_source`` and its origin (file or
+number) in ``dynaprop:density_from``.  :func:`prune_records` lists every
+prune op with its density for reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from transcode_ir.core import Function, Module, Op, Value
+from transcode_ir.errors import UserError
+from transcode_ir.interpreter import Interpreter
+from transcode_ir.opdefs import get_opdef, softmax
+from transcode_ir.ops_sparsity import prune
+from transcode_ir.passes import Pass, option, register_pass
+from transcode_ir.types import SparsityEncoding, TensorType
+
+from passes.autodiff import AutodiffPass, GradientBuilder, trainable_parameters
+from passes.dce import eliminate_dead_code
+
+__all__ = [
+    "DensityProfile",
+    "DynaPropPass",
+    "PruneRecord",
+    "PruneSite",
+    "find_prune_sites",
+    "linear_role",
+    "load_profile",
+    "prune_records",
+]
+
+TRAINING_FUNCTIONS = ("backward", "train_step")
+
+#: Roles of Linear outputs, by the end of the module path (first match wins).
+_LINEAR_ROLES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?:^|\.)attention\.self\.query$"), "query"),
+    (re.compile(r"(?:^|\.)attention\.self\.key$"), "key"),
+    (re.compile(r"(?:^|\.)attention\.self\.value$"), "value"),
+    (re.compile(r"(?:^|\.)attention\.output\.dense$"), "attention_output"),
+    (re.compile(r"(?:^|\.)intermediate\.dense(?:_\d+)?$"), "intermediate"),
+    (re.compile(r"(?:^|\.)output\.dense$"), "output"),
+    (re.compile(r"(?:^|\.)pooler\.dense$"), "pooler"),
+    (re.compile(r"(?:^|\.)input_projection$"), "input_projection"),
+)
+_ATTENTION_SELF = re.compile(r"(?:^|\.)attention\.self$")
+_ATTENTION_OUTPUT_DENSE = "attention.output.dense"
+
+#: Ops whose result has a zero wherever their (only tensor) operand has one.
+_ZERO_PRESERVING = ("tensor.reshape", "tensor.transpose", "nn.gelu", "arith.tanh")
+
+_ACTIVATION_OPS = {"relu": ("nn.relu", {}), "gelu": ("nn.gelu", {}),
+                   "gelu_tanh": ("nn.gelu", {"approximate": "tanh"})}
+
+SOURCES = ("profile", "measured", "assumed")
+
+
+def linear_role(loc: str | None) -> str | None:
+    """The prune role of a Linear at module path ``loc`` (``query``, ..., ``pooler``), or None."""
+    if not loc:
+        return None
+    for pattern, role in _LINEAR_ROLES:
+        if pattern.search(loc):
+            return role
+    return None
+
+
+# --------------------------------------------------------------------------- finding prune points
+
+
+@dataclass
+class PruneSite:
+    """A prune point found in a function.
+
+    ``value`` is the value to prune; it is None for ``scores``/``probs``
+    inside a fused ``nn.attention`` (``op``), which keep their densities as
+    attributes of that op.  ``op`` is the op the point was found at.
+    """
+
+    name: str
+    role: str
+    value: Value | None
+    op: Op
+
+
+def _is_dense(op: Op) -> bool:
+    """A Linear: a matmul by a rank-2 weight, or a fused nn.linear."""
+    if op.name == "nn.linear":
+        return True
+    return (op.name == "tensor.matmul" and op.operands[1].type.rank == 2
+            and op.operands[0].type.rank >= 2)
+
+
+def _linear_output(op: Op) -> Value:
+    """The Linear's output: the bias add after a matmul, or the op's result."""
+    result = op.results[0]
+    if op.name == "tensor.matmul" and len(result.uses) == 1:
+        add = result.uses[0].op
+        if add.name == "arith.add":
+            other = add.operands[1 - result.uses[0].index]
+            if other.type.rank == 1 and other.type.shape == (op.operands[1].type.shape[1],) \
+                    and add.results[0].type.shape == result.type.shape:
+                return add.results[0]
+    return result
+
+
+def find_prune_sites(ops: Iterable[Op]) -> list[PruneSite]:
+    """The activation prune points among ``ops`` (a function's ops or its forward part), in
+    the order they are found.  See the module docstring for the rules."""
+    sites: list[PruneSite] = []
+    for op in ops:
+        if op.name == "nn.prune":
+            continue
+        if _is_dense(op):
+            role = linear_role(op.loc)
+            if role is None:
+                continue
+            if role == "attention_output":
+                prefix = op.loc[: -len(_ATTENTION_OUTPUT_DENSE)]  # type: ignore[index]
+                name = f"{prefix}attention.self.context"
+                sites.append(PruneSite(name, "context", _unpruned(op.operands[0], name), op))
+            sites.append(PruneSite(op.loc, role, _linear_output(op), op))  # type: ignore[arg-type]
+        elif op.name == "nn.softmax" and op.loc and _ATTENTION_SELF.search(op.loc):
+            x = op.operands[0]
+            if op.attr("axis", -1) % max(x.type.rank, 1) != x.type.rank - 1:
+                continue
+            name = f"{op.loc}.scores"
+            sites.append(PruneSite(name, "scores", _unpruned(x, name), op))
+            sites.append(PruneSite(f"{op.loc}.probs", "probs", op.results[0], op))
+        elif op.name == "nn.attention" and op.loc and _ATTENTION_SELF.search(op.loc):
+            sites.append(PruneSite(f"{op.loc}.scores", "scores", None, op))
+            sites.append(PruneSite(f"{op.loc}.probs", "probs", None, op))
+    return sites
+
+
+def _unpruned(value: Value, name: str) -> Value:
+    """The value before the prune op of ``name`` that produced ``value`` (a rerun of the pass)."""
+    owner = value.owner
+    if isinstance(owner, Op) and owner.name == "nn.prune" and owner.attr("point", "") == name \
+            and owner.attr("role", "activation") == "activation":
+        return owner.operands[0]
+    return value
+
+
+def _existing_prune(value: Value, name: str, role: str = "activation") -> Op | None:
+    """A prune op of ``name`` that already prunes ``value`` (the pass is idempotent)."""
+    for use in value.uses:
+        op = use.op
+        if op.name == "nn.prune" and op.attr("point", "") == name and \
+                op.attr("role", "activation") == role:
+            return op
+    return None
+
+
+def _insert_prune(func: Function, value: Value, name: str, tau: float, role: str = "activation",
+                  loc: str | None = None) -> Op:
+    """``nn.prune(value)`` right after ``value`` is made; every other use reads the pruned value."""
+    existing = _existing_prune(value, name, role)
+    if existing is not None:
+        existing.set_attr("tau", float(tau))
+        return existing
+    attrs: dict[str, Any] = {"tau": float(tau), "point": name}
+    if role != "activation":
+        attrs["role"] = role
+    op = Op("nn.prune", [value], [value.type.dense()], attrs, loc if loc is not None else name)
+    producer = value.owner if isinstance(value.owner, Op) else None
+    if producer is not None and producer.parent is func:
+        func.insert_after(op, producer)
+    else:
+        func.insert_before(op, func.first)
+    for use in list(value.uses):
+        if use.op is not op:
+            use.op.set_operand(use.index, op.results[0])
+    return op
+
+
+def _split_activation(func: Function, op: Op) -> Op:
+    """Split ``nn.linear {activation = a}`` into ``nn.linear`` and the activation op; returns
+    the new ``nn.linear`` (its result is the Linear's output, the prune point)."""
+    activation = op.attr("activation", "none")
+    linear = Op("nn.linear", list(op.operands), [op.results[0].type.dense()],
+                op.attributes.with_(activation=None), op.loc)
+    func.insert_before(linear, op)
+    kind, attrs = _ACTIVATION_OPS[activation]
+    parent = op.loc.rsplit(".", 1)[0] if op.loc and "." in op.loc else op.loc
+    act = Op(kind, [linear.results[0]], [op.results[0].type.dense()], attrs, parent)
+    func.insert_before(act, op)
+    op.results[0].replace_all_uses_with(act.results[0])
+    op.erase()
+    return linear
+
+
+# --------------------------------------------------------------------------- density profiles
+
+
+@dataclass(frozen=True)
+class DensityProfile:
+    """Densities (fractions of nonzeros after pruning) and thresholds read from a profile.
+
+    ``forward`` and ``backward`` map prune-point paths to densities;
+    ``weight_gradients`` maps parameter names (torch's) to densities;
+    ``tau_i``/``tau_t`` map paths (and, for τ_T, parameter names) to the
+    thresholds the profile was measured with.
+    """
+
+    path: str
+    forward: Mapping[str, float] = field(default_factory=dict)
+    backward: Mapping[str, float] = field(default_factory=dict)
+    weight_gradients: Mapping[str, float] = field(default_factory=dict)
+    tau_i: Mapping[str, float] = field(default_factory=dict)
+    tau_t: Mapping[str, float] = field(default_factory=dict)
+    default_tau_i: float | None = None
+    default_tau_t: float | None = None
+
+    def threshold(self, kind: str, name: str) -> float | None:
+        table, default = (self.tau_i, self.default_tau_i) if kind == "i" else \
+            (self.tau_t, self.default_tau_t)
+        return table.get(name, default)
+
+
+def _density_of(entry: Any, where: str) -> float | None:
+    """A density from a number, or from ``{"density": d}`` / ``{"elements": n, "zeros": z}``."""
+    if entry is None:
+        return None
+    if isinstance(entry, bool):
+        raise UserError(f"{where}: expected a density, got {entry!r}")
+    if isinstance(entry, (int, float)):
+        value = float(entry)
+    elif isinstance(entry, Mapping):
+        if "elements" in entry and ("zeros" in entry or "nonzeros" in entry):
+            elements = int(entry["elements"])
+            if elements == 0:
+                return None
+            nonzeros = int(entry["nonzeros"]) if "nonzeros" in entry else \
+                elements - int(entry["zeros"])
+            value = nonzeros / elements
+        elif "density" in entry:
+            return _density_of(entry["density"], where)
+        elif "sparsity" in entry:
+            value = 1.0 - float(entry["sparsity"])
+        else:
+            raise UserError(f"{where}: expected a density (a number, or an object with "
+                            f"'density' or 'elements' and 'zeros'), got keys {sorted(entry)}")
+    else:
+        raise UserError(f"{where}: expected a density, got {entry!r}")
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"{where}: a density lies in [0, 1], got {value}")
+    return value
+
+
+def _threshold_of(entry: Any, where: str) -> float | None:
+    if entry is None or isinstance(entry, Mapping):
+        return None
+    if isinstance(entry, bool) or not isinstance(entry, (int, float)) or \
+            not math.isfinite(entry) or entry < 0:
+        raise UserError(f"{where}: expected a threshold >= 0, got {entry!r}")
+    return float(entry)
+
+
+def load_profile(path: str | Path) -> DensityProfile:
+    """Read a DynaProp density profile (JSON) written by the torch runtime.
+
+    The reader takes what it needs and ignores the rest: ``points`` (an
+    object keyed by prune-point path, or a list of objects with ``path``),
+    each with ``forward`` and ``backward`` densities and optionally
+    ``tau_i``/``tau_t``; top-level ``tau_i``/``tau_t`` defaults; and
+    ``weight_gradients`` keyed by parameter name.  A density is a number, or
+    an object with ``density`` or with ``elements`` and ``zeros``.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"dynaprop: profile {path}: no such file") from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"dynaprop: profile {path}: not JSON ({err})") from None
+    if not isinstance(data, Mapping):
+        raise UserError(f"dynaprop: profile {path}: expected a JSON object at the top")
+    body: Mapping[str, Any] = data.get("profile", data) if isinstance(data.get("profile"), Mapping) \
+        else data
+    raw_points = body.get("points")
+    if raw_points is None:
+        raise UserError(f"dynaprop: profile {path}: no 'points' (expected an object keyed by "
+                        "prune-point path, as written by the torch runtime; see docs/dynaprop.md)")
+    if isinstance(raw_points, list):
+        items = [(p.get("path"), p) for p in raw_points if isinstance(p, Mapping)]
+    elif isinstance(raw_points, Mapping):
+        items = list(raw_points.items())
+    else:
+        raise UserError(f"dynaprop: profile {path}: 'points' must be an object or a list")
+    thresholds = body.get("thresholds") if isinstance(body.get("thresholds"), Mapping) else {}
+    default_i = _threshold_of(body.get("tau_i", thresholds.get("tau_i")), f"{path}: tau_i")
+    default_t = _threshold_of(body.get("tau_t", thresholds.get("tau_t")), f"{path}: tau_t")
+    forward: dict[str, float] = {}
+    backward: dict[str, float] = {}
+    tau_i: dict[str, float] = {}
+    tau_t: dict[str, float] = {}
+    for name, point in items:
+        if not isinstance(name, str) or not isinstance(point, Mapping):
+            raise UserError(f"dynaprop: profile {path}: every point needs a path and an object")
+        where = f"profile {path}, point {name!r}"
+        for key, table in (("forward", forward), ("backward", backward)):
+            density = _density_of(point.get(key), f"{where}, {key}")
+            if density is not None:
+                table[name] = density
+        for key, table in (("tau_i", tau_i), ("tau_t", tau_t)):
+            tau = _threshold_of(point.get(key), f"{where}, {key}")
+            if tau is not None:
+                table[name] = tau
+    weights: dict[str, float] = {}
+    raw_weights = body.get("weight_gradients") or {}
+    if isinstance(raw_weights, list):
+        raw_weights = {w.get("name") or w.get("parameter"): w for w in raw_weights}
+    for name, entry in raw_weights.items():
+        density = _density_of(entry.get("gradient", entry) if isinstance(entry, Mapping) else entry,
+                              f"profile {path}, weight gradient {name!r}")
+        if density is not None:
+            weights[str(name)] = density
+        if isinstance(entry, Mapping):
+            tau = _threshold_of(entry.get("tau_t"), f"profile {path}, {name}: tau_t")
+            if tau is not None:
+                tau_t[str(name)] = tau
+    return DensityProfile(str(path), forward, backward, weights, tau_i, tau_t, default_i, default_t)
+
+
+def torch_parameter_name(name: str) -> str:
+    """The torch parameter an IR parameter holds (the exporter stores ``W`` transposed as
+    ``<path>.weight_transposed``)."""
+    return name[: -len("_transposed")] if name.endswith(".weight_transposed") else name
+
+
+# --------------------------------------------------------------------------- the pass
+
+
+@dataclass
+class _Pruned:
+    """A prune op the pass made or updated: what to look its density up by."""
+
+    op: Op
+    function: str
+    key: tuple[str, str]            # (role, point)
+
+
+@register_pass
+@dataclass(frozen=True)
+class DynaPropPass(Pass):
+    """Insert DynaProp prune ops (|x| <= tau -> 0) at the prune points and record their densities.
+
+    Requires: a verified module with ``@forward`` whose ops carry module-path
+    locations (the ONNX importer's), optionally ``@backward``/``@train_step``
+    from ``autodiff``; with any τ > 0, one density source (``profile``,
+    ``calibration`` or ``density``); parameter data for ``calibration``.
+    Guarantees: an ``nn.prune`` at every prune point of ``@forward`` and of
+    the forward part of the training functions, and -- where τ_T > 0 -- at
+    the activation and weight gradients of the training functions, whose
+    gradients are re-derived from the pruned forward computation; every
+    prune result (and the reshapes, transposes, GELUs and tanhs after it)
+    carries a SparsityEncoding whose source is the one given; fused
+    ``nn.attention`` ops carry their internal densities as ``dynaprop:*``
+    attributes; module attributes record τ_I, τ_T and the source.  Running
+    it again updates the existing prune ops instead of adding more.
+    """
+
+    name: ClassVar[str] = "dynaprop"
+    tau_i: float | None = option(None, "threshold for activations (default: the profile's, else 0)")
+    tau_t: float | None = option(None, "threshold for gradients in training graphs (default: the "
+                                       "profile's, else 0)")
+    profile: str = option("", "density profile (JSON) from the torch runtime: source 'profile'")
+    calibration: str = option("", ".npz of real inputs (and labels): the interpreter measures "
+                                  "every prune point, source 'measured'")
+    density: float | None = option(None, "one density for every prune point: source 'assumed'")
+
+    def __post_init__(self) -> None:
+        for label, value in (("tau-i", self.tau_i), ("tau-t", self.tau_t)):
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise ValueError(f"{label} must be a finite number >= 0, got {value}")
+        if self.density is not None and not 0.0 <= self.density <= 1.0:
+            raise ValueError(f"density is a fraction of nonzeros in [0, 1], got {self.density}")
+        given = [f"{k}={v}" for k, v in (("profile", self.profile), ("calibration", self.calibration))
+                 if v] + ([f"density={self.density}"] if self.density is not None else [])
+        if len(given) > 1:
+            raise ValueError(f"give one density source, not {len(given)} ({', '.join(given)})")
+
+    # -- options
+    @property
+    def source(self) -> str | None:
+        if self.profile:
+            return "profile"
+        if self.calibration:
+            return "measured"
+        if self.density is not None:
+            return "assumed"
+        return None
+
+    def _thresholds(self, profile: DensityProfile | None) -> tuple[Callable[[str], float],
+                                                                    Callable[[str], float]]:
+        """τ_I and τ_T as functions of a point (or parameter) name."""
+        def make(kind: str, given: float | None) -> Callable[[str], float]:
+            label = "tau-i" if kind == "i" else "tau-t"
+
+            def tau(name: str) -> float:
+                measured_with = profile.threshold(kind, name) if profile is not None else None
+                if given is None:
+                    return measured_with if measured_with is not None else 0.0
+                if measured_with is not None and not math.isclose(measured_with, given,
+                                                                  rel_tol=1e-6, abs_tol=1e-12):
+                    raise UserError(
+                        f"dynaprop: {label}={given!r} but profile {profile.path} was measured "  # type: ignore[union-attr]
+                        f"with {label}={measured_with!r} at {name!r}; its densities describe "
+                        f"that threshold -- drop {label} to use the profile's, or profile again")
+                return given
+            return tau
+
+        return make("i", self.tau_i), make("t", self.tau_t)
+
+    def _any_positive(self, profile: DensityProfile | None) -> bool:
+        taus = [self.tau_i or 0.0, self.tau_t or 0.0]
+        if profile is not None:
+            taus += list(profile.tau_i.values()) + list(profile.tau_t.values())
+            taus += [profile.default_tau_i or 0.0, profile.default_tau_t or 0.0]
+        return any(t > 0 for t in taus)
+
+    # -- the pass
+    def apply(self, module: Module) -> bool:
+        profile = load_profile(self.profile) if self.profile else None
+        source = self.source
+        if source is None:
+            if not self._any_positive(None):
+                return False
+            raise UserError(_NO_SOURCE_MESSAGE.format(pipeline=str(self)))
+        forward = module.functions.get("forward")
+        if forward is None:
+            raise UserError("dynaprop needs a function @forward; the module has "
+                            + (", ".join("@" + f for f in module.functions) or "none"))
+        tau_i, tau_t = self._thresholds(profile)
+        pruned: list[_Pruned] = []
+        attention_ops: list[tuple[str, Op]] = []
+        sites = self._prune_activations(forward, list(forward), tau_i, pruned, attention_ops)
+        if not sites:
+            raise UserError(
+                "dynaprop: found no prune point in @forward: no Linear (matmul by a rank-2 "
+                "weight, or nn.linear) at a module path such as '...attention.self.query', "
+                "'...intermediate.dense' or 'pooler.dense', and no softmax in "
+                "'...attention.self'.  The ONNX importer records these paths as op locations; "
+                "IR written by hand needs loc(\"...\") on those ops")
+        for name in TRAINING_FUNCTIONS:
+            func = module.functions.get(name)
+            if func is not None:
+                self._prune_training(module, func, tau_i, tau_t, pruned, attention_ops)
+        self._assign_densities(module, source, profile, pruned, attention_ops, tau_i)
+        self._record(module, source, pruned, attention_ops)
+        return True
+
+    # -- forward
+    def _prune_activations(self, func: Function, ops: list[Op], tau_i: Callable[[str], float],
+                           pruned: list[_Pruned], attention_ops: list[tuple[str, Op]]
+                           ) -> list[PruneSite]:
+        sites = find_prune_sites(ops)
+        for site in sites:
+            tau = tau_i(site.name)
+            if site.value is None:
+                site.op.set_attr("dynaprop:tau_i", float(tau))
+                if not any(op is site.op for _, op in attention_ops):
+                    attention_ops.append((func.name, site.op))
+                continue
+            value = site.value
+            if site.op.name == "nn.linear" and site.op.attr("activation", "none") != "none" \
+                    and value is site.op.results[0]:
+                value = _split_activation(func, site.op).results[0]
+            op = _insert_prune(func, value, site.name, tau)
+            pruned.append(_Pruned(op, func.name, ("activation", site.name)))
+        return sites
+
+    # -- training graphs
+    def _prune_training(self, module: Module, func: Function, tau_i: Callable[[str], float],
+                        tau_t: Callable[[str], float], pruned: list[_Pruned],
+                        attention_ops: list[tuple[str, Op]]) -> None:
+        loss_op = next((op for op in func if get_opdef(op.name).category == "loss"), None)
+        if loss_op is None:
+            raise UserError(f"dynaprop: @{func.name} has no loss op; expected the training "
+                            "function that autodiff builds")
+        forward_ops = []
+        for op in func:
+            if op is loss_op:
+                break
+            forward_ops.append(op)
+        mine: list[_Pruned] = []
+        self._prune_activations(func, forward_ops, tau_i, mine, attention_ops)
+        pruned.extend(mine)
+        self._rederive_gradients(module, func, loss_op, tau_t, pruned)
+
+    def _rederive_gradients(self, module: Module, func: Function, loss_op: Op,
+                            tau_t: Callable[[str], float], pruned: list[_Pruned]) -> None:
+        """Differentiate the (now pruned) forward part again, prune the gradients with τ_T,
+        rewire the results and the optimizer to the new gradients, drop the old ones."""
+        ops = []
+        for op in func:
+            ops.append(op)
+            if op is loss_op:
+                break
+        loss = loss_op.results[0]
+        trainable = set(trainable_parameters(module))
+        builder = GradientBuilder(func, set())
+        builder.anchor = loss_op.next
+        builder.needed = AutodiffPass._needs_gradient(ops, loss, trainable)
+        grads = AutodiffPass._differentiate(builder, ops, loss)
+
+        # Activation gradients: the gradient of each prune point's unpruned value.
+        for op in ops:
+            if op.name != "nn.prune" or op.attr("role", "activation") != "activation":
+                continue
+            point = op.attr("point", "")
+            tau = tau_t(point)
+            gradient = grads.get(id(op.operands[0]))
+            if tau <= 0 or gradient is None:
+                continue
+            new = _insert_prune(func, gradient, point, tau, "gradient", loc=op.loc)
+            grads[id(op.operands[0])] = new.results[0]
+            pruned.append(_Pruned(new, func.name, ("gradient", point)))
+
+        # Weight gradients: summed over the reads of each parameter, then pruned.
+        linear_params = _linear_parameters(ops)
+        param_grads: dict[str, Value] = {}
+        for op in ops:
+            if op.name == "tensor.param" and op.attributes["name"] in trainable:
+                g = grads.get(id(op.results[0]))
+                if g is None:
+                    continue
+                pname = op.attributes["name"]
+                builder.loc = pname
+                prev = param_grads.get(pname)
+                param_grads[pname] = g if prev is None else builder.op("arith.add", prev, g)
+        for pname in list(param_grads):
+            tau = tau_t(torch_parameter_name(pname))
+            if pname in linear_params and tau > 0:
+                builder.loc = pname
+                new_op = builder.create("nn.prune", (param_grads[pname],),
+                                        {"tau": float(tau), "point": pname,
+                                         "role": "weight_gradient"})
+                param_grads[pname] = new_op.results[0]
+                pruned.append(_Pruned(new_op, func.name, ("weight_gradient", pname)))
+        _rewire_gradients(func, param_grads)
+        eliminate_dead_code(func)
+        alive = {id(op) for op in func}
+        pruned[:] = [p for p in pruned if p.function != func.name or id(p.op) in alive]
+
+    # -- densities
+    def _assign_densities(self, module: Module, source: str, profile: DensityProfile | None,
+                          pruned: list[_Pruned], attention_ops: list[tuple[str, Op]],
+                          tau_i: Callable[[str], float]) -> None:
+        followers = {id(p.op): _zero_preserving_followers(p.op.results[0]) for p in pruned}
+        if source == "measured":
+            measured = _measure(module, Path(self.calibration), pruned, followers, attention_ops,
+                                tau_i)
+            for p in pruned:
+                for value in [p.op.results[0], *followers[id(p.op)]]:
+                    value.type = value.type.with_encoding(
+                        SparsityEncoding(measured.density(value), "measured"))
+            for _, op in attention_ops:
+                for part in ("scores", "probs"):
+                    _set_attention_density(op, part, measured.attention(op, part), "measured")
+            return
+        for p in pruned:
+            density = self._looked_up(source, profile, p.key)
+            encoding = SparsityEncoding(density, source)
+            for value in [p.op.results[0], *followers[id(p.op)]]:
+                value.type = value.type.with_encoding(encoding)
+        for _, op in attention_ops:
+            for part in ("scores", "probs"):
+                density = self._looked_up(source, profile, ("activation", f"{op.loc}.{part}"))
+                _set_attention_density(op, part, density, source)
+
+    def _looked_up(self, source: str, profile: DensityProfile | None,
+                   key: tuple[str, str]) -> float:
+        if source == "assumed":
+            return float(self.density)  # type: ignore[arg-type]
+        assert profile is not None
+        role, name = key
+        if role == "weight_gradient":
+            table, lookup, what = profile.weight_gradients, torch_parameter_name(name), \
+                "weight-gradient density"
+        elif role == "gradient":
+            table, lookup, what = profile.backward, name, "backward (gradient) density"
+        else:
+            table, lookup, what = profile.forward, name, "forward density"
+        if lookup in table:
+            return table[lookup]
+        known = sorted(table)
+        shown = ", ".join(known[:4]) + (", ..." if len(known) > 4 else "")
+        raise UserError(f"dynaprop: profile {profile.path} has no {what} for prune point "
+                        f"{lookup!r} (it has {len(known)}: {shown or 'none'}); profile the same "
+                        f"model with the same prune points{' in training' if role != 'activation' else ''}, "
+                        "or use calibration=FILE to measure")
+
+    def _record(self, module: Module, source: str, pruned: list[_Pruned],
+                attention_ops: list[tuple[str, Op]]) -> None:
+        taus_i = [float(p.op.attributes["tau"]) for p in pruned if p.key[0] == "activation"] + \
+            [float(op.attributes["dynaprop:tau_i"]) for _, op in attention_ops]
+        taus_t = [float(p.op.attributes["tau"]) for p in pruned if p.key[0] != "activation"]
+        tau_t_value = self.tau_t if self.tau_t is not None else (max(taus_t) if taus_t else 0.0)
+        per_point = len(set(taus_i)) > 1 or len(set(taus_t)) > 1
+        origin = {"profile": self.profile, "measured": self.calibration,
+                  "assumed": f"density={self.density!r}"}[source]
+        module.attributes = module.attributes.with_(**{
+            "dynaprop:tau_i": max(taus_i) if taus_i else 0.0,
+            "dynaprop:tau_t": float(tau_t_value),
+            "dynaprop:density_source": source,
+            "dynaprop:density_from": origin,
+            "dynaprop:per_point_thresholds": True if per_point else None,
+        })
+
+
+_NO_SOURCE_MESSAGE = (
+    "{pipeline}: with tau > 0 DynaProp prunes values, and the cost model needs the density "
+    "(fraction of nonzeros) each prune point leaves -- measured, not assumed silently.  Give "
+    "one of: profile=FILE (a density profile written by the torch runtime in "
+    "frontends/dynaprop, see docs/dynaprop.md; source 'profile'), calibration=FILE (an .npz of "
+    "real inputs named like @forward's arguments, plus 'labels' for training graphs; the "
+    "interpreter measures every prune point; source 'measured'), or density=D (one density for "
+    "every prune point, 0 <= D <= 1; source 'assumed', and reports mark it as assumed)")
+
+
+def _linear_parameters(ops: Iterable[Op]) -> set[str]:
+    """Parameters that are a Linear's weight or bias (their gradients are pruned with τ_T)."""
+    names: set[str] = set()
+
+    def param_name(value: Value) -> str | None:
+        owner = value.owner
+        if isinstance(owner, Op) and owner.name == "tensor.param":
+            return owner.attributes["name"]
+        return None
+
+    for op in ops:
+        if not _is_dense(op):
+            continue
+        for operand in op.operands[1:3]:
+            name = param_name(operand)
+            if name is not None:
+                names.add(name)
+        if op.name == "tensor.matmul":
+            output = _linear_output(op)
+            add = output.owner
+            if isinstance(add, Op) and add is not op:
+                for operand in add.operands:
+                    name = param_name(operand)
+                    if name is not None:
+                        names.add(name)
+    return names
+
+
+def _rewire_gradients(func: Function, param_grads: Mapping[str, Value]) -> None:
+    """Point @backward's ``<param>.grad`` results and @train_step's optimizer ops at the new
+    gradients."""
+    ret = func.return_op
+    if ret is not None:
+        for index, name in enumerate(func.result_names):
+            if name.endswith(".grad") and name[: -len(".grad")] in param_grads:
+                ret.set_operand(index, param_grads[name[: -len(".grad")]])
+    for op in func:
+        if get_opdef(op.name).category != "optimizer":
+            continue
+        owner = op.operands[0].owner
+        if isinstance(owner, Op) and owner.name == "tensor.param":
+            pname = owner.attributes["name"]
+            if pname not in param_grads:
+                raise UserError(f"dynaprop: @{func.name}: the optimizer updates {pname!r}, but "
+                                "the re-derived gradients have none for it")
+            op.set_operand(1, param_grads[pname])
+
+
+def _zero_preserving_followers(value: Value) -> list[Value]:
+    """Values computed from ``value`` by ops that keep its zeros (reshape, transpose, ...)."""
+    out: list[Value] = []
+    frontier = [value]
+    while frontier:
+        current = frontier.pop()
+        for use in current.uses:
+            op = use.op
+            if op.name in _ZERO_PRESERVING and use.index == 0 and len(op.results) == 1:
+                out.append(op.results[0])
+                frontier.append(op.results[0])
+    return out
+
+
+def _set_attention_density(op: Op, part: str, density: float, source: str) -> None:
+    op.set_attr(f"dynaprop:{part}_density", float(density))
+    op.set_attr(f"dynaprop:{part}_source", source)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+class _Counts:
+    """Nonzeros and elements of watched values (by id) and of fused-attention internals."""
+
+    def __init__(self) -> None:
+        self.counts: dict[int, list[int]] = {}
+        self.internal: dict[tuple[int, str], list[int]] = {}
+
+    def add(self, key: int, array: np.ndarray) -> None:
+        entry = self.counts.setdefault(key, [0, 0])
+        entry[0] += int(np.count_nonzero(array))
+        entry[1] += int(array.size)
+
+    def add_internal(self, op: Op, part: str, array: np.ndarray) -> None:
+        entry = self.internal.setdefault((id(op), part), [0, 0])
+        entry[0] += int(np.count_nonzero(array))
+        entry[1] += int(array.size)
+
+    def density(self, value: Value) -> float:
+        nonzeros, elements = self.counts.get(id(value), (0, 0))
+        return nonzeros / elements if elements else 1.0
+
+    def attention(self, op: Op, part: str) -> float:
+        nonzeros, elements = self.internal.get((id(op), part), (0, 0))
+        return nonzeros / elements if elements else 1.0
+
+
+def _load_calibration(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: np.asarray(data[name]) for name in data.files}
+    except FileNotFoundError:
+        raise UserError(f"dynaprop: calibration file {path}: no such file") from None
+    except (ValueError, OSError) as err:
+        raise UserError(f"dynaprop: calibration file {path}: not an .npz of arrays ({err})") from None
+
+
+def _samples(func: Function, arrays: Mapping[str, np.ndarray], path: Path) -> list[dict[str, np.ndarray]]:
+    """Split the calibration arrays into inputs of ``func``: each array has the argument's
+    shape (one sample) or one more leading axis (several)."""
+    count: int | None = None
+    stacked: dict[str, bool] = {}
+    for arg in func.args:
+        if arg.name not in arrays:
+            what = "the loss's reference (labels or target)" if arg is func.args[-1] and \
+                func.name in TRAINING_FUNCTIONS else "an input"
+            raise UserError(
+                f"dynaprop: calibration file {path} has no array {arg.name!r}, {what} of "
+                f"@{func.name} of shape {list(arg.type.shape)}; it has "
+                f"{', '.join(sorted(arrays)) or 'none'}")
+        shape = tuple(arrays[arg.name].shape)
+        if shape == arg.type.shape:
+            stacked[arg.name], n = False, 1
+        elif shape[1:] == arg.type.shape:
+            stacked[arg.name], n = True, shape[0]
+        else:
+            raise UserError(f"dynaprop: calibration array {arg.name!r} in {path} has shape "
+                            f"{list(shape)}; @{func.name} takes {list(arg.type.shape)} (or "
+                            f"[N, {', '.join(map(str, arg.type.shape))}] for N samples)")
+        if stacked[arg.name]:
+            if count is not None and count != n:
+                raise UserError(f"dynaprop: calibration arrays in {path} hold different numbers "
+                                f"of samples ({count} and {n} for {arg.name!r})")
+            count = n
+    total = count or 1
+    return [{arg.name: arrays[arg.name][i] if stacked[arg.name] else arrays[arg.name]
+             for arg in func.args} for i in range(total)]
+
+
+def _measure(module: Module, path: Path, pruned: list[_Pruned],
+             followers: Mapping[int, list[Value]], attention_ops: list[tuple[str, Op]],
+             tau_i: Callable[[str], float]) -> _Counts:
+    """Run every function with prune ops on the calibration inputs; count nonzeros."""
+    arrays = _load_calibration(path)
+    counts = _Counts()
+    functions = sorted({p.function for p in pruned} | {f for f, _ in attention_ops},
+                       key=lambda f: list(module.functions).index(f))
+    for fname in functions:
+        func = module.functions[fname]
+        watched = {id(v) for p in pruned if p.function == fname
+                   for v in [p.op.results[0], *followers[id(p.op)]]}
+        attention = [op for f, op in attention_ops if f == fname]
+        observer = _Observer(counts, watched, attention, tau_i)
+        interpreter = Interpreter(module, observer=observer)
+        for inputs in _samples(func, arrays, path):
+            observer.begin(func, inputs)
+            try:
+                interpreter.run(fname, inputs)
+            except UserError as err:
+                raise UserError(f"dynaprop: calibration run of @{fname} on {path} failed: "
+                                f"{err}") from None
+    return counts
+
+
+class _Observer:
+    """The interpreter's observer: counts watched results, and recomputes the pruned scores
+    and probabilities inside fused attention ops from their operands."""
+
+    def __init__(self, counts: _Counts, watched: set[int], attention: list[Op],
+                 tau_i: Callable[[str], float]) -> None:
+        self.counts = counts
+        self.watched = watched
+        self.attention = {id(op): op for op in attention}
+        self.needed = {id(v) for op in attention for v in op.operands}
+        self.tau_i = tau_i
+        self.saved: dict[int, np.ndarray] = {}
+
+    def begin(self, func: Function, inputs: Mapping[str, np.ndarray]) -> None:
+        self.saved = {id(a): np.asarray(inputs[a.name]) for a in func.args if id(a) in self.needed}
+
+    def __call__(self, op: Op, results: list[np.ndarray]) -> None:
+        for value, array in zip(op.results, results):
+            if id(value) in self.watched:
+                self.counts.add(id(value), array)
+            if id(value) in self.needed:
+                self.saved[id(value)] = array
+        if id(op) in self.attention:
+            self._attention_internals(op)
+
+    def _attention_internals(self, op: Op) -> None:
+        q, kt = (self.saved[id(v)] for v in op.operands[:2])
+        dtype = q.dtype
+        scores = np.matmul(q, kt).astype(dtype, copy=False)
+        scale = op.attr("scale", 1.0)
+        if scale != 1.0:
+            scores = (scores * np.asarray(scale, dtype)).astype(dtype, copy=False)
+        if len(op.operands) > 3:
+            scores = (scores + self.saved[id(op.operands[3])]).astype(dtype, copy=False)
+        tau = float(op.attr("dynaprop:tau_i", 0.0))
+        scores = prune(scores, tau)
+        self.counts.add_internal(op, "scores", scores)
+        self.counts.add_internal(op, "probs", prune(softmax(scores, -1), tau))
+
+
+# --------------------------------------------------------------------------- records for reports
+
+
+@dataclass(frozen=True)
+class PruneRecord:
+    """One pruned value of a module, for reports: where, what, τ and density."""
+
+    function: str
+    point: str
+    role: str            # activation, gradient, weight_gradient; scores/probs of a fused attention
+    tau: float
+    density: float | None
+    source: str | None
+    elements: int
+    fused: bool = False  # inside a fused nn.attention (an attribute, not an op)
+
+
+def prune_records(module: Module) -> list[PruneRecord]:
+    """Every prune op of every function (and every fused attention's internal points), in
+    schedule order."""
+    records: list[PruneRecord] = []
+    for fname, func in module.functions.items():
+        for op in func:
+            if op.name == "nn.prune":
+                t: TensorType = op.results[0].type
+                enc = t.encoding
+                records.append(PruneRecord(fname, op.attr("point", ""), op.attr("role", "activation"),
+                                           float(op.attributes["tau"]),
+                                           enc.density if enc else None,
+                                           enc.source if enc else None, t.numel))
+            elif op.name == "nn.attention" and "dynaprop:tau_i" in op.attributes:
+                q, kt = op.operands[0].type, op.operands[1].type
+                batch = np.broadcast_shapes(q.shape[:-2], kt.shape[:-2])
+                elements = math.prod(batch) * q.shape[-2] * kt.shape[-1]
+                for part in ("scores", "probs"):
+                    density = op.attr(f"dynaprop:{part}_density")
+                    records.append(PruneRecord(fname, f"{op.loc}.{part}", "activation",
+                                               float(op.attributes["dynaprop:tau_i"]),
+                                               None if density is None else float(density),
+                                               op.attr(f"dynaprop:{part}_source"), elements, True))
+    return records
