@@ -195,12 +195,12 @@ def export_onnx(
     if config is not None:
         metadata["transcode.description"] = config.description
     _set_model_metadata(proto, metadata)
-    if check:
-        onnx.checker.check_model(proto)
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(path))
+    if check:
+        # Checking the file (C++ reads it) avoids serialising a large proto twice.
+        onnx.checker.check_model(str(path))
     seconds = time.perf_counter() - start
     return ExportResult(path, exporter, opset, used_dynamic, seconds, outputs)
 

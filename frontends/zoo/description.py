@@ -265,12 +265,10 @@ class EncoderConfig:
         return self if vocab_size is None else replace(self, vocab_size=vocab_size)
 
     def check_design_space(self) -> None:
-        """Raise :class:`UserError` naming the field outside the FlexiBERT 2.0 space."""
-        if self.num_layers not in DESIGN_SPACE["layers"]:
-            raise UserError(
-                f"layers: {self.num_layers} layers is outside the FlexiBERT 2.0 space; "
-                f"expected one of {_fmt_choices(DESIGN_SPACE['layers'])}"
-            )
+        """Raise :class:`UserError` naming the field outside the FlexiBERT 2.0 space.
+
+        Per-layer fields are checked first (in layer order), then the layer count.
+        """
         for index, layer in enumerate(self.layers):
             where = f"layer {index}"
             if layer.hidden not in DESIGN_SPACE["hidden"]:
@@ -295,6 +293,11 @@ class EncoderConfig:
                         f"{where}: ff: width {width} is outside the FlexiBERT 2.0 space; "
                         f"expected one of {_fmt_choices(DESIGN_SPACE['ff_width'])}"
                     )
+        if self.num_layers not in DESIGN_SPACE["layers"]:
+            raise UserError(
+                f"layers: {self.num_layers} layers is outside the FlexiBERT 2.0 space; "
+                f"expected one of {_fmt_choices(DESIGN_SPACE['layers'])}"
+            )
 
     # -- sizes computed without torch --------------------------------------
     def parameter_count(self) -> int:

@@ -1,0 +1,163 @@
+"""``tcc zoo``: list, describe and export the model zoo.
+
+* ``tcc zoo list [--json]``: name, layers, hidden, heads, FFN, head types and
+  parameter count of every zoo model (computed without torch).
+* ``tcc zoo describe NAME|DESCRIPTION [--prune-points]``: canonical
+  description, a per-layer table and, optionally, the DynaProp prune points.
+* ``tcc zoo export NAME|DESCRIPTION -o model.onnx [--exporter torchscript|dynamo]
+  [--batch B] [--seq S] [--opset N] [--seed N] [--vocab-size V] [--static] [--verify]``.
+
+A FlexiBERT description (``'l2:h256:sdp*2,dft,conv9:ff1024'`` or JSON; see
+frontends/zoo/README.md) is accepted wherever a name is.  torch is imported
+only by ``export``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "zoo",
+        help="list, describe and export zoo models (BERT family, FlexiBERT encoders)",
+        description="The model zoo: BERT-Tiny..BERT-Base and FlexiBERT-2.0-style "
+        "heterogeneous encoders. NAME may also be a FlexiBERT description such as "
+        "'l2:h256:sdp*2,dft,conv9:ff1024'.",
+    )
+    parser.set_defaults(func=lambda args: _help(parser))
+    actions = parser.add_subparsers(dest="zoo_command", metavar="ACTION")
+
+    listing = actions.add_parser("list", help="list zoo models with sizes and parameter counts")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(func=_list)
+
+    describe = actions.add_parser("describe", help="show a model's layers (and prune points)")
+    describe.add_argument("model", metavar="NAME|DESCRIPTION")
+    describe.add_argument("--prune-points", action="store_true",
+                          help="list DynaProp prune points with their module paths")
+    describe.add_argument("--no-space-check", action="store_true",
+                          help="accept descriptions outside the FlexiBERT 2.0 space")
+    describe.set_defaults(func=_describe)
+
+    export = actions.add_parser("export", help="export a model to ONNX")
+    export.add_argument("model", metavar="NAME|DESCRIPTION")
+    export.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    export.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
+    export.add_argument("--batch", type=int, default=1, help="example batch size (default 1)")
+    export.add_argument("--seq", type=int, default=128, help="example sequence length (default 128)")
+    export.add_argument("--opset", type=int, default=None,
+                        help="ONNX opset (default 17 for torchscript, 18 for dynamo)")
+    export.add_argument("--seed", type=int, default=0, help="weight and input seed (default 0)")
+    export.add_argument("--vocab-size", type=int, default=None,
+                        help="vocabulary size (default 30522)")
+    export.add_argument("--static", action="store_true",
+                        help="fixed batch and sequence instead of symbolic dimensions")
+    export.add_argument("--verify", action="store_true",
+                        help="run the file in onnxruntime and compare with torch (rtol 1e-4)")
+    export.set_defaults(func=_export)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _span(values: list[int]) -> str:
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def _summary(name: str) -> dict[str, Any]:
+    from frontends.zoo import ZOO
+
+    config = ZOO[name]
+    widths = [w for layer in config.layers for w in layer.ff]
+    return {
+        "name": name,
+        "layers": config.num_layers,
+        "hidden": _span([layer.hidden for layer in config.layers]),
+        "heads": _span([layer.num_heads for layer in config.layers]),
+        "ffn": _span(widths),
+        "head_types": ",".join(config.head_type_counts()),
+        "parameters": config.parameter_count(),
+        "description": config.description,
+    }
+
+
+def _list(args: argparse.Namespace) -> int:
+    from frontends.zoo import list_models
+
+    rows = [_summary(name) for name in list_models()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("name", "layers", "hidden", "heads", "FFN", "head types", "parameters")
+    table = [header] + [
+        (r["name"], str(r["layers"]), r["hidden"], r["heads"], r["ffn"], r["head_types"],
+         f"{r['parameters']:,}")
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    right = {1, 2, 3, 4, 6}
+    for row in table:
+        cells = [cell.rjust(w) if i in right else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells).rstrip())
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from frontends.zoo import resolve_config
+
+    config = resolve_config(args.model, check_space=not args.no_space_check)
+    print(f"name:        {config.name or '(description)'}")
+    print(f"description: {config.description}")
+    print(f"parameters:  {config.parameter_count():,}")
+    print(f"vocabulary:  {config.vocab_size}, positions {config.max_position_embeddings}, "
+          f"token types {config.type_vocab_size}")
+    print("layer  hidden  heads  head dim  head types                          FFN")
+    for index, layer in enumerate(config.layers):
+        print(f"{index:>5}  {layer.hidden:>6}  {layer.num_heads:>5}  {layer.head_dim:>8}  "
+              f"{layer.heads_text():<34}  {'-'.join(str(w) for w in layer.ff)}")
+    if args.prune_points:
+        print("prune points (module output; kind):")
+        for point in config.prune_points():
+            print(f"  {point.path}  ({point.kind}, {point.role})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from frontends.export import export_onnx, verify_export
+    from frontends.zoo import build_model, resolve_config
+
+    config = resolve_config(args.model, args.vocab_size)
+    model = build_model(config, seed=args.seed)
+    result = export_onnx(
+        model,
+        args.output,
+        exporter=args.exporter,
+        batch=args.batch,
+        seq=args.seq,
+        opset=args.opset,
+        seed=args.seed,
+        dynamic=not args.static,
+    )
+    shape = "symbolic batch/sequence" if result.dynamic else f"static {args.batch}x{args.seq}"
+    print(
+        f"wrote {result.path} ({config.name or config.description}; {result.exporter}, "
+        f"opset {result.opset}, {shape}; {config.parameter_count():,} parameters) "
+        f"in {result.seconds:.1f} s"
+    )
+    if args.verify:
+        batch, seq = (args.batch, args.seq) if args.static else (2, min(args.seq, 37))
+        error = verify_export(model, result.path, batch=batch, seq=seq, seed=args.seed)
+        ok = error <= 1e-4
+        print(f"onnxruntime vs torch at batch {batch}, seq {seq}: max relative error "
+              f"{error:.2e} ({'ok' if ok else 'FAILED, above 1e-4'})")
+        return 0 if ok else 1
+    return 0
