@@ -40,9 +40,12 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "batches_of",
+    "build_for_task",
     "evaluate",
+    "fit",
     "majority_baseline",
     "train_classifier",
+    "train_classifier_model",
 ]
 
 #: ``on_step(step, loss)`` is called after every optimizer step.
@@ -164,6 +167,79 @@ def _schedule(step: int, total: int, warmup: int) -> float:
     return max(0.0, (total - step) / remaining)
 
 
+def fit(
+    model: nn.Module,
+    data: ListOpsData,
+    config: TrainConfig,
+    on_step: StepCallback | None = None,
+) -> list[float]:
+    """Train ``model`` in place for ``config.steps`` steps; returns the loss of every step.
+
+    Seeds torch (dropout) and the batch order from ``config.seed`` and sets
+    ``config.threads``.  Any DynaProp runtime attached to ``model`` prunes.
+    """
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model.train()
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    warmup = int(config.steps * config.warmup_fraction)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: _schedule(step, config.steps, warmup)
+    )
+    losses: list[float] = []
+    if config.steps == 0:
+        return losses
+    for step, (input_ids, attention_mask, labels) in enumerate(
+        _training_batches(data.train, config.batch_size, config.steps, rng)
+    ):
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(input_ids, attention_mask), labels)
+        loss.backward()
+        if config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        value = float(loss.item())
+        losses.append(value)
+        if on_step is not None:
+            on_step(step, value)
+    return losses
+
+
+def build_for_task(model_name: str, data: ListOpsData, seed: int) -> nn.Module:
+    """``build_classifier`` with the task's classes and vocabulary (eval mode)."""
+    from frontends.zoo import build_classifier
+
+    return build_classifier(model_name, data.num_classes, seed=seed, vocab_size=data.vocab_size)
+
+
+def train_classifier_model(
+    model_name: str,
+    data: ListOpsData,
+    config: TrainConfig = TrainConfig(),
+    *,
+    tau_i: float | Mapping[str, float] = 0.0,
+    tau_t: float | Mapping[str, float] = 0.0,
+    on_step: StepCallback | None = None,
+) -> nn.Module:
+    """Build and train (with DynaProp while training when a τ is nonzero); returns the model."""
+    torch.set_num_threads(config.threads)
+    model = build_for_task(model_name, data, config.seed)
+    if config.steps == 0:
+        return model
+    if _nonzero(tau_i) or _nonzero(tau_t):
+        from frontends.dynaprop.runtime import DynaProp
+
+        with DynaProp(model, tau_i, tau_t, count=False):
+            fit(model, data, config, on_step)
+    else:
+        fit(model, data, config, on_step)
+    return model
+
+
 def train_classifier(
     model_name: str,
     data: ListOpsData,
@@ -174,20 +250,15 @@ def train_classifier(
     dynaprop: bool | None = None,
     on_step: StepCallback | None = None,
 ) -> TrainResult:
-    """Train ``model_name`` (zoo name or description) on ``data``; see the module docstring.
+    """Train ``model_name`` (zoo name or description) on ``data``, then evaluate it.
 
     A DynaProp runtime is attached when ``dynaprop`` is true, or by default
     whenever a τ is nonzero; with every τ = 0 it only counts (the trained
     model is then the same as without it).
     """
-    from frontends.zoo import build_classifier
-
     torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     started = time.perf_counter()
-    model = build_classifier(model_name, data.num_classes, seed=config.seed,
-                             vocab_size=data.vocab_size)
+    model = build_for_task(model_name, data, config.seed)
     use_dynaprop = dynaprop if dynaprop is not None else _nonzero(tau_i) or _nonzero(tau_t)
     runtime = None
     if use_dynaprop:
@@ -195,29 +266,7 @@ def train_classifier(
 
         runtime = DynaProp(model, tau_i, tau_t)
     try:
-        model.train()
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-        )
-        warmup = int(config.steps * config.warmup_fraction)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: _schedule(step, config.steps, warmup)
-        )
-        losses: list[float] = []
-        for step, (input_ids, attention_mask, labels) in enumerate(
-            _training_batches(data.train, config.batch_size, config.steps, rng)
-        ):
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(input_ids, attention_mask), labels)
-            loss.backward()
-            if config.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            value = float(loss.item())
-            losses.append(value)
-            if on_step is not None:
-                on_step(step, value)
+        losses = fit(model, data, config, on_step)
         training_statistics = runtime.statistics() if runtime is not None else None
         if runtime is not None:
             runtime.reset()

@@ -1,0 +1,227 @@
+"""The DynaProp study: train a grid of (τ_I, τ_T) settings, report accuracy against sparsity.
+
+For every pair of the grid, :func:`run_study` trains a fresh classifier from the
+same seed on the same data (:func:`frontends.tasks.trainer.train_classifier`,
+with a DynaProp runtime attached even at τ = 0 so that every row is measured the
+same way) and records:
+
+* accuracy on the validation and test splits (evaluated with τ_I pruning on,
+  as DynaTran infers);
+* activation sparsity: zeros over elements at all prune points, forward,
+  during evaluation (and during training, ``training_activation_sparsity``);
+* gradient sparsity: the same over the activation gradients at the prune
+  points, during training;
+* weight-gradient sparsity: over the gradients of every Linear parameter,
+  during training.
+
+:class:`StudyResult` writes the text table, the JSON document and a PNG plot
+(matplotlib, Agg backend, imported only when plotting).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from frontends.tasks.listops import ListOpsConfig
+from frontends.tasks.trainer import TrainConfig, TrainResult, majority_baseline, train_classifier
+from transcode_ir.errors import UserError
+
+__all__ = ["STUDY_FORMAT", "STUDY_VERSION", "StudyResult", "StudyRow", "run_study"]
+
+STUDY_FORMAT = "transcode.dynaprop-study"
+STUDY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One trained (τ_I, τ_T) setting; fractions in [0, 1]."""
+
+    tau_i: float
+    tau_t: float
+    validation_accuracy: float
+    test_accuracy: float
+    activation_sparsity: float
+    training_activation_sparsity: float
+    gradient_sparsity: float
+    weight_gradient_sparsity: float
+    final_loss: float
+    seconds: float
+
+    @classmethod
+    def from_result(cls, result: TrainResult) -> StudyRow:
+        training = result.training_statistics
+        evaluation = result.evaluation_statistics
+        nan = math.nan
+        return cls(
+            tau_i=result.tau_i,
+            tau_t=result.tau_t,
+            validation_accuracy=result.validation_accuracy,
+            test_accuracy=result.test_accuracy,
+            activation_sparsity=evaluation.activation_sparsity if evaluation else nan,
+            training_activation_sparsity=training.activation_sparsity if training else nan,
+            gradient_sparsity=training.gradient_sparsity if training else nan,
+            weight_gradient_sparsity=training.weight_gradient_sparsity if training else nan,
+            final_loss=result.final_loss,
+            seconds=result.seconds,
+        )
+
+
+@dataclass
+class StudyResult:
+    """All rows of a study plus everything that determined them."""
+
+    model: str
+    task: str
+    seed: int
+    task_config: dict[str, Any]
+    train_config: dict[str, Any]
+    majority_accuracy: float
+    rows: list[StudyRow] = field(default_factory=list)
+    command: str | None = None
+    tool: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": STUDY_FORMAT,
+            "version": STUDY_VERSION,
+            "model": self.model,
+            "task": self.task,
+            "seed": self.seed,
+            "task_config": self.task_config,
+            "train_config": self.train_config,
+            "majority_accuracy": _json_number(self.majority_accuracy),
+            "rows": [{k: _json_number(v) for k, v in asdict(row).items()} for row in self.rows],
+            "command": self.command,
+            "tool": self.tool,
+        }
+
+    def format_table(self) -> str:
+        """A fixed-width text table, one line per setting (percentages)."""
+        header = (
+            f"{'tau_i':>7} {'tau_t':>8} {'val acc':>8} {'test acc':>8} {'act sp':>7} "
+            f"{'grad sp':>7} {'wgrad sp':>8} {'loss':>6} {'sec':>6}"
+        )
+        lines = [
+            f"DynaProp study: {self.model} on {self.task}, seed {self.seed}, "
+            f"{self.train_config.get('steps')} steps of batch {self.train_config.get('batch_size')}",
+            f"chance (majority label of train, on test): {_percent(self.majority_accuracy)}",
+            "act sp = activation sparsity at the prune points during evaluation; grad sp = "
+            "activation-gradient sparsity during training; wgrad sp = weight-gradient sparsity "
+            "during training (all element-weighted, %)",
+            header,
+            "-" * len(header),
+        ]
+        for row in self.rows:
+            lines.append(
+                f"{row.tau_i:7.4g} {row.tau_t:8.2g} {_percent(row.validation_accuracy):>8} "
+                f"{_percent(row.test_accuracy):>8} {_percent(row.activation_sparsity):>7} "
+                f"{_percent(row.gradient_sparsity):>7} {_percent(row.weight_gradient_sparsity):>8} "
+                f"{row.final_loss:6.3f} {row.seconds:6.1f}"
+            )
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path) -> Path:
+        """Accuracy against activation and gradient sparsity, as a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+        tau_ts = sorted({row.tau_t for row in self.rows})
+        markers = "osD^v<>p*h"
+        panels = (
+            ("activation_sparsity", "activation sparsity (evaluation, τ_I)"),
+            ("gradient_sparsity", "activation-gradient sparsity (training, τ_T)"),
+        )
+        for axis, (attribute, label) in zip(axes, panels):
+            for index, tau_t in enumerate(tau_ts):
+                rows = [row for row in self.rows if row.tau_t == tau_t]
+                xs = [100 * getattr(row, attribute) for row in rows]
+                ys = [100 * row.test_accuracy for row in rows]
+                axis.plot(xs, ys, marker=markers[index % len(markers)], linestyle="-",
+                          label=f"τ_T = {tau_t:g}")
+                for row, x, y in zip(rows, xs, ys):
+                    axis.annotate(f"τ_I={row.tau_i:g}", (x, y), textcoords="offset points",
+                                  xytext=(4, 4), fontsize=7)
+            if not math.isnan(self.majority_accuracy):
+                axis.axhline(100 * self.majority_accuracy, color="grey", linestyle="--",
+                             linewidth=1, label="majority label")
+            axis.set_xlabel(f"{label} [%]")
+            axis.grid(True, alpha=0.3)
+        axes[0].set_ylabel("test accuracy [%]")
+        axes[1].legend(fontsize=8, loc="best")
+        figure.suptitle(
+            f"DynaProp: {self.model} on {self.task}, {self.train_config.get('steps')} steps, "
+            f"seed {self.seed}"
+        )
+        figure.tight_layout()
+        target = Path(path)
+        figure.savefig(target, dpi=110)
+        plt.close(figure)
+        return target
+
+    def write(self, directory: str | Path, stem: str = "study") -> dict[str, Path]:
+        """Write ``study.txt``, ``study.json`` and ``study.png`` into ``directory``."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "table": out / f"{stem}.txt",
+            "json": out / f"{stem}.json",
+            "plot": out / f"{stem}.png",
+        }
+        paths["table"].write_text(self.format_table() + "\n", encoding="utf-8")
+        paths["json"].write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        self.plot(paths["plot"])
+        return paths
+
+
+def _percent(value: float) -> str:
+    return "-" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def _json_number(value: Any) -> Any:
+    """NaN is not JSON: write it as null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def run_study(
+    model: str,
+    tau_i_values: Sequence[float],
+    tau_t_values: Sequence[float],
+    *,
+    task: str = "listops",
+    task_config: ListOpsConfig = ListOpsConfig(),
+    train_config: TrainConfig = TrainConfig(),
+    on_row: Callable[[StudyRow], None] | None = None,
+) -> StudyResult:
+    """Train every (τ_I, τ_T) pair (τ_T varies fastest) and collect a :class:`StudyResult`."""
+    from frontends.tasks import load_task
+
+    if not tau_i_values or not tau_t_values:
+        raise UserError("a study needs at least one tau_i and one tau_t value")
+    data = load_task(task, **task_config.to_json())
+    result = StudyResult(
+        model=model,
+        task=task,
+        seed=train_config.seed,
+        task_config=task_config.to_json(),
+        train_config=train_config.to_json(),
+        majority_accuracy=majority_baseline(data),
+    )
+    for tau_i in tau_i_values:
+        for tau_t in tau_t_values:
+            trained = train_classifier(
+                model, data, train_config, tau_i=tau_i, tau_t=tau_t, dynaprop=True
+            )
+            row = StudyRow.from_result(trained)
+            result.rows.append(row)
+            if on_row is not None:
+                on_row(row)
+    return result
