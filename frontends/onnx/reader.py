@@ -36,7 +36,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
 
-__all__ = ["MappedModel", "WireFormatError", "read_onnx_file"]
+__all__ = ["ExternalDataError", "MappedModel", "WireFormatError", "read_onnx_file"]
 
 # Initializers whose raw data is at least this many bytes are mapped, not parsed.
 MAP_THRESHOLD_BYTES = 1024
@@ -55,6 +55,10 @@ _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
 
 class WireFormatError(ValueError):
     """The bytes are not a protobuf message of the expected shape."""
+
+
+class ExternalDataError(OSError):
+    """A tensor's external data file is missing or unreadable."""
 
 
 @dataclass
@@ -310,6 +314,9 @@ def _load_unmapped_external_data(model: onnx.ModelProto, arrays: dict[str, np.nd
         tensors.extend(attr.t for attr in node.attribute if attr.HasField("t"))
     for tensor in tensors:
         if tensor.data_location == TensorProto.EXTERNAL:
-            load_external_data_for_tensor(tensor, str(base_dir))
+            try:
+                load_external_data_for_tensor(tensor, str(base_dir))
+            except Exception as err:  # onnx raises ValidationError for a missing file
+                raise ExternalDataError(f"tensor {tensor.name!r}: {err}") from None
             tensor.data_location = TensorProto.DEFAULT
             del tensor.external_data[:]

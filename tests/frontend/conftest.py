@@ -95,3 +95,23 @@ def zoo_onnx(request: pytest.FixtureRequest) -> Callable[..., Path]:
         return path
 
     return export
+
+
+@pytest.fixture(scope="session")
+def zoo_import(zoo_onnx: Callable[..., Path]) -> Callable[..., tuple[Path, Any]]:
+    """``zoo_import(name, exporter, opset=None, dynamic=True) -> (onnx path, module)``,
+    imported at batch 1, sequence 16 (once per session)."""
+    from frontends.onnx import import_onnx
+
+    imported: dict[tuple[Any, ...], tuple[Path, Any]] = {}
+
+    def load(name: str, exporter: str, opset: int | None = None,
+             dynamic: bool = True) -> tuple[Path, Any]:
+        key = (name, exporter, opset, dynamic)
+        if key not in imported:
+            path = zoo_onnx(name, exporter, opset, dynamic)
+            shapes = {"input_ids": (ZOO_BATCH, ZOO_SEQUENCE)} if dynamic else None
+            imported[key] = (path, import_onnx(path, shapes, name=name))
+        return imported[key]
+
+    return load
