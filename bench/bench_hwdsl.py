@@ -13,7 +13,8 @@ Each figure is given as wall-clock time and as CPU time of this process
 (``time.process_time``), best of ``--repeat`` runs (default 3).  On a shared,
 loaded machine the wall clock counts time spent waiting for a CPU; the CPU
 time is the better measure of the code, and the load average is printed so
-that a reader can tell which situation a run was in.
+that a reader can tell which situation a run was in.  The last line times a
+fixed pure-Python loop, to scale the figures to another machine.
 """
 
 from __future__ import annotations
@@ -103,6 +104,15 @@ def main() -> int:
     indices = space.sample_indices(1000, seed=1)
     wall, cpu = _best(lambda: [space.point(index) for index in indices], args.repeat)
     rows.append(("build 1,000 points of transcode-space", f"{wall:.3f} s", f"{cpu:.3f} s", ""))
+
+    def reference_loop() -> None:
+        total = 0
+        for number in range(5_000_000):
+            total += number
+
+    wall, cpu = _best(reference_loop, args.repeat)
+    rows.append(("calibration: pure-Python loop of 5M additions", f"{wall:.3f} s", f"{cpu:.3f} s",
+                 "~0.2 s on an idle 2020s desktop CPU"))
 
     width = max(len(row[0]) for row in rows)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

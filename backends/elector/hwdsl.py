@@ -361,17 +361,27 @@ class _Tables:
         lark = Lark(grammar, parser="lalr", lexer="basic")
         parser = lark.parser.parser.parser
         table = parser.parse_table
-        self.shift = Shift
-        # Plain-string keys: Lark's keys are Tokens whose __eq__ is slow to call.
-        self.states = {state: {str(symbol): action for symbol, action in actions.items()}
-                       for state, actions in table.states.items()}
+        # Compile Lark's table into plain dicts: actions[state][terminal] is
+        # the next state (an int: shift) or a reduction (size, rule name,
+        # function); goto[state][rule name] is the state after a reduction.
+        reductions: dict[Any, tuple[int, str, Callable[[list], Any]]] = {}
+        self.actions: dict[int, dict[str, Any]] = {}
+        self.goto: dict[int, dict[str, int]] = {}
+        for state, table_actions in table.states.items():
+            actions, goto = {}, {}
+            for symbol, (action, argument) in table_actions.items():
+                symbol = str(symbol)  # Lark's keys are Tokens, slower to compare
+                if action is Shift:
+                    (actions if symbol.isupper() or symbol == "$END" else goto)[symbol] = argument
+                else:
+                    if argument not in reductions:
+                        reductions[argument] = (len(argument.expansion),
+                                                str(argument.origin.name),
+                                                self._reducer(argument))
+                    actions[symbol] = reductions[argument]
+            self.actions[state], self.goto[state] = actions, goto
         self.start_state = table.start_states["start"]
         self.end_state = table.end_states["start"]
-        self.reductions: dict[Any, tuple[int, str, Callable[[list], Any]]] = {}
-        for rule in {arg for actions in self.states.values()
-                     for action, arg in actions.values() if action is not Shift}:
-            self.reductions[rule] = (len(rule.expansion), str(rule.origin.name),
-                                     self._reducer(rule))
         ignored = set(lark.lexer_conf.ignore)
         contextual = {"HEADER", "IN"}  # decided by position, below
         terminals = sorted((terminal for terminal in lark.lexer_conf.terminals
@@ -461,41 +471,45 @@ class _Tables:
         return tokens
 
     def parse(self, text: str) -> SyntaxFile:
-        states, shift, reductions = self.states, self.shift, self.reductions
+        actions_of, goto_of = self.actions, self.goto
         state_stack = [self.start_state]
         value_stack: list = []
         for token in self.tokens(text):
             kind = token.type
             while True:
-                actions = states[state_stack[-1]]
-                if kind not in actions:
-                    raise _unexpected(token, actions)
-                action, argument = actions[kind]
-                if action is shift:
-                    state_stack.append(argument)
+                actions = actions_of[state_stack[-1]]
+                step = actions.get(kind)
+                if type(step) is int:  # shift
+                    state_stack.append(step)
                     value_stack.append(token)
                     break
-                size, origin, reduce = reductions[argument]
-                children = value_stack[-size:] if size else []
+                if step is None:
+                    raise _unexpected(token, actions)
+                size, origin, reduce = step
                 if size:
+                    children = value_stack[-size:]
                     del state_stack[-size:]
                     del value_stack[-size:]
+                else:
+                    children = []
                 value_stack.append(reduce(children))
-                state_stack.append(states[state_stack[-1]][origin][1])
+                state_stack.append(goto_of[state_stack[-1]][origin])
         while True:  # end of input: reduce until accepted
-            actions = states[state_stack[-1]]
-            if "$END" not in actions:
+            actions = actions_of[state_stack[-1]]
+            step = actions.get("$END")
+            if step is None or type(step) is int:
                 line, column = _end_location(text)
                 raise _SyntaxError(line, column, "unexpected end of file; expected "
                                    f"{_expected(_terminals(actions))} (is a '}}' missing?)")
-            _, argument = actions["$END"]
-            size, origin, reduce = reductions[argument]
-            children = value_stack[-size:] if size else []
+            size, origin, reduce = step
             if size:
+                children = value_stack[-size:]
                 del state_stack[-size:]
                 del value_stack[-size:]
+            else:
+                children = []
             value = reduce(children)
-            goto = states[state_stack[-1]][origin][1]
+            goto = goto_of[state_stack[-1]][origin]
             if goto == self.end_state:
                 return value
             state_stack.append(goto)
@@ -503,7 +517,7 @@ class _Tables:
 
 
 def _terminals(actions: Mapping[str, Any]) -> list[str]:
-    return [name for name in actions if name.isupper()]
+    return [name for name in actions if name.isupper() and name != "$END"]
 
 
 def _unexpected(token: _Token, actions: Mapping[str, Any]) -> _SyntaxError:

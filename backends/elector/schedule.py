@@ -101,6 +101,7 @@ __all__ = [
     "EnergyRow",
     "MappedFunction",
     "MappedOp",
+    "OpMapping",
     "OpResult",
     "OperandTraffic",
     "SimulationResult",
@@ -225,6 +226,46 @@ class TileShape:
 
 
 @dataclass(frozen=True)
+class OpMapping:
+    """The mapping decisions of one op: what the IR attributes say
+    (``map:unit``, ``tile:b``/``tile:x``/``tile:y``, ``tile:order``,
+    ``map:weights``).  ``tile``/``order`` are None for ops that are not
+    tiled; ``weights`` is None for ops without a weight operand."""
+
+    unit: str
+    tile: TileShape | None = None
+    order: str | None = None
+    weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {self.unit!r}")
+        if self.order is not None and self.order not in LOOP_ORDERS:
+            raise ValueError(f"loop order must be a permutation of 'bijk', got {self.order!r}")
+        if self.weights not in (None, "resident", "streamed"):
+            raise ValueError(f"weights must be 'resident' or 'streamed', got {self.weights!r}")
+
+    def attributes(self) -> dict[str, Any]:
+        """The IR attributes that record this mapping (None: remove)."""
+        return {ATTR_UNIT: self.unit,
+                ATTR_TILE_B: self.tile.b if self.tile else None,
+                ATTR_TILE_X: self.tile.x if self.tile else None,
+                ATTR_TILE_Y: self.tile.y if self.tile else None,
+                ATTR_ORDER: self.order,
+                ATTR_WEIGHTS: self.weights}
+
+    def describe(self) -> str:
+        parts = [self.unit]
+        if self.tile is not None:
+            parts.append(f"tile {self.tile}")
+        if self.order is not None:
+            parts.append(f"order {self.order}")
+        if self.weights is not None:
+            parts.append(f"weights {self.weights}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class OperandTraffic:
     """How one operand (or the result) of a mapped op moves.
 
@@ -335,6 +376,8 @@ class MappedOp:
     ``weights``: ``"resident"``, ``"streamed"`` or None (no weight operand).
     ``deps``: indices (in :attr:`MappedFunction.ops`) of the ops whose
     results this op reads, views and free ops looked through.
+    ``fill_cycles``: the part of the op that cannot overlap (first tiles
+    arriving before compute starts, pipeline fill between fused parts).
     ``staging_bytes``: double-buffered tile staging each buffer needs for
     this op (what the mapping constraints checked).
     """
@@ -358,6 +401,8 @@ class MappedOp:
     weights: str | None
     deps: tuple[int, ...]
     staging_bytes: Mapping[str, float] = field(default_factory=dict)
+    fill_cycles: float = 0.0
+    mapping: OpMapping | None = None
 
     # -- derived totals --------------------------------------------------
 

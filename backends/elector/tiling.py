@@ -1,0 +1,982 @@
+"""From IR to mapped IR: static op facts, residency planning, tile arithmetic.
+
+Three layers, each computed once and reused:
+
+1. :class:`StaticFunction` (design-independent, once per IR function): for
+   every op that does work, its *form* (matrix product, fused attention, row
+   op on the softmax / layer-norm modules, lane arithmetic, data movement,
+   pruning), its dims, MACs and other arithmetic, its operands as
+   :class:`TensorRef` (storage keys that look through views, so a reshape
+   moves nothing), densities from the sparsity encodings, and dependencies.
+2. :class:`HardwareConsts` (once per design) and :func:`plan_residency`
+   (once per design x function): which tensors stay in the activation and
+   weight buffers between ops (Belady's farthest-next-use eviction over the
+   program order), which are too large and are streamed, and the main-memory
+   fills and spills that causes.  Independent of tile sizes, so the tile
+   search sees exact main-memory traffic.
+3. The cost formulas of one op under a mapping, written once with numpy so
+   they evaluate a whole grid of candidate tiles x loop orders at a time
+   (:func:`matmul_costs`, used by the search in :mod:`.mapping`) and one
+   chosen mapping (:func:`derive_mapped_op`, which builds the
+   :class:`~backends.elector.schedule.MappedOp` the simulators read).
+
+Conventions of the model (also in docs/compile.md):
+
+* bytes are at the design's data width; a tensor with a sparsity encoding
+  moves ``density x bytes`` of values plus a 1-bit-per-element mask through
+  the mask buffer;
+* each on-chip buffer has its own port at the technology's bandwidth; main
+  memory at the configuration's bandwidth;
+* a tile that hangs over a tensor's edge is padded in the lane (wasted MACs,
+  counted) but only real elements are transferred;
+* softmax and layer-norm modules of tile ``t`` take ``t`` elements per cycle
+  and two passes over each ``x x y`` tile (statistics, then normalise):
+  ``2 x`` cycles per tile;
+* lane arithmetic (elementwise, reductions, losses, optimizer updates) runs
+  ``macs_per_lane`` elementary operations per lane per cycle;
+* the double-buffered tile staging area of a buffer is checked by the mapping
+  constraints on its own; residency planning uses the whole buffer
+  (an approximation: staging and resident tensors are not subtracted).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from transcode_ir.core import Function, Module, Op, Value
+from transcode_ir.errors import UserError
+from transcode_ir.opdefs import get_opdef, matmul_dims, op_cost
+
+from backends.elector.design import Accelerator
+from backends.elector.schedule import (
+    LOOP_ORDERS,
+    MappedFunction,
+    MappedOp,
+    OperandTraffic,
+    OpMapping,
+    TileShape,
+    UnitWork,
+)
+
+__all__ = [
+    "FORMS",
+    "HardwareConsts",
+    "OpStatic",
+    "ResidencyPlan",
+    "StaticFunction",
+    "TensorRef",
+    "default_unit",
+    "derive_mapped_op",
+    "design_hash",
+    "hardware_consts",
+    "matmul_costs",
+    "plan_residency",
+    "row_costs",
+    "schedule_function",
+]
+
+#: Forms of work, by op category.
+FORMS = ("matmul", "attention", "rows", "lanes", "data", "sparsity")
+_CATEGORY_FORM = {
+    "matmul": "matmul", "conv": "matmul", "softmax": "rows", "layernorm": "rows",
+    "elementwise": "lanes", "nonlinear": "lanes", "reduce": "lanes", "loss": "lanes",
+    "optimizer": "lanes", "data": "data", "sparsity": "sparsity",
+}
+_FORM_UNIT = {"matmul": "mac", "attention": "mac", "lanes": "mac", "data": "dma",
+              "sparsity": "sparsity"}
+_FREE_CATEGORIES = ("view", "constant", "control")
+ROW_PASSES = 2          # softmax / layer norm: statistics pass, normalise pass
+
+# Loop orders as index arrays into (b, i, j, k), for the vectorised fetch counts.
+_DIM_INDEX = {"b": 0, "i": 1, "j": 2, "k": 3}
+_ORDER_PERM = np.array([[_DIM_INDEX[d] for d in order] for order in LOOP_ORDERS])
+
+
+def _innermost(relevant: str) -> np.ndarray:
+    """Per loop order, the position of the innermost loop in ``relevant``."""
+    return np.array([max((order.index(d) for d in relevant), default=-1)
+                     for order in LOOP_ORDERS])
+
+
+# --------------------------------------------------------------------------- static facts
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """A tensor as storage: ``key`` is shared by a value and its views
+    (``param:<name>``, ``arg:<name>``, ``v<op index>.<result>``)."""
+
+    key: str
+    name: str
+    numel: int
+    density: float
+    source: str                 # measured / profile / assumed / dense
+    buffer: str                 # activation_buffer / weight_buffer
+    is_param: bool = False
+    is_argument: bool = False
+
+    @property
+    def sparse(self) -> bool:
+        return self.source != "dense"
+
+
+@dataclass
+class OpStatic:
+    """Design-independent facts of one op that does work."""
+
+    index: int
+    ir_index: int
+    op: Op
+    form: str
+    loc: str
+    result: str
+    dims: tuple[int, int, int, int] | None = None
+    dims2: tuple[int, int, int, int] | None = None      # attention: the context product
+    macs: int = 0
+    ops: int = 0
+    rows: int = 0                                         # row ops: rows x cols
+    cols: int = 0
+    inputs: list[tuple[str, TensorRef, str]] = field(default_factory=list)   # role, ref, loops
+    outputs: list[TensorRef] = field(default_factory=list)
+    lookup: TensorRef | None = None                       # gather table: rows from main memory
+    deps: tuple[int, ...] = ()
+    writes_through: tuple[str, ...] = ()                  # output keys the function returns
+
+    @property
+    def kind(self) -> str:
+        return self.op.name
+
+    @property
+    def weight_ref(self) -> TensorRef | None:
+        """The main weight operand (a parameter read by a matrix product)."""
+        for role, ref, _ in self.inputs:
+            if ref.is_param and role in ("rhs", "weight", "lhs"):
+                return ref
+        return None
+
+
+def _density(value: Value) -> tuple[float, str]:
+    enc = value.type.encoding
+    if enc is None:
+        return 1.0, "dense"
+    return enc.density, enc.source
+
+
+def default_unit(op: Op) -> str:
+    """The module class an op runs on by default, from its category."""
+    category = get_opdef(op.name).category
+    if category in _FREE_CATEGORIES:
+        return "none"
+    form = _CATEGORY_FORM.get(category, "lanes")
+    if form == "rows":
+        return "softmax" if category == "softmax" else "layernorm"
+    return _FORM_UNIT.get(form, "mac")
+
+
+class StaticFunction:
+    """The design-independent facts of one IR function (see module docstring)."""
+
+    def __init__(self, module: Module, function: str | Function) -> None:
+        func = module.function(function) if isinstance(function, str) else function
+        self.module = module
+        self.function = func
+        self.ops: list[OpStatic] = []
+        refs: dict[int, TensorRef | None] = {}          # id(Value) -> storage (None: free)
+        producer: dict[str, int] = {}                   # storage key -> op index
+        for arg in func.args:
+            density, source = _density(arg)
+            refs[id(arg)] = TensorRef(f"arg:{arg.name}", arg.name or "arg", arg.type.numel,
+                                      density, source, "activation_buffer", is_argument=True)
+        returned: set[str] = set()
+        for ir_index, op in enumerate(func):
+            opdef = get_opdef(op.name)
+            category = opdef.category
+            if op.name == "func.return":
+                returned.update(refs[id(v)].key for v in op.operands if refs.get(id(v)))
+                continue
+            if op.name == "tensor.param":
+                name = op.attributes["name"]
+                param = module.params.get(name)
+                value = op.result
+                density, source = _density(value)
+                if param is not None and param.type.encoding is not None:
+                    density, source = param.type.density, param.type.encoding.source
+                refs[id(value)] = TensorRef(f"param:{name}", name, value.type.numel, density,
+                                            source, "weight_buffer", is_param=True)
+                continue
+            if category in _FREE_CATEGORIES:
+                if category == "view" and op.operands:
+                    base = refs.get(id(op.operands[0]))
+                    for res in op.results:
+                        refs[id(res)] = base
+                else:
+                    for res in op.results:
+                        refs[id(res)] = None
+                continue
+            info = OpStatic(len(self.ops), ir_index, op, "", op.loc or "", "")
+            outputs = []
+            for k, res in enumerate(op.results):
+                density, source = _density(res)
+                ref = TensorRef(f"v{ir_index}.{k}", f"{op.name}#{ir_index}"
+                                + (f".{k}" if len(op.results) > 1 else ""),
+                                res.type.numel, density, source, "activation_buffer")
+                refs[id(res)] = ref
+                outputs.append(ref)
+            info.outputs = outputs
+            info.result = outputs[0].name if outputs else f"{op.name}#{ir_index}"
+            self._describe(info, op, category, refs)
+            deps = sorted({producer[ref.key] for _, ref, _ in info.inputs if ref.key in producer}
+                          | ({producer[info.lookup.key]} if info.lookup is not None
+                             and info.lookup.key in producer else set()))
+            info.deps = tuple(deps)
+            for ref in outputs:
+                producer[ref.key] = info.index
+            self.ops.append(info)
+        for info in self.ops:
+            info.writes_through = tuple(ref.key for ref in info.outputs if ref.key in returned)
+        self.training = any(get_opdef(o.kind).category == "optimizer" for o in self.ops)
+        self.densities = self._density_sources()
+
+    # -- per form ----------------------------------------------------------
+
+    def _describe(self, info: OpStatic, op: Op, category: str,
+                  refs: Mapping[int, TensorRef | None]) -> None:
+        form = _CATEGORY_FORM.get(category, "lanes")
+        cost = op_cost(op)
+        info.ops = cost.ops
+
+        def ref(i: int) -> TensorRef | None:
+            return refs.get(id(op.operands[i])) if i < len(op.operands) else None
+
+        def add(role: str, i: int, loops: str = "") -> None:
+            r = ref(i)
+            if r is not None:
+                info.inputs.append((role, r, loops))
+
+        if op.name == "nn.attention":
+            form = "attention"
+            q, kt, v = (o.type.shape for o in op.operands[:3])
+            batch = math.prod(np.broadcast_shapes(q[:-2], kt[:-2]))
+            info.dims = (batch, q[-2], q[-1], kt[-1])
+            info.dims2 = (batch, q[-2], v[-2], v[-1])
+            add("lhs", 0, "bik")
+            add("rhs", 1, "bkj")
+            add("rhs2", 2, "bkj")
+            if len(op.operands) > 3:
+                add("mask", 3, "")
+            info.macs = math.prod(info.dims) + math.prod(info.dims2)
+            info.rows, info.cols = batch * q[-2], kt[-1]
+        elif form == "matmul":
+            info.dims = _matmul_like_dims(op)
+            info.macs = math.prod(info.dims)
+            lhs_loops, rhs_loops = _operand_loops(op)
+            add("lhs", 0, lhs_loops)
+            add("rhs", 1, rhs_loops)
+            for i in range(2, len(op.operands)):
+                add(f"in{i}", i, "")       # bias: read once
+        elif form == "rows":
+            shape = op.operands[0].type.shape
+            info.cols = shape[-1] if shape else 1
+            info.rows = max(op.operands[0].type.numel // max(info.cols, 1), 1)
+            for i in range(len(op.operands)):
+                add(f"in{i}", i)
+        elif op.name == "tensor.gather":
+            form = "data"
+            info.lookup = ref(0)
+            add("in1", 1)
+        else:
+            for i in range(len(op.operands)):
+                add(f"in{i}", i)
+        info.form = form
+
+
+def _operand_loops(op: Op) -> tuple[str, str]:
+    """Loops the two operands of a matrix product depend on: an operand
+    without batch dimensions is shared across the batch."""
+    if op.name in ("nn.conv1d",):
+        return "bik", "bkj"
+    if op.name.startswith("grad.conv1d"):
+        return "ik", "kj"
+    a, b = op.operands[0].type.rank, op.operands[1].type.rank
+    return ("bik" if a > 2 else "ik"), ("bkj" if b > 2 else "kj")
+
+
+def _matmul_like_dims(op: Op) -> tuple[int, int, int, int]:
+    """``(B, M, K, N)`` of a matrix product or an equivalent one for a
+    convolution (im2col view) whose MACs equal the op's."""
+    if op.name == "nn.conv1d":
+        n, _, _ = op.operands[0].type.shape
+        m, cg, k = op.operands[1].type.shape
+        groups = op.attributes.get("groups", 1)
+        out_len = op.results[0].type.shape[2]
+        return (groups, n * out_len, cg * k, m // groups)
+    if op.name == "grad.conv1d_input":
+        n, m, out_len = op.operands[0].type.shape
+        _, cg, k = op.operands[1].type.shape
+        return (1, n * out_len, m, cg * k)
+    if op.name == "grad.conv1d_weight":
+        n, m, out_len = op.operands[0].type.shape
+        _, cg, k = op.results[0].type.shape
+        return (1, m, n * out_len, cg * k)
+    return matmul_dims(op)
+
+
+# StaticFunction helpers outside the class body (kept short above).
+def _density_sources(self: StaticFunction) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    seen: set[str] = set()
+    for info in self.ops:
+        for ref in [r for _, r, _ in info.inputs] + info.outputs:
+            if ref.key in seen:
+                continue
+            seen.add(ref.key)
+            counts[ref.source] = counts.get(ref.source, 0) + 1
+    return counts
+
+
+StaticFunction._density_sources = _density_sources  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- hardware
+
+
+@dataclass(frozen=True)
+class HardwareConsts:
+    """The numbers of a design the cost formulas use, gathered once."""
+
+    name: str
+    hash: str
+    clock_hz: float
+    bytes_per_element: float
+    pes: int
+    lanes_per_pe: int
+    lanes: int
+    macs_per_lane: int
+    fifo_depth: int
+    softmax_units: int
+    softmax_tile: int
+    layernorm_units: int
+    layernorm_tile: int
+    capacity: Mapping[str, float]            # buffer level -> bytes
+    bandwidth: Mapping[str, float]           # level -> bytes per cycle
+    energy_per_byte: Mapping[str, float]     # level -> nJ per byte
+    lane_energy_per_cycle: float             # nJ per busy lane-cycle (lane + FIFO + sparsity [+ SR])
+    softmax_energy_per_cycle: float
+    layernorm_energy_per_cycle: float
+    training: bool
+
+
+def design_hash(accelerator: Accelerator) -> str:
+    """A short hash of the design's normalised DSL text (what reports print)."""
+    return _design_hash(accelerator)
+
+
+@functools.lru_cache(maxsize=256)
+def _design_hash(accelerator: Accelerator) -> str:
+    from backends.elector.hwdsl import format_design
+
+    return hashlib.sha256(format_design(accelerator).encode()).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=256)
+def hardware_consts(accelerator: Accelerator, training: bool = False) -> HardwareConsts:
+    """The :class:`HardwareConsts` of a design (cached per design)."""
+    clock = accelerator.clock_hz
+    pe = accelerator.pe_array
+    memory = accelerator.main_memory_costs()
+    capacity, bandwidth, energy = {}, {"main_memory": memory.bandwidth_bytes_per_s / clock}, {
+        "main_memory": memory.energy_per_byte_nj}
+    for kind in ("activation", "weight", "mask"):
+        costs = accelerator.buffer_costs(kind)
+        capacity[f"{kind}_buffer"] = float(accelerator.buffer(kind).size_bytes)
+        bandwidth[f"{kind}_buffer"] = costs.bandwidth_bytes_per_s / clock
+        energy[f"{kind}_buffer"] = costs.energy_per_byte_nj
+    lane = accelerator.module_costs("mac_lane").dynamic_energy_per_cycle_pj
+    lane += accelerator.module_costs("fifo").dynamic_energy_per_cycle_pj
+    if accelerator.sparsity.pre:
+        lane += accelerator.module_costs("pre_sparsity").dynamic_energy_per_cycle_pj
+    if accelerator.sparsity.post:
+        lane += accelerator.module_costs("post_sparsity").dynamic_energy_per_cycle_pj
+    if training or accelerator.sparsity.stochastic_rounding:
+        lane += accelerator.module_costs("stochastic_rounding").dynamic_energy_per_cycle_pj
+    return HardwareConsts(
+        name=accelerator.name, hash=design_hash(accelerator), clock_hz=clock,
+        bytes_per_element=accelerator.data_width_bits / 8,
+        pes=pe.pes, lanes_per_pe=pe.lanes, lanes=pe.pes * pe.lanes,
+        macs_per_lane=pe.macs_per_lane, fifo_depth=pe.fifo_depth,
+        softmax_units=pe.pes * accelerator.softmax.per_pe, softmax_tile=accelerator.softmax.tile,
+        layernorm_units=pe.pes, layernorm_tile=accelerator.layer_norm.tile,
+        capacity=capacity, bandwidth=bandwidth, energy_per_byte=energy,
+        lane_energy_per_cycle=lane * 1e-3,
+        softmax_energy_per_cycle=accelerator.module_costs("softmax").dynamic_energy_per_cycle_pj * 1e-3,
+        layernorm_energy_per_cycle=accelerator.module_costs("layer_norm").dynamic_energy_per_cycle_pj
+        * 1e-3,
+        training=training)
+
+
+def stored_bytes(ref: TensorRef, hw: HardwareConsts) -> float:
+    """Bytes a tensor takes in its buffer (compressed values; its mask lives
+    in the mask buffer)."""
+    return ref.numel * hw.bytes_per_element * ref.density
+
+
+# --------------------------------------------------------------------------- residency
+
+
+@dataclass
+class ResidencyPlan:
+    """What the buffers hold between ops, per op.
+
+    ``streamed[i]``: keys op ``i`` streams (too large for their buffer, or
+    forced).  ``fills[i]``: ``{key: bytes}`` op ``i`` reads from main memory
+    to make an input resident.  ``spills[i]``: ``[(ref, bytes)]`` tensors op
+    ``i`` evicts while they are still needed (written to main memory once).
+    """
+
+    streamed: list[set[str]]
+    fills: list[dict[str, float]]
+    spills: list[list[tuple[TensorRef, float]]]
+
+
+def plan_residency(static: StaticFunction, hw: HardwareConsts,
+                   forced_streamed: Mapping[int, Iterable[str]] | None = None) -> ResidencyPlan:
+    """Belady residency over program order for the activation and weight
+    buffers.  A tensor larger than its buffer (or named in
+    ``forced_streamed[op index]``) is streamed by the op that touches it;
+    function arguments and parameters start in main memory; a tensor evicted
+    while it still has uses is written back once (a spill) and read again
+    when next needed (a fill)."""
+    forced_streamed = forced_streamed or {}
+    n = len(static.ops)
+    uses: dict[str, list[int]] = {}
+    for info in static.ops:
+        for _, ref, _ in info.inputs:
+            uses.setdefault(ref.key, []).append(info.index)
+    pointer = {key: 0 for key in uses}
+    resident: dict[str, dict[str, float]] = {"activation_buffer": {}, "weight_buffer": {}}
+    refs_by_key: dict[str, TensorRef] = {}
+    in_memory: set[str] = set()
+    plan = ResidencyPlan([set() for _ in range(n)], [dict() for _ in range(n)],
+                         [[] for _ in range(n)])
+
+    def next_use(key: str, now: int) -> int:
+        lst = uses.get(key)
+        if not lst:
+            return math.inf  # type: ignore[return-value]
+        p = pointer[key]
+        while p < len(lst) and lst[p] <= now:
+            p += 1
+        pointer[key] = p
+        return lst[p] if p < len(lst) else math.inf  # type: ignore[return-value]
+
+    def make_room(level: str, need: float, now: int, keep: set[str]) -> None:
+        held = resident[level]
+        capacity = hw.capacity[level]
+        while held and sum(held.values()) + need > capacity:
+            candidates = [k for k in held if k not in keep]
+            if not candidates:
+                return
+            victim = max(candidates, key=lambda k: next_use(k, now))
+            size = held.pop(victim)
+            if next_use(victim, now) != math.inf and victim not in in_memory:
+                plan.spills[now].append((refs_by_key[victim], size))
+                in_memory.add(victim)
+
+    for info in static.ops:
+        i = info.index
+        keep = {ref.key for _, ref, _ in info.inputs} | {ref.key for ref in info.outputs}
+        forced = set(forced_streamed.get(i, ()))
+        for _, ref, _ in info.inputs:
+            refs_by_key[ref.key] = ref
+            level = ref.buffer
+            size = stored_bytes(ref, hw)
+            if ref.key in resident[level]:
+                continue
+            if ref.key in forced or size > hw.capacity[level]:
+                plan.streamed[i].add(ref.key)
+                continue
+            make_room(level, size, i, keep)
+            resident[level][ref.key] = size
+            plan.fills[i][ref.key] = plan.fills[i].get(ref.key, 0.0) + size
+            in_memory.add(ref.key)
+        for ref in info.outputs:
+            refs_by_key[ref.key] = ref
+            size = stored_bytes(ref, hw)
+            if ref.key in forced or size > hw.capacity[ref.buffer]:
+                plan.streamed[i].add(ref.key)
+                in_memory.add(ref.key)
+                continue
+            if next_use(ref.key, i) == math.inf:
+                continue          # never read on chip again: nothing to keep
+            make_room(ref.buffer, size, i, keep)
+            resident[ref.buffer][ref.key] = size
+        for level in resident:
+            for key in [k for k in resident[level] if next_use(k, i) == math.inf]:
+                del resident[level][key]
+    return plan
+
+
+# --------------------------------------------------------------------------- cost formulas
+
+
+def _ceil_div(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    return -(-np.asarray(a) // np.asarray(b))
+
+
+@dataclass(frozen=True)
+class OperandSpec:
+    """What the cost formulas need to know about one operand of a product."""
+
+    role: str
+    ref: TensorRef
+    loops: str                 # loops it depends on ("" : read once)
+    tile: str                  # which tile shape: "lhs" b*x*y, "rhs" (b*)y*y, "out" b*x*y
+    streamed: bool
+    fill_bytes: float          # main-memory bytes to make it resident (0: already resident)
+    write_through: bool = False
+
+
+def _tile_elements(tile: str, loops: str, b: np.ndarray, x: np.ndarray,
+                   y: np.ndarray) -> np.ndarray:
+    batch = b if "b" in loops else 1
+    if tile == "rhs":
+        return batch * y * y
+    return batch * x * y
+
+
+def _distinct(loops: str, trips: np.ndarray) -> np.ndarray:
+    out = np.ones(trips.shape[0], dtype=np.int64)
+    for d in loops:
+        out = out * trips[:, _DIM_INDEX[d]]
+    return out
+
+
+def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarray,
+                     y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
+                     hw: HardwareConsts) -> dict[str, object]:
+    """Vectorised traffic of one matrix product over candidate mappings."""
+    batch, m, k, n = dims
+    trips = np.stack([_ceil_div(batch, b), _ceil_div(m, x), _ceil_div(n, y), _ceil_div(k, y)],
+                     axis=1).astype(np.int64)
+    ordered = np.take_along_axis(trips, _ORDER_PERM[order_index], axis=1)
+    cum = np.cumprod(ordered, axis=1)
+    bpe = hw.bytes_per_element
+    result = {"trips": trips, "operands": []}
+    for spec in operands:
+        if spec.loops:
+            pos = _innermost(spec.loops)[order_index]
+            fetches = np.take_along_axis(cum, pos[:, None], axis=1)[:, 0]
+            distinct = _distinct(spec.loops, trips)
+        else:
+            fetches = np.ones_like(order_index)
+            distinct = np.ones_like(order_index)
+        tensor = spec.ref.numel * bpe * spec.ref.density
+        average_tile = tensor / distinct                       # real elements only
+        moved = fetches * average_tile
+        mask = fetches * (spec.ref.numel / distinct) / 8.0 if spec.ref.sparse else 0.0 * moved
+        tile_bytes = _tile_elements(spec.tile, spec.loops, b, x, y) * bpe * spec.ref.density
+        result["operands"].append({"spec": spec, "fetches": fetches, "distinct": distinct,
+                                   "moved": moved, "mask": mask, "tile_bytes": tile_bytes,
+                                   "tensor": tensor})
+    return result
+
+
+def _operand_levels(entry: Mapping[str, object], output: bool) -> dict[str, np.ndarray]:
+    """Bytes per level for one operand entry of :func:`_product_traffic`."""
+    spec: OperandSpec = entry["spec"]  # type: ignore[assignment]
+    moved = entry["moved"]
+    level = spec.ref.buffer
+    zero = 0.0 * moved  # type: ignore[operator]
+    if not output:
+        if spec.streamed:
+            return {"mm_read": moved, "mm_write": zero, "buf_read": moved, "buf_write": moved,
+                    "mask": entry["mask"], "level": level}
+        return {"mm_read": zero + spec.fill_bytes, "mm_write": zero, "buf_read": moved,
+                "buf_write": zero + spec.fill_bytes, "mask": entry["mask"], "level": level}
+    partial = moved - entry["tensor"]                            # re-read partial sums
+    if spec.streamed:
+        return {"mm_read": partial, "mm_write": moved, "buf_read": moved + partial,
+                "buf_write": moved + partial, "mask": entry["mask"], "level": level}
+    through = entry["tensor"] if spec.write_through else 0.0
+    return {"mm_read": zero, "mm_write": zero + through, "buf_read": partial + through,
+            "buf_write": moved, "mask": entry["mask"], "level": level}
+
+
+@dataclass
+class CandidateCosts:
+    """Costs of candidate mappings of one op (arrays, one entry per candidate)."""
+
+    cycles: np.ndarray
+    compute_cycles: np.ndarray
+    fill_cycles: np.ndarray
+    level_bytes: dict[str, np.ndarray]
+    energy_nj: np.ndarray
+    lane_tiles: list[np.ndarray]
+    lane_cycles_per_tile: list[np.ndarray]
+    staging: dict[str, np.ndarray]
+    detail: list[dict[str, object]]
+    row_work: tuple[int, int] | None = None      # attention: softmax tiles, cycles per tile
+
+
+def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarray,
+                 y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
+                 output: OperandSpec, extra_level_bytes: Mapping[str, float] | None = None
+                 ) -> CandidateCosts:
+    """Cycles, bytes per level, dynamic energy and staging of a matrix product
+    (or a fused attention) for every candidate ``(b[i], x[i], y[i],
+    order_index[i])``.  ``operands`` in the order lhs, rhs(, rhs2, mask,
+    bias...); ``output`` the result."""
+    b, x, y = (np.asarray(v, dtype=np.int64) for v in (b, x, y))
+    order_index = np.asarray(order_index, dtype=np.int64)
+    mpl = hw.macs_per_lane
+    density = 1.0
+    for spec in operands:
+        if spec.role in ("lhs", "rhs"):
+            density *= spec.ref.density
+    products = [(info.dims, [s for s in operands if s.role in ("lhs", "rhs")], density)]
+    if info.form == "attention":
+        second = [s for s in operands if s.role == "rhs2"]
+        density2 = second[0].ref.density if second else 1.0
+        products.append((info.dims2, second, density2))
+    level_bytes = {lv: 0.0 * b for lv in ("main_memory", "activation_buffer", "weight_buffer",
+                                          "mask_buffer")}
+    detail: list[dict[str, object]] = []
+    lane_tiles, lane_cpt = [], []
+    compute = 0.0 * b
+    first_tile_cycles = 0.0 * b
+    act_staging = 0.0 * b
+    weight_staging = 0.0 * b
+    mask_staging = 0.0 * b
+    for p, (dims, specs, dens) in enumerate(products):
+        out_spec = output if p == len(products) - 1 else None
+        all_specs = list(specs) + ([out_spec] if out_spec is not None else [])
+        traffic = _product_traffic(dims, b, x, y, order_index, all_specs, hw)
+        trips = traffic["trips"]
+        tiles = trips.prod(axis=1)
+        cpt = np.maximum(np.ceil(b * x * y * y * dens / mpl - 1e-9), 1).astype(np.int64)
+        lane_tiles.append(tiles)
+        lane_cpt.append(cpt)
+        compute = compute + _ceil_div(tiles, hw.lanes) * cpt
+        for entry in traffic["operands"]:
+            spec = entry["spec"]
+            is_out = spec is out_spec
+            levels = _operand_levels(entry, is_out)
+            level_bytes["main_memory"] = level_bytes["main_memory"] + levels["mm_read"] \
+                + levels["mm_write"]
+            level_bytes[levels["level"]] = level_bytes[levels["level"]] + levels["buf_read"] \
+                + levels["buf_write"]
+            level_bytes["mask_buffer"] = level_bytes["mask_buffer"] + levels["mask"]
+            detail.append({"entry": entry, "levels": levels, "output": is_out, "product": p})
+            staged = 2 * hw.pes * entry["tile_bytes"]
+            if spec.ref.buffer == "weight_buffer":
+                weight_staging = weight_staging + (staged if spec.streamed else 0.0)
+            else:
+                act_staging = act_staging + staged
+            if spec.ref.sparse:
+                mask_staging = mask_staging + 2 * hw.pes * entry["tile_bytes"] / (
+                    8 * hw.bytes_per_element * spec.ref.density)
+            if not is_out:
+                source = "main_memory" if (spec.streamed or spec.fill_bytes) else spec.ref.buffer
+                first = np.minimum(entry["tile_bytes"], entry["tensor"]) / hw.bandwidth[source]
+                first_tile_cycles = np.maximum(first_tile_cycles, first)
+    # Other operands of the job (attention mask, bias): read once.
+    for spec in operands:
+        if spec.role in ("lhs", "rhs", "rhs2"):
+            continue
+        entry = {"spec": spec, "fetches": np.ones_like(b), "distinct": np.ones_like(b),
+                 "tensor": spec.ref.numel * hw.bytes_per_element * spec.ref.density,
+                 "tile_bytes": 0.0 * b}
+        entry["moved"] = entry["tensor"] + 0.0 * b
+        entry["mask"] = (spec.ref.numel / 8.0 if spec.ref.sparse else 0.0) + 0.0 * b
+        levels = _operand_levels(entry, False)
+        level_bytes["main_memory"] = level_bytes["main_memory"] + levels["mm_read"]
+        level_bytes[levels["level"]] = level_bytes[levels["level"]] + levels["buf_read"] \
+            + levels["buf_write"]
+        level_bytes["mask_buffer"] = level_bytes["mask_buffer"] + levels["mask"]
+        detail.append({"entry": entry, "levels": levels, "output": False, "product": -1})
+    row_work = None
+    fill = first_tile_cycles
+    if info.form == "attention":
+        # Scores and probabilities stay on chip: written and read once each
+        # through the activation buffer; softmax on the softmax modules.
+        internal = info.rows * info.cols * hw.bytes_per_element
+        level_bytes["activation_buffer"] = level_bytes["activation_buffer"] + 4 * internal
+        row_tiles, row_cpt, row_ideal = _row_work(info.rows, info.cols, hw.softmax_tile,
+                                                  hw.softmax_tile)
+        softmax_cycles = math.ceil(row_tiles / hw.softmax_units) * row_cpt
+        row_work = (row_tiles, row_cpt)
+        pipeline_fill = row_cpt + np.minimum(lane_cpt[0], lane_cpt[1]) \
+            if softmax_cycles else np.minimum(lane_cpt[0], lane_cpt[1])
+        longest = np.maximum(compute, softmax_cycles)
+        fill = fill + np.where(compute >= softmax_cycles, row_cpt,
+                               np.minimum(lane_cpt[0], lane_cpt[1]))
+        del pipeline_fill
+        compute = longest
+        act_staging = act_staging + 2 * hw.softmax_units * hw.softmax_tile ** 2 \
+            * hw.bytes_per_element
+    if extra_level_bytes:
+        for level, value in extra_level_bytes.items():
+            level_bytes[level] = level_bytes[level] + value
+    memory = np.max(np.stack([level_bytes[lv] / hw.bandwidth[lv] for lv in level_bytes]), axis=0)
+    cycles = np.maximum(compute, memory) + fill
+    lane_busy = sum(t * c for t, c in zip(lane_tiles, lane_cpt))
+    energy = lane_busy * hw.lane_energy_per_cycle + sum(
+        level_bytes[lv] * hw.energy_per_byte[lv] for lv in level_bytes)
+    if row_work is not None:
+        energy = energy + row_work[0] * row_work[1] * hw.softmax_energy_per_cycle
+    return CandidateCosts(cycles, compute, fill, level_bytes, energy, lane_tiles, lane_cpt,
+                          {"activation_buffer": act_staging, "weight_buffer": weight_staging,
+                           "mask_buffer": mask_staging}, detail, row_work)
+
+
+def _row_work(rows: int, cols: int, x: int, y: int) -> tuple[int, int, float]:
+    """Module tiles, cycles per tile and the ideal for a row op with tile x*y."""
+    tiles = math.ceil(rows / x) * math.ceil(cols / y)
+    return tiles, ROW_PASSES * x, 0.0
+
+
+def row_costs(info: OpStatic, hw: HardwareConsts, unit: str, x: int, y: int
+              ) -> tuple[int, int, int, float]:
+    """``(tiles, cycles per tile, modules, ideal cycles)`` of a softmax /
+    layer-norm op with module tile ``x`` rows by ``y`` columns."""
+    modules, module_tile = ((hw.softmax_units, hw.softmax_tile) if unit == "softmax"
+                            else (hw.layernorm_units, hw.layernorm_tile))
+    tiles, cpt, _ = _row_work(info.rows, info.cols, x, y)
+    ideal = ROW_PASSES * info.rows * info.cols / (modules * module_tile)
+    return tiles, cpt, modules, ideal
+
+
+# --------------------------------------------------------------------------- one op
+
+
+def operand_specs(info: OpStatic, plan: ResidencyPlan, weights: str | None
+                  ) -> tuple[list[OperandSpec], list[OperandSpec]]:
+    """Operand specs (inputs, outputs) of an op under a residency plan."""
+    streamed = plan.streamed[info.index]
+    fills = plan.fills[info.index]
+    tiles = {"lhs": "lhs", "rhs": "rhs", "rhs2": "rhs"}
+    inputs = []
+    for role, ref, loops in info.inputs:
+        forced_stream = weights == "streamed" and ref.is_param and role in ("lhs", "rhs")
+        inputs.append(OperandSpec(role, ref, loops, tiles.get(role, "lhs"),
+                                  ref.key in streamed or forced_stream,
+                                  0.0 if forced_stream else fills.get(ref.key, 0.0)))
+    outputs = [OperandSpec("out" if k == 0 else f"out{k}", ref, "bij", "out",
+                           ref.key in streamed, 0.0, ref.key in info.writes_through)
+               for k, ref in enumerate(info.outputs)]
+    return inputs, outputs
+
+
+def _spill_bytes(info: OpStatic, plan: ResidencyPlan) -> float:
+    return sum(size for _, size in plan.spills[info.index])
+
+
+def derive_mapped_op(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
+                     hw: HardwareConsts, deps: tuple[int, ...]) -> MappedOp:
+    """The :class:`MappedOp` of one op under a mapping (the simulators' input)."""
+    inputs, outputs = operand_specs(info, plan, mapping.weights)
+    spills = [OperandTraffic("spill", ref.name, ref.buffer, True, size, ref.density, ref.source,
+                             0.0, 0.0, 1, 1, size, 0.0, 0.0, 0.0, size)
+              for ref, size in plan.spills[info.index]]
+    spill_total = _spill_bytes(info, plan)
+    bpe = hw.bytes_per_element
+    if info.form in ("matmul", "attention"):
+        return _derive_product(info, mapping, inputs, outputs, spills, spill_total, hw, deps)
+    # Whole-tensor forms: every input read once, every output written once.
+    traffic: list[OperandTraffic] = []
+    level_bytes = {"main_memory": spill_total, "activation_buffer": 0.0, "weight_buffer": 0.0,
+                   "mask_buffer": 0.0}
+    for sp in spills:
+        level_bytes[sp.level] += sp.buffer_read_bytes
+    first = 0.0
+    for spec in inputs + outputs:
+        is_out = spec in outputs
+        ref = spec.ref
+        tensor = ref.numel * bpe * ref.density
+        mask = ref.numel / 8.0 if ref.sparse else 0.0
+        if is_out:
+            mm_read, mm_write = 0.0, (tensor if (spec.streamed or spec.write_through) else 0.0)
+            buf_read = tensor if (spec.streamed or spec.write_through) else 0.0
+            buf_write = tensor
+        elif spec.streamed:
+            mm_read, mm_write, buf_read, buf_write = tensor, 0.0, tensor, tensor
+        else:
+            mm_read, mm_write = spec.fill_bytes, 0.0
+            buf_read, buf_write = tensor, spec.fill_bytes
+        if not is_out:
+            source = "main_memory" if (spec.streamed or spec.fill_bytes) else ref.buffer
+            first = max(first, min(tensor, 64.0 * hw.pes) / hw.bandwidth[source])
+        level_bytes["main_memory"] += mm_read + mm_write
+        level_bytes[ref.buffer] += buf_read + buf_write
+        level_bytes["mask_buffer"] += mask
+        traffic.append(OperandTraffic(spec.role, ref.name, ref.buffer, not spec.streamed, tensor,
+                                      ref.density, ref.source, tensor, mask, 1, 1,
+                                      buf_read, buf_write, mask, mm_read, mm_write))
+    if info.lookup is not None:
+        rows = info.outputs[0].numel * bpe
+        level_bytes["main_memory"] += rows
+        traffic.append(OperandTraffic("table", info.lookup.name, "weight_buffer", False,
+                                      info.lookup.numel * bpe, 1.0, info.lookup.source,
+                                      rows, 0.0, 1, 1, 0.0, 0.0, 0.0, rows, 0.0))
+        first = max(first, min(rows, 64.0 * hw.pes) / hw.bandwidth["main_memory"])
+    unit = mapping.unit
+    tile = mapping.tile
+    if unit in ("softmax", "layernorm") and info.form == "rows":
+        tx, ty = (tile.x, tile.y) if tile else _default_row_tile(info, hw, unit)
+        tiles, cpt, modules, ideal = row_costs(info, hw, unit, tx, ty)
+        work = (UnitWork(unit, tiles, cpt, modules, ideal),)
+        staging = {"activation_buffer": 2.0 * modules * tx * ty * bpe
+                   * (len(info.inputs) + len(info.outputs))}
+    elif unit == "dma" or info.form == "data":
+        blocks = math.ceil(sum(t.buffer_write_bytes + t.main_memory_read_bytes
+                               for t in traffic) / 64.0)
+        work = (UnitWork("dma", blocks, 1, hw.pes, blocks / hw.pes),)
+        staging = {}
+    elif unit == "sparsity":
+        elements = sum(ref.numel for ref in info.outputs)
+        work = (UnitWork("sparsity", elements, 1, hw.lanes, elements / hw.lanes),)
+        staging = {}
+    else:   # lane arithmetic
+        ops = max(info.ops, sum(ref.numel for ref in info.outputs) if info.ops == 0 else 0)
+        lane_cycles = math.ceil(ops / hw.macs_per_lane)
+        work = (UnitWork("mac", lane_cycles, 1, hw.lanes, ops / (hw.lanes * hw.macs_per_lane)),)
+        staging = {}
+    return MappedOp(
+        index=info.index, ir_index=info.ir_index, kind=info.kind, loc=info.loc,
+        result=info.result, unit=unit, work=work, tile=tile, order=None, dims=None,
+        macs=0, effective_macs=0.0, padded_macs=0.0, ops=info.ops, density=1.0,
+        operands=tuple(traffic + spills), weights=None, deps=deps, staging_bytes=staging,
+        fill_cycles=first, mapping=mapping)
+
+
+def _default_row_tile(info: OpStatic, hw: HardwareConsts, unit: str) -> tuple[int, int]:
+    t = hw.softmax_tile if unit == "softmax" else hw.layernorm_tile
+    return min(t, info.rows), min(t, info.cols)
+
+
+def _derive_product(info: OpStatic, mapping: OpMapping, inputs: list[OperandSpec],
+                    outputs: list[OperandSpec], spills: list[OperandTraffic], spill_total: float,
+                    hw: HardwareConsts, deps: tuple[int, ...]) -> MappedOp:
+    tile = mapping.tile or TileShape(1, 16, 16)
+    order = mapping.order or "bijk"
+    one = np.array([0])
+    costs = matmul_costs(info, hw, one + tile.b, one + tile.x, one + tile.y,
+                         one + LOOP_ORDERS.index(order), inputs, outputs[0],
+                         {"main_memory": spill_total})
+    traffic: list[OperandTraffic] = []
+    for d in costs.detail:
+        entry, levels = d["entry"], d["levels"]
+        spec: OperandSpec = entry["spec"]
+        traffic.append(OperandTraffic(
+            spec.role, spec.ref.name, spec.ref.buffer, not spec.streamed,
+            float(spec.ref.numel * hw.bytes_per_element), spec.ref.density, spec.ref.source,
+            float(np.asarray(entry["tile_bytes"])[0]),
+            float(np.asarray(entry["tile_bytes"])[0]) / (8 * hw.bytes_per_element
+                                                         * spec.ref.density)
+            if spec.ref.sparse else 0.0,
+            int(np.asarray(entry["distinct"])[0]), int(np.asarray(entry["fetches"])[0]),
+            float(np.asarray(levels["buf_read"])[0]), float(np.asarray(levels["buf_write"])[0]),
+            float(np.asarray(levels["mask"])[0]), float(np.asarray(levels["mm_read"])[0]),
+            float(np.asarray(levels["mm_write"])[0])))
+    for sp in spills:
+        traffic.append(sp)
+    if info.form == "attention":
+        internal = info.rows * info.cols * hw.bytes_per_element
+        traffic.append(OperandTraffic("scores", f"{info.result}:scores", "activation_buffer",
+                                      True, internal, 1.0, "dense", 0.0, 0.0, 1, 1,
+                                      2 * internal, 2 * internal, 0.0, 0.0, 0.0))
+    densities = []
+    work = []
+    macs_dense = 0
+    effective = 0.0
+    padded = 0.0
+    products = [info.dims] + ([info.dims2] if info.form == "attention" else [])
+    dens = [1.0, 1.0]
+    for spec in inputs:
+        if spec.role in ("lhs", "rhs"):
+            dens[0] *= spec.ref.density
+        if spec.role == "rhs2":
+            dens[1] *= spec.ref.density
+    for p, dims in enumerate(products):
+        tiles = int(costs.lane_tiles[p][0])
+        cpt = int(costs.lane_cycles_per_tile[p][0])
+        dense = math.prod(dims)
+        macs_dense += dense
+        effective += dense * dens[p]
+        padded += (tiles * tile.b * tile.x * tile.y * tile.y - dense) * dens[p]
+        densities.append(dens[p])
+        work.append(UnitWork("mac", tiles, cpt, hw.lanes,
+                             dense * dens[p] / (hw.lanes * hw.macs_per_lane)))
+    if costs.row_work is not None:
+        tiles, cpt = costs.row_work
+        work.append(UnitWork("softmax", tiles, cpt, hw.softmax_units,
+                             ROW_PASSES * info.rows * info.cols
+                             / (hw.softmax_units * hw.softmax_tile)))
+    weights = mapping.weights
+    if weights is None and info.weight_ref is not None:
+        weights = "streamed" if any(s.streamed for s in inputs if s.ref.is_param) else "resident"
+    return MappedOp(
+        index=info.index, ir_index=info.ir_index, kind=info.kind, loc=info.loc,
+        result=info.result, unit=mapping.unit, work=tuple(work), tile=tile, order=order,
+        dims=info.dims, macs=macs_dense, effective_macs=effective, padded_macs=padded,
+        ops=info.ops, density=effective / macs_dense if macs_dense else 1.0,
+        operands=tuple(traffic), weights=weights, deps=deps,
+        staging_bytes={k: float(np.asarray(v)[0]) for k, v in costs.staging.items()},
+        fill_cycles=float(costs.fill_cycles[0]), mapping=mapping)
+
+
+# --------------------------------------------------------------------------- a function
+
+
+def read_mapping(op: Op) -> OpMapping | None:
+    """The mapping recorded in an op's attributes, or None when it has none."""
+    from backends.elector.schedule import (
+        ATTR_ORDER, ATTR_TILE_B, ATTR_TILE_X, ATTR_TILE_Y, ATTR_UNIT, ATTR_WEIGHTS,
+    )
+
+    attrs = op.attributes
+    if ATTR_UNIT not in attrs:
+        return None
+    tile = None
+    if ATTR_TILE_X in attrs or ATTR_TILE_Y in attrs or ATTR_TILE_B in attrs:
+        tile = TileShape(int(attrs.get(ATTR_TILE_B, 1)), int(attrs.get(ATTR_TILE_X, 1)),
+                         int(attrs.get(ATTR_TILE_Y, 1)))
+    try:
+        return OpMapping(attrs[ATTR_UNIT], tile, attrs.get(ATTR_ORDER), attrs.get(ATTR_WEIGHTS))
+    except ValueError as err:
+        raise UserError(f"{op.name} at {op.loc or '?'}: bad mapping attribute: {err}") from None
+
+
+def schedule_function(static: StaticFunction, accelerator: Accelerator,
+                      mappings: Sequence[OpMapping], pipeline: str = "",
+                      plan: ResidencyPlan | None = None) -> MappedFunction:
+    """Build the :class:`MappedFunction` of a function from one complete
+    mapping per op (``mappings[i]`` for ``static.ops[i]``)."""
+    hw = hardware_consts(accelerator, static.training)
+    if plan is None:
+        plan = plan_residency(static, hw, forced_streams(static, mappings))
+    ops = tuple(derive_mapped_op(info, mappings[info.index], plan, hw, info.deps)
+                for info in static.ops)
+    notes = []
+    if any(op.weights == "streamed" for op in ops):
+        notes.append("some weights do not fit the weight buffer and are streamed from main "
+                     "memory tile by tile (re-loads counted)")
+    return MappedFunction(static.module.name, static.function.name, accelerator.name,
+                          hw.hash, ops, hw.bytes_per_element, static.training, pipeline,
+                          dict(static.densities), tuple(notes))
+
+
+def forced_streams(static: StaticFunction, mappings: Sequence[OpMapping]) -> dict[int, set[str]]:
+    """Weight operands that mappings force to be streamed."""
+    out: dict[int, set[str]] = {}
+    for info, mapping in zip(static.ops, mappings):
+        if mapping.weights == "streamed":
+            out[info.index] = {ref.key for role, ref, _ in info.inputs
+                               if ref.is_param and role in ("lhs", "rhs")}
+    return out
