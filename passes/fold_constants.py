@@ -1,6 +1,8 @@
 """``fold-constants``: evaluate ops whose operands are all constant.
 
-An operand is constant when a ``tensor.constant`` produces it, or a
+Reads of constant parameters small enough to inline (see below) become
+``tensor.constant`` ops first.  An operand is constant when a
+``tensor.constant`` produces it, or a
 ``tensor.param`` of a parameter of kind ``constant`` that has data (the
 exporters store buffers such as position ids and the DFT/DCT matrices as
 initializers; they are not trained).  The op is evaluated with the numpy
@@ -58,7 +60,8 @@ class FoldConstantsPass(Pass):
 
     Requires: verified IR whose constant parameters have data (those without
     data are left alone).  Guarantees: no op without side effects has only
-    constant operands; values are unchanged (bit for bit).
+    constant operands; no constant parameter of at most max-inline-elements
+    elements is read; values are unchanged (bit for bit).
     """
 
     name: ClassVar[str] = "fold-constants"
@@ -87,6 +90,9 @@ class FoldConstantsPass(Pass):
         changed = False
         ctx = _NoParams()
         for op in func:
+            if op.name == "tensor.param":
+                changed |= self._inline_small_constant_parameter(module, op)
+                continue
             if op.name in _NEVER_FOLD or not op.operands or not op.results:
                 continue
             opdef = get_opdef(op.name)
@@ -109,6 +115,21 @@ class FoldConstantsPass(Pass):
                     producer.erase()
             changed = True
         return changed
+
+    def _inline_small_constant_parameter(self, module: Module, op: Op) -> bool:
+        """A read of a small constant parameter becomes a ``tensor.constant``
+        (exporters differ in whether they store scalars such as 1/sqrt(d)
+        as initializers or as Constant nodes; this makes them agree)."""
+        param = module.params.get(op.attributes["name"])
+        if param is None or param.kind != "constant" or param.data is None \
+                or param.type.numel > self.max_inline_elements:
+            return False
+        new = Op("tensor.constant", (), [op.result.type.dense()],
+                 {"value": DenseAttr.from_array(param.data)}, op.loc)
+        op.parent.insert_before(new, op)  # type: ignore[union-attr]
+        op.result.replace_all_uses_with(new.result)
+        op.erase()
+        return True
 
     def _materialize(self, module: Module, op: Op, value: Value, array: np.ndarray) -> Value:
         array = np.asarray(array)
