@@ -3,49 +3,54 @@
 Types, values, ops, functions and modules (:mod:`.core`); the op definitions
 (:mod:`.opdefs`), text printer and parser, verifier, reference interpreter,
 and the pass infrastructure.  This package imports nothing above it.
+
+Names are re-exported lazily (PEP 562): ``from transcode_ir import Module``
+works as usual, but importing a light submodule such as
+``transcode_ir.errors`` does not pull in numpy and lark, so ``tcc --help``
+starts fast.
 """
 
-from transcode_ir.core import (
-    Attributes,
-    Builder,
-    DenseAttr,
-    Function,
-    Module,
-    Op,
-    Parameter,
-    Use,
-    Value,
-)
-from transcode_ir.errors import ParseError, SourceLocation, UserError, VerifyError
-from transcode_ir.interpreter import Interpreter, run_function
-from transcode_ir.opdefs import AttrSpec, OpCost, OpDef, all_opdefs, define, get_opdef, op_cost
-from transcode_ir.parser import parse_module, parse_type
-from transcode_ir.pass_manager import (
-    PassFailure, PassInstrument, PassManager, PassRecord, PipelineRun, PrintIRAfterAll,
-    PrintIRAfterChange, PrintIRAfterFailure, PrintIRAfterPass, TimePasses, run_pipeline,
-)
-from transcode_ir.passes import (
-    Pass, PassOption, PassResult, Pipeline, PipelineError, format_pipeline, get_pass,
-    load_pass_plugin, named_pipelines, option, parse_pipeline, pass_options, register_pass,
-    register_pipeline, registered_passes, required_option,
-)
-from transcode_ir.printer import format_type, print_function, print_module, print_op
-from transcode_ir.rewrite import Pattern, PatternSet, Rewriter, apply_patterns
-from transcode_ir.serialization import load_module, module_fingerprint, save_module, structurally_equal
-from transcode_ir.types import SparsityEncoding, TensorType
-from transcode_ir.verifier import verify_function, verify_module, verify_op
+from __future__ import annotations
 
-__all__ = [
-    "Pass", "PassFailure", "PassInstrument", "PassManager", "PassOption", "PassRecord",
-    "PassResult", "Pattern", "PatternSet", "Pipeline", "PipelineError", "PipelineRun",
-    "PrintIRAfterAll", "PrintIRAfterChange", "PrintIRAfterFailure", "PrintIRAfterPass",
-    "Rewriter", "TimePasses", "apply_patterns", "format_pipeline", "get_pass",
-    "load_pass_plugin", "named_pipelines", "option", "parse_pipeline", "pass_options",
-    "register_pass", "register_pipeline", "registered_passes", "required_option", "run_pipeline",
-    "AttrSpec", "Attributes", "Builder", "DenseAttr", "Function", "Interpreter", "Module",
-    "Op", "OpCost", "OpDef", "Parameter", "ParseError", "SourceLocation", "SparsityEncoding",
-    "TensorType", "Use", "UserError", "Value", "VerifyError", "all_opdefs", "define",
-    "format_type", "get_opdef", "load_module", "module_fingerprint", "op_cost", "parse_module",
-    "parse_type", "print_function", "print_module", "print_op", "run_function", "save_module",
-    "structurally_equal", "verify_function", "verify_module", "verify_op",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "transcode_ir.core": (
+        "Attributes", "Builder", "DenseAttr", "Function", "Module", "Op", "Parameter", "Use", "Value",
+    ),
+    "transcode_ir.errors": ("ParseError", "SourceLocation", "UserError", "VerifyError"),
+    "transcode_ir.interpreter": ("Interpreter", "run_function"),
+    "transcode_ir.opdefs": ("AttrSpec", "OpCost", "OpDef", "all_opdefs", "define", "get_opdef", "op_cost"),
+    "transcode_ir.parser": ("parse_module", "parse_type"),
+    "transcode_ir.pass_manager": (
+        "PassFailure", "PassInstrument", "PassManager", "PassRecord", "PipelineRun", "PrintIRAfterAll",
+        "PrintIRAfterChange", "PrintIRAfterFailure", "PrintIRAfterPass", "TimePasses", "run_pipeline",
+    ),
+    "transcode_ir.passes": (
+        "Pass", "PassOption", "PassResult", "Pipeline", "PipelineError", "format_pipeline", "get_pass",
+        "load_pass_plugin", "named_pipelines", "option", "parse_pipeline", "pass_options",
+        "register_pass", "register_pipeline", "registered_passes", "required_option",
+    ),
+    "transcode_ir.printer": ("format_type", "print_function", "print_module", "print_op"),
+    "transcode_ir.rewrite": ("Pattern", "PatternSet", "Rewriter", "apply_patterns"),
+    "transcode_ir.serialization": ("load_module", "module_fingerprint", "save_module", "structurally_equal"),
+    "transcode_ir.types": ("SparsityEncoding", "TensorType"),
+    "transcode_ir.verifier": ("verify_function", "verify_module", "verify_op"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'transcode_ir' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
