@@ -189,28 +189,35 @@ def _one_line(err: BaseException) -> str:
 
 def node_attributes(node: onnx.NodeProto) -> dict[str, Any]:
     """A node's attributes as Python values (tensors as numpy arrays)."""
-    from onnx import AttributeProto, numpy_helper
+    if not node.attribute:
+        return {}
+    from onnx import numpy_helper
 
     out: dict[str, Any] = {}
     for attr in node.attribute:
         kind = attr.type
-        if kind == AttributeProto.INT:
+        if kind == _ATTRIBUTE_INT:
             out[attr.name] = int(attr.i)
-        elif kind == AttributeProto.FLOAT:
+        elif kind == _ATTRIBUTE_FLOAT:
             out[attr.name] = float(attr.f)
-        elif kind == AttributeProto.INTS:
+        elif kind == _ATTRIBUTE_INTS:
             out[attr.name] = [int(v) for v in attr.ints]
-        elif kind == AttributeProto.FLOATS:
+        elif kind == _ATTRIBUTE_FLOATS:
             out[attr.name] = [float(v) for v in attr.floats]
-        elif kind == AttributeProto.STRING:
+        elif kind == _ATTRIBUTE_STRING:
             out[attr.name] = attr.s.decode("utf-8", "replace")
-        elif kind == AttributeProto.STRINGS:
+        elif kind == _ATTRIBUTE_STRINGS:
             out[attr.name] = [s.decode("utf-8", "replace") for s in attr.strings]
-        elif kind == AttributeProto.TENSOR:
+        elif kind == _ATTRIBUTE_TENSOR:
             out[attr.name] = numpy_helper.to_array(attr.t)
         else:
             out[attr.name] = attr
     return out
+
+
+# onnx.AttributeProto.AttributeType values (fixed by the ONNX standard).
+_ATTRIBUTE_FLOAT, _ATTRIBUTE_INT, _ATTRIBUTE_STRING, _ATTRIBUTE_TENSOR = 1, 2, 3, 4
+_ATTRIBUTE_FLOATS, _ATTRIBUTE_INTS, _ATTRIBUTE_STRINGS = 6, 7, 8
 
 
 def _constant_node_value(node: onnx.NodeProto, attrs: dict[str, Any]) -> np.ndarray:

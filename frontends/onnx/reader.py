@@ -144,11 +144,14 @@ class _TensorInfo:
     raw: tuple[int, int] | None = None          # (start, end) of raw_data in the file
     external: dict[str, str] = field(default_factory=dict)
     data_location: int = 0
+    # (field number, field start, value end) of every field, in order
+    spans: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 def _scan_tensor(buffer: mmap.mmap, start: int, end: int) -> _TensorInfo:
     info = _TensorInfo()
-    for number, wire_type, _, value_start, value_end in _fields(buffer, start, end):
+    for number, wire_type, field_start, value_start, value_end in _fields(buffer, start, end):
+        info.spans.append((number, field_start, value_end))
         if number == _TENSOR_NAME and wire_type == _LENGTH_DELIMITED:
             info.name = bytes(buffer[value_start:value_end]).decode("utf-8")
         elif number == _TENSOR_DATA_TYPE and wire_type == _VARINT:
@@ -231,16 +234,14 @@ def read_onnx_file(path: str | os.PathLike[str], copy_weights: bool = False) -> 
                 array = _array_view(buffer, dtype_code, info.dims, info.raw[0],
                                     info.raw[1] - info.raw[0])
                 if array is not None:
-                    stripped, placeholder = _strip_raw_data(buffer, value_start, value_end,
-                                                            path.name, info.raw,
+                    stripped, placeholder = _strip_raw_data(buffer, info, path.name,
                                                             array.dtype.itemsize)
                     checker_parts[len(graph_parts)] = _length_field(_GRAPH_INITIALIZER, placeholder)
                     graph_parts.append(_length_field(_GRAPH_INITIALIZER, stripped))
             elif dtype_code is not None and info.data_location == 1 and "location" in info.external:
                 array = _external_view(path, info, dtype_code, external_maps)
                 if array is not None:
-                    _, placeholder = _strip_raw_data(buffer, value_start, value_end, "",
-                                                     (0, 0), array.dtype.itemsize)
+                    _, placeholder = _strip_raw_data(buffer, info, "", array.dtype.itemsize)
                     checker_parts[len(graph_parts)] = _length_field(_GRAPH_INITIALIZER, placeholder)
                     graph_parts.append(bytes(buffer[field_start:value_end]))
             if array is None:
@@ -265,12 +266,12 @@ def read_onnx_file(path: str | os.PathLike[str], copy_weights: bool = False) -> 
     return MappedModel(model, arrays, checker_bytes if arrays else b"")
 
 
-def _strip_raw_data(buffer: mmap.mmap, start: int, end: int, location: str,
-                    raw: tuple[int, int], itemsize: int) -> tuple[bytes, bytes]:
+def _strip_raw_data(buffer: mmap.mmap, info: _TensorInfo, location: str,
+                    itemsize: int) -> tuple[bytes, bytes]:
     """The tensor without its raw data: with an external reference to where
     the data lies in ``location``, and as a placeholder scalar."""
     parts, scalar_parts = [], []
-    for number, _, field_start, _, value_end in _fields(buffer, start, end):
+    for number, field_start, value_end in info.spans:
         if number in (_TENSOR_RAW_DATA, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION):
             continue
         parts.append(bytes(buffer[field_start:value_end]))
@@ -278,6 +279,7 @@ def _strip_raw_data(buffer: mmap.mmap, start: int, end: int, location: str,
             scalar_parts.append(parts[-1])
     common = b"".join(parts)
     external = [common]
+    raw = info.raw or (0, 0)
     for key, value in (("location", location), ("offset", str(raw[0])),
                        ("length", str(raw[1] - raw[0]))):
         external.append(_length_field(_TENSOR_EXTERNAL_DATA, _string_entry(key, value)))

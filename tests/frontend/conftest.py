@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -84,15 +86,19 @@ def zoo_onnx(request: pytest.FixtureRequest) -> Callable[..., Path]:
         if key in made:
             return made[key]
         stem = f"{name}-{exporter}{opset or ''}-{_cache_key(name, exporter, opset, dynamic)}"
-        path = directory / stem / "model.onnx"
-        done = path.parent / "complete"
-        if not done.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            export_onnx(name, path, exporter=exporter, batch=ZOO_BATCH, seq=ZOO_SEQUENCE,
-                        opset=opset, dynamic=dynamic)
-            done.write_text("ok\n")
-        made[key] = path
-        return path
+        final = directory / stem
+        if not (final / "model.onnx").exists():
+            # Export into a private directory and rename it into place, so that
+            # concurrent sessions (pytest-xdist workers) never see half a file.
+            staging = Path(tempfile.mkdtemp(prefix=f"{stem}.", dir=directory))
+            export_onnx(name, staging / "model.onnx", exporter=exporter, batch=ZOO_BATCH,
+                        seq=ZOO_SEQUENCE, opset=opset, dynamic=dynamic)
+            try:
+                os.rename(staging, final)
+            except OSError:  # another session finished first
+                shutil.rmtree(staging, ignore_errors=True)
+        made[key] = final / "model.onnx"
+        return made[key]
 
     return export
 

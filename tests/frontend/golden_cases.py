@@ -345,6 +345,36 @@ main (float[3, 4] x, int64[3, 4] m) => (float[3, 4] y, float[3, 4] z)
 """, input_kinds={"m": ("int", 0, 2)})
 
 
+# ----------------------------------------------------------------------------- opset 11 forms and rarer ops
+
+case("opset11_misc", header(11) + """
+main (float[2, 3] x, bool[2, 3] p, bool[2, 3] q) => (float[2, 3] padded, float[4, 3] tiled, bool[2, 3] either, float[2, 3] average, float[2, 3] lowest, float[2, 3] chain, float[2] total, float[2, 3] squeezed, float[2, 1] left, float[2, 2] right, bool[2, 3] negated)
+{
+  pads = Constant <value = int64[4] {0, 1, 0, -1}> ()
+  fill = Constant <value = float {0.5}> ()
+  padded = Pad(x, pads, fill)
+  repeats = Constant <value = int64[2] {2, 1}> ()
+  tiled = Tile(x, repeats)
+  either = Xor(p, q)
+  leaky = LeakyRelu <alpha = 0.1> (x)
+  average = Mean(x, leaky)
+  lowest = Min(x, leaky)
+  n = Neg(x)
+  a = Abs(n)
+  e = Exp(a)
+  l = Log(e)
+  c = Cos(l)
+  s = Sin(c)
+  chain = Sigmoid(s)
+  total = ReduceSum <axes = [1], keepdims = 0> (x)
+  up = Unsqueeze <axes = [0]> (x)
+  squeezed = Squeeze(up)
+  left, right = Split <axis = 1, split = [1, 2]> (x)
+  negated = Not(p)
+}
+""", input_kinds={"p": ("bool",), "q": ("bool",)})
+
+
 def make_inputs(case: GoldenCase, function: Any, seed: int = 0) -> dict[str, np.ndarray]:
     """Example inputs for the function imported from ``case``."""
     rng = np.random.default_rng(seed)
