@@ -311,8 +311,10 @@ class DensityProfile:
 
     ``forward`` and ``backward`` map prune-point paths to densities;
     ``weight_gradients`` maps parameter names (torch's) to densities;
-    ``tau_i``/``tau_t`` map paths (and, for τ_T, parameter names) to the
-    thresholds the profile was measured with.
+    ``tau_i``/``tau_t`` map paths to the thresholds the profile was measured
+    with, ``default_tau_i``/``default_tau_t`` are the profile-wide ones.
+    ``module_prefix`` is the encoder prefix the runtime removed from the keys
+    (``bert.`` for a classifier); names are looked up with and without it.
     """
 
     path: str
@@ -323,15 +325,27 @@ class DensityProfile:
     tau_t: Mapping[str, float] = field(default_factory=dict)
     default_tau_i: float | None = None
     default_tau_t: float | None = None
+    module_prefix: str = ""
+    mode: str = ""
+
+    def key(self, name: str) -> str:
+        """``name`` as the profile spells it (without the module prefix)."""
+        prefix = self.module_prefix
+        return name[len(prefix):] if prefix and name.startswith(prefix) else name
 
     def threshold(self, kind: str, name: str) -> float | None:
         table, default = (self.tau_i, self.default_tau_i) if kind == "i" else \
             (self.tau_t, self.default_tau_t)
-        return table.get(name, default)
+        return table.get(self.key(name), default)
+
+    def lookup(self, table: Mapping[str, float], name: str) -> float | None:
+        key = self.key(name)
+        return table.get(key, table.get(name))
 
 
 def _density_of(entry: Any, where: str) -> float | None:
-    """A density from a number, or from ``{"density": d}`` / ``{"elements": n, "zeros": z}``."""
+    """A density from ``{"elements": n, "zeros": z, "density": d}`` (the runtime's form), a
+    bare number, or None (not measured)."""
     if entry is None:
         return None
     if isinstance(entry, bool):
@@ -339,20 +353,16 @@ def _density_of(entry: Any, where: str) -> float | None:
     if isinstance(entry, (int, float)):
         value = float(entry)
     elif isinstance(entry, Mapping):
-        if "elements" in entry and ("zeros" in entry or "nonzeros" in entry):
+        if "elements" in entry and "zeros" in entry:
             elements = int(entry["elements"])
             if elements == 0:
                 return None
-            nonzeros = int(entry["nonzeros"]) if "nonzeros" in entry else \
-                elements - int(entry["zeros"])
-            value = nonzeros / elements
+            value = (elements - int(entry["zeros"])) / elements
         elif "density" in entry:
             return _density_of(entry["density"], where)
-        elif "sparsity" in entry:
-            value = 1.0 - float(entry["sparsity"])
         else:
-            raise UserError(f"{where}: expected a density (a number, or an object with "
-                            f"'density' or 'elements' and 'zeros'), got keys {sorted(entry)}")
+            raise UserError(f"{where}: expected a density object {{elements, zeros, density}}, "
+                            f"got keys {sorted(entry)}")
     else:
         raise UserError(f"{where}: expected a density, got {entry!r}")
     if not 0.0 <= value <= 1.0:
@@ -361,7 +371,7 @@ def _density_of(entry: Any, where: str) -> float | None:
 
 
 def _threshold_of(entry: Any, where: str) -> float | None:
-    if entry is None or isinstance(entry, Mapping):
+    if entry is None:
         return None
     if isinstance(entry, bool) or not isinstance(entry, (int, float)) or \
             not math.isfinite(entry) or entry < 0:
@@ -369,70 +379,71 @@ def _threshold_of(entry: Any, where: str) -> float | None:
     return float(entry)
 
 
-def load_profile(path: str | Path) -> DensityProfile:
-    """Read a DynaProp density profile (JSON) written by the torch runtime.
+PROFILE_FORMAT = "transcode.dynaprop-profile"
+PROFILE_VERSION = 1
 
-    The reader takes what it needs and ignores the rest: ``points`` (an
-    object keyed by prune-point path, or a list of objects with ``path``),
-    each with ``forward`` and ``backward`` densities and optionally
-    ``tau_i``/``tau_t``; top-level ``tau_i``/``tau_t`` defaults; and
-    ``weight_gradients`` keyed by parameter name.  A density is a number, or
-    an object with ``density`` or with ``elements`` and ``zeros``.
+
+def load_profile(path: str | Path) -> DensityProfile:
+    """Read a DynaProp density profile (JSON, schema version 1 of docs/dynaprop.md).
+
+    The torch runtime writes it (``frontends.dynaprop.profile``, ``tcc dynaprop
+    profile``); this reader lives in the passes layer, which does not import
+    the frontends, and takes only what the pass needs: ``points`` keyed by
+    prune-point path, each with ``tau_i``, ``tau_t``, ``forward`` and
+    ``backward`` ({elements, zeros, density} or null), ``thresholds``,
+    ``module_prefix``, ``mode`` and ``weight_gradients`` keyed by parameter.
     """
     path = Path(path)
+    where = f"dynaprop: profile {path}"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"dynaprop: profile {path}: no such file") from None
+        raise UserError(f"{where}: no such file") from None
+    except OSError as err:
+        raise UserError(f"{where}: cannot read it: {err.strerror}") from None
     except json.JSONDecodeError as err:
-        raise UserError(f"dynaprop: profile {path}: not JSON ({err})") from None
+        raise UserError(f"{where}:{err.lineno}:{err.colno}: not JSON: {err.msg}") from None
     if not isinstance(data, Mapping):
-        raise UserError(f"dynaprop: profile {path}: expected a JSON object at the top")
-    body: Mapping[str, Any] = data.get("profile", data) if isinstance(data.get("profile"), Mapping) \
-        else data
-    raw_points = body.get("points")
-    if raw_points is None:
-        raise UserError(f"dynaprop: profile {path}: no 'points' (expected an object keyed by "
-                        "prune-point path, as written by the torch runtime; see docs/dynaprop.md)")
-    if isinstance(raw_points, list):
-        items = [(p.get("path"), p) for p in raw_points if isinstance(p, Mapping)]
-    elif isinstance(raw_points, Mapping):
-        items = list(raw_points.items())
-    else:
-        raise UserError(f"dynaprop: profile {path}: 'points' must be an object or a list")
-    thresholds = body.get("thresholds") if isinstance(body.get("thresholds"), Mapping) else {}
-    default_i = _threshold_of(body.get("tau_i", thresholds.get("tau_i")), f"{path}: tau_i")
-    default_t = _threshold_of(body.get("tau_t", thresholds.get("tau_t")), f"{path}: tau_t")
+        raise UserError(f"{where}: expected a JSON object at the top")
+    if data.get("format", PROFILE_FORMAT) != PROFILE_FORMAT:
+        raise UserError(f"{where}: format is {data.get('format')!r}, expected {PROFILE_FORMAT!r}")
+    if data.get("version", PROFILE_VERSION) != PROFILE_VERSION:
+        raise UserError(f"{where}: schema version {data.get('version')!r}; this pass reads "
+                        f"version {PROFILE_VERSION}")
+    raw_points = data.get("points")
+    if not isinstance(raw_points, Mapping) or not raw_points:
+        raise UserError(f"{where}: field 'points' must be a non-empty object keyed by prune-point "
+                        "path (see docs/dynaprop.md)")
+    thresholds = data.get("thresholds") if isinstance(data.get("thresholds"), Mapping) else {}
+    default_i = _threshold_of(thresholds.get("tau_i"), f"{where}: thresholds.tau_i")
+    default_t = _threshold_of(thresholds.get("tau_t"), f"{where}: thresholds.tau_t")
     forward: dict[str, float] = {}
     backward: dict[str, float] = {}
     tau_i: dict[str, float] = {}
     tau_t: dict[str, float] = {}
-    for name, point in items:
-        if not isinstance(name, str) or not isinstance(point, Mapping):
-            raise UserError(f"dynaprop: profile {path}: every point needs a path and an object")
-        where = f"profile {path}, point {name!r}"
+    for name, point in raw_points.items():
+        if not isinstance(point, Mapping):
+            raise UserError(f"{where}: points[{name!r}] must be an object")
+        label = f"{where}: points[{name!r}]"
         for key, table in (("forward", forward), ("backward", backward)):
-            density = _density_of(point.get(key), f"{where}, {key}")
+            density = _density_of(point.get(key), f"{label}.{key}")
             if density is not None:
                 table[name] = density
         for key, table in (("tau_i", tau_i), ("tau_t", tau_t)):
-            tau = _threshold_of(point.get(key), f"{where}, {key}")
+            tau = _threshold_of(point.get(key), f"{label}.{key}")
             if tau is not None:
                 table[name] = tau
     weights: dict[str, float] = {}
-    raw_weights = body.get("weight_gradients") or {}
-    if isinstance(raw_weights, list):
-        raw_weights = {w.get("name") or w.get("parameter"): w for w in raw_weights}
+    raw_weights = data.get("weight_gradients") or {}
+    if not isinstance(raw_weights, Mapping):
+        raise UserError(f"{where}: field 'weight_gradients' must be an object")
     for name, entry in raw_weights.items():
-        density = _density_of(entry.get("gradient", entry) if isinstance(entry, Mapping) else entry,
-                              f"profile {path}, weight gradient {name!r}")
+        density = _density_of(entry, f"{where}: weight_gradients[{name!r}]")
         if density is not None:
             weights[str(name)] = density
-        if isinstance(entry, Mapping):
-            tau = _threshold_of(entry.get("tau_t"), f"profile {path}, {name}: tau_t")
-            if tau is not None:
-                tau_t[str(name)] = tau
-    return DensityProfile(str(path), forward, backward, weights, tau_i, tau_t, default_i, default_t)
+    prefix = data.get("module_prefix") or ""
+    return DensityProfile(str(path), forward, backward, weights, tau_i, tau_t, default_i,
+                          default_t, str(prefix), str(data.get("mode") or ""))
 
 
 def torch_parameter_name(name: str) -> str:
@@ -695,14 +706,16 @@ class DynaPropPass(Pass):
             table, lookup, what = profile.backward, name, "backward (gradient) density"
         else:
             table, lookup, what = profile.forward, name, "forward density"
-        if lookup in table:
-            return table[lookup]
+        found = profile.lookup(table, lookup)
+        if found is not None:
+            return found
         known = sorted(table)
         shown = ", ".join(known[:4]) + (", ..." if len(known) > 4 else "")
+        hint = (" (it is an inference profile: profile in training mode for gradients)"
+                if role != "activation" and profile.mode == "inference" else "")
         raise UserError(f"dynaprop: profile {profile.path} has no {what} for prune point "
-                        f"{lookup!r} (it has {len(known)}: {shown or 'none'}); profile the same "
-                        f"model with the same prune points{' in training' if role != 'activation' else ''}, "
-                        "or use calibration=FILE to measure")
+                        f"{profile.key(lookup)!r}{hint}; it has {len(known)}: {shown or 'none'}.  "
+                        "Profile the same model, or use calibration=FILE to measure")
 
     def _record(self, module: Module, source: str, pruned: list[_Pruned],
                 attention_ops: list[tuple[str, Op]]) -> None:
@@ -723,9 +736,9 @@ class DynaPropPass(Pass):
 
 
 _NO_SOURCE_MESSAGE = (
-    "{pipeline}: with tau > 0 DynaProp prunes values, and the cost model needs the density "
-    "(fraction of nonzeros) each prune point leaves -- measured, not assumed silently.  Give "
-    "one of: profile=FILE (a density profile written by the torch runtime in "
+    "{pipeline} needs a density source: with tau > 0 it prunes values, and the cost model "
+    "needs the density (fraction of nonzeros) that each prune point leaves, measured rather "
+    "than assumed silently.  Give one of: profile=FILE (a density profile written by the torch runtime in "
     "frontends/dynaprop, see docs/dynaprop.md; source 'profile'), calibration=FILE (an .npz of "
     "real inputs named like @forward's arguments, plus 'labels' for training graphs; the "
     "interpreter measures every prune point; source 'measured'), or density=D (one density for "
