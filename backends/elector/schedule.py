@@ -315,6 +315,23 @@ class OperandTraffic:
     def is_output(self) -> bool:
         return self.role == "out" or self.role.startswith("out")
 
+    def compulsory_bytes(self, bytes_per_element: float) -> dict[str, float]:
+        """The least traffic per level this operand needs whatever the tiles
+        and loop order (each element moved once where it moves at all): what
+        the roofline bound charges.  On-chip intermediates of a fused job
+        (role ``scores``) are not compulsory."""
+        if self.role == "scores":
+            return {}
+        values = self.tensor_bytes * self.density
+        out = {"main_memory": min(self.main_memory_read_bytes, values)
+               + min(self.main_memory_write_bytes, values),
+               self.level: min(self.buffer_read_bytes, values)
+               + min(self.buffer_write_bytes, values)}
+        if self.mask_bytes:
+            out["mask_buffer"] = min(self.mask_bytes,
+                                     self.tensor_bytes / bytes_per_element / 8.0)
+        return out
+
 
 @dataclass(frozen=True)
 class UnitWork:

@@ -98,6 +98,7 @@ _DIM_INDEX = {"b": 0, "i": 1, "j": 2, "k": 3}
 _ORDER_PERM = np.array([[_DIM_INDEX[d] for d in order] for order in LOOP_ORDERS])
 
 
+@functools.lru_cache(maxsize=64)
 def _innermost(relevant: str) -> np.ndarray:
     """Per loop order, the position of the innermost loop in ``relevant``."""
     return np.array([max((order.index(d) for d in relevant), default=-1)
@@ -241,7 +242,7 @@ class StaticFunction:
         for info in self.ops:
             info.writes_through = tuple(ref.key for ref in info.outputs if ref.key in returned)
         self.training = any(get_opdef(o.kind).category == "optimizer" for o in self.ops)
-        self.densities = self._density_sources()
+        self.densities = _density_sources(self)
 
     # -- per form ----------------------------------------------------------
 
@@ -286,7 +287,10 @@ class StaticFunction:
             info.rows = max(op.operands[0].type.numel // max(info.cols, 1), 1)
             for i in range(len(op.operands)):
                 add(f"in{i}", i)
-        elif op.name == "tensor.gather":
+        elif op.name == "tensor.gather" and ref(0) is not None \
+                and ref(0).numel > op.results[0].type.numel:
+            # A table larger than what is gathered: the rows are read from
+            # main memory where the table lives (not loaded whole).
             form = "data"
             info.lookup = ref(0)
             add("in1", 1)
@@ -294,6 +298,19 @@ class StaticFunction:
             for i in range(len(op.operands)):
                 add(f"in{i}", i)
         info.form = form
+
+
+def _density_sources(static: StaticFunction) -> dict[str, int]:
+    """How many distinct tensors have a density of each source."""
+    counts: dict[str, int] = {}
+    seen: set[str] = set()
+    for info in static.ops:
+        for ref in [r for _, r, _ in info.inputs] + info.outputs:
+            if ref.key in seen:
+                continue
+            seen.add(ref.key)
+            counts[ref.source] = counts.get(ref.source, 0) + 1
+    return counts
 
 
 def _operand_loops(op: Op) -> tuple[str, str]:
@@ -325,22 +342,6 @@ def _matmul_like_dims(op: Op) -> tuple[int, int, int, int]:
         _, cg, k = op.results[0].type.shape
         return (1, m, n * out_len, cg * k)
     return matmul_dims(op)
-
-
-# StaticFunction helpers outside the class body (kept short above).
-def _density_sources(self: StaticFunction) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    seen: set[str] = set()
-    for info in self.ops:
-        for ref in [r for _, r, _ in info.inputs] + info.outputs:
-            if ref.key in seen:
-                continue
-            seen.add(ref.key)
-            counts[ref.source] = counts.get(ref.source, 0) + 1
-    return counts
-
-
-StaticFunction._density_sources = _density_sources  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- hardware
@@ -564,14 +565,15 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
     batch, m, k, n = dims
     trips = np.stack([_ceil_div(batch, b), _ceil_div(m, x), _ceil_div(n, y), _ceil_div(k, y)],
                      axis=1).astype(np.int64)
-    ordered = np.take_along_axis(trips, _ORDER_PERM[order_index], axis=1)
+    rows = np.arange(trips.shape[0])
+    ordered = trips[rows[:, None], _ORDER_PERM[order_index]]
     cum = np.cumprod(ordered, axis=1)
     bpe = hw.bytes_per_element
     result = {"trips": trips, "operands": []}
     for spec in operands:
         if spec.loops:
             pos = _innermost(spec.loops)[order_index]
-            fetches = np.take_along_axis(cum, pos[:, None], axis=1)[:, 0]
+            fetches = cum[rows, pos]
             distinct = _distinct(spec.loops, trips)
         else:
             fetches = np.ones_like(order_index)
@@ -711,13 +713,10 @@ def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarra
                                                   hw.softmax_tile)
         softmax_cycles = math.ceil(row_tiles / hw.softmax_units) * row_cpt
         row_work = (row_tiles, row_cpt)
-        pipeline_fill = row_cpt + np.minimum(lane_cpt[0], lane_cpt[1]) \
-            if softmax_cycles else np.minimum(lane_cpt[0], lane_cpt[1])
-        longest = np.maximum(compute, softmax_cycles)
-        fill = fill + np.where(compute >= softmax_cycles, row_cpt,
-                               np.minimum(lane_cpt[0], lane_cpt[1]))
-        del pipeline_fill
-        compute = longest
+        # The three stages pipeline across heads and tiles: the longest sets
+        # the pace; the others add their first tile (pipeline fill).
+        fill = fill + np.where(compute >= softmax_cycles, row_cpt, lane_cpt[0] + lane_cpt[1])
+        compute = np.maximum(compute, softmax_cycles)
         act_staging = act_staging + 2 * hw.softmax_units * hw.softmax_tile ** 2 \
             * hw.bytes_per_element
     if extra_level_bytes:
@@ -777,17 +776,26 @@ def _spill_bytes(info: OpStatic, plan: ResidencyPlan) -> float:
     return sum(size for _, size in plan.spills[info.index])
 
 
+def spill_level_bytes(info: OpStatic, plan: ResidencyPlan) -> dict[str, float]:
+    """Bytes per level that op ``info`` moves to spill other tensors."""
+    out = {"main_memory": 0.0}
+    for ref, size in plan.spills[info.index]:
+        out["main_memory"] += size
+        out[ref.buffer] = out.get(ref.buffer, 0.0) + size
+    return out
+
+
 def derive_mapped_op(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
                      hw: HardwareConsts, deps: tuple[int, ...]) -> MappedOp:
     """The :class:`MappedOp` of one op under a mapping (the simulators' input)."""
     inputs, outputs = operand_specs(info, plan, mapping.weights)
-    spills = [OperandTraffic("spill", ref.name, ref.buffer, True, size, ref.density, ref.source,
+    spills = [OperandTraffic("spill", ref.name, ref.buffer, True, size, 1.0, ref.source,
                              0.0, 0.0, 1, 1, size, 0.0, 0.0, 0.0, size)
               for ref, size in plan.spills[info.index]]
     spill_total = _spill_bytes(info, plan)
     bpe = hw.bytes_per_element
     if info.form in ("matmul", "attention"):
-        return _derive_product(info, mapping, inputs, outputs, spills, spill_total, hw, deps)
+        return _derive_product(info, mapping, inputs, outputs, spills, plan, hw, deps)
     # Whole-tensor forms: every input read once, every output written once.
     traffic: list[OperandTraffic] = []
     level_bytes = {"main_memory": spill_total, "activation_buffer": 0.0, "weight_buffer": 0.0,
@@ -843,7 +851,7 @@ def derive_mapped_op(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
         work = (UnitWork("sparsity", elements, 1, hw.lanes, elements / hw.lanes),)
         staging = {}
     else:   # lane arithmetic
-        ops = max(info.ops, sum(ref.numel for ref in info.outputs) if info.ops == 0 else 0)
+        ops = info.ops or sum(ref.numel for ref in info.outputs)
         lane_cycles = math.ceil(ops / hw.macs_per_lane)
         work = (UnitWork("mac", lane_cycles, 1, hw.lanes, ops / (hw.lanes * hw.macs_per_lane)),)
         staging = {}
@@ -861,14 +869,14 @@ def _default_row_tile(info: OpStatic, hw: HardwareConsts, unit: str) -> tuple[in
 
 
 def _derive_product(info: OpStatic, mapping: OpMapping, inputs: list[OperandSpec],
-                    outputs: list[OperandSpec], spills: list[OperandTraffic], spill_total: float,
+                    outputs: list[OperandSpec], spills: list[OperandTraffic], plan: ResidencyPlan,
                     hw: HardwareConsts, deps: tuple[int, ...]) -> MappedOp:
     tile = mapping.tile or TileShape(1, 16, 16)
     order = mapping.order or "bijk"
     one = np.array([0])
     costs = matmul_costs(info, hw, one + tile.b, one + tile.x, one + tile.y,
                          one + LOOP_ORDERS.index(order), inputs, outputs[0],
-                         {"main_memory": spill_total})
+                         spill_level_bytes(info, plan))
     traffic: list[OperandTraffic] = []
     for d in costs.detail:
         entry, levels = d["entry"], d["levels"]
@@ -941,14 +949,16 @@ def read_mapping(op: Op) -> OpMapping | None:
     )
 
     attrs = op.attributes
-    if ATTR_UNIT not in attrs:
+    keys = (ATTR_UNIT, ATTR_TILE_B, ATTR_TILE_X, ATTR_TILE_Y, ATTR_ORDER, ATTR_WEIGHTS)
+    if not any(key in attrs for key in keys):
         return None
     tile = None
     if ATTR_TILE_X in attrs or ATTR_TILE_Y in attrs or ATTR_TILE_B in attrs:
         tile = TileShape(int(attrs.get(ATTR_TILE_B, 1)), int(attrs.get(ATTR_TILE_X, 1)),
                          int(attrs.get(ATTR_TILE_Y, 1)))
     try:
-        return OpMapping(attrs[ATTR_UNIT], tile, attrs.get(ATTR_ORDER), attrs.get(ATTR_WEIGHTS))
+        return OpMapping(attrs.get(ATTR_UNIT, default_unit(op)), tile, attrs.get(ATTR_ORDER),
+                         attrs.get(ATTR_WEIGHTS))
     except ValueError as err:
         raise UserError(f"{op.name} at {op.loc or '?'}: bad mapping attribute: {err}") from None
 

@@ -1,0 +1,662 @@
+"""Mapping ops onto an ELECTOR accelerator: constraints checked with z3, and search.
+
+Constraints are written once, in :data:`PRODUCT_CONSTRAINTS` and
+:data:`ROW_CONSTRAINTS`, as functions of the tile sizes (and whether the
+op's weights stay resident) over an arithmetic *backend*: numpy arrays when
+the search filters a grid of candidate tiles, z3 terms when a mapping is
+checked.  Every constraint has a readable name and an ``explain`` function
+that says, in the user's units, what a violating mapping needs and what the
+design has::
+
+    activation-staging-fits: tile 1x64x64 needs 2 (double buffering) x 2 PEs x
+    (10 KiB + 10 KiB + 10 KiB) = 120 KiB of activation buffer, but tiny-test
+    has 8 KiB
+
+A forced mapping (``tile{...}`` or attributes written by hand) that breaks a
+constraint, or an op that no mapping fits, raises :class:`MappingError`
+listing the constraints of the z3 unsat core (``assert_and_track``), so the
+message names exactly the requirements that conflict.
+
+The automatic choice (:func:`map_function`) enumerates the legal space of
+each op -- tile sizes (powers of two up to the op's dims, plus the design's
+default tile) x all 24 loop orders -- evaluates every candidate with the
+vectorised cost formulas of :mod:`.tiling` (exact op cycles including
+main-memory traffic, buffer traffic and fill), keeps the feasible ones and
+picks the best for the objective (``latency``: fewest cycles, then least
+dynamic energy; ``energy``; ``edp``).  Enumeration beats ``z3.Optimize`` here
+by orders of magnitude (a grid of ~10k candidates costs a few milliseconds
+in numpy).  The chosen mapping is then checked with z3 (one solver, reused
+with push/pop).  Both the search and the check are cached per distinct op
+signature and design, so BERT-Base's twelve identical layers cost one search.
+
+z3 is imported here only, lazily.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from transcode_ir.errors import UserError
+
+from backends.elector.design import Accelerator
+from backends.elector.schedule import LOOP_ORDERS, OpMapping, TileShape
+from backends.elector.tiling import (
+    HardwareConsts,
+    OpStatic,
+    ResidencyPlan,
+    StaticFunction,
+    forced_streams,
+    hardware_consts,
+    matmul_costs,
+    operand_specs,
+    plan_residency,
+    read_mapping,
+    row_costs,
+    spill_level_bytes,
+    stored_bytes,
+)
+
+__all__ = [
+    "OBJECTIVES",
+    "PRODUCT_CONSTRAINTS",
+    "ROW_CONSTRAINTS",
+    "Constraint",
+    "MappingError",
+    "check_mapping",
+    "clear_caches",
+    "format_bytes",
+    "map_function",
+]
+
+OBJECTIVES = ("latency", "energy", "edp")
+_TILE_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
+_BATCH_TILES = (1, 2, 4, 8, 16, 32, 64)
+
+
+class MappingError(UserError):
+    """A mapping that breaks the design's constraints, or an op no mapping fits.
+    ``constraints`` names the conflicting constraints (the z3 unsat core)."""
+
+    def __init__(self, message: str, constraints: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.constraints = tuple(constraints)
+
+
+def format_bytes(value: float) -> str:
+    """``8 KiB``, ``1.5 MiB``, ``640 B``."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= size:
+            amount = value / size
+            return f"{amount:.3g} {unit}" if amount != int(amount) else f"{int(amount)} {unit}"
+    return f"{value:.4g} B"
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class _NumpyOps:
+    """Constraint arithmetic on numpy arrays (vectorised candidate filtering)."""
+
+    @staticmethod
+    def And(*xs: Any) -> Any:
+        out = True
+        for x in xs:
+            out = np.logical_and(out, x)
+        return out
+
+    @staticmethod
+    def Implies(a: Any, b: Any) -> Any:
+        return np.logical_or(np.logical_not(a), b)
+
+    @staticmethod
+    def Not(a: Any) -> Any:
+        return np.logical_not(a)
+
+
+class _Z3Ops:
+    """Constraint arithmetic on z3 terms (Python booleans become z3 constants)."""
+
+    def __init__(self, z3: Any) -> None:
+        self._z3 = z3
+
+    def _bool(self, value: Any) -> Any:
+        return self._z3.BoolVal(bool(value)) if isinstance(value, (bool, np.bool_)) else value
+
+    def And(self, *xs: Any) -> Any:
+        return self._z3.And(*[self._bool(x) for x in xs])
+
+    def Implies(self, a: Any, b: Any) -> Any:
+        return self._z3.Implies(self._bool(a), self._bool(b))
+
+    def Not(self, a: Any) -> Any:
+        return self._z3.Not(self._bool(a))
+
+
+@dataclass
+class _Vars:
+    """The decision variables: numpy arrays, z3 terms or plain numbers."""
+
+    b: Any
+    x: Any
+    y: Any
+    resident: Any        # weights held whole in the weight buffer
+
+
+# --------------------------------------------------------------------------- constraint context
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """One tensor staged tile by tile: tile shape kind, loops, density, sparse."""
+
+    role: str
+    tile: str            # "lhs": b*x*y, "rhs": (b*)y*y, "out": b*x*y
+    batched: bool
+    density: float
+    sparse: bool
+
+
+@dataclass(frozen=True)
+class ConstraintContext:
+    """Constants of one op and one design that the constraints read."""
+
+    design: str
+    loc: str
+    kind: str
+    form: str
+    dims: tuple[int, int, int, int] | None
+    rows: int
+    cols: int
+    bytes_per_element: float
+    pes: int
+    lanes: int
+    fifo_row: int                 # elements one lane FIFO row can hold: depth x MACs per lane
+    activation_capacity: float
+    weight_capacity: float
+    mask_capacity: float
+    activation: tuple[_Staged, ...]
+    weight: tuple[_Staged, ...]
+    weight_name: str
+    weight_bytes: float
+    extra_activation_staging: float   # fused attention: the softmax modules' tiles
+    module: str                       # rows: "softmax" / "layernorm"
+    module_tile: int
+    modules: int
+    row_tensors: int
+
+
+def _tile_elements(staged: _Staged, v: _Vars) -> Any:
+    batch = v.b if staged.batched else 1
+    if staged.tile == "rhs":
+        return batch * v.y * v.y
+    return batch * v.x * v.y
+
+
+def _staging(c: ConstraintContext, tensors: Sequence[_Staged], v: _Vars) -> Any:
+    total = 0
+    for staged in tensors:
+        total = total + _tile_elements(staged, v) * (c.bytes_per_element * staged.density)
+    return 2 * c.pes * total
+
+
+def _mask_staging(c: ConstraintContext, v: _Vars) -> Any:
+    total = 0
+    for staged in c.activation + c.weight:
+        if staged.sparse:
+            total = total + _tile_elements(staged, v) * (1 / 8)
+    return 2 * c.pes * total
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A named constraint: ``holds(v, c, ops)`` gives a boolean (array or z3
+    term); ``applies(c)`` says whether it concerns the op; ``explain(v, c)``
+    says in words, for concrete values, what it requires."""
+
+    name: str
+    holds: Callable[[_Vars, ConstraintContext, Any], Any]
+    explain: Callable[[_Vars, ConstraintContext], str]
+    applies: Callable[[ConstraintContext], bool] = lambda c: True
+
+
+def _tile_text(v: _Vars) -> str:
+    return f"{v.b}x{v.x}x{v.y}"
+
+
+def _explain_activation(v: _Vars, c: ConstraintContext) -> str:
+    sizes = [_tile_elements(s, v) * c.bytes_per_element * s.density for s in c.activation]
+    parts = " + ".join(format_bytes(s) for s in sizes) or "0 B"
+    extra = (f" + {format_bytes(c.extra_activation_staging)} for the softmax tiles"
+             if c.extra_activation_staging else "")
+    total = 2 * c.pes * sum(sizes) + c.extra_activation_staging
+    return (f"tile {_tile_text(v)} needs 2 (double buffering) x {c.pes} PEs x ({parts}){extra}"
+            f" = {format_bytes(total)} of activation buffer, but {c.design} has "
+            f"{format_bytes(c.activation_capacity)}")
+
+
+def _explain_weight_staging(v: _Vars, c: ConstraintContext) -> str:
+    size = sum(_tile_elements(s, v) * c.bytes_per_element * s.density for s in c.weight)
+    return (f"streaming the weights {c.weight_name} with tile {_tile_text(v)} needs 2 (double "
+            f"buffering) x {c.pes} PEs x {format_bytes(size)} = "
+            f"{format_bytes(2 * c.pes * size)} of weight buffer, but {c.design} has "
+            f"{format_bytes(c.weight_capacity)}")
+
+
+def _explain_mask(v: _Vars, c: ConstraintContext) -> str:
+    need = 2 * c.pes * sum(_tile_elements(s, v) / 8 for s in c.activation + c.weight if s.sparse)
+    return (f"the masks of the sparse operands' tiles ({_tile_text(v)}) need "
+            f"{format_bytes(need)} of mask buffer (double-buffered, {c.pes} PEs), but "
+            f"{c.design} has {format_bytes(c.mask_capacity)}")
+
+
+def _explain_rows_staging(v: _Vars, c: ConstraintContext) -> str:
+    tile = v.x * v.y * c.bytes_per_element
+    return (f"{c.module} tile {v.x}x{v.y} needs 2 (double buffering) x {c.modules} modules x "
+            f"{c.row_tensors} tensors x {format_bytes(tile)} = "
+            f"{format_bytes(2 * c.modules * c.row_tensors * tile)} of activation buffer, but "
+            f"{c.design} has {format_bytes(c.activation_capacity)}")
+
+
+def _rows_staging(v: _Vars, c: ConstraintContext) -> Any:
+    return 2 * c.modules * c.row_tensors * (v.x * v.y) * c.bytes_per_element
+
+
+PRODUCT_CONSTRAINTS: tuple[Constraint, ...] = (
+    Constraint("tile-positive",
+               lambda v, c, o: o.And(v.b >= 1, v.x >= 1, v.y >= 1),
+               lambda v, c: f"tile sizes must be at least 1, got {_tile_text(v)}"),
+    Constraint("batch-fits",
+               lambda v, c, o: v.b <= c.dims[0],
+               lambda v, c: f"tile b = {v.b} is larger than the op's batch dimension "
+                            f"{c.dims[0]} (batch x heads)"),
+    Constraint("sequence-fits",
+               lambda v, c, o: v.x <= c.dims[1],
+               lambda v, c: f"tile x = {v.x} is larger than the op's rows M = {c.dims[1]} "
+                            "(the sequence, for activations)"),
+    Constraint("columns-fit",
+               lambda v, c, o: v.y <= max(c.dims[2], c.dims[3]),
+               lambda v, c: f"tile y = {v.y} is larger than both K = {c.dims[2]} and "
+                            f"N = {c.dims[3]}"),
+    Constraint("tile-row-fits-lane",
+               lambda v, c, o: v.y <= c.fifo_row,
+               lambda v, c: f"a tile row of y = {v.y} elements does not fit a MAC lane's FIFO "
+                            f"({c.fifo_row} elements: depth x MACs per lane)"),
+    Constraint("activation-staging-fits",
+               lambda v, c, o: _staging(c, c.activation, v) + c.extra_activation_staging
+               <= c.activation_capacity,
+               _explain_activation),
+    Constraint("weights-fit-weight-buffer",
+               lambda v, c, o: o.Implies(v.resident, c.weight_bytes <= c.weight_capacity),
+               lambda v, c: f"the weights {c.weight_name} ({format_bytes(c.weight_bytes)}) "
+                            f"do not fit the {format_bytes(c.weight_capacity)} weight buffer of "
+                            f"{c.design}; stream them (map:weights = \"streamed\")",
+               lambda c: bool(c.weight)),
+    Constraint("weight-staging-fits",
+               lambda v, c, o: o.Implies(o.Not(v.resident),
+                                         _staging(c, c.weight, v) <= c.weight_capacity),
+               _explain_weight_staging,
+               lambda c: bool(c.weight)),
+    Constraint("mask-staging-fits",
+               lambda v, c, o: _mask_staging(c, v) <= c.mask_capacity,
+               _explain_mask,
+               lambda c: any(s.sparse for s in c.activation + c.weight)),
+)
+
+ROW_CONSTRAINTS: tuple[Constraint, ...] = (
+    Constraint("tile-positive",
+               lambda v, c, o: o.And(v.x >= 1, v.y >= 1),
+               lambda v, c: f"tile sizes must be at least 1, got {v.x}x{v.y}"),
+    Constraint("tile-fits-module",
+               lambda v, c, o: o.And(v.x <= c.module_tile, v.y <= c.module_tile),
+               lambda v, c: f"{c.module} tile {v.x}x{v.y} is larger than the design's "
+                            f"{c.module} module tile {c.module_tile}x{c.module_tile}"),
+    Constraint("sequence-fits",
+               lambda v, c, o: v.x <= c.rows,
+               lambda v, c: f"tile x = {v.x} is larger than the op's {c.rows} rows"),
+    Constraint("columns-fit",
+               lambda v, c, o: v.y <= c.cols,
+               lambda v, c: f"tile y = {v.y} is larger than the op's {c.cols} columns"),
+    Constraint("activation-staging-fits",
+               lambda v, c, o: _rows_staging(v, c) <= c.activation_capacity,
+               _explain_rows_staging),
+)
+
+
+def constraint_context(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan,
+                       unit: str) -> ConstraintContext:
+    """The constants the constraints of op ``info`` read on design ``hw``."""
+    inputs, outputs = operand_specs(info, plan, None)
+    activation, weight = [], []
+    weight_bytes = 0.0
+    weight_name = ""
+    for spec in inputs + outputs[:1]:
+        if spec.role not in ("lhs", "rhs", "rhs2", "out"):
+            continue
+        staged = _Staged(spec.role, spec.tile, "b" in spec.loops, spec.ref.density,
+                         spec.ref.sparse)
+        if spec.ref.is_param:
+            weight.append(staged)
+            weight_bytes += stored_bytes(spec.ref, hw)
+            weight_name = spec.ref.name
+        else:
+            activation.append(staged)
+    extra = 0.0
+    if info.form == "attention":
+        extra = 2.0 * hw.softmax_units * hw.softmax_tile ** 2 * hw.bytes_per_element
+    module_tile, modules = ((hw.softmax_tile, hw.softmax_units) if unit == "softmax"
+                            else (hw.layernorm_tile, hw.layernorm_units))
+    return ConstraintContext(
+        design=hw.name, loc=info.loc, kind=info.kind, form=info.form, dims=info.dims,
+        rows=info.rows, cols=info.cols, bytes_per_element=hw.bytes_per_element, pes=hw.pes,
+        lanes=hw.lanes, fifo_row=hw.fifo_depth * hw.macs_per_lane,
+        activation_capacity=hw.capacity["activation_buffer"],
+        weight_capacity=hw.capacity["weight_buffer"],
+        mask_capacity=hw.capacity["mask_buffer"], activation=tuple(activation),
+        weight=tuple(weight), weight_name=weight_name, weight_bytes=weight_bytes,
+        extra_activation_staging=extra, module=unit, module_tile=module_tile, modules=modules,
+        row_tensors=len(info.inputs) + len(info.outputs))
+
+
+def _constraints_for(c: ConstraintContext) -> tuple[Constraint, ...]:
+    chosen = PRODUCT_CONSTRAINTS if c.form in ("matmul", "attention") else ROW_CONSTRAINTS
+    return tuple(k for k in chosen if k.applies(c))
+
+
+# --------------------------------------------------------------------------- z3
+
+
+_SOLVER: Any = None
+_CHECK_CACHE: dict[tuple, tuple[str, ...]] = {}
+
+
+def _solver() -> Any:
+    global _SOLVER
+    if _SOLVER is None:
+        import z3
+
+        _SOLVER = z3.Solver()
+        _SOLVER.set("timeout", 5000)
+        _SOLVER.set(unsat_core=True)
+    return _SOLVER
+
+
+def z3_conflicts(c: ConstraintContext, fixed: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """Check the op's constraints with z3: ``fixed`` gives values for some of
+    ``b``, ``x``, ``y``, ``resident`` (each tracked as ``forced <name>``);
+    the others are free.  Returns the names in the unsat core, or ``()``
+    when the constraints are satisfiable."""
+    import z3
+
+    solver = _solver()
+    solver.push()
+    try:
+        v = _Vars(z3.Int("b"), z3.Int("x"), z3.Int("y"), z3.Bool("resident"))
+        ops = _Z3Ops(z3)
+        for constraint in _constraints_for(c):
+            solver.assert_and_track(ops._bool(constraint.holds(v, c, ops)),
+                                    z3.Bool(constraint.name))
+        # Domains of the free variables (tracked, so an empty domain is named too).
+        if c.form in ("matmul", "attention"):
+            solver.add(v.b <= max(c.dims[0], 1), v.x <= max(c.dims[1], 1),
+                       v.y <= max(c.dims[2], c.dims[3], 1))
+        else:
+            solver.add(v.b == 1)
+        for name, value in (fixed or {}).items():
+            term = getattr(v, name)
+            solver.assert_and_track(term == value, z3.Bool(f"forced {name}"))
+        result = solver.check()
+        if result == z3.sat:
+            return ()
+        if result == z3.unknown:
+            return ("z3 gave up (timeout)",)
+        return tuple(sorted(str(name) for name in solver.unsat_core()))
+    finally:
+        solver.pop()
+
+
+def check_mapping(info: OpStatic, mapping: OpMapping, hw: HardwareConsts,
+                  plan: ResidencyPlan, forced: bool = True) -> None:
+    """Check one op's mapping with z3; raise :class:`MappingError` naming
+    the conflicting constraints (and explaining each) when it breaks any."""
+    if mapping.tile is None or info.form not in ("matmul", "attention", "rows"):
+        return
+    c = constraint_context(info, hw, plan, mapping.unit)
+    resident = mapping.weights != "streamed"
+    fixed = {"b": mapping.tile.b, "x": mapping.tile.x, "y": mapping.tile.y,
+             "resident": resident}
+    key = (c, tuple(sorted(fixed.items())))
+    core = _CHECK_CACHE.get(key)
+    if core is None:
+        core = z3_conflicts(c, fixed)
+        _CHECK_CACHE[key] = core
+    if not core:
+        return
+    v = _Vars(mapping.tile.b, mapping.tile.x, mapping.tile.y, resident)
+    by_name = {k.name: k for k in _constraints_for(c)}
+    lines = [f"  - {name}: {by_name[name].explain(v, c)}" for name in core if name in by_name]
+    forced_names = [name.split(" ", 1)[1] for name in core if name.startswith("forced ")]
+    what = "forced" if forced else "chosen"
+    where = f"{info.kind} at {info.loc or '(no source name)'}"
+    raise MappingError(
+        f"the {what} mapping of {where} ({mapping.describe()}) does not fit {hw.name}; "
+        f"conflicting constraints (z3 unsat core: {', '.join(core)}):\n" + "\n".join(lines)
+        + (f"\n  the forced values involved: {', '.join(forced_names)}" if forced_names else "")
+        + "\n  choose other tiles (tile{x=...,y=...}) or let elector-map choose",
+        [n for n in core if not n.startswith("forced ")])
+
+
+def _no_mapping_error(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, unit: str,
+                      smallest: _Vars) -> MappingError:
+    c = constraint_context(info, hw, plan, unit)
+    core = z3_conflicts(c, None)
+    by_name = {k.name: k for k in _constraints_for(c)}
+    names = [n for n in core if n in by_name] or [k.name for k in _constraints_for(c)
+                                                  if not bool(k.holds(smallest, c, _NumpyOps))]
+    lines = [f"  - {name}: even the smallest tile fails: {by_name[name].explain(smallest, c)}"
+             for name in names if name in by_name]
+    return MappingError(
+        f"{info.kind} at {info.loc or '(no source name)'} cannot be mapped onto {hw.name}: "
+        f"no tile size and loop order satisfies the constraints (z3 unsat core: "
+        f"{', '.join(core) or 'none'}):\n" + "\n".join(lines)
+        + "\n  the model does not fit this design; use a design with larger buffers", names)
+
+
+# --------------------------------------------------------------------------- search
+
+
+_SEARCH_CACHE: dict[tuple, OpMapping] = {}
+
+
+def clear_caches() -> None:
+    """Forget cached searches and z3 checks (tests use this)."""
+    _SEARCH_CACHE.clear()
+    _CHECK_CACHE.clear()
+
+
+def _signature(info: OpStatic, plan: ResidencyPlan, hw: HardwareConsts) -> tuple:
+    inputs, outputs = operand_specs(info, plan, None)
+
+    def spec_key(s: Any) -> tuple:
+        return (s.role, s.ref.numel, s.ref.density, s.ref.sparse, s.ref.buffer, s.ref.is_param,
+                s.loops, s.streamed, round(s.fill_bytes, 3), s.write_through)
+
+    spills = tuple(sorted(spill_level_bytes(info, plan).items()))
+    return (hw.name, hw.hash, hw.training, info.form, info.kind, info.dims, info.dims2,
+            info.rows, info.cols, tuple(spec_key(s) for s in inputs + outputs), spills)
+
+
+def _powers(limit: int, sizes: Sequence[int]) -> list[int]:
+    return [s for s in sizes if s <= max(limit, 1)]
+
+
+def _product_candidates(info: OpStatic, hw: HardwareConsts, default: TileShape
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    batch, m, k, n = info.dims
+    bs = _powers(batch, _BATCH_TILES)
+    xs = _powers(m, _TILE_SIZES)
+    ys = _powers(max(k, n), _TILE_SIZES)
+    tiles = {(b, x, y) for b in bs for x in xs for y in ys}
+    if default.b <= batch and default.x <= m and default.y <= max(k, n):
+        tiles.add((default.b, default.x, default.y))
+    grid = np.array(sorted(tiles), dtype=np.int64)
+    count = len(grid)
+    orders = np.repeat(np.arange(len(LOOP_ORDERS)), count)
+    grid = np.tile(grid, (len(LOOP_ORDERS), 1))
+    return grid[:, 0], grid[:, 1], grid[:, 2], orders
+
+
+def _pick(cycles: np.ndarray, energy: np.ndarray, feasible: np.ndarray, objective: str) -> int:
+    """Index of the best feasible candidate.  Primary keys equal to a relative
+    1e-9 count as ties, decided by the secondary key, then by grid order."""
+    index = np.flatnonzero(feasible)
+    c, e = cycles[index], energy[index]
+    if objective == "energy":
+        primary, secondary = e, c
+    elif objective == "edp":
+        primary, secondary = c * e, c
+    else:
+        primary, secondary = c, e
+    relative = np.round(primary / max(float(np.min(primary)), 1e-30), 9)
+    return int(index[np.lexsort((secondary, relative))[0]])
+
+
+def _search_product(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan,
+                    default: TileShape, objective: str) -> OpMapping:
+    b, x, y, orders = _product_candidates(info, hw, default)
+    inputs, outputs = operand_specs(info, plan, None)
+    costs = matmul_costs(info, hw, b, x, y, orders, inputs, outputs[0],
+                         spill_level_bytes(info, plan))
+    c = constraint_context(info, hw, plan, "mac")
+    streamed_weights = any(s.streamed for s in inputs if s.ref.is_param and
+                           s.role in ("lhs", "rhs"))
+    v = _Vars(b, x, y, not streamed_weights)
+    feasible = np.ones(len(b), dtype=bool)
+    for constraint in _constraints_for(c):
+        feasible &= np.broadcast_to(np.asarray(constraint.holds(v, c, _NumpyOps)), feasible.shape)
+    if not feasible.any():
+        raise _no_mapping_error(info, hw, plan, "mac", _Vars(1, 1, 1, not streamed_weights))
+    best = _pick(costs.cycles, costs.energy_nj, feasible, objective)
+    weights = None
+    if info.weight_ref is not None:
+        weights = "streamed" if streamed_weights else "resident"
+    return OpMapping("mac", TileShape(int(b[best]), int(x[best]), int(y[best])),
+                     LOOP_ORDERS[int(orders[best])], weights)
+
+
+def _search_rows(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, unit: str,
+                 objective: str) -> OpMapping:
+    module_tile = hw.softmax_tile if unit == "softmax" else hw.layernorm_tile
+    c = constraint_context(info, hw, plan, unit)
+    best: tuple | None = None
+    for x in _powers(min(module_tile, info.rows), _TILE_SIZES) + [min(module_tile, info.rows)]:
+        for y in _powers(min(module_tile, info.cols), _TILE_SIZES) + [min(module_tile, info.cols)]:
+            v = _Vars(1, x, y, True)
+            if not all(bool(k.holds(v, c, _NumpyOps)) for k in _constraints_for(c)):
+                continue
+            tiles, cpt, modules, _ = row_costs(info, hw, unit, x, y)
+            cycles = math.ceil(tiles / modules) * cpt
+            key = (cycles, tiles * cpt, -x * y)
+            if best is None or key < best[0]:
+                best = (key, x, y)
+    if best is None:
+        raise _no_mapping_error(info, hw, plan, unit, _Vars(1, 1, 1, True))
+    return OpMapping(unit, TileShape(1, best[1], best[2]))
+
+
+def choose_mapping(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, unit: str,
+                   default: TileShape, objective: str = "latency") -> OpMapping:
+    """The best feasible mapping of one op (cached per op signature and design)."""
+    if info.form not in ("matmul", "attention", "rows") or unit not in (
+            "mac", "softmax", "layernorm"):
+        weights = None
+        return OpMapping(unit, None, None, weights)
+    key = (_signature(info, plan, hw), unit, default, objective)
+    cached = _SEARCH_CACHE.get(key)
+    if cached is not None:
+        return cached
+    if info.form == "rows":
+        mapping = _search_rows(info, hw, plan, unit, objective)
+    else:
+        mapping = _search_product(info, hw, plan, default, objective)
+    _SEARCH_CACHE[key] = mapping
+    return mapping
+
+
+def _complete(forced: OpMapping, info: OpStatic, chosen_default: Callable[[], OpMapping]
+              ) -> OpMapping:
+    """A forced mapping with missing parts (no tile, no order) completed."""
+    if info.form not in ("matmul", "attention", "rows"):
+        return OpMapping(forced.unit)
+    if forced.tile is not None and (forced.order is not None or info.form == "rows"):
+        weights = forced.weights
+        if weights is None and info.weight_ref is not None:
+            weights = chosen_default().weights
+        return OpMapping(forced.unit, forced.tile, forced.order if info.form != "rows" else None,
+                         weights)
+    auto = chosen_default()
+    return OpMapping(forced.unit, forced.tile or auto.tile,
+                     (forced.order or auto.order) if info.form != "rows" else None,
+                     forced.weights or auto.weights)
+
+
+def map_function(static: StaticFunction, accelerator: Accelerator,
+                 objective: str = "latency", respect_attributes: bool = True,
+                 check: bool = True) -> tuple[list[OpMapping], ResidencyPlan]:
+    """Map every op of a function: mappings recorded in the IR attributes are
+    kept (and checked); the others are chosen by the search.  Returns one
+    :class:`OpMapping` per op of ``static.ops`` and the residency plan.
+
+    Raises :class:`MappingError` for a forced mapping that breaks a
+    constraint and for an op that no mapping fits."""
+    if objective not in OBJECTIVES:
+        raise UserError(f"unknown mapping objective {objective!r}; accepted: "
+                        + ", ".join(OBJECTIVES))
+    hw = hardware_consts(accelerator, static.training)
+    forced: list[OpMapping | None] = [read_mapping(info.op) if respect_attributes else None
+                                      for info in static.ops]
+    for info, mapping in zip(static.ops, forced):
+        if mapping is not None:
+            _check_unit(info, mapping)
+    provisional = [m if m is not None else OpMapping(_unit_of(info)) for info, m in
+                   zip(static.ops, forced)]
+    plan = plan_residency(static, hw, forced_streams(static, provisional))
+    default = TileShape(*accelerator.mapping.tiles)
+    mappings: list[OpMapping] = []
+    for info, mapping in zip(static.ops, forced):
+        unit = mapping.unit if mapping is not None else _unit_of(info)
+        if mapping is None:
+            chosen = choose_mapping(info, hw, plan, unit, default, objective)
+            if check:
+                check_mapping(info, chosen, hw, plan, forced=False)
+        else:
+            chosen = _complete(mapping, info,
+                               lambda: choose_mapping(info, hw, plan, unit, default, objective))
+            if check:
+                check_mapping(info, chosen, hw, plan, forced=True)
+        mappings.append(chosen)
+    return mappings, plan
+
+
+def _unit_of(info: OpStatic) -> str:
+    from backends.elector.tiling import default_unit
+
+    return default_unit(info.op)
+
+
+_UNITS_BY_FORM = {"matmul": ("mac",), "attention": ("mac",), "rows": ("softmax", "layernorm"),
+                  "lanes": ("mac",), "data": ("dma",), "sparsity": ("sparsity", "mac")}
+
+
+def _check_unit(info: OpStatic, mapping: OpMapping) -> None:
+    allowed = _UNITS_BY_FORM.get(info.form, ("mac",))
+    if info.form == "rows":
+        allowed = (_unit_of(info),)
+    if mapping.unit not in allowed:
+        raise MappingError(f"{info.kind} at {info.loc or '(no source name)'}: map:unit = "
+                           f"{mapping.unit!r} cannot run it; accepted: {', '.join(allowed)}",
+                           ["unit-runs-op"])
