@@ -92,7 +92,7 @@ def format_bytes(value: float) -> str:
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if value >= size:
             amount = value / size
-            return f"{amount:.3g} {unit}" if amount != int(amount) else f"{int(amount)} {unit}"
+            return f"{amount:.4g} {unit}"
     return f"{value:.4g} B"
 
 
