@@ -61,7 +61,9 @@ How a model is imported
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,8 +104,11 @@ _ALIAS_OPS = frozenset({"Identity", "Dropout"})
 _DATA_MOVEMENT_OPS = _LAYOUT_OPS | {"Slice", "Gather", "Cast", "CastLike", "Expand", "Concat",
                                     "Split", "Tile"}
 _DEFAULT_DOMAINS = ("", "ai.onnx")
-# Exporter markings of initializers (dynamo writes them on the value_info).
+# Exporter markings of initializers (dynamo writes them on the value_info and the graph).
 _INPUT_SPEC_KIND = "pkg.torch.export.graph_signature.InputSpec.kind"
+_FOLDED_FROM = "pkg.onnxscript.optimizer.folded_from"
+_GRAPH_SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"
+_SIGNATURE_ENTRY = re.compile(r"^\s*\w+: (\w+) target='([^']*)'", re.MULTILINE)
 
 
 class OnnxImportError(UserError):
@@ -289,6 +294,8 @@ class _Importer:
         self.weight_sources: dict[str, tuple[str, str]] = {}
         # A known array that is not a weight: value name -> the tensor it came from.
         self.constant_sources: dict[str, str] = {}
+        # Initializers the exporter folded: name -> the initializers they came from.
+        self.folded_sources: dict[str, list[str]] = {}
         self.reserved_names: set[str] = set()
         self.module = Module(name)
         self.function: Function | None = None
@@ -310,21 +317,50 @@ class _Importer:
         return opset
 
     def _register_initializers(self) -> None:
-        buffer_like: set[str] = set()
-        for info in self.graph.value_info:
-            for prop in info.metadata_props:
-                if prop.key == _INPUT_SPEC_KIND and prop.value != "PARAMETER":
-                    buffer_like.add(info.name)
+        kinds, folded_from = self._exporter_markings()
         for init in self.graph.initializer:
             self.initializers[init.name] = init
-            if not is_generated_name(init.name):
+            if not is_generated_name(init.name) and init.name not in folded_from:
                 self.reserved_names.add(init.name)
+            sources = folded_from.get(init.name)
+            if sources is not None:
+                # Folded by the exporter: a weight if folded from a parameter.
+                self.folded_sources[init.name] = sources
+                source_kinds = {kinds.get(source) for source in sources}
+                marked = "PARAMETER" if "PARAMETER" in source_kinds or None in source_kinds \
+                    else "BUFFER"
+            else:
+                marked = kinds.get(init.name, "PARAMETER")
             is_float = init.data_type in (1, 10, 11, 16)  # float, float16, double, bfloat16
             is_scalar = all(d == 1 for d in init.dims)  # exporters' folded literals
-            if is_float and not is_scalar and init.name not in buffer_like:
+            if is_float and not is_scalar and marked == "PARAMETER":
                 self.weight_sources[init.name] = (init.name, "")
             else:
                 self.constant_sources[init.name] = init.name
+
+    def _exporter_markings(self) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """What the dynamo exporter says about initializers: the kind of each
+        (PARAMETER, BUFFER, CONSTANT_TENSOR, from the value_info metadata and the
+        exported program's graph signature) and, for tensors its optimizer
+        folded, the initializers they were folded from."""
+        kinds: dict[str, str] = {}
+        folded_from: dict[str, list[str]] = {}
+        for prop in self.graph.metadata_props:
+            if prop.key == _GRAPH_SIGNATURE:
+                for kind, target in _SIGNATURE_ENTRY.findall(prop.value):
+                    kinds[target] = kind
+        for info in self.graph.value_info:
+            for prop in info.metadata_props:
+                if prop.key == _INPUT_SPEC_KIND:
+                    kinds[info.name] = prop.value
+                elif prop.key == _FOLDED_FROM:
+                    try:
+                        sources = ast.literal_eval(prop.value)
+                    except (ValueError, SyntaxError):
+                        continue
+                    if isinstance(sources, list) and all(isinstance(x, str) for x in sources):
+                        folded_from[info.name] = sources
+        return kinds, folded_from
 
     def _signatures(self) -> list[InputSignature]:
         signatures = []
@@ -645,20 +681,27 @@ class _Importer:
     def _parameter_name(self, name: str, weight: tuple[str, str] | None,
                         consumer_op: str | None, operand_index: int | None) -> tuple[str, str]:
         scope = self.loc or ""
+        linear_operand = (self.from_torch and consumer_op in ("MatMul", "Gemm")
+                          and operand_index == 1)
         if weight is not None:
             root, suffix = weight
-            kind = "weight"
-            if is_generated_name(root) and scope:
-                transposed_linear = (self.from_torch and consumer_op in ("MatMul", "Gemm")
-                                     and operand_index == 1 and not suffix)
-                base = f"{scope}.weight_transposed" if transposed_linear else f"{scope}.weight"
-                suffix = suffix if not transposed_linear else ""
-            else:
-                base = root
-            return self._unique(base + suffix, root), kind
-        root = self.constant_sources.get(name, name)
-        base = f"{scope}.constant" if is_generated_name(root) and scope else root
-        return self._unique(base, root), "constant"
+            kind, role = "weight", "weight"
+        else:
+            root, suffix = self.constant_sources.get(name, name), ""
+            kind, role = "constant", "constant"
+        sources = self.folded_sources.get(root)
+        if sources is not None and "." not in root:
+            # Folded by the exporter from one tensor (dynamo's ``t`` for dct.t()).
+            if len(sources) == 1:
+                turned = "_transposed" if linear_operand and not suffix else "_folded"
+                return self._unique(sources[0] + turned + suffix, root), kind
+        if is_generated_name(root) or (sources is not None and "." not in root):
+            if not scope:
+                return self._unique(root + suffix, root), kind
+            if role == "weight" and linear_operand and not suffix:
+                role = "weight_transposed"
+            return self._unique(f"{scope}.{role}{suffix}", root), kind
+        return self._unique(root + suffix, root), kind
 
     def _unique(self, base: str, owner: str | None) -> str:
         candidate, counter = base, 0
