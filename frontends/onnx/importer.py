@@ -38,7 +38,8 @@ How a model is imported
      weights become ``tensor.constant`` ops;
    * everything else becomes a module parameter read by ``tensor.param``.  Its
      kind is ``"weight"`` for a trainable weight (a float initializer, unless
-     the exporter marks it as a buffer or constant, or a layout change of one)
+     the exporter marks it as a buffer or constant or says it folded it from
+     buffers only, or a layout change of one)
      and ``"constant"`` for everything else (integer initializers, single-element
      initializers, which exporters write for literals like 0.5 or √d, buffers,
      ``Constant`` nodes, folded results such as position ids or DFT matrices).
