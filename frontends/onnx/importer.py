@@ -302,7 +302,8 @@ class _Importer:
         self.function: Function | None = None
         self.builder: Builder | None = None
         self.node: onnx.NodeProto | None = None
-        self.loc: str | None = None
+        self._loc_node: onnx.NodeProto | None = None
+        self._loc: str | None = None
 
     # -- setup
     def _default_opset(self) -> int:
@@ -445,8 +446,6 @@ class _Importer:
             if id(node) in skipped:
                 continue
             self.node = node
-            self.loc = source_location(node)
-            self.builder.loc = self.loc
             if node.domain not in _DEFAULT_DOMAINS:
                 raise self._unsupported(node, LOWERINGS)
             op_type = node.op_type
@@ -483,11 +482,21 @@ class _Importer:
                 raise self._unsupported(node, LOWERINGS)
             self._lower(node, attrs, rule)
 
+        self.node = None
+        self.builder.loc = None
         outputs = [self.materialize(o.name, None, None) for o in self.graph.output]
         function.set_outputs(outputs, [o.name for o in self.graph.output])
         self._check_outputs(outputs)
         self._remove_dead_ops()
         return self.module
+
+    @property
+    def loc(self) -> str | None:
+        """The source location of the node being imported (computed once per node)."""
+        if self._loc_node is not self.node:
+            self._loc = source_location(self.node) if self.node is not None else None
+            self._loc_node = self.node
+        return self._loc
 
     # -- known values
     def _is_known(self, name: str) -> bool:
@@ -616,6 +625,7 @@ class _Importer:
         from frontends.onnx.lowering import LoweringError, NodeContext
 
         ctx = NodeContext(self, node, attrs)
+        self.builder.loc = self.loc
         try:
             rule(ctx)
         except (LoweringError, ShapeError, folding.FoldingError) as err:

@@ -34,7 +34,7 @@ __all__ = ["is_generated_name", "module_path_of", "source_location"]
 
 NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 _EMPTY_SCOPE = "_empty_nn_module_stack_from_metadata_hook"
-_CALL_SUFFIX = re.compile(r"@\d+$")
+_CALL_SUFFIX = re.compile(r"@\d+(?=\.|$)")
 
 # Names that exporters make up for tensors they create (folded constants,
 # transposed weights): TorchScript's ``onnx::MatMul_273`` and ``/x/Constant_output_0``,
@@ -55,8 +55,8 @@ def module_path_of(node: onnx.NodeProto) -> str | None:
     name = node.name
     if not name.startswith("/"):
         return None
-    parts = name[1:].split("/")
-    return ".".join(_CALL_SUFFIX.sub("", part) for part in parts[:-1])
+    path = name[1:name.rfind("/")].replace("/", ".") if name.count("/") > 1 else ""
+    return _CALL_SUFFIX.sub("", path) if "@" in path else path
 
 
 def _path_from_name_scopes(text: str) -> str:
