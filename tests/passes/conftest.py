@@ -1,0 +1,141 @@
+"""Shared helpers of the pass tests.
+
+* :func:`relative_error` -- ``max |actual - expected| / max |expected|`` over
+  a whole tensor, the metric every gradient and value bound here uses.
+* :func:`gradient_errors` -- that metric for every gradient of a model, with
+  a floor for gradients that are zero in exact arithmetic.
+* :func:`torch_parameter` -- the torch parameter behind an IR parameter: the
+  importer names a Linear weight whose transpose an exporter folded
+  ``<module>.weight_transposed`` and stores it as ``[in, out]``.
+* ``zoo_onnx`` (session-scoped) -- ``zoo_onnx(name, exporter) -> path``:
+  exports a zoo model with ``frontends.export.export_onnx`` at batch
+  :data:`BATCH`, sequence :data:`SEQ` and a :data:`VOCAB`-token vocabulary
+  (the encoders keep their layers, widths and heads; only the embedding table
+  is shorter), and keeps the file in pytest's cache directory
+  (``.pytest_cache/d/transcode-passes-zoo``) under a key hashing the export
+  settings, the torch/onnx versions and the sources of ``frontends/export.py``
+  and ``frontends/zoo``.  The dynamo exporter is slow (tens of seconds for
+  BERT-Tiny on two busy cores), so a cold run of the zoo tests takes longer
+  than a warm one; ``pytest --cache-clear`` re-exports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+BATCH, SEQ, VOCAB, SEED = 2, 16, 512, 0
+REPO = Path(__file__).resolve().parents[2]
+
+
+def relative_error(actual: Any, expected: Any) -> float:
+    actual = np.asarray(actual, np.float64)
+    expected = np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    scale = float(np.max(np.abs(expected), initial=0.0))
+    diff = float(np.max(np.abs(actual - expected), initial=0.0))
+    if scale == 0.0:
+        return 0.0 if diff == 0.0 else float("inf")
+    return diff / scale
+
+
+def gradient_errors(actual: dict[str, Any], expected: dict[str, Any]) -> dict[str, float]:
+    """Relative error of each gradient, ``max |Δ| / max(max |g|, 1e-3 · G)``
+    where G is the largest gradient element of the whole model.
+
+    The floor matters only for gradients that are zero in exact arithmetic
+    (the key bias of softmax attention: softmax ignores a per-query constant),
+    where both sides hold rounding noise of size ~1e-9 · G and a plain
+    relative error would compare noise with noise.
+    """
+    overall = max(float(np.max(np.abs(np.asarray(g, np.float64)), initial=0.0))
+                  for g in expected.values())
+    errors = {}
+    for name, g in expected.items():
+        a, e = np.asarray(actual[name], np.float64), np.asarray(g, np.float64)
+        assert a.shape == e.shape, f"{name}: shape {a.shape} != {e.shape}"
+        scale = max(float(np.max(np.abs(e), initial=0.0)), 1e-3 * overall)
+        errors[name] = float(np.max(np.abs(a - e), initial=0.0)) / scale if scale else 0.0
+    return errors
+
+
+def zero_gradients(gradients: dict[str, Any], ratio: float = 1e-6) -> set[str]:
+    """Parameters whose gradient is rounding noise (below ``ratio`` times the
+    model's largest gradient element): zero in exact arithmetic, like the key
+    bias of softmax attention.  Adam turns such noise into updates of ±lr
+    whose signs no two implementations share, so update checks skip them and
+    check the gradient's smallness instead."""
+    overall = max(float(np.max(np.abs(np.asarray(g, np.float64)), initial=0.0))
+                  for g in gradients.values())
+    return {name for name, g in gradients.items()
+            if float(np.max(np.abs(np.asarray(g, np.float64)), initial=0.0)) < ratio * overall}
+
+
+def torch_parameter(ir_name: str, torch_params: dict[str, Any]) -> tuple[str, bool]:
+    """(torch parameter name, whether the IR stores it transposed)."""
+    if ir_name.endswith(".weight_transposed"):
+        return ir_name[: -len("_transposed")], True
+    if ir_name.endswith("_transposed") and ir_name[: -len("_transposed")] in torch_params:
+        return ir_name[: -len("_transposed")], True
+    return ir_name, False
+
+
+def torch_array(ir_name: str, torch_tensors: dict[str, Any]) -> np.ndarray:
+    """The torch tensor (a parameter or its gradient) in the IR's layout."""
+    name, transposed = torch_parameter(ir_name, torch_tensors)
+    array = torch_tensors[name].detach().numpy()
+    return array.T if transposed else array
+
+
+def _export_key(name: str, exporter: str) -> str:
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"{name} {exporter} {BATCH} {SEQ} {VOCAB} {SEED} "
+                            f"torch {version('torch')} onnx {version('onnx')}".encode())
+    for source in [REPO / "frontends" / "export.py", *sorted((REPO / "frontends" / "zoo").glob("*.py"))]:
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def zoo_onnx(request: pytest.FixtureRequest) -> Callable[[str, str], Path]:
+    try:
+        from frontends.export import export_onnx
+    except ImportError as err:  # pragma: no cover - the exporter landed
+        pytest.skip(f"frontends.export is not available ({err})")
+    directory = Path(request.config.cache.mkdir("transcode-passes-zoo"))
+
+    def export(name: str, exporter: str = "torchscript") -> Path:
+        path = directory / f"{name}-{exporter}-{_export_key(name, exporter)}.onnx"
+        if not path.exists():
+            partial = path.with_suffix(".partial")
+            export_onnx(name, partial, exporter=exporter, batch=BATCH, seq=SEQ, seed=SEED,
+                        vocab_size=VOCAB)
+            partial.replace(path)
+        return path
+
+    return export
+
+
+@pytest.fixture(scope="session")
+def zoo_module(zoo_onnx: Callable[[str, str], Path]) -> Callable[..., Any]:
+    """``zoo_module(name, exporter="torchscript")``: a fresh import (callers mutate it)."""
+    from frontends.onnx import import_onnx
+
+    def load(name: str, exporter: str = "torchscript") -> Any:
+        return import_onnx(zoo_onnx(name, exporter), {"input_ids": (BATCH, SEQ)}, name=name)
+
+    return load
+
+
+def zoo_inputs() -> dict[str, np.ndarray]:
+    from frontends.zoo import example_inputs_numpy
+
+    input_ids, attention_mask = example_inputs_numpy(BATCH, SEQ, VOCAB, SEED)
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
