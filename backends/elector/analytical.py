@@ -67,15 +67,10 @@ def op_timing(op: MappedOp, hw: HardwareConsts) -> tuple[float, dict[str, float]
         per_unit[work.unit] = per_unit.get(work.unit, 0.0) + work.cycles
         ideal[work.unit] = ideal.get(work.unit, 0.0) + work.ideal_cycles
     compute = max(per_unit.values(), default=0.0)
-    memory = {}
-    compulsory: dict[str, float] = {}
-    for level, (read, write) in op.bytes_by_level().items():
-        memory[level] = (read + write) / hw.bandwidth[level]
-    for operand in op.operands:
-        for level, value in operand.compulsory_bytes(hw.bytes_per_element).items():
-            compulsory[level] = compulsory.get(level, 0.0) + value
+    memory = {level: (read + write) / hw.bandwidth[level]
+              for level, (read, write) in op.bytes_by_level().items()}
     roof, bound = max(ideal.values(), default=0.0), "compute"
-    for level, value in compulsory.items():
+    for level, value in op.compulsory_bytes.items():
         cycles = value / hw.bandwidth[level]
         if cycles > roof:
             roof, bound = cycles, level
@@ -113,9 +108,8 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator) -> Sim
         for level, (read, write) in by_level.items():
             level_bytes[level][0] += read
             level_bytes[level][1] += write
-        for operand in op.operands:
-            for level, value in operand.compulsory_bytes(hw.bytes_per_element).items():
-                compulsory_by_level[level] += value
+        for level, value in op.compulsory_bytes.items():
+            compulsory_by_level[level] += value
         dynamic = _op_dynamic(prices, busy, by_level, hw)
         results.append(OpResult(op.index, start, finish, compute, memory, roof, bound, dynamic))
         if duration > 0:

@@ -53,6 +53,7 @@ from backends.elector.tiling import (
     forced_streams,
     hardware_consts,
     matmul_costs,
+    op_signature,
     operand_specs,
     plan_residency,
     read_mapping,
@@ -473,21 +474,17 @@ _SEARCH_CACHE: dict[tuple, OpMapping] = {}
 
 
 def clear_caches() -> None:
-    """Forget cached searches and z3 checks (tests use this)."""
+    """Forget cached searches, z3 checks and derived op costs (tests use this)."""
+    from backends.elector import tiling
+
     _SEARCH_CACHE.clear()
     _CHECK_CACHE.clear()
+    tiling._PRODUCT_CACHE.clear()
 
 
 def _signature(info: OpStatic, plan: ResidencyPlan, hw: HardwareConsts) -> tuple:
     inputs, outputs = operand_specs(info, plan, None)
-
-    def spec_key(s: Any) -> tuple:
-        return (s.role, s.ref.numel, s.ref.density, s.ref.sparse, s.ref.buffer, s.ref.is_param,
-                s.loops, s.streamed, round(s.fill_bytes, 3), s.write_through)
-
-    spills = tuple(sorted(spill_level_bytes(info, plan).items()))
-    return (hw.name, hw.hash, hw.training, info.form, info.kind, info.dims, info.dims2,
-            info.rows, info.cols, tuple(spec_key(s) for s in inputs + outputs), spills)
+    return op_signature(info, inputs, outputs, plan, hw)
 
 
 def _powers(limit: int, sizes: Sequence[int]) -> list[int]:

@@ -396,7 +396,10 @@ class MappedOp:
     ``fill_cycles``: the part of the op that cannot overlap (first tiles
     arriving before compute starts, pipeline fill between fused parts).
     ``staging_bytes``: double-buffered tile staging each buffer needs for
-    this op (what the mapping constraints checked).
+    this op (what the mapping constraints checked).  ``compulsory_bytes``:
+    the least traffic per level any mapping of the op needs (the sum of
+    :meth:`OperandTraffic.compulsory_bytes`; the roofline's memory term).
+    ``mapping``: the decisions this op was derived from.
     """
 
     index: int
@@ -420,6 +423,7 @@ class MappedOp:
     staging_bytes: Mapping[str, float] = field(default_factory=dict)
     fill_cycles: float = 0.0
     mapping: OpMapping | None = None
+    compulsory_bytes: Mapping[str, float] = field(default_factory=dict)
 
     # -- derived totals --------------------------------------------------
 
@@ -444,7 +448,15 @@ class MappedOp:
         return self.work[0].waves if self.work else 0
 
     def bytes_by_level(self) -> dict[str, tuple[float, float]]:
-        """``{level: (read bytes, written bytes)}`` moved by this op."""
+        """``{level: (read bytes, written bytes)}`` moved by this op (computed
+        once; do not mutate the returned dict)."""
+        cached = self.__dict__.get("_bytes_by_level")
+        if cached is None:
+            cached = self._bytes_by_level()
+            object.__setattr__(self, "_bytes_by_level", cached)
+        return cached
+
+    def _bytes_by_level(self) -> dict[str, tuple[float, float]]:
         out = {level: [0.0, 0.0] for level in LEVELS}
         for operand in self.operands:
             out["main_memory"][0] += operand.main_memory_read_bytes

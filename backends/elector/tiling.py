@@ -860,7 +860,7 @@ def derive_mapped_op(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
         result=info.result, unit=unit, work=work, tile=tile, order=None, dims=None,
         macs=0, effective_macs=0.0, padded_macs=0.0, ops=info.ops, density=1.0,
         operands=tuple(traffic + spills), weights=None, deps=deps, staging_bytes=staging,
-        fill_cycles=first, mapping=mapping)
+        fill_cycles=first, mapping=mapping, compulsory_bytes=_compulsory(traffic + spills, bpe))
 
 
 def _default_row_tile(info: OpStatic, hw: HardwareConsts, unit: str) -> tuple[int, int]:
@@ -868,42 +868,66 @@ def _default_row_tile(info: OpStatic, hw: HardwareConsts, unit: str) -> tuple[in
     return min(t, info.rows), min(t, info.cols)
 
 
-def _derive_product(info: OpStatic, mapping: OpMapping, inputs: list[OperandSpec],
-                    outputs: list[OperandSpec], spills: list[OperandTraffic], plan: ResidencyPlan,
-                    hw: HardwareConsts, deps: tuple[int, ...]) -> MappedOp:
-    tile = mapping.tile or TileShape(1, 16, 16)
-    order = mapping.order or "bijk"
+def op_signature(info: OpStatic, inputs: Sequence[OperandSpec], outputs: Sequence[OperandSpec],
+                 plan: ResidencyPlan, hw: HardwareConsts) -> tuple:
+    """Everything about an op and its residency that its costs depend on
+    (not its names): ops with equal signatures cost the same under the same
+    mapping (BERT-Base's twelve layers)."""
+
+    def spec_key(s: OperandSpec) -> tuple:
+        return (s.role, s.ref.numel, s.ref.density, s.ref.sparse, s.ref.buffer, s.ref.is_param,
+                s.loops, s.tile, s.streamed, round(s.fill_bytes, 3), s.write_through)
+
+    spills = tuple(sorted(spill_level_bytes(info, plan).items()))
+    return (hw.name, hw.hash, hw.training, info.form, info.kind, info.dims, info.dims2,
+            info.rows, info.cols, tuple(spec_key(s) for s in list(inputs) + list(outputs)),
+            spills)
+
+
+@dataclass(frozen=True)
+class _ProductNumbers:
+    """The numbers of a product op under one mapping, without names (cached)."""
+
+    rows: tuple[tuple, ...]     # (spec position, tile bytes, tile mask bytes, distinct, fetches,
+                                #  buffer read, buffer write, mask, mm read, mm write)
+    work: tuple[UnitWork, ...]
+    macs: int
+    effective_macs: float
+    padded_macs: float
+    staging: Mapping[str, float]
+    fill: float
+
+
+_PRODUCT_CACHE: dict[tuple, _ProductNumbers] = {}
+
+
+def _product_numbers(info: OpStatic, tile: TileShape, order: str, inputs: list[OperandSpec],
+                     outputs: list[OperandSpec], plan: ResidencyPlan,
+                     hw: HardwareConsts) -> _ProductNumbers:
+    key = (op_signature(info, inputs, outputs, plan, hw), tile, order)
+    cached = _PRODUCT_CACHE.get(key)
+    if cached is not None:
+        return cached
     one = np.array([0])
     costs = matmul_costs(info, hw, one + tile.b, one + tile.x, one + tile.y,
                          one + LOOP_ORDERS.index(order), inputs, outputs[0],
                          spill_level_bytes(info, plan))
-    traffic: list[OperandTraffic] = []
+    specs = list(inputs) + list(outputs)
+    rows = []
     for d in costs.detail:
         entry, levels = d["entry"], d["levels"]
         spec: OperandSpec = entry["spec"]
-        traffic.append(OperandTraffic(
-            spec.role, spec.ref.name, spec.ref.buffer, not spec.streamed,
-            float(spec.ref.numel * hw.bytes_per_element), spec.ref.density, spec.ref.source,
-            float(np.asarray(entry["tile_bytes"])[0]),
-            float(np.asarray(entry["tile_bytes"])[0]) / (8 * hw.bytes_per_element
-                                                         * spec.ref.density)
-            if spec.ref.sparse else 0.0,
-            int(np.asarray(entry["distinct"])[0]), int(np.asarray(entry["fetches"])[0]),
-            float(np.asarray(levels["buf_read"])[0]), float(np.asarray(levels["buf_write"])[0]),
-            float(np.asarray(levels["mask"])[0]), float(np.asarray(levels["mm_read"])[0]),
-            float(np.asarray(levels["mm_write"])[0])))
-    for sp in spills:
-        traffic.append(sp)
-    if info.form == "attention":
-        internal = info.rows * info.cols * hw.bytes_per_element
-        traffic.append(OperandTraffic("scores", f"{info.result}:scores", "activation_buffer",
-                                      True, internal, 1.0, "dense", 0.0, 0.0, 1, 1,
-                                      2 * internal, 2 * internal, 0.0, 0.0, 0.0))
-    densities = []
-    work = []
-    macs_dense = 0
-    effective = 0.0
-    padded = 0.0
+
+        def first(value: object) -> float:
+            return float(np.asarray(value).reshape(-1)[0])
+
+        tile_bytes = first(entry["tile_bytes"])
+        mask_tile = (tile_bytes / (8 * hw.bytes_per_element * spec.ref.density)
+                     if spec.ref.sparse else 0.0)
+        rows.append((specs.index(spec), tile_bytes, mask_tile, int(first(entry["distinct"])),
+                     int(first(entry["fetches"])), first(levels["buf_read"]),
+                     first(levels["buf_write"]), first(levels["mask"]), first(levels["mm_read"]),
+                     first(levels["mm_write"])))
     products = [info.dims] + ([info.dims2] if info.form == "attention" else [])
     dens = [1.0, 1.0]
     for spec in inputs:
@@ -911,14 +935,14 @@ def _derive_product(info: OpStatic, mapping: OpMapping, inputs: list[OperandSpec
             dens[0] *= spec.ref.density
         if spec.role == "rhs2":
             dens[1] *= spec.ref.density
+    work, macs, effective, padded = [], 0, 0.0, 0.0
     for p, dims in enumerate(products):
         tiles = int(costs.lane_tiles[p][0])
         cpt = int(costs.lane_cycles_per_tile[p][0])
         dense = math.prod(dims)
-        macs_dense += dense
+        macs += dense
         effective += dense * dens[p]
         padded += (tiles * tile.b * tile.x * tile.y * tile.y - dense) * dens[p]
-        densities.append(dens[p])
         work.append(UnitWork("mac", tiles, cpt, hw.lanes,
                              dense * dens[p] / (hw.lanes * hw.macs_per_lane)))
     if costs.row_work is not None:
@@ -926,17 +950,59 @@ def _derive_product(info: OpStatic, mapping: OpMapping, inputs: list[OperandSpec
         work.append(UnitWork("softmax", tiles, cpt, hw.softmax_units,
                              ROW_PASSES * info.rows * info.cols
                              / (hw.softmax_units * hw.softmax_tile)))
+    numbers = _ProductNumbers(tuple(rows), tuple(work), macs, effective, padded,
+                              {k: float(np.asarray(v).reshape(-1)[0])
+                               for k, v in costs.staging.items()},
+                              float(costs.fill_cycles[0]))
+    if len(_PRODUCT_CACHE) > 100_000:
+        _PRODUCT_CACHE.clear()
+    _PRODUCT_CACHE[key] = numbers
+    return numbers
+
+
+def _derive_product(info: OpStatic, mapping: OpMapping, inputs: list[OperandSpec],
+                    outputs: list[OperandSpec], spills: list[OperandTraffic], plan: ResidencyPlan,
+                    hw: HardwareConsts, deps: tuple[int, ...]) -> MappedOp:
+    tile = mapping.tile or TileShape(1, 16, 16)
+    order = mapping.order or "bijk"
+    numbers = _product_numbers(info, tile, order, inputs, outputs, plan, hw)
+    specs = list(inputs) + list(outputs)
+    bpe = hw.bytes_per_element
+    traffic: list[OperandTraffic] = []
+    for (pos, tile_bytes, mask_tile, distinct, fetches, buf_read, buf_write, mask, mm_read,
+         mm_write) in numbers.rows:
+        spec = specs[pos]
+        ref = spec.ref
+        traffic.append(OperandTraffic(
+            spec.role, ref.name, ref.buffer, not spec.streamed, ref.numel * bpe, ref.density,
+            ref.source, tile_bytes, mask_tile, distinct, fetches, buf_read, buf_write, mask,
+            mm_read, mm_write))
+    traffic.extend(spills)
+    if info.form == "attention":
+        internal = info.rows * info.cols * bpe
+        traffic.append(OperandTraffic("scores", f"{info.result}:scores", "activation_buffer",
+                                      True, internal, 1.0, "dense", 0.0, 0.0, 1, 1,
+                                      2 * internal, 2 * internal, 0.0, 0.0, 0.0))
     weights = mapping.weights
     if weights is None and info.weight_ref is not None:
         weights = "streamed" if any(s.streamed for s in inputs if s.ref.is_param) else "resident"
+    macs = numbers.macs
     return MappedOp(
         index=info.index, ir_index=info.ir_index, kind=info.kind, loc=info.loc,
-        result=info.result, unit=mapping.unit, work=tuple(work), tile=tile, order=order,
-        dims=info.dims, macs=macs_dense, effective_macs=effective, padded_macs=padded,
-        ops=info.ops, density=effective / macs_dense if macs_dense else 1.0,
-        operands=tuple(traffic), weights=weights, deps=deps,
-        staging_bytes={k: float(np.asarray(v)[0]) for k, v in costs.staging.items()},
-        fill_cycles=float(costs.fill_cycles[0]), mapping=mapping)
+        result=info.result, unit=mapping.unit, work=numbers.work, tile=tile, order=order,
+        dims=info.dims, macs=macs, effective_macs=numbers.effective_macs,
+        padded_macs=numbers.padded_macs, ops=info.ops,
+        density=numbers.effective_macs / macs if macs else 1.0,
+        operands=tuple(traffic), weights=weights, deps=deps, staging_bytes=numbers.staging,
+        fill_cycles=numbers.fill, mapping=mapping, compulsory_bytes=_compulsory(traffic, bpe))
+
+
+def _compulsory(traffic: Sequence[OperandTraffic], bpe: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for operand in traffic:
+        for level, value in operand.compulsory_bytes(bpe).items():
+            out[level] = out.get(level, 0.0) + value
+    return out
 
 
 # --------------------------------------------------------------------------- a function

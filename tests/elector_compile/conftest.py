@@ -1,0 +1,120 @@
+"""Fixtures of the ``tcc compile`` tests: zoo models exported, imported and
+lowered once per session.
+
+Exporting with torch is the slow step (BERT-Base: about a minute on two
+loaded cores), so each export is kept in pytest's cache directory
+(``.pytest_cache/d/elector_compile_zoo``) under a key that hashes what the
+export depends on (the sources of ``frontends/export.py`` and
+``frontends/zoo/``, torch and onnx versions, the export settings).  The key
+is the one tests/backend_onnx uses for the same settings, so an export that
+suite already made is read from its cache (read-only) instead of redone.
+
+The exported graphs have symbolic batch and sequence; each test imports them
+at the size it needs (small for the big models, to stay fast).  Modules are
+imported, run through the inference or training pipeline, and turned into
+:class:`~backends.elector.tiling.StaticFunction` once per session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from transcode_ir import Module
+
+EXPORT_BATCH, EXPORT_SEQ, VOCAB, SEED = 2, 8, 512, 0
+ZOO_MODELS = ("bert-tiny", "bert-mini", "bert-small", "bert-medium", "bert-base",
+              "flexibert-mix-a", "flexibert-mix-b", "flexibert-mix-c")
+LIBRARY_DESIGNS = ("acceltran-edge", "acceltran-server", "hbm-server", "tiny-test")
+
+
+def export_key(name: str) -> str:
+    """A hash of everything a zoo model's torch export depends on."""
+    from importlib.metadata import version
+
+    import frontends
+
+    root = Path(frontends.__file__).parent
+    digest = hashlib.sha256(f"{name} {EXPORT_BATCH} {EXPORT_SEQ} {VOCAB} {SEED} torch "
+                            f"{version('torch')} onnx {version('onnx')}".encode())
+    for source in [root / "export.py", *sorted((root / "zoo").glob("*.py"))]:
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class ZooCache:
+    """Torch exports of zoo models (cached on disk) and their lowered IR
+    (cached in memory): ``module(name, batch, seq, train)``."""
+
+    def __init__(self, mine: Path, shared: Path) -> None:
+        self.mine = mine
+        self.shared = shared
+        self._modules: dict[tuple, Module] = {}
+        self._statics: dict[tuple, object] = {}
+
+    def onnx(self, name: str) -> Path:
+        key = export_key(name)
+        for folder in (self.shared, self.mine):
+            path = folder / f"{name}-{key}.onnx"
+            if path.exists():
+                return path
+        from frontends.export import export_onnx
+
+        path = self.mine / f"{name}-{key}.onnx"
+        partial = path.with_suffix(".partial")
+        export_onnx(name, partial, "torchscript", EXPORT_BATCH, EXPORT_SEQ, seed=SEED,
+                    vocab_size=VOCAB, check=False)
+        partial.replace(path)
+        for stale in self.mine.glob(f"{name}-{'?' * 16}.onnx"):
+            if stale != path:
+                stale.unlink()
+        return path
+
+    def module(self, name: str, batch: int, seq: int, train: bool = False,
+               optimizer: str = "adam") -> Module:
+        """The lowered (not yet mapped) module: ``default`` or the training pipeline."""
+        key = (name, batch, seq, train, optimizer)
+        if key not in self._modules:
+            from backends.elector.compile_pipeline import _import, _loss_output, training_pipeline
+            from transcode_ir import run_pipeline
+
+            module = _import(self.onnx(name), batch, seq, copy_weights=False)
+            pipeline = (training_pipeline(optimizer, _loss_output(module)) if train
+                        else "default")
+            run_pipeline(module, pipeline, verify_each=False)
+            self._modules[key] = module
+        return self._modules[key]
+
+    def static(self, name: str, batch: int, seq: int, train: bool = False):  # -> StaticFunction
+        key = (name, batch, seq, train)
+        if key not in self._statics:
+            from backends.elector.tiling import StaticFunction
+
+            module = self.module(name, batch, seq, train)
+            self._statics[key] = StaticFunction(module, "train_step" if train else "forward")
+        return self._statics[key]
+
+
+@pytest.fixture(scope="session")
+def zoo(request: pytest.FixtureRequest) -> ZooCache:
+    mine = Path(request.config.cache.mkdir("elector_compile_zoo"))
+    shared = Path(request.config.cache.mkdir("backend_onnx_zoo"))
+    return ZooCache(mine, shared)
+
+
+@pytest.fixture(scope="session")
+def design() -> Callable:
+    from backends.elector import resolve_design
+
+    cache: dict[str, object] = {}
+
+    def get(name: str):  # -> Accelerator
+        if name not in cache:
+            cache[name] = resolve_design(name)
+        return cache[name]
+
+    return get
