@@ -21,8 +21,15 @@ model).  The distribution is estimated from a fixed-seed random sample of
 
 A target is not always reachable: a point whose exact zeros already exceed the
 target (attention probabilities of padded keys are exactly 0) gets τ = 0 and
-more sparsity than asked; :class:`Calibration` reports the achieved sparsity
-beside the target, on the calibration batches and on held-out batches.
+more sparsity than asked; a ``scores`` point holds ``score − 10⁴`` at padded
+keys, and no τ may reach those without undoing the attention mask, so τ never
+exceeds ``max_tau`` (1000 by default) and such a target is missed from below.
+:class:`Calibration` reports the achieved sparsity beside the target, on the
+calibration batches and on held-out batches.
+
+Padding matters for ``scores`` and ``probs``: their padded-key share follows
+the batch's padding, so calibrate and measure on batches padded the same way
+(fixed-length batches give stable figures; per-batch trimming does not).
 """
 
 from __future__ import annotations
@@ -219,17 +226,19 @@ def calibrate_thresholds(
     rounds: int = 3,
     samples_per_tensor: int = 8192,
     seed: int = 0,
+    max_tau: float = 1000.0,
 ) -> Calibration:
     """τ_I for a ``target`` sparsity (global number or mapping path → sparsity).
 
     ``batches`` are the calibration inputs (``run(model, batch)`` evaluates one;
     the model is run under ``torch.no_grad`` in whatever train/eval mode it is
     in); ``held_out`` batches, when given, measure the achieved sparsity on
-    data the thresholds were not fitted to.
+    data the thresholds were not fitted to.  No τ exceeds ``max_tau``.
     """
     batches = list(batches)
     if not batches:
         raise UserError("calibration needs at least one batch")
+    max_tau = check_threshold(max_tau, "max_tau")
     if not isinstance(rounds, int) or rounds < 1:
         raise UserError(f"rounds: expected an integer >= 1, got {rounds!r}")
     point_list = None if points is None else list(points)
@@ -257,11 +266,11 @@ def calibrate_thresholds(
             _run_batches(model, batches, run)
         if isinstance(target, Mapping):
             tau = {
-                path: weighted_quantile(*sampler.pooled([path]), targets[path])
+                path: min(weighted_quantile(*sampler.pooled([path]), targets[path]), max_tau)
                 for path in targets
             }
         else:
-            tau = weighted_quantile(*sampler.pooled(all_paths), global_target)
+            tau = min(weighted_quantile(*sampler.pooled(all_paths), global_target), max_tau)
         history.append(tau)
     calibration_report = measure_sparsity(model, batches, tau, run=run, points=point_list)
     held_out_report = (

@@ -9,6 +9,10 @@ the task's vocabulary, optionally trains it for ``train_steps`` steps first
 * ``mode="training"``: forward, backward and an AdamW step per batch (train
   mode), training split; backward and weight-gradient counts are recorded.
 
+Batches have the task's full ``max_length`` (no per-batch trimming): the
+fixed sequence length a compiled model runs at, and stable shares of padded
+keys in ``scores``/``probs``.
+
 With ``target_sparsity`` the thresholds are calibrated on ``batches`` batches
 of the training split and the profile is measured on validation batches (held
 out); both achieved sparsities are recorded beside the target.
@@ -40,7 +44,7 @@ def _batches(split: Any, batch_size: int, count: int, seed: int) -> list[tuple[t
             f"{batch_size} need {count * batch_size} (lower --batches or --batch-size)"
         )
     order = np.random.default_rng(seed).permutation(len(split))[: count * batch_size]
-    return list(batches_of(split, batch_size, order))
+    return list(batches_of(split, batch_size, order, trim=False))
 
 
 def measure_profile(
@@ -131,6 +135,7 @@ def measure_profile(
             "split": split.name,
             "batches": batches,
             "batch_size": batch_size,
+            "sequence_length": task_config.max_length,
             "examples": examples,
             "train_steps_before": train_steps,
             "task_config": task_config.to_json(),

@@ -105,14 +105,19 @@ class TrainResult:
 
 
 def batches_of(
-    split: ListOpsSplit, batch_size: int, order: np.ndarray | None = None
+    split: ListOpsSplit, batch_size: int, order: np.ndarray | None = None, *, trim: bool = True
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """``(input_ids, attention_mask, labels)`` batches, trimmed to the longest real row."""
+    """``(input_ids, attention_mask, labels)`` batches in ``order`` (default: split order).
+
+    With ``trim`` (the default) each batch is cut to its longest real row;
+    without, every batch keeps the split's full ``max_length`` (a fixed
+    sequence length, as a compiled model sees it).
+    """
     indices = np.arange(len(split)) if order is None else order
     for start in range(0, len(indices), batch_size):
         rows = indices[start : start + batch_size]
         mask = split.attention_mask[rows]
-        length = max(int(mask.sum(axis=1).max()), 1)
+        length = max(int(mask.sum(axis=1).max()), 1) if trim else mask.shape[1]
         yield (
             torch.from_numpy(np.ascontiguousarray(split.input_ids[rows, :length])),
             torch.from_numpy(np.ascontiguousarray(mask[:, :length])),

@@ -1,0 +1,1 @@
+"""Tests of the DynaProp runtime, calibration, ListOps task, study and profile commands."""
