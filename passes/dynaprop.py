@@ -123,7 +123,7 @@ import numpy as np
 from transcode_ir.core import Function, Module, Op, Value
 from transcode_ir.errors import UserError
 from transcode_ir.interpreter import Interpreter
-from transcode_ir.opdefs import get_opdef, softmax
+from transcode_ir.opdefs import _scalar_like, get_opdef, softmax
 from transcode_ir.ops_sparsity import prune
 from transcode_ir.passes import Pass, option, register_pass
 from transcode_ir.types import SparsityEncoding, TensorType
@@ -626,20 +626,25 @@ class DynaPropPass(Pass):
         builder = GradientBuilder(func, set())
         builder.anchor = loss_op.next
         builder.needed = AutodiffPass._needs_gradient(ops, loss, trainable)
-        grads = AutodiffPass._differentiate(builder, ops, loss)
-
-        # Activation gradients: the gradient of each prune point's unpruned value.
+        # The gradient of each prune point's unpruned value y is pruned with τ_T before the
+        # rule of y's producer reads it -- where the torch runtime's tensor hook prunes it.
+        hooks: dict[int, tuple[Op, float]] = {}
         for op in ops:
-            if op.name != "nn.prune" or op.attr("role", "activation") != "activation":
-                continue
-            point = op.attr("point", "")
-            tau = tau_t(point)
-            gradient = grads.get(id(op.operands[0]))
-            if tau <= 0 or gradient is None:
-                continue
-            new = _insert_prune(func, gradient, point, tau, "gradient", loc=op.loc)
-            grads[id(op.operands[0])] = new.results[0]
+            if op.name == "nn.prune" and op.attr("role", "activation") == "activation":
+                tau = tau_t(op.attr("point", ""))
+                if tau > 0:
+                    hooks[id(op.operands[0])] = (op, tau)
+
+        def prune_gradient(value: Value, gradient: Value) -> Value:
+            forward_prune, tau = hooks[id(value)]
+            point = forward_prune.attr("point", "")
+            builder.loc = forward_prune.loc
+            new = builder.create("nn.prune", (gradient,),
+                                 {"tau": float(tau), "point": point, "role": "gradient"})
             pruned.append(_Pruned(new, func.name, ("gradient", point)))
+            return new.results[0]
+
+        grads = _differentiate(builder, ops, loss, hooks, prune_gradient)
 
         # Weight gradients: summed over the reads of each parameter, then pruned.
         linear_params = _linear_parameters(ops)
@@ -743,6 +748,35 @@ _NO_SOURCE_MESSAGE = (
     "real inputs named like @forward's arguments, plus 'labels' for training graphs; the "
     "interpreter measures every prune point; source 'measured'), or density=D (one density for "
     "every prune point, 0 <= D <= 1; source 'assumed', and reports mark it as assumed)")
+
+
+def _differentiate(b: GradientBuilder, ops: list[Op], loss: Value, hooks: Mapping[int, Any],
+                   hook: Callable[[Value, Value], Value]) -> dict[int, Value]:
+    """Reverse-mode differentiation as :meth:`AutodiffPass._differentiate` does it, with one
+    addition: the gradient of a value in ``hooks`` is passed through ``hook`` (the τ_T prune)
+    after its contributions are summed and before its producer's rule reads it."""
+    grads: dict[int, Value] = {}
+    b.loc = "loss"
+    grads[id(loss)] = _scalar_like(b, 1.0, loss)
+    for op in reversed(ops):
+        outs = [grads.get(id(r)) for r in op.results]
+        if all(g is None for g in outs) or not any(b.needs_grad(v) for v in op.operands):
+            continue
+        for index, result in enumerate(op.results):
+            if id(result) in hooks and outs[index] is not None:
+                outs[index] = grads[id(result)] = hook(result, outs[index])  # type: ignore[arg-type]
+        rule = get_opdef(op.name).grad
+        if rule is None:
+            where = f' (loc "{op.loc}")' if op.loc else ""
+            raise UserError(f"dynaprop: op {op.name}{where} has no gradient rule, and a trained "
+                            "parameter reaches the loss through it")
+        b.loc = op.loc
+        for value, g in zip(op.operands, rule(b, op, outs)):
+            if g is None or not b.needs_grad(value):
+                continue
+            prev = grads.get(id(value))
+            grads[id(value)] = g if prev is None else b.op("arith.add", prev, g)
+    return grads
 
 
 def _linear_parameters(ops: Iterable[Op]) -> set[str]:

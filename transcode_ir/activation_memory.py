@@ -31,6 +31,10 @@ What counts
   their operand, whose storage then lives as long as any alias.  Without
   DynaProp, ``nn.prune`` and ``grad.prune`` alias their first operand too
   (the model would not have them); with DynaProp they make new values.
+* **Masks**: ``grad.prune`` (the straight-through gradient of a prune op)
+  reads only where the pruned value is zero, so with DynaProp a value that
+  nothing else reads any more is kept as its 1-bit-per-element mask until
+  then (the accelerator's mask buffer).
 * **Size** of a dense value: ``numel × w`` bits, with ``w`` =
   ``data_width_bits`` for floating-point values (the accelerator's data
   width: 20-bit fixed point in AccelTran) and the IR element width for
@@ -184,18 +188,33 @@ def _peak(func: Function, width: int | None, pruned: bool, excluded: set[int]) -
     end_index = len(ops) - 1
     storage: dict[int, int] = {}         # value id -> id of the value that owns its storage
     size: dict[int, int] = {}            # storage id -> bytes
+    mask: dict[int, int] = {}            # storage id -> bytes of its 1-bit-per-element mask
     start: dict[int, int] = {}           # storage id -> first op index alive
-    last: dict[int, int] = {}            # storage id -> last op index alive
+    last: dict[int, int] = {}            # storage id -> last op index it is read in full
+    last_mask: dict[int, int] = {}       # storage id -> last op index only its mask is read
+
+    def define(value: Value, index: int) -> None:
+        storage[id(value)] = id(value)
+        size[id(value)] = value_bytes(value, width, pruned)
+        mask[id(value)] = (value.type.numel + 7) // 8
+        start[id(value)] = last[id(value)] = index
+
     for arg in func.args:
-        storage[id(arg)] = id(arg)
-        size[id(arg)] = value_bytes(arg, width, pruned)
-        start[id(arg)] = 0
-        last[id(arg)] = 0
+        define(arg, 0)
     for index, op in enumerate(ops):
-        for value in op.operands:
+        for position, value in enumerate(op.operands):
             owner = storage.get(id(value))
-            if owner is not None:
-                last[owner] = end_index if op.name == "func.return" else max(last[owner], index)
+            if owner is None:
+                continue
+            if op.name == "func.return":
+                last[owner] = end_index
+            elif op.name == "grad.prune" and position == 1:
+                # The straight-through gradient reads only where the pruned value is zero:
+                # its 1-bit mask (without DynaProp the op does not exist).
+                if pruned:
+                    last_mask[owner] = max(last_mask.get(owner, index), index)
+            else:
+                last[owner] = max(last[owner], index)
         if not _is_activation(op) or all(id(r) in excluded for r in op.results):
             continue
         if _aliases(op, pruned):
@@ -204,14 +223,14 @@ def _peak(func: Function, width: int | None, pruned: bool, excluded: set[int]) -
                 storage[id(op.results[0])] = owner
                 continue
         for result in op.results:
-            storage[id(result)] = id(result)
-            size[id(result)] = value_bytes(result, width, pruned)
-            start[id(result)] = index
-            last[id(result)] = index
+            define(result, index)
     delta = [0] * (len(ops) + 1)
     for owner, nbytes in size.items():
         delta[start[owner]] += nbytes
         delta[last[owner] + 1] -= nbytes
+        if last_mask.get(owner, -1) > last[owner]:
+            delta[last[owner] + 1] += mask[owner]
+            delta[last_mask[owner] + 1] -= mask[owner]
     live, peak, where = 0, 0, -1
     for index in range(len(ops)):
         live += delta[index]

@@ -30,7 +30,10 @@ MAC lanes skip the zeros.
     ``dy · (|x| > τ)``: ``y`` is zero exactly where ``|x| ≤ τ`` (an ``x``
     that is already zero gets no gradient either way, NaN passes), and
     reading ``y`` rather than ``x`` lets the backward pass reuse the pruned,
-    compressed activation (or its mask) instead of keeping ``x`` alive.
+    compressed activation (or its mask) instead of keeping ``x`` alive.  With
+    ``tau = 0`` the prune op is the identity and its gradient rule passes
+    ``dy`` on unchanged (no ``grad.prune``), as the torch runtime leaves a
+    τ = 0 point alone.
 
 Costs: one comparison (or select) per element, bytes of the operands read
 and of the result written at the IR's element types.  What the pruned value
@@ -102,10 +105,14 @@ def _prune_cost(op: Op) -> OpCost:
 
 
 def _prune_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
-    """Straight-through for the surviving elements: ``dy · (|x| > τ)``."""
+    """Straight-through for the surviving elements: ``dy · (|x| > τ)``.  With τ = 0 the op
+    is the identity (it zeroes only zeros), so the gradient is ``dy`` itself -- as in the
+    torch runtime, which leaves a τ = 0 point alone."""
     (g,) = grads
     if g is None or not _needs(b, op.operands[0]):
         return [None]
+    if float(op.attributes["tau"]) == 0.0:
+        return [g]
     return [b.op("grad.prune", g, op.result)]
 
 

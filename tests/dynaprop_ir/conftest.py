@@ -1,0 +1,79 @@
+"""Fixtures of the DynaProp IR tests: BERT-Tiny exported by torch and imported once per
+session.
+
+The export (``frontends.export.export_onnx("bert-tiny", ..., exporter="torchscript",
+batch=1, seq=16)``, with a 512-token vocabulary so that the embedding table stays small)
+is the slow step; the ONNX file is kept in pytest's cache directory under a hash of
+everything it depends on, so later sessions skip it.  Tests get a fresh copy of the
+imported module (:meth:`BertTiny.module`), since passes edit modules in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from transcode_ir import Module
+
+BATCH, SEQ, VOCAB, SEED = 1, 16, 512, 0
+SHAPES = {"input_ids": (BATCH, SEQ), "attention_mask": (BATCH, SEQ)}
+
+
+@dataclass
+class BertTiny:
+    """BERT-Tiny as an ONNX file and as IR, with example inputs (padded)."""
+
+    onnx_path: Path
+    imported: Module
+
+    def module(self) -> Module:
+        return self.imported.clone()
+
+    def inputs(self, seed: int = SEED) -> dict[str, np.ndarray]:
+        from frontends.zoo import example_inputs_numpy
+
+        input_ids, attention_mask = example_inputs_numpy(BATCH, SEQ, VOCAB, seed)
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    def calibration(self, path: Path, samples: int = 2, target: bool = False) -> Path:
+        """An .npz of ``samples`` stacked inputs (and an MSE target for training graphs)."""
+        batches = [self.inputs(SEED + 1 + i) for i in range(samples)]
+        arrays = {name: np.stack([b[name] for b in batches]) for name in SHAPES}
+        if target:
+            rng = np.random.default_rng(7)
+            arrays["target"] = rng.normal(size=(samples, BATCH, 128)).astype(np.float32)
+        np.savez(path, **arrays)
+        return path
+
+
+def _export_key() -> str:
+    from importlib.metadata import version
+
+    import frontends
+
+    root = Path(frontends.__file__).parent
+    digest = hashlib.sha256(f"bert-tiny {BATCH} {SEQ} {VOCAB} {SEED} torch {version('torch')} "
+                            f"onnx {version('onnx')}".encode())
+    for source in [root / "export.py", *sorted((root / "zoo").glob("*.py"))]:
+        digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def bert_tiny(request: pytest.FixtureRequest) -> BertTiny:
+    from frontends.onnx import import_onnx
+
+    directory = Path(request.config.cache.mkdir("dynaprop_ir"))
+    path = directory / f"bert-tiny-{_export_key()}.onnx"
+    if not path.exists():
+        from frontends.export import export_onnx
+
+        scratch = directory / "bert-tiny.partial.onnx"
+        export_onnx("bert-tiny", scratch, exporter="torchscript", batch=BATCH, seq=SEQ,
+                    seed=SEED, vocab_size=VOCAB)
+        scratch.replace(path)
+    return BertTiny(path, import_onnx(path, SHAPES, name="bert_tiny", copy_weights=True))
