@@ -1,15 +1,21 @@
 """Fixtures of the ONNX backend tests: zoo models exported once per session.
 
-Exporting a zoo model with torch and importing it into the IR are the slow
-steps of the round-trip test, so :func:`zoo_models` does each once per model
-and session and keeps the results.  The sizes are small on purpose (batch 2
-with padding, 8 tokens, a 512-token vocabulary): the encoders keep their real
-layer count, hidden size, heads and feed-forward stacks, only the embedding
-table is shorter.
+Exporting a zoo model with torch is the slow step of the round-trip test
+(BERT-Base: tens of seconds on two cores), so :func:`zoo_models` keeps each
+torch export in pytest's cache directory (``.pytest_cache/d/backend_onnx_zoo``)
+under a key that hashes everything the export depends on: the sources of
+``frontends/export.py`` and ``frontends/zoo/``, the torch version and the
+export settings.  Changing any of them exports afresh; ``pytest
+--cache-clear`` does too.  Importing into the IR is done once per session.
+
+The sizes are small on purpose (batch 2 with padding, 8 tokens, a 512-token
+vocabulary): the encoders keep their real layer count, hidden size, heads and
+feed-forward stacks; only the embedding table is shorter.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +47,24 @@ class ZooModels:
         self.import_onnx = import_onnx
         self._cache: dict[str, ZooModel] = {}
 
+    def torch_export(self, name: str) -> Path:
+        """The torch export of a zoo model, from the cache when up to date."""
+        path = self.directory / f"{name}-{_export_key(name)}.onnx"
+        if not path.exists():
+            partial = path.with_suffix(".partial")
+            self.export_onnx(name, partial, "torchscript", BATCH, SEQ, seed=SEED,
+                             vocab_size=VOCAB)
+            partial.replace(path)  # never leave a half-written file under the final name
+            for stale in self.directory.glob(f"{name}-{'?' * 16}.onnx"):
+                if stale != path:
+                    stale.unlink()  # exports of older sources
+        return path
+
     def __call__(self, name: str) -> ZooModel:
         if name not in self._cache:
             from frontends.zoo import example_inputs_numpy
 
-            path = self.directory / f"{name}.onnx"
-            self.export_onnx(name, path, "torchscript", BATCH, SEQ, seed=SEED, vocab_size=VOCAB)
+            path = self.torch_export(name)
             shapes = {"input_ids": (BATCH, SEQ), "attention_mask": (BATCH, SEQ)}
             module = self.import_onnx(path, shapes)
             input_ids, attention_mask = example_inputs_numpy(BATCH, SEQ, VOCAB, SEED)
@@ -68,7 +86,23 @@ def roundtrip_modules() -> tuple[Callable, Callable]:
     return export_onnx, import_onnx
 
 
+def _export_key(name: str) -> str:
+    """A hash of everything a zoo model's torch export depends on."""
+    from importlib.metadata import version
+
+    import frontends
+
+    root = Path(frontends.__file__).parent
+    digest = hashlib.sha256(f"{name} {BATCH} {SEQ} {VOCAB} {SEED} torch {version('torch')} "
+                            f"onnx {version('onnx')}".encode())
+    for source in [root / "export.py", *sorted((root / "zoo").glob("*.py"))]:
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def zoo_models(tmp_path_factory: pytest.TempPathFactory) -> ZooModels:
+def zoo_models(request: pytest.FixtureRequest) -> ZooModels:
     export_onnx, import_onnx = roundtrip_modules()
-    return ZooModels(tmp_path_factory.mktemp("zoo"), export_onnx, import_onnx)
+    directory = Path(request.config.cache.mkdir("backend_onnx_zoo"))
+    return ZooModels(directory, export_onnx, import_onnx)
