@@ -16,7 +16,9 @@ afterwards, so that
 * every node is named after the op's ``loc`` (or its kind) and its position
   ``#index`` in the function, and carries the op kind and ``loc`` as
   ``metadata_props`` (``transcode.op``, ``transcode.loc``, ``transcode.index``)
-  and in its ``doc_string``.
+  and in its ``doc_string``; annotations that passes put on the op
+  (attributes with a dialect prefix, ``tile:x = 16``) become
+  ``transcode.tile:x = "16"``.
 
 The context imports onnx, so it is only loaded when an export runs.
 """
@@ -32,6 +34,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from transcode_ir.core import Function, Module, Op, Value
 from transcode_ir.errors import UserError
+from transcode_ir.printer import format_attribute
 from transcode_ir.types import TensorType, numpy_dtype
 
 __all__ = ["EmitContext", "OnnxExportError", "onnx_element_type", "op_position"]
@@ -245,6 +248,9 @@ class EmitContext:
         assert op is not None
         base = f"{op.loc or op.name}#{index}"
         nodes = self.op_nodes()
+        # Facts that passes recorded (``tile:x``, ``elector:module``, ...), in their text form.
+        annotations = {f"transcode.{key}": format_attribute(value)
+                       for key, value in op.attributes.items() if ":" in key}
         for k, node in enumerate(nodes):
             node.name = base if len(nodes) == 1 else f"{base}/{k}.{node.op_type}"
             node.doc_string = f"{op.name} (op #{index} of @{self.func.name})" + (
@@ -252,6 +258,7 @@ class EmitContext:
             props = {"transcode.op": op.name, "transcode.index": str(index)}
             if op.loc:
                 props["transcode.loc"] = op.loc
+            props.update(annotations)
             for key, value in props.items():
                 entry = node.metadata_props.add()
                 entry.key, entry.value = key, value

@@ -17,6 +17,14 @@ Emitters may depend on ``ctx.opset`` (13 and up): ``ReduceMean`` and
 13), ``Gelu`` exists from opset 20 and ``LayerNormalization`` from opset 17;
 below those, the op is decomposed into the arithmetic that defines it.
 
+Sections, in order: elementwise ``arith`` and ``nn.relu``; ``nn``
+(activations, softmax, layer norm, conv1d); ``tensor`` (matmul, data
+movement, reductions, constants, parameters, ``tensor.assign`` -- a parameter
+write becomes an extra graph output ``<param>.updated`` -- and
+``func.return``); fused ops (:mod:`transcode_ir.ops_fused`); training ops
+(:mod:`transcode_ir.ops_training`); DynaProp prune ops
+(:mod:`transcode_ir.ops_sparsity`).
+
 :data:`EMITTERS` lists every op kind that exports.  :data:`NOT_EXPORTABLE`
 lists op kinds that deliberately do not, each with the reason.  A test checks
 that every op kind known to :func:`transcode_ir.opdefs.all_opdefs` is in one of

@@ -57,6 +57,16 @@ def test_names_follow_the_function_and_the_locs():
     assert meta == {"transcode.module": "block", "transcode.function": "forward"}
 
 
+def test_pass_annotations_become_node_metadata():
+    m = encoder_block()
+    matmul = next(op for op in m["forward"] if op.name == "tensor.matmul")
+    matmul.set_attr("tile:x", 16)
+    matmul.set_attr("elector:module", "pe_array")
+    props = {p.key: p.value for p in export_function(m).graph.node[0].metadata_props}
+    assert props["transcode.tile:x"] == "16"
+    assert props["transcode.elector:module"] == '"pe_array"'
+
+
 def test_opset_and_ir_version():
     model = export_function(encoder_block(), opset=17)
     assert [(o.domain, o.version) for o in model.opset_import] == [("", 17)]
