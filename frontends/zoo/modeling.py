@@ -443,24 +443,20 @@ def initialize_weights(model: nn.Module, seed: int) -> None:
     the weights are a function of the configuration and the seed only.
     """
     generator = torch.Generator().manual_seed(int(seed))
-
-    def normal(shape: torch.Size, std: float) -> torch.Tensor:
-        return torch.randn(shape, generator=generator) * std
-
     for name, param in model.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
-        owner = name.rsplit(".", 2)[-2] if name.count(".") >= 1 else ""
+        owner = name.rsplit(".", 2)[-2] if "." in name else ""
         if owner == "LayerNorm" and leaf == "weight":
-            value = 1.0 + normal(param.shape, LAYER_NORM_WEIGHT_STD)
+            param.normal_(1.0, LAYER_NORM_WEIGHT_STD, generator=generator)
         elif leaf == "bias":
-            value = normal(param.shape, BIAS_STD)
+            param.normal_(0.0, BIAS_STD, generator=generator)
         elif leaf == "wma_weight":
-            value = torch.eye(param.shape[-1]).expand(param.shape) + normal(param.shape, WEIGHT_STD)
+            param.normal_(0.0, WEIGHT_STD, generator=generator)
+            param.add_(torch.eye(param.shape[-1]))
         elif param.dim() == 3 and owner in CONV_HEAD_TYPES:
-            value = normal(param.shape, 1.0 / math.sqrt(param.shape[-1]))
+            param.normal_(0.0, 1.0 / math.sqrt(param.shape[-1]), generator=generator)
         else:
-            value = normal(param.shape, WEIGHT_STD)
-        param.copy_(value)
+            param.normal_(0.0, WEIGHT_STD, generator=generator)
     for module in model.modules():
         fill = getattr(module, "fill_constants", None)
         if fill is not None:

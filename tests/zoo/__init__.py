@@ -1,0 +1,1 @@
+"""Tests of the model zoo, the ONNX export helpers and ``tcc zoo``."""
