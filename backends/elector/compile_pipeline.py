@@ -136,8 +136,17 @@ def _import(path: Path, batch: int, seq: int, copy_weights: bool) -> Module:
 
 
 def _ensure_passes_registered() -> None:
+    """Register the passes compile pipelines use even when the package's
+    entry points are not installed (an editable checkout not reinstalled)."""
+    import importlib
+
     import backends.elector.map_pass  # noqa: F401  (registers elector-map)
     import passes.tile  # noqa: F401  (registers tile)
+
+    try:
+        importlib.import_module("passes.dynaprop")
+    except ModuleNotFoundError:
+        pass
 
 
 def _quote(text: str) -> str:

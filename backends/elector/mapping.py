@@ -34,6 +34,7 @@ z3 is imported here only, lazily.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -430,7 +431,9 @@ def check_mapping(info: OpStatic, mapping: OpMapping, hw: HardwareConsts,
     resident = mapping.weights != "streamed"
     fixed = {"b": mapping.tile.b, "x": mapping.tile.x, "y": mapping.tile.y,
              "resident": resident}
-    key = (c, tuple(sorted(fixed.items())))
+    # Names only shape the messages: ops that differ only in names (BERT's
+    # twelve layers) share one z3 check.
+    key = (dataclasses.replace(c, loc="", kind="", weight_name=""), tuple(sorted(fixed.items())))
     core = _CHECK_CACHE.get(key)
     if core is None:
         core = z3_conflicts(c, fixed)
@@ -458,8 +461,12 @@ def _no_mapping_error(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, u
     by_name = {k.name: k for k in _constraints_for(c)}
     names = [n for n in core if n in by_name] or [k.name for k in _constraints_for(c)
                                                   if not bool(k.holds(smallest, c, _NumpyOps))]
+    # Explain the constraints that fail even at the smallest tile; the others
+    # in the core (tile-positive, ...) only bound the tiles from below.
+    failing = [n for n in names if n in by_name
+               and not bool(by_name[n].holds(smallest, c, _NumpyOps))]
     lines = [f"  - {name}: even the smallest tile fails: {by_name[name].explain(smallest, c)}"
-             for name in names if name in by_name]
+             for name in failing or names if name in by_name]
     return MappingError(
         f"{info.kind} at {info.loc or '(no source name)'} cannot be mapped onto {hw.name}: "
         f"no tile size and loop order satisfies the constraints (z3 unsat core: "

@@ -91,6 +91,8 @@ _CATEGORY_FORM = {
 _FORM_UNIT = {"matmul": "mac", "attention": "mac", "lanes": "mac", "data": "dma",
               "sparsity": "sparsity"}
 _FREE_CATEGORIES = ("view", "constant", "control")
+#: Data ops whose result has the nonzeros of their first operand.
+_DENSITY_PRESERVING = ("tensor.transpose", "tensor.expand", "tensor.slice")
 ROW_PASSES = 2          # softmax / layer norm: statistics pass, normalise pass
 
 # Loop orders as index arrays into (b, i, j, k), for the vectorised fetch counts.
@@ -224,6 +226,12 @@ class StaticFunction:
             outputs = []
             for k, res in enumerate(op.results):
                 density, source = _density(res)
+                if source == "dense" and op.name in _DENSITY_PRESERVING and op.operands:
+                    # A permutation or copy keeps its input's nonzeros (the IR's
+                    # types of such results carry no encoding).
+                    base = refs.get(id(op.operands[0]))
+                    if base is not None:
+                        density, source = base.density, base.source
                 ref = TensorRef(f"v{ir_index}.{k}", f"{op.name}#{ir_index}"
                                 + (f".{k}" if len(op.results) > 1 else ""),
                                 res.type.numel, density, source, "activation_buffer")
@@ -803,11 +811,19 @@ def derive_mapped_op(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
     for sp in spills:
         level_bytes[sp.level] += sp.buffer_read_bytes
     first = 0.0
+    inline = info.form == "sparsity"
     for spec in inputs + outputs:
         is_out = spec in outputs
         ref = spec.ref
         tensor = ref.numel * bpe * ref.density
         mask = ref.numel / 8.0 if ref.sparse else 0.0
+        if inline and not spec.streamed and not spec.fill_bytes and not spec.write_through:
+            # Pruning runs in the post-sparsity units on the way out of the
+            # producing lane: no buffer traffic of its own.
+            traffic.append(OperandTraffic(spec.role, ref.name, ref.buffer, True, ref.numel * bpe,
+                                          ref.density, ref.source, 0.0, 0.0, 1, 1, 0.0, 0.0,
+                                          0.0, 0.0, 0.0))
+            continue
         if is_out:
             mm_read, mm_write = 0.0, (tensor if (spec.streamed or spec.write_through) else 0.0)
             buf_read = tensor if (spec.streamed or spec.write_through) else 0.0
@@ -823,8 +839,8 @@ def derive_mapped_op(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
         level_bytes["main_memory"] += mm_read + mm_write
         level_bytes[ref.buffer] += buf_read + buf_write
         level_bytes["mask_buffer"] += mask
-        traffic.append(OperandTraffic(spec.role, ref.name, ref.buffer, not spec.streamed, tensor,
-                                      ref.density, ref.source, tensor, mask, 1, 1,
+        traffic.append(OperandTraffic(spec.role, ref.name, ref.buffer, not spec.streamed,
+                                      ref.numel * bpe, ref.density, ref.source, tensor, mask, 1, 1,
                                       buf_read, buf_write, mask, mm_read, mm_write))
     if info.lookup is not None:
         rows = info.outputs[0].numel * bpe
