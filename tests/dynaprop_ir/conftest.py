@@ -64,10 +64,12 @@ def _export_key() -> str:
 
 
 @pytest.fixture(scope="session")
-def bert_tiny(request: pytest.FixtureRequest) -> BertTiny:
+def bert_tiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> BertTiny:
     from frontends.onnx import import_onnx
 
-    directory = Path(request.config.cache.mkdir("dynaprop_ir"))
+    cache = getattr(request.config, "cache", None)     # None with -p no:cacheprovider
+    directory = Path(cache.mkdir("dynaprop_ir")) if cache is not None else \
+        tmp_path_factory.mktemp("dynaprop_ir")
     path = directory / f"bert-tiny-{_export_key()}.onnx"
     if not path.exists():
         from frontends.export import export_onnx
