@@ -297,6 +297,7 @@ class _Importer:
         self.constant_sources: dict[str, str] = {}
         # Initializers the exporter folded: name -> the initializers they came from.
         self.folded_sources: dict[str, list[str]] = {}
+        self.exporter_kinds: dict[str, str] = {}
         self.reserved_names: set[str] = set()
         self.module = Module(name)
         self.function: Function | None = None
@@ -320,16 +321,21 @@ class _Importer:
 
     def _register_initializers(self) -> None:
         kinds, folded_from = self._exporter_markings()
+        self.exporter_kinds = kinds
         for init in self.graph.initializer:
             self.initializers[init.name] = init
             if not is_generated_name(init.name) and init.name not in folded_from:
                 self.reserved_names.add(init.name)
             sources = folded_from.get(init.name)
             if sources is not None:
-                # Folded by the exporter: a weight if folded from a parameter.
+                # Folded by the exporter.  From a parameter and used as the weight
+                # of a matrix product (a transposed Linear weight): a weight.  Any
+                # other fold of parameters (a token-type embedding looked up at
+                # export time) is a constant: it is no longer the torch parameter.
                 self.folded_sources[init.name] = sources
                 source_kinds = {kinds.get(source) for source in sources}
-                marked = "PARAMETER" if "PARAMETER" in source_kinds or None in source_kinds \
+                from_parameter = "PARAMETER" in source_kinds or None in source_kinds
+                marked = "PARAMETER" if from_parameter and self._used_as_weight(init.name) \
                     else "BUFFER"
             else:
                 marked = kinds.get(init.name, "PARAMETER")
@@ -339,6 +345,14 @@ class _Importer:
                 self.weight_sources[init.name] = (init.name, "")
             else:
                 self.constant_sources[init.name] = init.name
+
+    def _used_as_weight(self, name: str) -> bool:
+        """True if every use of ``name`` is the weight operand of MatMul, Gemm or Conv."""
+        uses = [(node.op_type, index) for node in self.graph.node
+                for index, input_name in enumerate(node.input) if input_name == name]
+        return bool(uses) and all(
+            (op_type in ("MatMul", "Gemm") and index == 1) or (op_type == "Conv" and index >= 1)
+            for op_type, index in uses)
 
     def _exporter_markings(self) -> tuple[dict[str, str], dict[str, list[str]]]:
         """What the dynamo exporter says about initializers: the kind of each
@@ -702,10 +716,12 @@ class _Importer:
             kind, role = "constant", "constant"
         sources = self.folded_sources.get(root)
         if sources is not None and "." not in root:
-            # Folded by the exporter from one tensor (dynamo's ``t`` for dct.t()).
-            if len(sources) == 1:
+            # Folded by the exporter from one parameter or buffer (dynamo's ``t``
+            # for dct.t(); ``embedding_2`` for a token-type lookup done at export).
+            named = [source for source in sources if source in self.exporter_kinds]
+            if len(named) == 1:
                 turned = "_transposed" if linear_operand and not suffix else "_folded"
-                return self._unique(sources[0] + turned + suffix, root), kind
+                return self._unique(named[0] + turned + suffix, root), kind
         if is_generated_name(root) or (sources is not None and "." not in root):
             if not scope:
                 return self._unique(root + suffix, root), kind

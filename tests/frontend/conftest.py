@@ -97,6 +97,11 @@ def zoo_onnx(request: pytest.FixtureRequest) -> Callable[..., Path]:
                 os.rename(staging, final)
             except OSError:  # another session finished first
                 shutil.rmtree(staging, ignore_errors=True)
+            prefix = f"{name}-{exporter}{opset or ''}-"
+            for old in directory.glob(prefix + "*"):
+                stale_key = old.name[len(prefix):]
+                if old != final and "." not in old.name and len(stale_key) == 20:
+                    shutil.rmtree(old, ignore_errors=True)  # made from older sources
         made[key] = final / "model.onnx"
         return made[key]
 
