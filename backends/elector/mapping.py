@@ -442,7 +442,12 @@ def check_mapping(info: OpStatic, mapping: OpMapping, hw: HardwareConsts,
         return
     v = _Vars(mapping.tile.b, mapping.tile.x, mapping.tile.y, resident)
     by_name = {k.name: k for k in _constraints_for(c)}
-    lines = [f"  - {name}: {by_name[name].explain(v, c)}" for name in core if name in by_name]
+    # Explain what the values break; the rest of the core (tile-positive, ...)
+    # only bounds the free values.
+    broken = [name for name in core if name in by_name
+              and not bool(by_name[name].holds(v, c, _NumpyOps))]
+    lines = [f"  - {name}: {by_name[name].explain(v, c)}"
+             for name in broken or [n for n in core if n in by_name]]
     forced_names = [name.split(" ", 1)[1] for name in core if name.startswith("forced ")]
     what = "forced" if forced else "chosen"
     where = f"{info.kind} at {info.loc or '(no source name)'}"
