@@ -201,10 +201,16 @@ def _erf(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
 
 FOLDERS["Erf"] = _erf
 
+def _predicate(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Folder:
+    def fold(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+        return [np.asarray(fn(x[0], x[1]))]
+    return fold
+
+
 for _name, _fn in {"Equal": np.equal, "Less": np.less, "Greater": np.greater,
                    "LessOrEqual": np.less_equal, "GreaterOrEqual": np.greater_equal,
                    "And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor}.items():
-    FOLDERS[_name] = (lambda fn: lambda x, attrs, opset: [np.asarray(fn(x[0], x[1]))])(_fn)
+    FOLDERS[_name] = _predicate(_fn)
 
 FOLDERS["Not"] = lambda x, attrs, opset: [np.logical_not(x[0])]
 

@@ -164,7 +164,7 @@ def load_onnx_model(path_or_model: Any, copy_weights: bool = False
             "expected a file written by onnx.save or torch.onnx.export")
     try:
         onnx.checker.check_model(checker_input if checker_input is not None else model)
-    except Exception as err:  # onnx.checker.ValidationError and friends
+    except Exception as err:  # noqa: BLE001 - onnx.checker.ValidationError and friends
         raise OnnxImportError(f"{label}: the model fails onnx.checker: {_one_line(err)}") from None
     if model.functions:
         from onnx import inliner
@@ -178,7 +178,7 @@ def _parse_with_onnx(path: Path, label: str) -> onnx.ModelProto:
 
     try:
         return onnx.load(str(path))
-    except Exception as err:  # protobuf DecodeError, external-data errors, ...
+    except Exception as err:  # noqa: BLE001 - protobuf DecodeError, external-data errors
         raise OnnxImportError(
             f"{label}: not an ONNX model, or a truncated or corrupt one (reading it as an "
             f"ONNX protobuf failed: {_one_line(err)})") from None
@@ -470,7 +470,8 @@ class _Importer:
                 continue
             pattern = gelu_roots.get(id(node))
             if pattern is not None:
-                self._lower(node, attrs, lambda ctx: lower_gelu(ctx, pattern.x, pattern.approximate))
+                self._lower(node, attrs, lambda ctx, found=pattern: lower_gelu(
+                    ctx, found.x, found.approximate))
                 continue
             if op_type in _ALIAS_OPS:
                 self._alias(node, attrs)
@@ -575,7 +576,7 @@ class _Importer:
             raise OnnxImportError(f"{self._where(node)}: {err}") from None
         except UserError:
             raise
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - numpy/onnx.reference errors, reported
             raise OnnxImportError(f"{self._where(node)}: cannot evaluate {op_type} on its constant "
                                   f"inputs: {_one_line(err)}") from None
         data = node.input[0] if node.input else ""

@@ -256,7 +256,7 @@ def read_onnx_file(path: str | os.PathLike[str], copy_weights: bool = False) -> 
     model = onnx.ModelProto()
     try:
         model.ParseFromString(skeleton)
-    except Exception as err:  # google.protobuf.message.DecodeError
+    except Exception as err:  # noqa: BLE001 - google.protobuf.message.DecodeError
         raise WireFormatError(str(err)) from None
     # Mapped initializers keep their external references in the skeleton; any
     # other tensor stored outside the file is loaded by onnx, as onnx.load would.
@@ -318,7 +318,7 @@ def _load_unmapped_external_data(model: onnx.ModelProto, arrays: dict[str, np.nd
         if tensor.data_location == TensorProto.EXTERNAL:
             try:
                 load_external_data_for_tensor(tensor, str(base_dir))
-            except Exception as err:  # onnx raises ValidationError for a missing file
+            except Exception as err:  # noqa: BLE001 - onnx raises ValidationError for it
                 raise ExternalDataError(f"tensor {tensor.name!r}: {err}") from None
             tensor.data_location = TensorProto.DEFAULT
             del tensor.external_data[:]

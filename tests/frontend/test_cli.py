@@ -75,11 +75,11 @@ def test_summary_shows_macs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 @pytest.mark.parametrize("arguments,expected", [
-    (["--input-shape", "input_ids=4by128"], "--input-shape expects NAME=DIMS such as "
-                                            "input_ids=4x128"),
+    (["--input-shape", "input_ids=4by128"],
+     "--input-shape expects NAME=DIMS such as input_ids=4x128"),
     (["--input-shape", "tokens=4x128"], "input shape given for 'tokens', which is not an input"),
-    (["--input-shape", "input_ids=4x128x2"], "has rank 3, but the model's input 'input_ids' "
-                                             "has rank 2"),
+    (["--input-shape", "input_ids=4x128x2"],
+     "has rank 3, but the model's input 'input_ids' has rank 2"),
     (["--input-shape", "input_ids=1x8", "--input-shape", "input_ids=1x9"],
      "--input-shape gives input 'input_ids' twice"),
     (["-o", "x.npz"], "give the .tir path"),

@@ -246,19 +246,21 @@ main (float[batch, 3] x, float[batch, 4] z) => (float[batch, 3] y)
 
 
 @pytest.mark.parametrize("shapes,expected", [
-    ({"input_ids": (1, 8)}, "input shape given for 'input_ids', which is not an input of the "
-                            "model; its inputs are scores [batch, 2, sequence, sequence], "
-                            "mask [batch, sequence], fixed [4, 3]"),
-    ({"mask": (1, 8, 3)}, "input shape 1x8x3 for 'mask' has rank 3, but the model's input "
-                          "'mask' has rank 2 (dims [batch, sequence])"),
-    ({"fixed": (4, 5)}, "input shape 4x5 for 'fixed' sets axis 1 to 5, but the model fixes it "
-                        "at 3 (dims [4, 3])"),
-    ({"mask": (0, 8)}, "input shape for 'mask' must be a sequence of positive integers such as "
-                       "(4, 128), got (0, 8)"),
+    ({"input_ids": (1, 8)},
+     ("input shape given for 'input_ids', which is not an input of the model; its inputs are "
+     "scores [batch, 2, sequence, sequence], mask [batch, sequence], fixed [4, 3]")),
+    ({"mask": (1, 8, 3)},
+     ("input shape 1x8x3 for 'mask' has rank 3, but the model's input 'mask' has rank 2 "
+     "(dims [batch, sequence])")),
+    ({"fixed": (4, 5)},
+     "input shape 4x5 for 'fixed' sets axis 1 to 5, but the model fixes it at 3 (dims [4, 3])"),
+    ({"mask": (0, 8)},
+     ("input shape for 'mask' must be a sequence of positive integers such as (4, 128), "
+     "got (0, 8)")),
     ({"mask": "1x8"}, "input shape for 'mask' must be a sequence of positive integers"),
-    ({"mask": (2, 8), "scores": (3, 2, 8, 8)}, "input shape 3x2x8x8 for 'scores' sets dimension "
-                                                "'batch' to 3, but the shape given for 'mask' "
-                                                "sets it to 2"),
+    ({"mask": (2, 8), "scores": (3, 2, 8, 8)},
+     ("input shape 3x2x8x8 for 'scores' sets dimension 'batch' to 3, but the shape given for "
+     "'mask' sets it to 2")),
 ])
 def test_shape_binding_errors(shapes: dict, expected: str) -> None:
     with pytest.raises(ShapeBindingError) as excinfo:
