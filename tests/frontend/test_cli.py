@@ -148,3 +148,20 @@ def test_interpreter_agrees_after_the_file_round_trip(model_path: Path, tmp_path
     (expected,) = run_onnxruntime(model_path, inputs)
     (actual,) = run_function(module, "forward", inputs)
     assert relative_error(actual, expected) <= 1e-6
+
+
+def test_neither_help_nor_import_loads_torch(model_path: Path) -> None:
+    """``tcc --help`` imports nothing heavy; ``tcc import`` never needs torch."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, tools.cli\n"
+        "tools.cli.build_parser()\n"
+        "help_loaded = [m for m in ('torch', 'onnx', 'numpy') if m in sys.modules]\n"
+        f"code = tools.cli.main(['import', {str(model_path)!r}])\n"
+        "print(help_loaded, code, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).resolve().parents[2])
+    assert result.stdout.strip().splitlines()[-1] == "[] 0 False"
