@@ -1,0 +1,1 @@
+"""Co-design: joint search over model, schedule and hardware (placeholder, see api)."""

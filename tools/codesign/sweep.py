@@ -1,0 +1,261 @@
+"""The sweep driver: a strategy, an evaluator, an executor and a results store.
+
+:func:`run_sweep` loops::
+
+    points  = strategy.ask(batch)                  # valid, deterministic for the seed
+    keys    = [point_key(point) ...]               # hash of everything that determines it
+    stored  = store.get_many(keys)                 # answered without evaluating
+    for each completion of executor.run(the others):
+        store.put(key, outcome)                    # committed as it arrives
+    strategy.tell(points, outcomes)                # in proposal order
+    store.add_trials(sweep, seq, keys, scores)
+
+Resuming.  A sweep is named (``name``; by default strategy, seed and a hash
+of its configuration), and its configuration -- space, evaluator settings,
+objective, strategy and options, seed, batch size -- is stored with it.
+Running the same sweep again (after Ctrl-C, ``kill -9``, or to raise the
+budget) replays the strategy from the seed: its proposals are the same, they
+are found in the store and told without evaluating, and the sweep continues
+from the first point that is not stored.  Nothing committed is lost and
+nothing is evaluated twice; only evaluations in flight at the kill are
+repeated.  The replay checks each proposal against the recorded trial order
+and stops with an error if the strategy diverged (which would mean a
+nondeterministic strategy).
+
+The budget counts *trials*: proposals told to the strategy, whether
+evaluated now or answered from the store (a store shared between sweeps
+answers points another sweep evaluated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transcode_ir.errors import UserError
+
+__all__ = ["SweepResult", "Trial", "run_sweep", "sweep_config"]
+
+
+@dataclass
+class Trial:
+    """One proposal of a sweep: where it came from and what it scored."""
+
+    seq: int
+    point: Any
+    key: str
+    outcome: Any
+    score: float
+    cached: bool
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did and found."""
+
+    name: str
+    sweep_id: int
+    strategy: str
+    trials: list[Trial]
+    evaluated: int                  # evaluated in this run
+    reused: int                     # answered from the store in this run
+    seconds: float
+    stopped: str                    # "budget", "converged", "exhausted"
+    objective: Any
+    space: Any
+    best: Trial | None = None
+    front: list[Trial] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for t in self.trials if t.outcome.status != "ok")
+
+    def best_so_far(self) -> list[float]:
+        """Best score after each trial (``-inf`` until a feasible one)."""
+        out, best = [], -math.inf
+        for trial in self.trials:
+            best = max(best, trial.score)
+            out.append(best)
+        return out
+
+    def summary(self) -> str:
+        lines = [f"sweep {self.name}: {len(self.trials)} trials ({self.evaluated} evaluated now, "
+                 f"{self.reused} from the store, {self.failed} failed) in {self.seconds:.1f} s; "
+                 f"stopped: {self.stopped}"]
+        if self.best is not None and math.isfinite(self.best.score):
+            lines.append(f"best score {self.best.score:.6f}: "
+                         f"{self.space.describe(self.best.point)}")
+            metrics = self.best.outcome.metrics
+            lines.append("  " + ", ".join(f"{k} {v:.6g}" for k, v in metrics.items()
+                                          if isinstance(v, (int, float))))
+            lines.append(f"  accuracy source: {self.best.outcome.accuracy_source}; simulator: "
+                         f"{self.best.outcome.simulator}")
+        else:
+            lines.append("no feasible point found")
+        return "\n".join(lines)
+
+
+def sweep_config(space: Any, evaluator: Any, objective: Any, strategy: str,
+                 strategy_options: dict[str, Any], seed: int, batch_size: int
+                 ) -> tuple[dict[str, Any], str]:
+    """The configuration that determines a sweep's proposals, and its hash."""
+    from tools.version import TOOL_VERSION
+
+    config = {"space": space.to_json(), "evaluator": evaluator.identity(),
+              "objective": objective.to_json(), "strategy": strategy,
+              "strategy_options": strategy_options, "seed": seed, "batch_size": batch_size,
+              "tool_version": TOOL_VERSION}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()
+                            ).hexdigest()
+    return config, digest
+
+
+def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str | Path,
+              budget: int, seed: int = 0, objective: Any = None, executor: Any = "local",
+              workers: int = 2, batch_size: int = 8, name: str | None = None,
+              strategy_options: dict[str, Any] | None = None, progress: Any = None,
+              stop_on_convergence: bool = False) -> SweepResult:
+    """Run (or resume) a sweep; see the module docstring.
+
+    ``space``: a :class:`~tools.codesign.spaces.JointSpace`; ``evaluator``: an
+    :class:`~tools.codesign.evaluation.Evaluator`; ``strategy``: a name of
+    :data:`~tools.codesign.strategies.STRATEGIES`; ``objective``: a
+    :class:`~tools.codesign.objectives.WeightedObjective` (default) or
+    :class:`~tools.codesign.objectives.ParetoObjective`; ``executor``: an
+    :class:`~tools.codesign.executors.Executor` or its spec (``local``,
+    ``inline``, ``ray``, ``ray://HOST:PORT``).
+    """
+    from tools.codesign.evaluation import point_identity, point_key
+    from tools.codesign.executors import Executor, make_executor
+    from tools.codesign.objectives import WeightedObjective, pareto_front
+    from tools.codesign.progress import SilentProgress
+    from tools.codesign.store import ResultsStore
+    from tools.codesign.strategies import make_strategy
+
+    if budget < 0:
+        raise UserError(f"budget must be >= 0, got {budget}")
+    if batch_size < 1:
+        raise UserError(f"batch size must be >= 1, got {batch_size}")
+    objective = objective or WeightedObjective()
+    strategy_options = dict(strategy_options or {})
+    progress = progress or SilentProgress()
+    config, digest = sweep_config(space, evaluator, objective, strategy, strategy_options, seed,
+                                  batch_size)
+    name = name or f"{strategy}-seed{seed}-{digest[:8]}"
+    started = time.perf_counter()
+    store = ResultsStore(db)
+    runner: Executor | None = None
+    try:
+        sweep_id = store.sweep(name, config, digest)
+        recorded = {seq: key for seq, key, _, _ in store.trials(sweep_id)}
+        search = make_strategy(strategy, space, objective, seed, **strategy_options)
+        trials: list[Trial] = []
+        evaluated = reused = failed = 0
+        stopped = "budget"
+        progress.start(budget, f"{name}")
+        best = -math.inf
+        while len(trials) < budget:
+            if stop_on_convergence and search.converged:
+                stopped = "converged"
+                break
+            if search.exhausted_space:
+                stopped = "exhausted"
+                break
+            count = min(batch_size, budget - len(trials))
+            points = search.ask(count)
+            keys = [point_key(space, evaluator, p) for p in points]
+            base = len(trials)
+            for offset, key in enumerate(keys):
+                expected = recorded.get(base + offset)
+                if expected is not None and expected != key:
+                    raise UserError(
+                        f"sweep {name!r}: replaying the strategy proposed a different point at "
+                        f"trial {base + offset} than the stored run (the strategy is not "
+                        "deterministic, or the space, evaluator or tool changed); start a new "
+                        "sweep with another --name")
+            stored = store.get_many(keys)
+            outcomes: dict[str, Any] = {k: r.outcome() for k, r in stored.items()}
+            todo: list[int] = []
+            for position, key in enumerate(keys):
+                if key not in outcomes and key not in {keys[i] for i in todo}:
+                    todo.append(position)
+            if todo:
+                if runner is None:
+                    runner = executor if isinstance(executor, Executor) else make_executor(
+                        executor, workers)
+                    runner.start(evaluator, space)
+                batch_points = [points[i] for i in todo]
+                for index, outcome in runner.run(batch_points):
+                    position = todo[index]
+                    point, key = points[position], keys[position]
+                    store.put(key, point_identity(space, evaluator, point), point.to_json(),
+                              space.describe(point), f"{space.hardware.name}#{point.hardware}",
+                              outcome)
+                    outcomes[key] = outcome
+                    evaluated += 1
+                    failed += outcome.status != "ok"
+                    best = max(best, objective.score(outcome))
+                    progress.update(base + len(outcomes) - 0, evaluated, reused, failed,
+                                    best if math.isfinite(best) else None)
+            told = [outcomes[k] for k in keys]
+            search.tell(points, told)
+            rows = []
+            for offset, (point, key, outcome) in enumerate(zip(points, keys, told)):
+                score = objective.score(outcome)
+                cached = key in stored
+                reused += cached
+                if cached:
+                    failed += outcome.status != "ok"
+                best = max(best, score)
+                trials.append(Trial(base + offset, point, key, outcome, score, cached))
+                if base + offset not in recorded:
+                    rows.append((base + offset, key, int(cached), score))
+            if rows:
+                store.add_trials(sweep_id, rows)
+            progress.update(len(trials), evaluated, reused, failed,
+                            best if math.isfinite(best) else None)
+        if len(trials) >= budget:
+            store.set_sweep_state(sweep_id, "done")
+    finally:
+        if runner is not None and runner is not executor:
+            runner.close()
+        store.close()
+    scored = [t for t in trials if math.isfinite(t.score)]
+    best_trial = max(scored, key=lambda t: t.score) if scored else None
+    front: list[Trial] = []
+    if objective.to_json().get("kind") == "pareto":
+        unique = {t.key: t for t in trials if t.outcome.status == "ok"}
+        front = pareto_front(unique.values(), lambda t: objective.values(t.outcome),
+                             objective.directions)
+    result = SweepResult(name, sweep_id, strategy, trials, evaluated, reused,
+                         time.perf_counter() - started, stopped, objective, space, best_trial,
+                         front)
+    progress.finish()
+    return result
+
+
+def load_trials(db: str | Path, sweep: str | int | None = None) -> dict[str, list[Any]]:
+    """``{sweep name: [(seq, score), ...]}`` from a store (for plots)."""
+    from tools.codesign.store import ResultsStore
+
+    out: dict[str, list[Any]] = {}
+    with ResultsStore(db) as store:
+        for entry in store.sweeps():
+            if sweep is not None and sweep not in (entry["name"], entry["id"]):
+                continue
+            out[entry["name"]] = [(seq, score) for seq, _, _, score in store.trials(entry["id"])]
+    return out
+
+
+def unique_outcomes(trials: Sequence[Trial]) -> list[Trial]:
+    """Each distinct point once (first trial), in order."""
+    seen: dict[str, Trial] = {}
+    for trial in trials:
+        seen.setdefault(trial.key, trial)
+    return list(seen.values())
