@@ -245,10 +245,11 @@ class Report:
             out.append(f"per-op table: the {max_ops} longest of {len(rows)} ops "
                        "(all of them in --json)")
         out.append(_table(
-            ("#", "op", "source name", "unit", "mapping", "cycles", "roofline", "bound", "MACs"),
+            ("#", "op", "source name", "unit", "mapping", "cycles", "roofline", "bound", "MACs",
+             "density"),
             [(str(op.index), op.kind, _short(op.loc, 44), op.unit, _mapping_text(op),
               f"{res.cycles:,.0f}", f"{res.roofline_cycles:,.0f}", res.bound,
-              f"{op.macs:,}" if op.macs else "") for op, res in shown]))
+              f"{op.macs:,}" if op.macs else "", _density_text(op)) for op, res in shown]))
         notes = list(r.notes) + self.notes
         if dens.get("assumed"):
             notes.append("* some densities are assumed (given by hand), not measured")
@@ -336,6 +337,14 @@ def _share(part: float, total: float) -> str:
 
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
+def _density_text(op: Any) -> str:
+    """The op's MAC density, marked ``*`` when any operand's density is assumed."""
+    sources = {t.source for t in op.operands if t.role not in ("spill", "scores")}
+    if sources <= {"dense"}:
+        return ""
+    return f"{op.density:.3g}" + ("*" if "assumed" in sources else "")
 
 
 def _mapping_text(op: Any) -> str:

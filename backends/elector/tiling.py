@@ -780,10 +780,6 @@ def operand_specs(info: OpStatic, plan: ResidencyPlan, weights: str | None
     return inputs, outputs
 
 
-def _spill_bytes(info: OpStatic, plan: ResidencyPlan) -> float:
-    return sum(size for _, size in plan.spills[info.index])
-
-
 def spill_level_bytes(info: OpStatic, plan: ResidencyPlan) -> dict[str, float]:
     """Bytes per level that op ``info`` moves to spill other tensors."""
     out = {"main_memory": 0.0}
@@ -800,16 +796,11 @@ def derive_mapped_op(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
     spills = [OperandTraffic("spill", ref.name, ref.buffer, True, size, 1.0, ref.source,
                              0.0, 0.0, 1, 1, size, 0.0, 0.0, 0.0, size)
               for ref, size in plan.spills[info.index]]
-    spill_total = _spill_bytes(info, plan)
     bpe = hw.bytes_per_element
     if info.form in ("matmul", "attention"):
         return _derive_product(info, mapping, inputs, outputs, spills, plan, hw, deps)
     # Whole-tensor forms: every input read once, every output written once.
     traffic: list[OperandTraffic] = []
-    level_bytes = {"main_memory": spill_total, "activation_buffer": 0.0, "weight_buffer": 0.0,
-                   "mask_buffer": 0.0}
-    for sp in spills:
-        level_bytes[sp.level] += sp.buffer_read_bytes
     first = 0.0
     inline = info.form == "sparsity"
     for spec in inputs + outputs:
@@ -836,15 +827,11 @@ def derive_mapped_op(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
         if not is_out:
             source = "main_memory" if (spec.streamed or spec.fill_bytes) else ref.buffer
             first = max(first, min(tensor, 64.0 * hw.pes) / hw.bandwidth[source])
-        level_bytes["main_memory"] += mm_read + mm_write
-        level_bytes[ref.buffer] += buf_read + buf_write
-        level_bytes["mask_buffer"] += mask
         traffic.append(OperandTraffic(spec.role, ref.name, ref.buffer, not spec.streamed,
                                       ref.numel * bpe, ref.density, ref.source, tensor, mask, 1, 1,
                                       buf_read, buf_write, mask, mm_read, mm_write))
     if info.lookup is not None:
         rows = info.outputs[0].numel * bpe
-        level_bytes["main_memory"] += rows
         traffic.append(OperandTraffic("table", info.lookup.name, "weight_buffer", False,
                                       info.lookup.numel * bpe, 1.0, info.lookup.source,
                                       rows, 0.0, 1, 1, 0.0, 0.0, 0.0, rows, 0.0))
