@@ -3,7 +3,9 @@
 How a model is imported
 =======================
 
-1. **Load and check.**  A missing file, a file that is not ONNX (or is cut
+1. **Load and check.**  The file is memory-mapped and its weights become
+   read-only arrays viewing it (:mod:`frontends.onnx.reader`), so a 440 MB
+   model is not copied.  A missing file, a file that is not ONNX (or is cut
    short), and a model that fails ``onnx.checker`` are each a
    :class:`~transcode_ir.errors.UserError` that says so.  Local functions are
    inlined.  Opsets 10 to 23 of the default domain are accepted (13–20 are
