@@ -120,7 +120,8 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
               budget: int, seed: int = 0, objective: Any = None, executor: Any = "local",
               workers: int = 2, batch_size: int = 8, name: str | None = None,
               strategy_options: dict[str, Any] | None = None, progress: Any = None,
-              stop_on_convergence: bool = False) -> SweepResult:
+              stop_on_convergence: bool = False,
+              time_limit: float | None = None) -> SweepResult:
     """Run (or resume) a sweep; see the module docstring.
 
     ``space``: a :class:`~tools.codesign.spaces.JointSpace`; ``evaluator``: an
@@ -129,7 +130,8 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
     :class:`~tools.codesign.objectives.WeightedObjective` (default) or
     :class:`~tools.codesign.objectives.ParetoObjective`; ``executor``: an
     :class:`~tools.codesign.executors.Executor` or its spec (``local``,
-    ``inline``, ``ray``, ``ray://HOST:PORT``).
+    ``inline``, ``ray``, ``ray://HOST:PORT``).  ``time_limit`` (seconds)
+    stops the sweep early (between rounds); running it again resumes.
     """
     from tools.codesign.evaluation import point_identity, point_key
     from tools.codesign.executors import Executor, make_executor
@@ -163,6 +165,9 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
         while len(trials) < budget:
             if stop_on_convergence and search.converged:
                 stopped = "converged"
+                break
+            if time_limit is not None and time.perf_counter() - started > time_limit:
+                stopped = "time limit"
                 break
             if search.exhausted_space:
                 stopped = "exhausted"
@@ -201,8 +206,9 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
                     evaluated += 1
                     failed += outcome.status != "ok"
                     best = max(best, objective.score(outcome))
-                    progress.update(base + len(outcomes) - 0, evaluated, reused, failed,
-                                    best if math.isfinite(best) else None)
+                    if len(outcomes) < len(keys):
+                        progress.update(base + len(outcomes), evaluated, reused, failed,
+                                        best if math.isfinite(best) else None)
             told = [outcomes[k] for k in keys]
             search.tell(points, told)
             rows = []

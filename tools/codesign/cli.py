@@ -1,0 +1,296 @@
+"""What ``tcc sweep`` and ``tcc codesign`` do (the command files only parse).
+
+Both build a :class:`~tools.codesign.spaces.JointSpace`, an evaluator, an
+objective, and call :func:`~tools.codesign.sweep.run_sweep` with a live
+progress line on stderr; then print the summary, write plots (``--plots``)
+and the best pair's full report (event simulator when available).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from transcode_ir.errors import UserError
+
+__all__ = ["add_common_options", "run_codesign", "run_sweep_command", "run_sweep_export",
+           "run_sweep_status"]
+
+
+def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
+                       default_budget: int) -> None:
+    """Options shared by ``tcc sweep`` and ``tcc codesign``."""
+    search = parser.add_argument_group("search")
+    search.add_argument("--db", required=True, help="results database (SQLite; created if "
+                        "missing; a sweep run again with the same options resumes)")
+    search.add_argument("--strategy", default=default_strategy,
+                        help="random | evolution | boshcode | tpe | nsga2 (default "
+                             f"{default_strategy})")
+    search.add_argument("--budget", type=int, default=default_budget,
+                        help=f"trials (proposals) in total, default {default_budget}")
+    search.add_argument("--seed", type=int, default=0, help="strategy seed (default 0)")
+    search.add_argument("--batch", type=int, default=8,
+                        help="points asked per round (default 8; part of what makes a run "
+                             "reproducible)")
+    search.add_argument("--name", help="sweep name (default: strategy, seed and a hash of the "
+                        "configuration)")
+    search.add_argument("--time-limit", type=float, metavar="SECONDS",
+                        help="stop after this long (resume later with the same command)")
+    search.add_argument("--patience", type=int, metavar="ROUNDS",
+                        help="boshcode: stop when the best has not improved for this many "
+                             "rounds (the paper uses 10)")
+    run = parser.add_argument_group("execution")
+    run.add_argument("--executor", default="local",
+                     help="local (process pool, default) | inline | ray (start a local "
+                          "instance) | ray://HOST:PORT | ray:ADDRESS")
+    run.add_argument("--workers", type=int, default=2, help="worker processes or actors "
+                     "(default 2)")
+    run.add_argument("--cache", help="model cache directory (default $TRANSCODE_CACHE or "
+                     "~/.cache/transcode)")
+    run.add_argument("--quiet", action="store_true", help="no progress line")
+    cost = parser.add_argument_group("evaluation")
+    cost.add_argument("--sim", default="analytical", choices=("analytical", "event"),
+                      help="simulator for every evaluation (default analytical)")
+    cost.add_argument("--seq", type=int, default=128, help="sequence length (default 128)")
+    cost.add_argument("--train", action="store_true",
+                      help="cost a training step (train_step) instead of inference")
+    cost.add_argument("--tiles", default="auto",
+                      help="schedule tile choices, comma-separated: auto (the mapper picks "
+                           "per op), design (the design's tile), BxXxY (default auto)")
+    cost.add_argument("--orders", default="auto",
+                      help="loop-order choices: auto or permutations of bijk (default auto)")
+    cost.add_argument("--tau-i", default="0", help="DynaProp tau_I choices (default 0)")
+    cost.add_argument("--tau-t", default="0", help="DynaProp tau_T choices (default 0)")
+    cost.add_argument("--densities", default="measured",
+                      help="densities when tau > 0: measured (from measured accuracy's run) | "
+                           "profile:FILE | assumed:D (default measured)")
+    cost.add_argument("--synthetic", action="store_true",
+                      help="use the synthetic evaluator (closed-form metrics; for trying the "
+                           "machinery)")
+    goal = parser.add_argument_group("objective")
+    goal.add_argument("--objective", default="weighted",
+                      help="weighted (the paper's score) | pareto:METRIC,METRIC[,...] "
+                           "(e.g. pareto:latency_ms,energy_nj,accuracy)")
+    goal.add_argument("--weights", help="override weights, e.g. accuracy=0.5,latency=0.1,"
+                      "dynamic_energy=0.2,leakage_energy=0.1,area=0.1")
+    goal.add_argument("--max-area", type=float, metavar="MM2", help="hard limit on area")
+    goal.add_argument("--max-latency", type=float, metavar="MS", help="hard limit on latency")
+    out = parser.add_argument_group("output")
+    out.add_argument("--plots", metavar="DIR", help="write pareto.png and best_so_far.png")
+    out.add_argument("--no-report", action="store_true",
+                     help="skip the best pair's full report")
+
+
+def _floats(text: str, label: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"{label} {text!r}: expected comma-separated numbers") from None
+
+
+def _objective(args: argparse.Namespace) -> Any:
+    from tools.codesign.objectives import (
+        DEFAULT_WEIGHTS, Constraints, ParetoObjective, WeightedObjective,
+    )
+
+    constraints = Constraints(args.max_area, args.max_latency)
+    weights = dict(DEFAULT_WEIGHTS)
+    if args.weights:
+        for item in args.weights.split(","):
+            name, _, value = item.partition("=")
+            try:
+                weights[name.strip()] = float(value)
+            except ValueError:
+                raise UserError(f"--weights {item!r}: expected NAME=NUMBER") from None
+    guide = WeightedObjective(weights, constraints=constraints)
+    if args.objective == "weighted":
+        return guide
+    if args.objective.startswith("pareto:"):
+        metrics = tuple(m.strip() for m in args.objective[7:].split(",") if m.strip())
+        return ParetoObjective(metrics, constraints, guide)
+    raise UserError(f"--objective {args.objective!r}: expected weighted or pareto:M1,M2")
+
+
+def _schedule_space(args: argparse.Namespace) -> Any:
+    from tools.codesign.spaces import ScheduleSpace
+
+    return ScheduleSpace(tuple(t.strip() for t in args.tiles.split(",") if t.strip()),
+                         tuple(o.strip() for o in args.orders.split(",") if o.strip()),
+                         _floats(args.tau_i, "--tau-i"), _floats(args.tau_t, "--tau-t"))
+
+
+def _evaluator(args: argparse.Namespace, accuracy: Any) -> Any:
+    from tools.codesign.evaluation import CostEvaluator, SyntheticEvaluator
+
+    if args.synthetic:
+        return SyntheticEvaluator()
+    pipeline = "default"
+    function = "forward"
+    if args.train:
+        pipeline = "cleanup,autodiff{loss=cross-entropy,optimizer=adam},cleanup,fuse,dce"
+        function = "train_step"
+    return CostEvaluator(accuracy, simulator=args.sim, base_pipeline=pipeline,
+                         function=function, seq=args.seq, densities=args.densities,
+                         cache_dir=args.cache)
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    from tools.codesign.progress import Progress, SilentProgress
+
+    return SilentProgress() if args.quiet else Progress()
+
+
+def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
+            baseline: dict[str, Any] | None = None) -> int:
+    from tools.codesign.report import compare, final_report
+
+    print(result.summary())
+    if result.front:
+        print(f"Pareto front ({len(result.front)} points, {result.objective.describe()}):")
+        for trial in sorted(result.front, key=lambda t: t.outcome.metrics.get(
+                result.objective.metrics[0]) or 0):
+            values = ", ".join(f"{m} {trial.outcome.metrics.get(m):.5g}"
+                               for m in result.objective.metrics
+                               if trial.outcome.metrics.get(m) is not None)
+            print(f"  {values}  | {space.describe(trial.point)}")
+    best_metrics = None
+    if result.best is not None and not args.no_report and math.isfinite(result.best.score):
+        report = final_report(space, evaluator, result.best.point)
+        print()
+        print(report.text)
+        best_metrics = report.metrics or dict(result.best.outcome.metrics)
+        if baseline is not None:
+            print()
+            print(f"against the baseline {baseline['label']}:")
+            for name, value in compare(best_metrics, baseline).items():
+                if value is not None:
+                    print(f"  {name}: {value:.4g}")
+    if args.plots:
+        from tools.codesign.plots import write_plots
+
+        best = dict(result.best.outcome.metrics) if result.best is not None else None
+        metrics = ("latency_ms", "energy_nj")
+        if hasattr(result.objective, "metrics") and len(result.objective.metrics) >= 2:
+            metrics = tuple(result.objective.metrics[:2])
+        paths = write_plots(args.db, args.plots, metrics, best, baseline)
+        print("plots: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    """``tcc sweep SPACE --model M --db F ...``: a hardware sweep of one model."""
+    from tools.codesign.accuracy import make_accuracy_source
+    from tools.codesign.spaces import HardwareSpace, JointSpace, ModelSpace
+    from tools.codesign.sweep import run_sweep
+
+    model = args.model[4:] if args.model.startswith("zoo:") else args.model
+    space = JointSpace(ModelSpace.single(model), HardwareSpace(args.space), _schedule_space(args))
+    accuracy = make_accuracy_source(args.accuracy, args.cache)
+    evaluator = _evaluator(args, accuracy)
+    print(f"hardware sweep of {model} over {space.hardware.name} ({space.hardware.size:,} "
+          f"designs x {space.schedule.size} schedules); {args.strategy}, budget "
+          f"{args.budget}, seed {args.seed}", file=sys.stderr)
+    result = _run(args, space, evaluator)
+    return _finish(args, space, evaluator, result)
+
+
+def _run(args: argparse.Namespace, space: Any, evaluator: Any) -> Any:
+    from tools.codesign.sweep import run_sweep
+
+    options: dict[str, Any] = {}
+    if args.patience is not None:
+        if args.strategy != "boshcode":
+            raise UserError("--patience applies to --strategy boshcode")
+        options["patience"] = args.patience
+    return run_sweep(space, evaluator, args.strategy, db=args.db, budget=args.budget,
+                     seed=args.seed, objective=_objective(args), executor=args.executor,
+                     workers=args.workers, batch_size=args.batch, name=args.name,
+                     strategy_options=options, progress=_progress(args),
+                     stop_on_convergence=args.patience is not None,
+                     time_limit=args.time_limit)
+
+
+def run_sweep_status(db: str) -> int:
+    from tools.codesign.report import status_text
+
+    if not Path(db).is_file():
+        raise UserError(f"{db}: no such results database")
+    print(status_text(db))
+    return 0
+
+
+def run_sweep_export(db: str, csv_path: str | None, json_path: str | None) -> int:
+    from tools.codesign.report import export_csv, export_json
+
+    if not Path(db).is_file():
+        raise UserError(f"{db}: no such results database")
+    if not csv_path and not json_path:
+        raise UserError("tcc sweep export DB needs --csv FILE or --json FILE")
+    if csv_path:
+        print(f"wrote {export_csv(db, csv_path)} rows to {csv_path}")
+    if json_path:
+        print(f"wrote {export_json(db, json_path)} rows to {json_path}")
+    return 0
+
+
+def _model_space(text: str) -> Any:
+    from tools.codesign.spaces import ModelSpace
+
+    if text.startswith("zoo:"):
+        return ModelSpace.single(text[4:])
+    path = Path(text)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise UserError(f"--model-space {text}: no such file")
+        return ModelSpace.from_json(json.loads(path.read_text()))
+    return ModelSpace.named(text)
+
+
+def run_codesign(args: argparse.Namespace) -> int:
+    """``tcc codesign``: joint (or one-sided) search; ``--demo`` runs the demo."""
+    if args.demo:
+        from tools.codesign.demo import DemoSettings, run_demo
+
+        settings = DemoSettings(minutes=args.demo_minutes, db=args.db, plots=args.plots,
+                                workers=args.workers, cache=args.cache, seed=args.seed,
+                                executor=args.executor, budget=args.budget)
+        run_demo(settings)
+        return 0
+    from tools.codesign.accuracy import MeasuredSettings, make_accuracy_source
+    from tools.codesign.spaces import HardwareSpace, JointSpace
+
+    model_space = _model_space(args.model_space)
+    settings = MeasuredSettings(steps=args.train_steps, seed=args.train_seed)
+    accuracy = make_accuracy_source(args.accuracy, args.cache, settings)
+    space = JointSpace(model_space, HardwareSpace(args.hw), _schedule_space(args))
+    evaluator = _evaluator(args, accuracy)
+    print(f"{space.mode} search: models {model_space.name} ({float(model_space.size):.3g}) x "
+          f"hardware {space.hardware.name} ({space.hardware.size:,}) x schedules "
+          f"{space.schedule.size}; accuracy {accuracy.label}; {args.strategy}, budget "
+          f"{args.budget}, seed {args.seed}", file=sys.stderr)
+    result = _run(args, space, evaluator)
+    baseline = None
+    if args.baseline:
+        baseline = _baseline(args.baseline, evaluator)
+    return _finish(args, space, evaluator, result, baseline)
+
+
+def _baseline(text: str, evaluator: Any) -> dict[str, Any]:
+    """``MODEL@DESIGN`` evaluated like every point (for comparisons)."""
+    from tools.codesign.evaluation import evaluate_safely
+    from tools.codesign.spaces import HardwareSpace, JointPoint, JointSpace, ModelSpace
+
+    model, _, design = text.partition("@")
+    if not design:
+        raise UserError(f"--baseline {text!r}: expected MODEL@DESIGN, e.g. "
+                        "bert-tiny@acceltran-edge")
+    space = JointSpace(ModelSpace.single(model), HardwareSpace(design))
+    point = JointPoint(space.model.fixed, 0)  # type: ignore[arg-type]
+    outcome = evaluate_safely(evaluator, space, point)
+    if outcome.status != "ok":
+        raise UserError(f"baseline {text}: {outcome.reason}")
+    return {**outcome.metrics, "label": text}

@@ -1,0 +1,193 @@
+"""After a sweep: the best pair's full report, comparisons, status and export.
+
+* :func:`final_report` re-runs the best point through the *event* simulator
+  when ``backends.elector.event_sim`` is available (else the analytical one,
+  and the report says so), with every chosen mapping re-checked by z3, and
+  renders ELECTOR's :class:`~backends.elector.report.Report`.
+* :func:`compare` states a pair against a baseline pair in the paper's terms:
+  accuracy difference, latency ratio, energy ratio.
+* :func:`status_text`, :func:`export_csv`, :func:`export_json`: what ``tcc
+  sweep status`` and ``tcc sweep export`` print and write.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FinalReport", "compare", "export_csv", "export_json", "final_report", "status_text"]
+
+
+class FinalReport:
+    """The best pair's report (``text``) and which simulator made it."""
+
+    def __init__(self, text: str, simulator: str, note: str, report: Any = None,
+                 metrics: Mapping[str, float] | None = None) -> None:
+        self.text = text
+        self.simulator = simulator
+        self.note = note
+        self.report = report
+        self.metrics = dict(metrics or {})
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def final_report(space: Any, evaluator: Any, point: Any) -> FinalReport:
+    """The full ELECTOR report of ``point`` (see the module docstring)."""
+    from tools.codesign.costmodel import event_simulator_available, simulate_on_design
+    from tools.codesign.evaluation import CostEvaluator
+    from tools.codesign.modelcache import ModelKey
+
+    if not isinstance(evaluator, CostEvaluator):
+        text = ("best point (synthetic evaluator: no simulator report)\n"
+                + space.describe(point))
+        return FinalReport(text, "synthetic", "synthetic evaluator")
+    from backends.elector.area import area_breakdown
+    from backends.elector.report import Report
+    from backends.elector.tiling import design_hash
+    from tools.version import TOOL_VERSION
+
+    simulator = "event" if event_simulator_available() else "analytical"
+    note = ("final numbers from the event-driven simulator" if simulator == "event" else
+            "the event-driven simulator is not available in this tree "
+            "(backends/elector/event_sim.py); the final report uses the analytical simulator")
+    accelerator = space.hardware.accelerator(point.hardware)
+    accuracy = evaluator.accuracy_source.accuracy(point.model, point.schedule)
+    pipeline = evaluator.pipeline(point)
+    if "<measured>" in pipeline:
+        pipeline = pipeline.replace("profile=<measured>", f'profile="{accuracy.profile}"')
+    key = ModelKey(point.model, accelerator.mapping.batch, evaluator.seq, pipeline,
+                   evaluator.function, evaluator.vocab_size)
+    static = evaluator.models.static(key)
+    result, mapped = simulate_on_design(static, accelerator, point.schedule,
+                                        simulator=simulator,
+                                        objective=evaluator.mapper_objective,
+                                        pipeline=pipeline, check=True)
+    training = evaluator.function == "train_step"
+    report = Report(
+        model=point.model, source=f"codesign point ({space.hardware.name}#{point.hardware})",
+        function=evaluator.function, training=training, optimizer="adam" if training else None,
+        batch=accelerator.mapping.batch, seq=evaluator.seq, pipeline=pipeline + ",elector-map",
+        design=accelerator.name, design_hash=design_hash(accelerator),
+        technology=accelerator.technology.name, clock_hz=accelerator.clock_hz,
+        peak_macs_per_cycle=accelerator.peak_macs_per_cycle, tool_version=TOOL_VERSION,
+        mapped=mapped, result=result, area=area_breakdown(accelerator, training),
+        notes=[note, f"schedule: {point.schedule.describe()}",
+               f"accuracy: {accuracy.value if accuracy.value is not None else 'not evaluated'}"
+               f" (source: {accuracy.source})"])
+    metrics = {"latency_cycles": result.cycles, "latency_ms": result.seconds * 1e3,
+               "dynamic_energy_nj": result.energy.dynamic_nj,
+               "leakage_energy_nj": result.energy.leakage_nj,
+               "energy_nj": result.energy.total_nj,
+               "area_mm2": area_breakdown(accelerator, training).total_mm2,
+               "accuracy": accuracy.value}
+    header = f"best pair: {space.describe(point)}\n{note}\n"
+    return FinalReport(header + report.to_text(max_ops=25), simulator, note, report, metrics)
+
+
+def compare(pair: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, float | None]:
+    """The paper's comparison of ``pair`` with ``baseline`` (metric dicts):
+    accuracy difference (percentage points), latency ratio and energy ratio
+    (baseline / pair: > 1 means the pair is faster / more frugal)."""
+    def ratio(metric: str) -> float | None:
+        a, b = pair.get(metric), baseline.get(metric)
+        return b / a if a and b else None
+
+    accuracy = None
+    if pair.get("accuracy") is not None and baseline.get("accuracy") is not None:
+        accuracy = 100.0 * (pair["accuracy"] - baseline["accuracy"])
+    return {"accuracy_difference_pp": accuracy, "latency_ratio": ratio("latency_ms"),
+            "energy_ratio": ratio("energy_nj"),
+            "dynamic_energy_ratio": ratio("dynamic_energy_nj"), "area_ratio": ratio("area_mm2")}
+
+
+def status_text(db: str | Path) -> str:
+    """A summary of a results database: counts, failures by reason, sweeps, best."""
+    from tools.codesign.store import ResultsStore
+
+    with ResultsStore(db) as store:
+        total, ok = store.count(), store.count("ok")
+        lines = [f"{db}: {total} evaluated points ({ok} ok, {total - ok} failed)"]
+        reasons: dict[str, int] = {}
+        for result in store.results("failed"):
+            reason = (result.reason or "failed").splitlines()[0]
+            reason = reason.split(" at ")[0] if "cannot be mapped" in reason else reason
+            reasons[reason[:90]] = reasons.get(reason[:90], 0) + 1
+        for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]:
+            lines.append(f"  failed x{count}: {reason}")
+        sources = {}
+        for row in store.rows():
+            sources[row["accuracy_source"]] = sources.get(row["accuracy_source"], 0) + 1
+        if sources:
+            lines.append("  accuracy sources: " + ", ".join(f"{k} ({v})"
+                                                           for k, v in sources.items()))
+        for entry in store.sweeps():
+            trials = store.trials(entry["id"])
+            scores = [s for _, _, _, s in trials if s is not None]
+            best = max(scores) if scores else None
+            config = entry["config"]
+            lines.append(f"sweep {entry['name']} [{entry['state']}]: strategy "
+                         f"{config.get('strategy')}, seed {config.get('seed')}, "
+                         f"{entry['trials']} trials ({entry['evaluated']} evaluated, "
+                         f"{entry['trials'] - entry['evaluated']} from the store), best "
+                         + (f"{best:.6f}" if best is not None else "-"))
+            if best is not None:
+                key = next(k for _, k, _, s in trials if s == best)
+                stored = store.get(key)
+                if stored is not None:
+                    lines.append(f"  {stored.description}")
+    return "\n".join(lines)
+
+
+_EXPORT_COLUMNS = ("key", "status", "reason", "model", "hardware", "schedule", "pipeline",
+                   "accuracy", "accuracy_source", "simulator", "latency_cycles", "latency_ms",
+                   "dynamic_energy_nj", "leakage_energy_nj", "energy_nj", "area_mm2",
+                   "seconds", "worker", "tool_version", "description")
+
+
+def export_csv(db: str | Path, path: str | Path) -> int:
+    """Write every result row to a CSV file; returns the row count."""
+    from tools.codesign.store import ResultsStore
+
+    with ResultsStore(db) as store:
+        rows = store.rows()
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=_EXPORT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+    return len(rows)
+
+
+def export_json(db: str | Path, path: str | Path) -> int:
+    """Write results, sweeps and trials as one JSON document; returns the row count."""
+    from tools.codesign.store import ResultsStore
+
+    with ResultsStore(db) as store:
+        rows = store.rows()
+        for row in rows:
+            for column in ("identity", "point", "schedule", "evaluator", "metrics"):
+                row[column] = json.loads(row[column])
+        sweeps = store.sweeps()
+        for entry in sweeps:
+            entry["trials"] = [{"seq": s, "key": k, "cached": bool(c), "score": v}
+                               for s, k, c, v in store.trials(entry["id"])]
+    document = {"format": "transcode.codesign-results", "version": 1, "results": rows,
+                "sweeps": sweeps}
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    Path(path).write_text(json.dumps(clean(document), indent=1) + "\n", encoding="utf-8")
+    return len(rows)

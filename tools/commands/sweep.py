@@ -1,0 +1,65 @@
+"""``tcc sweep``: hardware design-space sweeps of one model, resumable.
+
+    tcc sweep SPACE.hwdsl|SPACE-NAME --model zoo:bert-base --db results.sqlite \\
+        [--strategy random|evolution|boshcode|tpe|nsga2] [--budget N] [--seed S] \\
+        [--executor local|ray|ray://ADDR] [--workers N] [--plots DIR]
+    tcc sweep status DB
+    tcc sweep export DB --csv FILE | --json FILE
+
+Every evaluated point goes into the SQLite database keyed by a hash of what
+determined it; running the same command again resumes (nothing is evaluated
+twice).  The work is in :mod:`tools.codesign` (imported inside the handler,
+so ``tcc --help`` stays fast).  See docs/codesign.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from tools.codesign.cli import add_common_options
+
+    parser = subparsers.add_parser(
+        "sweep", help="sweep a hardware design space for one model (resumable; status, export)",
+        description="Search a hardware design space (.hwdsl with choice sets, or a library "
+                    "space such as transcode-space) for one model, costing every design with "
+                    "the ELECTOR simulator.  'tcc sweep status DB' summarises a results "
+                    "database; 'tcc sweep export DB --csv F | --json F' writes it out.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("space", metavar="SPACE|status|export",
+                        help="design space (file or library name), or 'status' / 'export'")
+    parser.add_argument("database", nargs="?", metavar="DB",
+                        help="results database (for status and export)")
+    parser.add_argument("--model", default="zoo:bert-base",
+                        help="zoo:NAME or a FlexiBERT description (default zoo:bert-base)")
+    parser.add_argument("--accuracy", default="none",
+                        help="none (default) | measured | table:FILE | surrogate:FILE")
+    parser.add_argument("--csv", help="export: CSV file to write")
+    parser.add_argument("--json", help="export: JSON file to write")
+    add_common_options(parser, default_strategy="random", default_budget=200)
+    for action in parser._actions:
+        if action.dest == "db":
+            action.required = False
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tools.codesign import cli
+    from transcode_ir.errors import UserError
+
+    if args.space in ("status", "export"):
+        database = args.database or args.db
+        if not database:
+            raise UserError(f"tcc sweep {args.space} needs the results database: "
+                            f"tcc sweep {args.space} DB")
+        if args.space == "status":
+            return cli.run_sweep_status(database)
+        return cli.run_sweep_export(database, args.csv, args.json)
+    if args.database:
+        raise UserError(f"unexpected argument {args.database!r}; give the database with --db")
+    if not args.db:
+        raise UserError("tcc sweep SPACE needs --db FILE (the results database)")
+    return cli.run_sweep_command(args)
