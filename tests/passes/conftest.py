@@ -4,6 +4,8 @@
   a whole tensor, the metric every gradient and value bound here uses.
 * :func:`gradient_errors` -- that metric for every gradient of a model, with
   a floor for gradients that are zero in exact arithmetic.
+* :func:`check_update` -- an optimizer step's result against torch's;
+  :func:`set_torch_gradients` hands the IR's gradients to torch.
 * :func:`torch_parameter` -- the torch parameter behind an IR parameter: the
   importer names a Linear weight whose transpose an exporter folded
   ``<module>.weight_transposed`` and stores it as ``[in, out]``.
@@ -21,8 +23,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import hashlib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,39 @@ import pytest
 
 BATCH, SEQ, VOCAB, SEED = 2, 16, 512, 0
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _openblas() -> Any:
+    """numpy's bundled OpenBLAS, or None (another BLAS, or not found)."""
+    libs = os.path.join(os.path.dirname(np.__file__) + ".libs", "libscipy_openblas*.so")
+    for path in glob.glob(libs):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.scipy_openblas_set_num_threads64_.argtypes = [ctypes.c_int]
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_threaded_blas() -> Iterator[None]:
+    """Run numpy's BLAS on one thread while these tests run.
+
+    The interpreter multiplies small matrices (batch 2 × 16 tokens); on two
+    cores shared with other work, OpenBLAS's second thread spins and waits
+    and makes such a product 50× slower (0.15 s instead of 3 ms for
+    32×768 @ 768×768).  The previous thread count is restored afterwards."""
+    lib = _openblas()
+    if lib is None:
+        yield
+        return
+    previous = lib.scipy_openblas_get_num_threads64_()
+    lib.scipy_openblas_set_num_threads64_(1)
+    try:
+        yield
+    finally:
+        lib.scipy_openblas_set_num_threads64_(previous)
 
 
 def relative_error(actual: Any, expected: Any) -> float:
@@ -62,6 +100,32 @@ def gradient_errors(actual: dict[str, Any], expected: dict[str, Any]) -> dict[st
         scale = max(float(np.max(np.abs(e), initial=0.0)), 1e-3 * overall)
         errors[name] = float(np.max(np.abs(a - e), initial=0.0)) / scale if scale else 0.0
     return errors
+
+
+def check_update(name: str, ir_new: Any, torch_new: Any, torch_old: Any, bound: float) -> None:
+    """The IR's updated parameter against torch's, relative to the update
+    ``Δ = torch_new - torch_old``: ``max |ir_new - torch_new| <= bound·max|Δ|``
+    plus four float32 ulps of the parameter, the rounding that ``p - lr·g``
+    incurs in float32 in either implementation (tiny updates of large weights
+    are otherwise rounding noise)."""
+    ir_new, torch_new, torch_old = (np.asarray(a, np.float64) for a in (ir_new, torch_new, torch_old))
+    update = float(np.max(np.abs(torch_new - torch_old), initial=0.0))
+    ulps = 4 * float(np.finfo(np.float32).eps) * float(np.max(np.abs(torch_old), initial=0.0))
+    diff = float(np.max(np.abs(ir_new - torch_new), initial=0.0))
+    assert diff <= bound * update + ulps, (
+        f"{name}: updated values differ by {diff:.3e}; the update is {update:.3e} "
+        f"(allowed {bound:g} of it plus {ulps:.1e})")
+
+
+def set_torch_gradients(module: Any, backward_results: list[Any], params: dict[str, Any]) -> None:
+    """Store the gradients that the IR's @backward returned in torch's ``.grad``."""
+    import torch
+
+    names = module["backward"].result_names
+    for name, grad in zip(names[1:], backward_results[1:]):
+        ir_name = name[: -len(".grad")]
+        torch_name, transposed = torch_parameter(ir_name, params)
+        params[torch_name].grad = torch.from_numpy(np.ascontiguousarray(grad.T if transposed else grad))
 
 
 def zero_gradients(gradients: dict[str, Any], ratio: float = 1e-6) -> set[str]:

@@ -7,9 +7,8 @@ Bounds: every parameter's gradient within 1e-4 relative error of torch
 autograd (``max |Δ| / max |g_torch|``, see ``conftest.gradient_errors`` for
 the floor used for gradients that are zero in exact arithmetic); one ``@train_step`` with SGD and one with
 Adam give the parameters ``torch.optim`` gives, within 1e-4 relative error of
-the update ``p_new - p_old`` (Adam's update of a parameter whose gradient is
-zero in exact arithmetic -- the key bias -- is ±lr times the sign of rounding
-noise, so it is left out; see ``conftest.zero_gradients``).
+the update ``p_new - p_old`` (``conftest.check_update``; Adam is given the
+IR's gradients, see the test's docstring).
 """
 
 from __future__ import annotations
@@ -28,7 +27,9 @@ from frontends.onnx import import_onnx  # noqa: E402
 from transcode_ir import Interpreter, PassManager, print_module, structurally_equal, verify_module  # noqa: E402
 from transcode_ir.passes import parse_pipeline  # noqa: E402
 
-from tests.passes.conftest import gradient_errors, relative_error, torch_array, zero_gradients  # noqa: E402
+from tests.passes.conftest import (  # noqa: E402
+    check_update, gradient_errors, relative_error, set_torch_gradients, torch_array,
+)  # noqa: E402
 
 BOUND = 1e-4
 
@@ -148,46 +149,46 @@ def test_gradients_match_torch_autograd(make, loss: str, pipeline: str, tmp_path
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_train_step_matches_torch_optim(optimizer: str, tmp_path: Path) -> None:
+    """Two steps (Adam's moments and step counter carry over).  SGD runs end
+    to end on both sides.  Adam turns tiny gradients into updates of about
+    ±lr, so it amplifies the rounding differences of tiny gradient elements
+    (and turns the key bias's zero-in-exact-arithmetic gradient into ±lr of
+    random sign); torch.optim.Adam is therefore given the gradients of the
+    IR's @backward, so that the comparison is of the optimizer update that
+    @train_step performs.  The gradients themselves are compared with torch
+    autograd above."""
     torch.manual_seed(0)
     model = Encoderish()
     module = export(model, tmp_path / "model.onnx")
     lr = 0.05 if optimizer == "sgd" else 1e-3
     PassManager(f"cleanup,autodiff{{loss=cross-entropy,optimizer={optimizer},lr={lr}}},"
                 "cleanup,fuse,dce").run(module)
-    feeds = inputs_for(model)
-    labels = reference_for(module, "cross-entropy")
-    before = {n: p.data.copy() for n, p in module.params.items() if p.data is not None}
+    feeds = {**inputs_for(model), "labels": reference_for(module, "cross-entropy")}
     interpreter = Interpreter(module)
-    for step in range(2):                      # two steps: Adam's moments and step counter carry over
-        (loss,) = interpreter.run("train_step", {**feeds, "labels": labels}, update_params=True)
-    assert int(module.params["optimizer.step"].data) == 2
-
+    params = dict(model.named_parameters())
     opt = torch.optim.SGD(model.parameters(), lr=lr) if optimizer == "sgd" else \
         torch.optim.Adam(model.parameters(), lr=lr)
-    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
-    for step in range(2):
+    initial = {n: p.detach().clone() for n, p in params.items()}
+    for _ in range(2):
         opt.zero_grad()
-        expected = torch_loss(model, "cross-entropy", feeds, labels)
+        expected = torch_loss(model, "cross-entropy", inputs_for(model), feeds["labels"])
         expected.backward()
+        if optimizer == "adam":
+            set_torch_gradients(module, interpreter.run("backward", feeds), params)
+        (loss,) = interpreter.run("train_step", feeds, update_params=True)
+        assert relative_error(loss, expected.item()) < BOUND
         opt.step()
-    assert relative_error(loss, expected.item()) < BOUND
-    after = dict(model.named_parameters())
-    weights = [n for n, p in module.params.items() if p.kind == "weight"]
-    noise = zero_gradients({n: torch_array(n, {k: v.grad for k, v in after.items()})
-                            for n in weights})
-    assert noise <= {"k.bias"}, noise       # softmax ignores the key bias
-    for name in weights:
-        param = module.params[name]
-        if name in noise and optimizer == "adam":
-            continue
-        ir_update = param.data - before[name]
-        torch_update = torch_array(name, after) - torch_array(name, initial)
-        error = relative_error(ir_update, torch_update)
-        assert error < BOUND, f"{name}: update differs by {error:.2e}"
+    assert int(module.params["optimizer.step"].data) == 2
+    for name, param in module.params.items():
+        if param.kind == "weight":
+            check_update(name, param.data, torch_array(name, params), torch_array(name, initial),
+                         BOUND)
     if optimizer == "adam":
         state = opt.state[model.fc1.weight]
         np.testing.assert_allclose(module.params["fc1.weight_transposed.adam_m"].data,
-                                   state["exp_avg"].numpy().T, rtol=1e-4, atol=1e-9)
+                                   state["exp_avg"].numpy().T, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(module.params["fc1.weight_transposed.adam_v"].data,
+                                   state["exp_avg_sq"].numpy().T, rtol=1e-5, atol=1e-12)
 
 
 def test_training_module_round_trips_through_text(tmp_path: Path) -> None:
