@@ -30,7 +30,11 @@ What counts
 * **Views** (``tensor.reshape``, category ``view``) store nothing: they alias
   their operand, whose storage then lives as long as any alias.  Without
   DynaProp, ``nn.prune`` and ``grad.prune`` alias their first operand too
-  (the model would not have them); with DynaProp they make new values.
+  (the model would not have them); with DynaProp they make new values,
+  except an ``nn.prune`` with ``tau = 0``, which prunes nothing.  Both the
+  unpruned and the pruned value stay alive when both are read later (the
+  softmax backward reads the unpruned probabilities, the next product the
+  pruned ones), as in the torch runtime.
 * **Masks**: ``grad.prune`` (the straight-through gradient of a prune op)
   reads only where the pruned value is zero, so with DynaProp a value that
   nothing else reads any more is kept as its 1-bit-per-element mask until
@@ -179,7 +183,8 @@ def _aliases(op: Op, pruned: bool) -> bool:
     if not op.operands or len(op.results) != 1:
         return False
     if op.name in _PRUNE_OPS:
-        return not pruned
+        # A prune op with tau = 0 prunes nothing: no new value is made, with DynaProp or not.
+        return not pruned or (op.name == "nn.prune" and float(op.attributes["tau"]) == 0.0)
     return get_opdef(op.name).category == "view"
 
 

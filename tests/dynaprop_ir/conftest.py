@@ -50,13 +50,13 @@ class BertTiny:
         return path
 
 
-def _export_key() -> str:
+def _export_key(name: str = "bert-tiny") -> str:
     from importlib.metadata import version
 
     import frontends
 
     root = Path(frontends.__file__).parent
-    digest = hashlib.sha256(f"bert-tiny {BATCH} {SEQ} {VOCAB} {SEED} torch {version('torch')} "
+    digest = hashlib.sha256(f"{name} {BATCH} {SEQ} {VOCAB} {SEED} torch {version('torch')} "
                             f"onnx {version('onnx')}".encode())
     for source in [root / "export.py", *sorted((root / "zoo").glob("*.py"))]:
         digest.update(source.name.encode() + source.read_bytes())
@@ -64,18 +64,29 @@ def _export_key() -> str:
 
 
 @pytest.fixture(scope="session")
-def bert_tiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> BertTiny:
-    from frontends.onnx import import_onnx
-
+def zoo_onnx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """``zoo_onnx(name) -> Path``: the zoo model exported at the sizes above (cached)."""
     cache = getattr(request.config, "cache", None)     # None with -p no:cacheprovider
     directory = Path(cache.mkdir("dynaprop_ir")) if cache is not None else \
         tmp_path_factory.mktemp("dynaprop_ir")
-    path = directory / f"bert-tiny-{_export_key()}.onnx"
-    if not path.exists():
-        from frontends.export import export_onnx
 
-        scratch = directory / "bert-tiny.partial.onnx"
-        export_onnx("bert-tiny", scratch, exporter="torchscript", batch=BATCH, seq=SEQ,
-                    seed=SEED, vocab_size=VOCAB)
-        scratch.replace(path)
+    def export(name: str) -> Path:
+        path = directory / f"{name}-{_export_key(name)}.onnx"
+        if not path.exists():
+            from frontends.export import export_onnx
+
+            scratch = directory / f"{name}.partial.onnx"
+            export_onnx(name, scratch, exporter="torchscript", batch=BATCH, seq=SEQ,
+                        seed=SEED, vocab_size=VOCAB)
+            scratch.replace(path)
+        return path
+
+    return export
+
+
+@pytest.fixture(scope="session")
+def bert_tiny(zoo_onnx) -> BertTiny:  # noqa: ANN001
+    from frontends.onnx import import_onnx
+
+    path = zoo_onnx("bert-tiny")
     return BertTiny(path, import_onnx(path, SHAPES, name="bert_tiny", copy_weights=True))

@@ -99,6 +99,22 @@ def test_prune_points_after_fuse(bert_tiny: BertTiny) -> None:
         ["encoder.layer.0.intermediate.dense", "encoder.layer.1.intermediate.dense"]
 
 
+@pytest.mark.parametrize("pipeline", ["cleanup", "default"])
+def test_prune_points_of_a_heterogeneous_encoder(zoo_onnx, pipeline: str) -> None:  # noqa: ANN001
+    """FlexiBERT-2.0-style layers (convolution heads, an input projection between hidden
+    sizes, stacked feed-forward layers): the pass finds exactly the zoo's prune points."""
+    from frontends.onnx import import_onnx
+    from frontends.zoo import prune_points
+    from tests.dynaprop_ir.conftest import SHAPES
+
+    module = import_onnx(zoo_onnx("flexibert-mix-b"), SHAPES)
+    module = run_pipeline(module, f"{pipeline},dynaprop{{tau-i=0.01,density=0.5}}").module
+    names = sorted(r.point for r in prune_records(module))
+    assert names == sorted(p.path for p in prune_points("flexibert-mix-b"))
+    assert any(n.endswith("input_projection") for n in names)
+    assert any(n.endswith("intermediate.dense_2") for n in names)
+
+
 def test_consumer_matmuls_see_the_density(bert_tiny: BertTiny) -> None:
     module = run_pipeline(bert_tiny.module(), "cleanup,dynaprop{tau-i=0.01,density=0.25}").module
     products = [op for op in module["forward"] if op.name == "tensor.matmul"]
