@@ -103,13 +103,14 @@ def main() -> int:
 
     from backends.elector import resolve_design
     from backends.elector.analytical import simulate_analytical
-    from backends.elector.compile_pipeline import _import, evaluate
+    from backends.elector.compile_pipeline import evaluate
     from backends.elector.mapping import map_function
     from backends.elector.tiling import StaticFunction, schedule_function
+    from tools.commands.compile import import_onnx_file
     from transcode_ir import run_pipeline
 
     setup = time.perf_counter()
-    module = _import(path, BATCH, SEQ, copy_weights=False)
+    module = import_onnx_file(path, BATCH, SEQ)
     run_pipeline(module, "default", verify_each=False)
     static = StaticFunction(module, "forward")
     accelerator = resolve_design(DESIGN)

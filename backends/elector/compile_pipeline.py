@@ -1,37 +1,39 @@
-"""``tcc compile`` as a Python function: import, passes, mapping, simulation, report.
+"""The backend half of ``tcc compile``: passes, mapping, simulation, report.
 
-    from backends.elector.compile_pipeline import CompileOptions, compile_model
-    outcome = compile_model(CompileOptions("bert-tiny.onnx", hw="acceltran-edge"))
+    from backends.elector.compile_pipeline import CompileOptions, compile_module
+    outcome = compile_module(module, CompileOptions(hw="acceltran-edge", batch=4, seq=128))
     print(outcome.report.to_text())
+
+The model arrives as an IR :class:`~transcode_ir.core.Module` with
+``@forward``: loading it (ONNX import, ``zoo:`` export with torch) is the
+tools layer's job (``tools/commands/compile.py``: :func:`load_model`,
+:func:`compile_model`), so this module imports nothing above the backend
+(layering: backends import transcode_ir, z3 and lark; the ``passes`` package
+is reached through the pass registry, by name, as the core does).
 
 Steps:
 
 1. the design (library name or ``.hwdsl`` file);
-2. the model: an ONNX file (inputs of rank 2 bound to ``batch x seq``), an IR
-   text file (``.tir``, used as is), or ``zoo:NAME``, which is exported with
-   :func:`frontends.export.export_onnx` to a temporary folder first (the
-   only path that imports torch);
-3. the pass pipeline: by default ``default`` for inference and
+2. the pass pipeline: by default ``default`` for inference and
    ``cleanup,autodiff{loss=cross-entropy,optimizer=...,output=...},cleanup,fuse,dce``
-   for training, then ``elector-map{hw=...}``; a user pipeline (``-p``) replaces
-   the part before the mapping, and ``elector-map`` is appended unless it is
-   already there.  The report records the exact, canonical pipeline string;
-4. the mapped function (``forward``, or ``train_step`` with ``--train``),
+   for training, then ``elector-map{hw=...}``; a user pipeline replaces the
+   part before the mapping, and ``elector-map`` is appended unless present.
+   The report records the exact, canonical pipeline string;
+3. the mapped function (``forward``, or ``train_step`` for training),
    simulated analytically or by the event simulator
    (``backends.elector.event_sim.simulate_event(mapped, accelerator)``);
-5. the :class:`~backends.elector.report.Report`.
+4. the :class:`~backends.elector.report.Report`.
 
-:func:`evaluate` is the fast path for search: an already mapped or
-unmapped :class:`~backends.elector.tiling.StaticFunction` on a design, with
-per-op static data, mapping searches and z3 checks cached.
+:func:`evaluate` is the fast path for search: a
+:class:`~backends.elector.tiling.StaticFunction` built once, evaluated on
+many designs, with mapping searches, z3 checks and op costs cached.
 """
 
 from __future__ import annotations
 
-import tempfile
+import importlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from transcode_ir.core import Module
 from transcode_ir.errors import UserError
@@ -39,25 +41,34 @@ from transcode_ir.errors import UserError
 from backends.elector.design import Accelerator
 from backends.elector.schedule import MappedFunction, SimulationResult
 
-__all__ = ["CompileOptions", "CompileOutcome", "compile_model", "evaluate", "training_pipeline"]
+__all__ = [
+    "SIMULATORS",
+    "CompileOptions",
+    "CompileOutcome",
+    "compile_module",
+    "evaluate",
+    "loss_output",
+    "training_pipeline",
+]
 
 SIMULATORS = ("analytical", "event")
 
 
 @dataclass
 class CompileOptions:
-    """What ``tcc compile`` was asked to do."""
+    """What ``tcc compile`` was asked to do (the model itself comes separately)."""
 
-    source: str
     hw: str
     train: bool = False
     optimizer: str = "adam"
-    batch: int | None = None          # default: the design's mapping batch
-    seq: int = 128
+    batch: int | None = None          # what the inputs were bound to (for the report)
+    seq: int | None = None
     sim: str = "analytical"
     pipeline: str | None = None       # passes before elector-map (None: the default)
     objective: str = "latency"
-    exporter: str = "torchscript"
+    model_name: str = "model"
+    source: str = ""
+    tool_version: str = "unknown"     # passed in by the tools layer (tools/version.py)
 
 
 @dataclass
@@ -77,9 +88,9 @@ def training_pipeline(optimizer: str, output: str | None) -> str:
     return f"cleanup,autodiff{{{opts}}},cleanup,fuse,dce"
 
 
-def _loss_output(module: Module) -> str | None:
-    """The forward result a training loss reads: the only one, else ``logits``,
-    else ``last_hidden_state``, else the first."""
+def loss_output(module: Module) -> str | None:
+    """The forward result a training loss reads: the only one (None), else
+    ``logits``, else ``last_hidden_state``, else the first."""
     names = module.function("forward").result_names
     if len(names) <= 1:
         return None
@@ -89,64 +100,17 @@ def _loss_output(module: Module) -> str | None:
     return names[0]
 
 
-def load_model(source: str, batch: int, seq: int, exporter: str = "torchscript"
-               ) -> tuple[Module, str]:
-    """The IR module of ``source`` (ONNX file, ``.tir`` file or ``zoo:NAME``)
-    and the model's name."""
-    if source.startswith("zoo:"):
-        name = source[4:]
-        if not name:
-            raise UserError("zoo: needs a model name, e.g. zoo:bert-tiny (see tcc zoo list)")
-        from frontends.export import export_onnx   # imports torch
-
-        with tempfile.TemporaryDirectory(prefix="tcc-compile-") as folder:
-            path = Path(folder) / f"{name.replace(':', '_')}.onnx"
-            export_onnx(name, path, exporter=exporter, batch=batch, seq=seq)
-            module = _import(path, batch, seq, copy_weights=True)
-        module.name = name
-        return module, name
-    path = Path(source)
-    if not path.is_file():
-        raise UserError(f"{source}: no such file (give an .onnx or .tir file, or zoo:NAME)")
-    if path.suffix == ".tir":
-        from transcode_ir.serialization import load_module
-
-        return load_module(path), path.stem
-    return _import(path, batch, seq, copy_weights=False), path.stem
-
-
-def _import(path: Path, batch: int, seq: int, copy_weights: bool) -> Module:
-    import onnx
-
-    from frontends.onnx import import_onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as err:  # noqa: BLE001 - any parse failure is the user's file
-        raise UserError(f"{path}: not a readable ONNX file ({type(err).__name__}: {err})") from None
-    initializers = {init.name for init in model.graph.initializer}
-    shapes = {}
-    for graph_input in model.graph.input:
-        if graph_input.name in initializers:
-            continue
-        dims = graph_input.type.tensor_type.shape.dim
-        if len(dims) == 2:
-            shapes[graph_input.name] = (batch, seq)
-    return import_onnx(path, shapes or None, copy_weights=copy_weights)
-
-
-def _ensure_passes_registered() -> None:
+def register_passes() -> None:
     """Register the passes compile pipelines use even when the package's
-    entry points are not installed (an editable checkout not reinstalled)."""
-    import importlib
-
-    import backends.elector.map_pass  # noqa: F401  (registers elector-map)
-    import passes.tile  # noqa: F401  (registers tile)
-
-    try:
-        importlib.import_module("passes.dynaprop")
-    except ModuleNotFoundError:
-        pass
+    entry points are not installed (an editable checkout not reinstalled).
+    Modules are imported by name, as the pass registry does."""
+    importlib.import_module("backends.elector.map_pass")
+    for name in ("passes.tile", "passes.dynaprop"):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
 
 
 def _quote(text: str) -> str:
@@ -155,40 +119,49 @@ def _quote(text: str) -> str:
     return _format_scalar(text)
 
 
-def compile_model(options: CompileOptions) -> CompileOutcome:
-    """Run ``tcc compile`` (see the module docstring)."""
+def simulator(name: str):  # -> Callable[[MappedFunction, Accelerator], SimulationResult]
+    """The simulate function named ``analytical`` or ``event``."""
+    if name not in SIMULATORS:
+        raise UserError(f"unknown simulator {name!r}; accepted: {', '.join(SIMULATORS)}")
+    if name == "analytical":
+        from backends.elector.analytical import simulate_analytical
+
+        return simulate_analytical
+    try:
+        from backends.elector.event_sim import simulate_event
+    except ImportError as err:
+        if "event_sim" not in str(err):
+            raise
+        raise UserError("--sim event: the event-driven simulator is not available yet "
+                        "(backends/elector/event_sim.py has not landed); use --sim analytical"
+                        ) from None
+    return simulate_event
+
+
+def compile_module(module: Module, options: CompileOptions,
+                   accelerator: Accelerator | None = None) -> CompileOutcome:
+    """Run the passes, map, simulate and report (see the module docstring).
+    ``module`` is changed in place by the passes."""
     from backends.elector.area import area_breakdown
     from backends.elector.design_library import resolve_design
     from backends.elector.mapping import map_function
     from backends.elector.report import Report
     from backends.elector.tiling import StaticFunction, design_hash, schedule_function
-    from tools.version import TOOL_VERSION
     from transcode_ir.pass_manager import PassManager
     from transcode_ir.passes import format_pipeline, parse_pipeline
 
-    if options.sim not in SIMULATORS:
-        raise UserError(f"unknown simulator {options.sim!r}; accepted: {', '.join(SIMULATORS)}")
     if options.optimizer not in ("sgd", "adam"):
         raise UserError(f"unknown optimizer {options.optimizer!r}; accepted: sgd, adam")
+    simulate = simulator(options.sim)
     times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    accelerator = resolve_design(options.hw)
-    batch = options.batch if options.batch is not None else accelerator.mapping.batch
-    for label, value in (("--batch", batch), ("--seq", options.seq)):
-        if value <= 0:
-            raise UserError(f"{label} must be positive, got {value}")
-    simulate = _simulator(options.sim)
-    times["design"] = time.perf_counter() - t0
+    if accelerator is None:
+        accelerator = resolve_design(options.hw)
 
-    t0 = time.perf_counter()
-    module, model_name = load_model(options.source, batch, options.seq, options.exporter)
-    times["import"] = time.perf_counter() - t0
-
-    _ensure_passes_registered()
+    register_passes()
     if options.pipeline is not None:
         before = options.pipeline
     elif options.train:
-        before = training_pipeline(options.optimizer, _loss_output(module))
+        before = training_pipeline(options.optimizer, loss_output(module))
     else:
         before = "default"
     passes = list(parse_pipeline(before))
@@ -213,29 +186,14 @@ def compile_model(options: CompileOptions) -> CompileOutcome:
     result = simulate(mapped, accelerator)
     times["simulate"] = time.perf_counter() - t0
     report = Report(
-        model=model_name, source=options.source, function=function, training=options.train,
-        optimizer=options.optimizer if options.train else None, batch=batch, seq=options.seq,
-        pipeline=pipeline_text, design=accelerator.name, design_hash=design_hash(accelerator),
-        technology=accelerator.technology.name, clock_hz=accelerator.clock_hz,
-        peak_macs_per_cycle=accelerator.peak_macs_per_cycle, tool_version=TOOL_VERSION,
-        mapped=mapped, result=result, area=area_breakdown(accelerator, options.train))
+        model=options.model_name, source=options.source, function=function,
+        training=options.train, optimizer=options.optimizer if options.train else None,
+        batch=options.batch, seq=options.seq, pipeline=pipeline_text, design=accelerator.name,
+        design_hash=design_hash(accelerator), technology=accelerator.technology.name,
+        clock_hz=accelerator.clock_hz, peak_macs_per_cycle=accelerator.peak_macs_per_cycle,
+        tool_version=options.tool_version, mapped=mapped, result=result,
+        area=area_breakdown(accelerator, options.train))
     return CompileOutcome(module, mapped, result, report, times)
-
-
-def _simulator(name: str):  # -> Callable[[MappedFunction, Accelerator], SimulationResult]
-    if name == "analytical":
-        from backends.elector.analytical import simulate_analytical
-
-        return simulate_analytical
-    try:
-        from backends.elector.event_sim import simulate_event
-    except ImportError as err:
-        if "event_sim" not in str(err):
-            raise
-        raise UserError("--sim event: the event-driven simulator is not available yet "
-                        "(backends/elector/event_sim.py has not landed); use --sim analytical"
-                        ) from None
-    return simulate_event
 
 
 def evaluate(static, accelerator: Accelerator, objective: str = "latency",  # noqa: ANN001

@@ -79,11 +79,12 @@ class ZooCache:
         """The lowered (not yet mapped) module: ``default`` or the training pipeline."""
         key = (name, batch, seq, train, optimizer)
         if key not in self._modules:
-            from backends.elector.compile_pipeline import _import, _loss_output, training_pipeline
+            from backends.elector.compile_pipeline import loss_output, training_pipeline
+            from tools.commands.compile import import_onnx_file
             from transcode_ir import run_pipeline
 
-            module = _import(self.onnx(name), batch, seq, copy_weights=False)
-            pipeline = (training_pipeline(optimizer, _loss_output(module)) if train
+            module = import_onnx_file(self.onnx(name), batch, seq)
+            pipeline = (training_pipeline(optimizer, loss_output(module)) if train
                         else "default")
             run_pipeline(module, pipeline, verify_each=False)
             self._modules[key] = module

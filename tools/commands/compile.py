@@ -6,20 +6,24 @@
     tcc compile model.onnx --hw my.hwdsl --batch 8 --seq 256 --json report.json --plots plots/
     tcc compile model.onnx --hw tiny-test -p 'default,tile{x=8,y=8,order=bikj}'
 
-Imports the model (ONNX, a ``.tir`` file, or ``zoo:NAME``), runs the pass
-pipeline (``default`` or the training pipeline, then ``elector-map{hw=...}``),
-maps every op (z3-checked), simulates ``@forward`` (or ``@train_step`` with
-``--train``) and prints the report.  See docs/compile.md and
-docs/report-schema.md.  Heavy imports happen inside the handler.
+Loads the model here (the tools layer may import every layer): an ONNX file
+(inputs of rank 2 bound to ``batch x seq``), a ``.tir`` file, or
+``zoo:NAME``, exported with :func:`frontends.export.export_onnx` to a
+temporary folder first -- the only path that imports torch.  The rest
+(passes, ``elector-map``, simulation, report) is
+:func:`backends.elector.compile_pipeline.compile_module`.  See
+docs/compile.md and docs/report-schema.md.  Heavy imports happen inside the
+handler, so ``tcc --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
-__all__ = ["register", "run"]
+__all__ = ["compile_model", "load_model", "register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,18 +63,93 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+# --------------------------------------------------------------------------- loading
+
+
+def load_model(source: str, batch: int, seq: int, exporter: str = "torchscript"):  # -> (Module, str)
+    """The IR module of ``source`` (ONNX file, ``.tir`` file or ``zoo:NAME``)
+    and the model's name."""
+    from transcode_ir.errors import UserError
+
+    if source.startswith("zoo:"):
+        name = source[4:]
+        if not name:
+            raise UserError("zoo: needs a model name, e.g. zoo:bert-tiny (see tcc zoo list)")
+        from frontends.export import export_onnx   # imports torch
+
+        with tempfile.TemporaryDirectory(prefix="tcc-compile-") as folder:
+            path = Path(folder) / f"{name.replace(':', '_')}.onnx"
+            export_onnx(name, path, exporter=exporter, batch=batch, seq=seq)
+            module = import_onnx_file(path, batch, seq, copy_weights=True)
+        module.name = name
+        return module, name
+    path = Path(source)
+    if not path.is_file():
+        raise UserError(f"{source}: no such file (give an .onnx or .tir file, or zoo:NAME)")
+    if path.suffix == ".tir":
+        from transcode_ir.serialization import load_module
+
+        return load_module(path), path.stem
+    return import_onnx_file(path, batch, seq, copy_weights=False), path.stem
+
+
+def import_onnx_file(path: Path, batch: int, seq: int, copy_weights: bool = False):  # -> Module
+    """Import an ONNX file with every graph input of rank 2 bound to ``(batch, seq)``."""
+    import onnx
+
+    from frontends.onnx import import_onnx
+    from transcode_ir.errors import UserError
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # noqa: BLE001 - any parse failure is the user's file
+        raise UserError(f"{path}: not a readable ONNX file ({type(err).__name__}: {err})") from None
+    initializers = {init.name for init in model.graph.initializer}
+    shapes = {}
+    for graph_input in model.graph.input:
+        if graph_input.name in initializers:
+            continue
+        if len(graph_input.type.tensor_type.shape.dim) == 2:
+            shapes[graph_input.name] = (batch, seq)
+    return import_onnx(path, shapes or None, copy_weights=copy_weights)
+
+
+def compile_model(source: str, hw: str, *, batch: int | None = None, seq: int = 128,
+                  exporter: str = "torchscript", **options):  # -> CompileOutcome
+    """``tcc compile`` as a function: load ``source``, then
+    :func:`backends.elector.compile_pipeline.compile_module`.  ``options``
+    are the other fields of :class:`~backends.elector.compile_pipeline.CompileOptions`."""
+    from backends.elector.compile_pipeline import CompileOptions, compile_module
+    from backends.elector.design_library import resolve_design
+    from tools.version import TOOL_VERSION
+    from transcode_ir.errors import UserError
+
+    accelerator = resolve_design(hw)
+    batch = batch if batch is not None else accelerator.mapping.batch
+    for label, value in (("--batch", batch), ("--seq", seq)):
+        if value <= 0:
+            raise UserError(f"{label} must be positive, got {value}")
+    if options.get("sim", "analytical") == "event":
+        from backends.elector.compile_pipeline import simulator
+
+        simulator("event")          # fail before the (slow) import when it is missing
+    module, name = load_model(source, batch, seq, exporter)
+    compile_options = CompileOptions(hw=hw, batch=batch, seq=seq, model_name=name, source=source,
+                                     tool_version=TOOL_VERSION, **options)
+    return compile_module(module, compile_options, accelerator)
+
+
+# --------------------------------------------------------------------------- the command
+
+
 def run(args: argparse.Namespace) -> int:
     from transcode_ir.errors import UserError
 
-    from backends.elector.compile_pipeline import CompileOptions, compile_model
-
     if args.optimizer != "adam" and not args.train:
         raise UserError("--optimizer only applies with --train")
-    options = CompileOptions(source=args.model, hw=args.hw, train=args.train,
-                             optimizer=args.optimizer, batch=args.batch, seq=args.seq,
-                             sim=args.sim, pipeline=args.pipeline, objective=args.objective,
-                             exporter=args.exporter)
-    outcome = compile_model(options)
+    outcome = compile_model(args.model, args.hw, batch=args.batch, seq=args.seq,
+                            exporter=args.exporter, train=args.train, optimizer=args.optimizer,
+                            sim=args.sim, pipeline=args.pipeline, objective=args.objective)
     report = outcome.report
     sys.stdout.write(report.to_text(max_ops=args.max_ops) + "\n")
     if args.json is not None:
