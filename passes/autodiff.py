@@ -269,7 +269,8 @@ class AutodiffPass(Pass):
             for suffix in ("adam_m", "adam_v"):
                 state = f"{pname}.{suffix}"
                 if state not in module.params:
-                    data = None if param.data is None else np.zeros_like(param.data)
+                    # np.zeros maps zero pages lazily; zeros_like would write 2x the model
+                    data = None if param.data is None else np.zeros(param.data.shape, param.data.dtype)
                     module.add_param(state, data, type=param.type.dense(), kind="state")
                 moments.append(b.param(state))
             new_p, new_m, new_v = b.create(

@@ -2,7 +2,11 @@
 
 :class:`PassManager` runs a pipeline over a module.  By default it verifies
 the input once and the module after every pass, so a pass that produces
-invalid IR is named at once (``verify_each=False`` turns that off).  Any
+invalid IR is named at once (``verify_each=False`` turns that off).
+Verification after a pass skips the functions that the pass left exactly as
+they were last verified (see :class:`_IncrementalVerifier`): on a training
+graph most passes touch few functions, and verifying is otherwise the
+larger part of a pipeline's time.  Any
 failure -- an exception in a pass or IR that does not verify after it -- is
 raised as :class:`PassFailure`, which names the failing pass, its position
 in the pipeline and the passes that ran before it.
@@ -208,6 +212,55 @@ class TimePasses(PassInstrument):
         return "\n".join(lines)
 
 
+class _IncrementalVerifier:
+    """Verifies a module after a pass, skipping functions the pass left as
+    they were verified last time.
+
+    A function's fingerprint holds its ops (by identity), their names,
+    attributes and result types (both immutable, compared by value), their
+    operands (by identity), and the function's arguments and result names.
+    Any edit through the IR API changes it, so a function whose fingerprint
+    is unchanged is the function that verified before.  When the parameters
+    change (their names, types or data arrays) everything is verified again,
+    since ``tensor.param`` ops check against them.  The fingerprints keep
+    references to the objects, so an identity is never reused by the garbage
+    collector while it is being compared.
+    """
+
+    def __init__(self) -> None:
+        self.params: object = None
+        self.functions: dict[str, tuple[object, ...]] = {}
+        self.module_id: int | None = None
+
+    @staticmethod
+    def _function_key(func: object) -> tuple[object, ...]:
+        ops = tuple([(op, op.name, op.attributes, tuple(op.operands),
+                      tuple([r.type for r in op.results])) for op in func])  # type: ignore[attr-defined]
+        args = tuple((a, a.name, a.type) for a in func.args)  # type: ignore[attr-defined]
+        return (func, ops, args, tuple(func.result_names), func.module)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _params_key(module: Module) -> tuple[object, ...]:
+        return tuple((name, p.type, p.kind, p.data) for name, p in module.params.items())
+
+    def verify(self, module: Module) -> None:
+        from transcode_ir.verifier import verify_function
+
+        params = self._params_key(module)
+        same_module = self.module_id == id(module) and len(params) == len(self.params or ()) \
+            and all(a[:3] == b[:3] and a[3] is b[3] for a, b in zip(params, self.params or ()))
+        keys = {name: self._function_key(f) for name, f in module.functions.items()}
+        if not same_module:
+            verify_module(module)
+        else:
+            for name, func in module.functions.items():
+                if self.functions.get(name) != keys[name]:
+                    if func.module is not module:
+                        verify_module(module)          # reports the broken back-pointer
+                    verify_function(func)
+        self.module_id, self.params, self.functions = id(module), params, keys
+
+
 class PassManager:
     """Runs a pipeline (a string or a sequence of passes) over modules.
 
@@ -234,9 +287,10 @@ class PassManager:
 
     def run(self, module: Module) -> PipelineRun:
         text = format_pipeline(self.pipeline)
+        verifier = _IncrementalVerifier()
         if self.verify_input:
             try:
-                verify_module(module)
+                verifier.verify(module)
             except UserError as err:
                 raise UserError(f"the input IR does not verify (before any pass of pipeline "
                                 f"'{text}'): {err}") from err
@@ -267,7 +321,7 @@ class PassManager:
             if self.verify_each:
                 start = time.perf_counter()
                 try:
-                    verify_module(run.module)
+                    verifier.verify(run.module)
                 except UserError as err:
                     self._notify("after_failure", pass_, index, run.module, err)
                     raise self._failure(index, names, err, "produced IR that does not verify") from err
