@@ -204,3 +204,48 @@ def test_custom_instrument_sees_every_hook() -> None:
     PassManager("cse,canonicalize", instruments=[Recorder()]).run(small())
     assert seen == ["start cse,canonicalize", "before cse", "after cse False",
                     "before canonicalize", "after canonicalize True", "end"]
+
+
+@register_pass
+@dataclass(frozen=True)
+class DropParamPass(Pass):
+    """Delete the parameter 'w' although @forward reads it (test helper).
+
+    Requires: nothing.  Guarantees: invalid IR.
+    """
+
+    name: ClassVar[str] = "test-drop-param"
+
+    def apply(self, module: Module) -> bool:
+        del module.params["w"]
+        return True
+
+
+@register_pass
+@dataclass(frozen=True)
+class BadAttributePass(Pass):
+    """Set an attribute the op kind does not have, in place (test helper).
+
+    Requires: nothing.  Guarantees: invalid IR.
+    """
+
+    name: ClassVar[str] = "test-bad-attribute"
+
+    def apply(self, module: Module) -> bool:
+        for op in module["forward"]:
+            if op.name == "tensor.matmul":
+                op.set_attr("transpose", True)
+        return False          # and it does not even admit the change
+
+
+@pytest.mark.parametrize("pipeline, message", [
+    ("cse,dce,test-drop-param", "refers to parameter 'w', which the module does not declare"),
+    ("cse,test-bad-attribute", "unknown attribute 'transpose'"),
+])
+def test_incremental_verification_still_sees_every_change(pipeline: str, message: str) -> None:
+    """Functions a pass did not touch are not verified again, but a change
+    to a parameter, or an in-place edit by a pass that reports no change, is
+    still caught after that very pass."""
+    with pytest.raises(PassFailure, match=message) as err:
+        run_pipeline(small(), pipeline)
+    assert err.value.pass_name == pipeline.split(",")[-1]
