@@ -89,9 +89,9 @@ def trainable_parameters(module: Module) -> list[str]:
 class AutodiffPass(Pass):
     """Build @backward (loss and weight gradients) and @train_step (with the optimizer update).
 
-    Requires: a verified module with ``@forward`` whose ops all have gradient
-    rules on the path from the trained parameters to the loss, and no
-    ``@backward``/``@train_step`` yet.  Guarantees: ``@forward`` is unchanged;
+    Requires: a verified module with ``@forward`` (without side effects) whose
+    ops all have gradient rules on the path from the trained parameters to the
+    loss, and no ``@backward``/``@train_step`` yet.  Guarantees: ``@forward`` is unchanged;
     ``@backward`` and ``@train_step`` follow the calling convention of
     :mod:`passes.autodiff`; optimizer state parameters (kind ``state``) exist.
     """
@@ -114,6 +114,11 @@ class AutodiffPass(Pass):
         for name in ("backward", "train_step"):
             if name in module.functions:
                 raise UserError(f"the module already has @{name} (autodiff ran already?)")
+        for op in forward:
+            if op.name != "func.return" and get_opdef(op.name).side_effects:
+                raise UserError(f"autodiff: @forward has an op with side effects ({op.name}"
+                                f"{_where(op)}); @backward recomputes the forward pass and must "
+                                "not repeat them")
         index = self._output_index(forward)
         label_name = "labels" if self.loss == "cross-entropy" else "target"
         if label_name in {a.name for a in forward.args}:
