@@ -499,8 +499,10 @@ class DynaPropPass(Pass):
                 raise ValueError(f"{label} must be a finite number >= 0, got {value}")
         if self.density is not None and not 0.0 <= self.density <= 1.0:
             raise ValueError(f"density is a fraction of nonzeros in [0, 1], got {self.density}")
-        given = [f"{k}={v}" for k, v in (("profile", self.profile), ("calibration", self.calibration))
-                 if v] + ([f"density={self.density}"] if self.density is not None else [])
+        given = [f"{key}={value}" for key, value in (("profile", self.profile),
+                                                       ("calibration", self.calibration)) if value]
+        if self.density is not None:
+            given.append(f"density={self.density}")
         if len(given) > 1:
             raise ValueError(f"give one density source, not {len(given)} ({', '.join(given)})")
 
@@ -522,13 +524,15 @@ class DynaPropPass(Pass):
             label = "tau-i" if kind == "i" else "tau-t"
 
             def tau(name: str) -> float:
-                measured_with = profile.threshold(kind, name) if profile is not None else None
+                if profile is None:
+                    return given if given is not None else 0.0
+                measured_with = profile.threshold(kind, name)
                 if given is None:
                     return measured_with if measured_with is not None else 0.0
                 if measured_with is not None and not math.isclose(measured_with, given,
                                                                   rel_tol=1e-6, abs_tol=1e-12):
                     raise UserError(
-                        f"dynaprop: {label}={given!r} but profile {profile.path} was measured "  # type: ignore[union-attr]
+                        f"dynaprop: {label}={given!r} but profile {profile.path} was measured "
                         f"with {label}={measured_with!r} at {name!r}; its densities describe "
                         f"that threshold -- drop {label} to use the profile's, or profile again")
                 return given
@@ -536,20 +540,13 @@ class DynaPropPass(Pass):
 
         return make("i", self.tau_i), make("t", self.tau_t)
 
-    def _any_positive(self, profile: DensityProfile | None) -> bool:
-        taus = [self.tau_i or 0.0, self.tau_t or 0.0]
-        if profile is not None:
-            taus += list(profile.tau_i.values()) + list(profile.tau_t.values())
-            taus += [profile.default_tau_i or 0.0, profile.default_tau_t or 0.0]
-        return any(t > 0 for t in taus)
-
     # -- the pass
     def apply(self, module: Module) -> bool:
         profile = load_profile(self.profile) if self.profile else None
         source = self.source
         if source is None:
-            if not self._any_positive(None):
-                return False
+            if not (self.tau_i or self.tau_t):
+                return False        # nothing pruned, nothing to record
             raise UserError(_NO_SOURCE_MESSAGE.format(pipeline=str(self)))
         forward = module.functions.get("forward")
         if forward is None:
@@ -570,7 +567,7 @@ class DynaPropPass(Pass):
             func = module.functions.get(name)
             if func is not None:
                 self._prune_training(module, func, tau_i, tau_t, pruned, attention_ops)
-        self._assign_densities(module, source, profile, pruned, attention_ops, tau_i)
+        self._assign_densities(module, source, profile, pruned, attention_ops)
         self._record(module, source, pruned, attention_ops)
         return True
 
@@ -674,12 +671,10 @@ class DynaPropPass(Pass):
 
     # -- densities
     def _assign_densities(self, module: Module, source: str, profile: DensityProfile | None,
-                          pruned: list[_Pruned], attention_ops: list[tuple[str, Op]],
-                          tau_i: Callable[[str], float]) -> None:
+                          pruned: list[_Pruned], attention_ops: list[tuple[str, Op]]) -> None:
         followers = {id(p.op): _zero_preserving_followers(p.op.results[0]) for p in pruned}
         if source == "measured":
-            measured = _measure(module, Path(self.calibration), pruned, followers, attention_ops,
-                                tau_i)
+            measured = _measure(module, Path(self.calibration), pruned, followers, attention_ops)
             for p in pruned:
                 for value in [p.op.results[0], *followers[id(p.op)]]:
                     value.type = value.type.with_encoding(
@@ -743,8 +738,9 @@ class DynaPropPass(Pass):
 _NO_SOURCE_MESSAGE = (
     "{pipeline} needs a density source: with tau > 0 it prunes values, and the cost model "
     "needs the density (fraction of nonzeros) that each prune point leaves, measured rather "
-    "than assumed silently.  Give one of: profile=FILE (a density profile written by the torch runtime in "
-    "frontends/dynaprop, see docs/dynaprop.md; source 'profile'), calibration=FILE (an .npz of "
+    "than assumed silently.  Give one of: profile=FILE (a density profile written by the "
+    "torch runtime in frontends/dynaprop, see docs/dynaprop.md; source 'profile'), "
+    "calibration=FILE (an .npz of "
     "real inputs named like @forward's arguments, plus 'labels' for training graphs; the "
     "interpreter measures every prune point; source 'measured'), or density=D (one density for "
     "every prune point, 0 <= D <= 1; source 'assumed', and reports mark it as assumed)")
@@ -764,7 +760,8 @@ def _differentiate(b: GradientBuilder, ops: list[Op], loss: Value, hooks: Mappin
             continue
         for index, result in enumerate(op.results):
             if id(result) in hooks and outs[index] is not None:
-                outs[index] = grads[id(result)] = hook(result, outs[index])  # type: ignore[arg-type]
+                pruned = hook(result, outs[index])  # type: ignore[arg-type]
+                outs[index] = grads[id(result)] = pruned
         rule = get_opdef(op.name).grad
         if rule is None:
             where = f' (loc "{op.loc}")' if op.loc else ""
@@ -882,10 +879,12 @@ def _load_calibration(path: Path) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise UserError(f"dynaprop: calibration file {path}: no such file") from None
     except (ValueError, OSError) as err:
-        raise UserError(f"dynaprop: calibration file {path}: not an .npz of arrays ({err})") from None
+        raise UserError(f"dynaprop: calibration file {path}: not an .npz of arrays "
+                        f"({err})") from None
 
 
-def _samples(func: Function, arrays: Mapping[str, np.ndarray], path: Path) -> list[dict[str, np.ndarray]]:
+def _samples(func: Function, arrays: Mapping[str, np.ndarray],
+             path: Path) -> list[dict[str, np.ndarray]]:
     """Split the calibration arrays into inputs of ``func``: each array has the argument's
     shape (one sample) or one more leading axis (several)."""
     count: int | None = None
@@ -918,8 +917,7 @@ def _samples(func: Function, arrays: Mapping[str, np.ndarray], path: Path) -> li
 
 
 def _measure(module: Module, path: Path, pruned: list[_Pruned],
-             followers: Mapping[int, list[Value]], attention_ops: list[tuple[str, Op]],
-             tau_i: Callable[[str], float]) -> _Counts:
+             followers: Mapping[int, list[Value]], attention_ops: list[tuple[str, Op]]) -> _Counts:
     """Run every function with prune ops on the calibration inputs; count nonzeros."""
     arrays = _load_calibration(path)
     counts = _Counts()
@@ -930,7 +928,7 @@ def _measure(module: Module, path: Path, pruned: list[_Pruned],
         watched = {id(v) for p in pruned if p.function == fname
                    for v in [p.op.results[0], *followers[id(p.op)]]}
         attention = [op for f, op in attention_ops if f == fname]
-        observer = _Observer(counts, watched, attention, tau_i)
+        observer = _Observer(counts, watched, attention)
         interpreter = Interpreter(module, observer=observer)
         for inputs in _samples(func, arrays, path):
             observer.begin(func, inputs)
@@ -946,13 +944,11 @@ class _Observer:
     """The interpreter's observer: counts watched results, and recomputes the pruned scores
     and probabilities inside fused attention ops from their operands."""
 
-    def __init__(self, counts: _Counts, watched: set[int], attention: list[Op],
-                 tau_i: Callable[[str], float]) -> None:
+    def __init__(self, counts: _Counts, watched: set[int], attention: list[Op]) -> None:
         self.counts = counts
         self.watched = watched
         self.attention = {id(op): op for op in attention}
         self.needed = {id(v) for op in attention for v in op.operands}
-        self.tau_i = tau_i
         self.saved: dict[int, np.ndarray] = {}
 
     def begin(self, func: Function, inputs: Mapping[str, np.ndarray]) -> None:
@@ -1008,10 +1004,10 @@ def prune_records(module: Module) -> list[PruneRecord]:
             if op.name == "nn.prune":
                 t: TensorType = op.results[0].type
                 enc = t.encoding
-                records.append(PruneRecord(fname, op.attr("point", ""), op.attr("role", "activation"),
-                                           float(op.attributes["tau"]),
-                                           enc.density if enc else None,
-                                           enc.source if enc else None, t.numel))
+                records.append(PruneRecord(
+                    fname, op.attr("point", ""), op.attr("role", "activation"),
+                    float(op.attributes["tau"]), enc.density if enc else None,
+                    enc.source if enc else None, t.numel))
             elif op.name == "nn.attention" and "dynaprop:tau_i" in op.attributes:
                 q, kt = op.operands[0].type, op.operands[1].type
                 batch = np.broadcast_shapes(q.shape[:-2], kt.shape[:-2])

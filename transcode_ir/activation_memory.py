@@ -134,7 +134,8 @@ def activation_memory(module: Module, func: str = "train_step",
                       include_weight_gradients: bool = False) -> ActivationMemory:
     """Peak activation memory of ``module``'s function ``func`` over its op schedule, with
     every value dense and with pruned values compressed.  See the module docstring."""
-    if data_width_bits is not None and (not isinstance(data_width_bits, int) or data_width_bits <= 0):
+    if data_width_bits is not None and (not isinstance(data_width_bits, int)
+                                        or data_width_bits <= 0):
         raise UserError(f"data_width_bits must be a positive integer, got {data_width_bits!r}")
     try:
         function = module.function(func)

@@ -11,6 +11,7 @@ imported module (:meth:`BertTiny.module`), since passes edit modules in place.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,8 @@ def _export_key(name: str = "bert-tiny") -> str:
 
 
 @pytest.fixture(scope="session")
-def zoo_onnx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def zoo_onnx(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """``zoo_onnx(name) -> Path``: the zoo model exported at the sizes above (cached)."""
     cache = getattr(request.config, "cache", None)     # None with -p no:cacheprovider
     directory = Path(cache.mkdir("dynaprop_ir")) if cache is not None else \

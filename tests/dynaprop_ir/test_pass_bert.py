@@ -73,7 +73,8 @@ def test_prune_points_unfused(bert_tiny: BertTiny) -> None:
     names = [op.attr("point") for op in prune_ops(module)]
     assert sorted(names) == sorted(EXPECTED)
     assert sorted(names) == sorted(zoo_points()), "the torch runtime names the same points"
-    per_layer = Counter(name.split(".")[2] if name.startswith("encoder") else name for name in names)
+    per_layer = Counter(name.split(".")[2] if name.startswith("encoder") else name
+                        for name in names)
     assert per_layer == {"0": 9, "1": 9, "pooler.dense": 1}
     for op in prune_ops(module):
         assert op.loc == op.attr("point") and op.attributes["tau"] == 0.01
@@ -136,7 +137,8 @@ def test_profile_densities_reach_the_ir(bert_tiny: BertTiny, tmp_path: Path) -> 
     wanted = {name: float(round(rng.uniform(0.05, 0.95), 6)) for name in zoo_points()}
     profile = write_profile(tmp_path / "profile.json", wanted)
     for pipeline in ("cleanup", "default"):
-        module = run_pipeline(bert_tiny.module(), f"{pipeline},dynaprop{{profile={profile}}}").module
+        module = run_pipeline(bert_tiny.module(),
+                              f"{pipeline},dynaprop{{profile={profile}}}").module
         records = prune_records(module)
         assert len(records) == len(wanted)
         for record in records:
@@ -328,7 +330,8 @@ def test_training_gradients_match_the_torch_runtime(training_module: Module,
         # a gradient element within float rounding of tau_T may land on either side
         mismatched = np.abs(got - want) > 1e-4 * scale + 2 * tau_t
         assert mismatched.mean() < 1e-3, name
-        assert np.count_nonzero(got) == pytest.approx(np.count_nonzero(want), abs=2 + 1e-3 * got.size)
+        assert np.count_nonzero(got) == pytest.approx(np.count_nonzero(want),
+                                                      abs=2 + 1e-3 * got.size)
         compared += 1
     assert compared == 26
 

@@ -21,8 +21,8 @@ from transcode_ir.opdefs import OpCost, get_opdef
 from transcode_ir.ops_sparsity import prune, prune_gradient
 from transcode_ir.types import SparsityEncoding, TensorType
 
-SPECIAL = np.array([0.0, -0.0, 0.01, -0.01, 0.0100001, -0.0099999, 1.5, -2.0, np.nan, np.inf, -np.inf],
-                   dtype=np.float64)
+SPECIAL = np.array([0.0, -0.0, 0.01, -0.01, 0.0100001, -0.0099999, 1.5, -2.0,
+                    np.nan, np.inf, -np.inf], dtype=np.float64)
 
 
 def reference(x: np.ndarray, tau: float) -> np.ndarray:
@@ -61,13 +61,13 @@ def test_prune_gradient_passes_where_the_value_survived() -> None:
     np.testing.assert_array_equal(prune_gradient(dy, y), [0.0, 2.0, 0.0, 4.0, 5.0])
 
 
-def _prune_module(tau: float = 0.01, shape: tuple[int, ...] = (3, 40), encoding: bool = True) -> Module:
-    enc = ", #sparse<0.25, measured>" if encoding else ""
-    dims = "x".join(map(str, shape))
+def _prune_module(tau: float = 0.01, shape: tuple[int, ...] = (3, 40)) -> Module:
+    t = f"tensor<{'x'.join(map(str, shape))}xf32"
+    point = "encoder.layer.0.attention.self.query"
     return parse_module(f"""module @m {{
-  func @forward(%x: tensor<{dims}xf32>, %g: tensor<{dims}xf32>) -> (y: tensor<{dims}xf32{enc}>, dx: tensor<{dims}xf32>) {{
-    %0 = nn.prune(%x) {{point = "encoder.layer.0.attention.self.query", tau = {tau!r}}} : tensor<{dims}xf32{enc}> loc("encoder.layer.0.attention.self.query")
-    %1 = grad.prune(%g, %0) : tensor<{dims}xf32>
+  func @forward(%x: {t}>, %g: {t}>) -> (y: {t}, #sparse<0.25, measured>>, dx: {t}>) {{
+    %0 = nn.prune(%x) {{point = "{point}", tau = {tau!r}}} : {t}, #sparse<0.25, measured>> loc("{point}")
+    %1 = grad.prune(%g, %0) : {t}>
     func.return(%0, %1)
   }}
 }}

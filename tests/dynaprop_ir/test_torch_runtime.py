@@ -53,7 +53,8 @@ def classifier_setup(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     return split, logits, statistics, prefix, profile, onnx_path
 
 
-def test_pruned_model_in_onnxruntime_matches_the_torch_runtime(classifier_setup) -> None:  # noqa: ANN001
+def test_pruned_model_in_onnxruntime_matches_the_torch_runtime(
+        classifier_setup: tuple) -> None:
     from backends.onnx import export_function
     from frontends.onnx import import_onnx
     from tests.backend_onnx.checks import run_onnx
