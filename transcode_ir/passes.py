@@ -205,8 +205,13 @@ def _describe_type(annotation: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(str(a) for a in typing.get_args(inner))
     if origin is tuple:
-        args = typing.get_args(inner)
-        return f"a comma-separated list of {_describe_type(args[0])} values ([] when empty)"
+        item = typing.get_args(inner)[0]
+        if typing.get_origin(item) is Literal:
+            what = "values from " + ", ".join(str(a) for a in typing.get_args(item))
+        else:
+            what = {int: "integers", float: "numbers", bool: "true/false values",
+                    str: "strings"}.get(item, str(item))
+        return f"a comma-separated list of {what} ([] when empty)"
     return {int: "an integer", float: "a number", bool: "true or false",
             str: "a string"}.get(inner, str(inner))
 
