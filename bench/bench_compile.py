@@ -146,9 +146,10 @@ def main() -> int:
     print(f"model: {latency.strip()}; energy {result.energy.total_nj / 1e6:.3f} mJ")
     print()
     header = ("what", "wall", "CPU", "target")
-    body = [(name, f"{w * 1e3:,.1f} ms", f"{c * 1e3:,.1f} ms", target) for name, w, c, target in rows]
-    body.append(("tcc compile end to end (fresh process)", f"{e2e_wall:,.2f} s", f"{e2e_cpu:,.2f} s",
-                 "<= 3 s wall"))
+    body = [(name, f"{w * 1e3:,.1f} ms", f"{c * 1e3:,.1f} ms", target)
+            for name, w, c, target in rows]
+    body.append(("tcc compile end to end (fresh process)", f"{e2e_wall:,.2f} s",
+                 f"{e2e_cpu:,.2f} s", "<= 3 s wall"))
     body.append(("peak memory: in-process evaluation", f"{evaluation_rss:,.0f} MiB", "", ""))
     body.append(("peak memory: tcc compile", f"{e2e_rss:,.0f} MiB", "", ""))
     widths = [max(len(line[i]) for line in [header] + body) for i in range(4)]
@@ -156,7 +157,8 @@ def main() -> int:
         print("  ".join([line[0].ljust(widths[0])] + [c.rjust(w) for c, w in
                                                        zip(line[1:], widths[1:])]).rstrip())
     print()
-    print(f"calibration: a 2M-iteration pure-Python loop takes {calibration_loop() * 1e3:.0f} ms CPU")
+    print(f"calibration: a 2M-iteration pure-Python loop takes "
+          f"{calibration_loop() * 1e3:.0f} ms CPU")
     return 0
 
 

@@ -70,7 +70,7 @@ def _product_dims(op: Op) -> tuple[int, int, int, int] | None:
 @register_pass
 @dataclass(frozen=True)
 class TilePass(Pass):
-    """Force tile sizes and a loop order on matrix products (and module tiles on softmax/layer norm).
+    """Force tile sizes and a loop order on matrix products (and softmax/layer-norm tiles).
 
     Requires: nothing.  Guarantees: matrix products (whose source name starts
     with ``loc``) carry tile:b, tile:x, tile:y and tile:order; with norm-tile,
@@ -91,7 +91,8 @@ class TilePass(Pass):
             if getattr(self, name) < 1:
                 raise ValueError(f"option '{name}' must be at least 1, got {getattr(self, name)}")
         if self.norm_tile < 0:
-            raise ValueError(f"option 'norm-tile' must be 0 (off) or positive, got {self.norm_tile}")
+            raise ValueError("option 'norm-tile' must be 0 (off) or positive, "
+                             f"got {self.norm_tile}")
 
     def apply(self, module: Module) -> bool:
         changed = False

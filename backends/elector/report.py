@@ -232,7 +232,8 @@ class Report:
                             format_bytes(r.bytes_by_level[lv][1])) for lv in LEVELS]))
         out.append("")
         layers = self.layers()
-        out.append(_table(("layer (source name)", "ops", "cycles", "roofline", "MACs", "dyn energy"),
+        out.append(_table(("layer (source name)", "ops", "cycles", "roofline", "MACs",
+                           "dyn energy"),
                           [(row["layer"], str(row["ops"]), f"{row['cycles']:,.0f}",
                             f"{row['roofline_cycles']:,.0f}", f"{row['macs']:,}",
                             _nj(row["dynamic_nj"])) for row in layers]))
@@ -364,7 +365,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
     widths = [max(len(line[c]) for line in body) for c in range(len(header))]
 
     def render(line: Sequence[str]) -> str:
-        cells = [line[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(line[1:], widths[1:])]
+        cells = [line[0].ljust(widths[0])]
+        cells += [cell.rjust(w) for cell, w in zip(line[1:], widths[1:])]
         return "  ".join(cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)

@@ -375,7 +375,7 @@ class HardwareConsts:
     capacity: Mapping[str, float]            # buffer level -> bytes
     bandwidth: Mapping[str, float]           # level -> bytes per cycle
     energy_per_byte: Mapping[str, float]     # level -> nJ per byte
-    lane_energy_per_cycle: float             # nJ per busy lane-cycle (lane + FIFO + sparsity [+ SR])
+    lane_energy_per_cycle: float             # nJ per busy lane-cycle: lane, FIFO, sparsity [, SR]
     softmax_energy_per_cycle: float
     layernorm_energy_per_cycle: float
     training: bool
@@ -423,10 +423,13 @@ def hardware_consts(accelerator: Accelerator, training: bool = False) -> Hardwar
         layernorm_units=pe.pes, layernorm_tile=accelerator.layer_norm.tile,
         capacity=capacity, bandwidth=bandwidth, energy_per_byte=energy,
         lane_energy_per_cycle=lane * 1e-3,
-        softmax_energy_per_cycle=accelerator.module_costs("softmax").dynamic_energy_per_cycle_pj * 1e-3,
-        layernorm_energy_per_cycle=accelerator.module_costs("layer_norm").dynamic_energy_per_cycle_pj
-        * 1e-3,
+        softmax_energy_per_cycle=_per_cycle_nj(accelerator, "softmax"),
+        layernorm_energy_per_cycle=_per_cycle_nj(accelerator, "layer_norm"),
         training=training)
+
+
+def _per_cycle_nj(accelerator: Accelerator, kind: str) -> float:
+    return accelerator.module_costs(kind).dynamic_energy_per_cycle_pj * 1e-3
 
 
 def stored_bytes(ref: TensorRef, hw: HardwareConsts) -> float:

@@ -34,7 +34,8 @@ def test_readme_demo_command_prints_the_report() -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.startswith("tcc compile: bert-tiny (forward, inference, batch 4 x seq 128)")
-    for needle in ("design     acceltran-edge @ ", "pipeline   canonicalize,", "elector-map{hw=acceltran-edge}",
+    for needle in ("design     acceltran-edge @ ", "pipeline   canonicalize,",
+                   "elector-map{hw=acceltran-edge}",
                    "latency ", "roofline ", "energy class", "area class", "utilisation",
                    "bytes moved", "layer (source name)", "encoder.layer.1", "nn.attention",
                    "no power gating", "not characterised"):

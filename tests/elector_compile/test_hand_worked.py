@@ -139,7 +139,8 @@ def test_single_matmul_by_hand(order: str, design) -> None:
     energy = result.energy.by_class()
     for kind in ("mac_lane", "fifo", "pre_sparsity", "post_sparsity"):
         assert energy[kind].dynamic_nj == pytest.approx(lane_cycles * per_cycle_nj(kind))
-    assert energy["dataflow"].dynamic_nj == pytest.approx(lane_cycles / 2 * per_cycle_nj("dataflow"))
+    dataflow = lane_cycles / 2 * per_cycle_nj("dataflow")       # 2 lanes per PE
+    assert energy["dataflow"].dynamic_nj == pytest.approx(dataflow)
     assert energy["dma"].dynamic_nj == pytest.approx(3200 / MM_BW * per_cycle_nj("dma"))
     assert energy["softmax"].dynamic_nj == 0.0 and energy["layer_norm"].dynamic_nj == 0.0
     access = tiny.buffer_costs("activation").energy_per_access_nj

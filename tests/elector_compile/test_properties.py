@@ -67,7 +67,8 @@ def test_zoo_on_library(model: str, train: bool, zoo, design) -> None:
         assert len(result.ops) == len(static.ops)
         faster = evaluate(static, _double_bandwidth(accelerator))
         assert faster.cycles <= result.cycles * (1 + REL), \
-            f"{label}: twice the main-memory bandwidth is slower ({faster.cycles} > {result.cycles})"
+            f"{label}: twice the main-memory bandwidth is slower " \
+            f"({faster.cycles} > {result.cycles})"
         if train:
             kinds = {op.kind for op in static.ops}
             assert "optim.adam" in kinds and "loss.cross_entropy" in kinds

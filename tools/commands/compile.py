@@ -66,7 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- loading
 
 
-def load_model(source: str, batch: int, seq: int, exporter: str = "torchscript"):  # -> (Module, str)
+def load_model(source: str, batch: int, seq: int,
+               exporter: str = "torchscript"):  # -> tuple[Module, str]
     """The IR module of ``source`` (ONNX file, ``.tir`` file or ``zoo:NAME``)
     and the model's name."""
     from transcode_ir.errors import UserError
