@@ -6,10 +6,10 @@
 BERT-Base (TorchScript export, dynamic batch and sequence) is imported at
 batch 4, sequence 128; then the pipeline (default: the named pipeline
 ``training`` -- clean-up, autodiff with cross-entropy and Adam, clean-up,
-fusion -- with the loss on ``last_hidden_state``) runs on a fresh import, timed by the ``TimePasses``
-instrument, with the IR verified after every pass as the pass manager does
-by default.  The import and the ONNX export are not timed.  Target: ≤ 2 s
-for the whole pipeline.
+fusion -- with the loss on ``last_hidden_state``) runs on a fresh import,
+timed by the ``TimePasses`` instrument, with the IR verified after every
+pass as the pass manager does by default.  The import and the ONNX export
+are not timed.  Target: ≤ 2 s for the whole pipeline.
 
 Prints the time-passes table of the last run, then a summary: pipeline wall
 time (best and median of ``--repeat`` runs), CPU time (on a shared machine the

@@ -104,7 +104,8 @@ class AutodiffPass(Pass):
     beta1: float = option(0.9, "Adam's first-moment decay")
     beta2: float = option(0.999, "Adam's second-moment decay")
     epsilon: float = option(1e-8, "Adam's epsilon")
-    output: str = option("", "the forward result the loss reads (default: the only one, or 'logits')")
+    output: str = option(
+        "", "the forward result the loss reads (default: the only one, or 'logits')")
 
     def apply(self, module: Module) -> bool:
         forward = module.functions.get("forward")
@@ -150,10 +151,12 @@ class AutodiffPass(Pass):
     def _label_type(self, prediction: Value) -> TensorType:
         t = prediction.type
         if t.dtype not in FLOATS:
-            raise UserError(f"autodiff: the prediction must be floating point, got {format_type(t)}")
+            raise UserError("autodiff: the prediction must be floating point, got "
+                            f"{format_type(t)}")
         if self.loss == "cross-entropy":
             if t.rank < 1:
-                raise UserError("autodiff: cross-entropy needs logits with a class axis, got a scalar")
+                raise UserError("autodiff: cross-entropy needs logits with a class axis, "
+                                "got a scalar")
             return TensorType(t.shape[:-1], "i64")
         return t.dense()
 
@@ -180,8 +183,8 @@ class AutodiffPass(Pass):
         labels = func.args[-1]
         builder = GradientBuilder(func, set())
         builder.loc = "loss"
-        loss_op = builder.create("loss.cross_entropy" if self.loss == "cross-entropy" else "loss.mse",
-                                 (prediction, labels))
+        loss_kind = "loss.cross_entropy" if self.loss == "cross-entropy" else "loss.mse"
+        loss_op = builder.create(loss_kind, (prediction, labels))
         ops.append(loss_op)
         loss = loss_op.result
 
@@ -275,7 +278,8 @@ class AutodiffPass(Pass):
                 state = f"{pname}.{suffix}"
                 if state not in module.params:
                     # np.zeros maps zero pages lazily; zeros_like would write 2x the model
-                    data = None if param.data is None else np.zeros(param.data.shape, param.data.dtype)
+                    data = None if param.data is None else \
+                        np.zeros(param.data.shape, param.data.dtype)
                     module.add_param(state, data, type=param.type.dense(), kind="state")
                 moments.append(b.param(state))
             new_p, new_m, new_v = b.create(

@@ -26,7 +26,9 @@ from typing import ClassVar
 
 from transcode_ir.core import Module, Op
 from transcode_ir.passes import Pass, option, register_pass
-from transcode_ir.rewrite import PatternSet, Rewriter, apply_patterns, constant_array, producer, splat_value
+from transcode_ir.rewrite import (
+    PatternSet, Rewriter, apply_patterns, constant_array, producer, splat_value,
+)
 
 from passes.raise_ops import RAISING_PATTERNS
 

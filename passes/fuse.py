@@ -28,7 +28,9 @@ from typing import ClassVar
 
 from transcode_ir.core import Module, Op, Value
 from transcode_ir.passes import Pass, option, register_pass
-from transcode_ir.rewrite import PatternSet, Rewriter, apply_patterns, has_one_use, producer, splat_value
+from transcode_ir.rewrite import (
+    PatternSet, Rewriter, apply_patterns, has_one_use, producer, splat_value,
+)
 
 __all__ = ["ATTENTION_PATTERNS", "FusePass", "LINEAR_PATTERNS"]
 
@@ -73,7 +75,8 @@ def fuse_activation(rw: Rewriter, op: Op) -> bool:
         operands = inner.operands
     else:
         return False
-    rw.replace_op(op, rw.op("nn.linear", *operands, activation=activation, loc=inner.loc))  # type: ignore[union-attr]
+    loc = inner.loc  # type: ignore[union-attr]
+    rw.replace_op(op, rw.op("nn.linear", *operands, activation=activation, loc=loc))
     return True
 
 
@@ -124,7 +127,8 @@ def fuse_attention(rw: Rewriter, op: Op) -> bool:
             return False
     mm, scale = found
     q, kt = mm.operands
-    if q.type.rank < 2 or kt.type.rank < 2 or (mm.result is not scores and not has_one_use(mm.result)):
+    if q.type.rank < 2 or kt.type.rank < 2 or \
+            (mm.result is not scores and not has_one_use(mm.result)):
         return False
     operands = [q, kt, v] + ([mask] if mask is not None else [])
     if mask is not None and mask.type.dtype != q.type.dtype:

@@ -29,7 +29,9 @@ import numpy as np
 
 from transcode_ir.core import Module, Op, Value
 from transcode_ir.passes import Pass, register_pass
-from transcode_ir.rewrite import PatternSet, Rewriter, apply_patterns, has_one_use, producer, splat_value
+from transcode_ir.rewrite import (
+    PatternSet, Rewriter, apply_patterns, has_one_use, producer, splat_value,
+)
 
 __all__ = ["RAISING_PATTERNS", "RaiseOpsPass"]
 
@@ -137,7 +139,8 @@ def _match_normalized(v: Value) -> tuple[Value, int, float] | None:
     if square is None or not has_one_use(var.operands[0]):
         return None
     if square.name == "arith.pow":
-        if square.operands[0] is not centered or not _scalar_constant(square.operands[1], 2.0, 1e-9):
+        if square.operands[0] is not centered or \
+                not _scalar_constant(square.operands[1], 2.0, 1e-9):
             return None
     elif not (square.operands[0] is centered and square.operands[1] is centered):
         return None

@@ -186,7 +186,8 @@ def fused_parts(op: Op) -> list[tuple[str, OpCost]]:
         batch, m, k, n = matmul_dims(op)
         out = op.results[0].type.numel
         parts = [("matmul", OpCost(batch * m * k * n, out if len(op.operands) > 2 else 0,
-                                   _bytes([v.type for v in op.operands]), op.results[0].type.nbytes))]
+                                   _bytes([v.type for v in op.operands]),
+                                   op.results[0].type.nbytes))]
         act = op.attributes.get("activation", "none")
         if act != "none":
             parts.append(("nonlinear", OpCost(0, _ACTIVATION_OPS[act] * out)))
@@ -196,7 +197,8 @@ def fused_parts(op: Op) -> list[tuple[str, OpCost]]:
         q, kt, v = (o.type for o in op.operands[:3])
         b1 = scores.numel * q.shape[-1]
         b2 = op.results[0].type.numel * v.shape[-2]
-        elementwise = scores.numel * ((op.attributes.get("scale", 1.0) != 1.0) + (len(op.operands) > 3))
+        steps = (op.attributes.get("scale", 1.0) != 1.0) + (len(op.operands) > 3)
+        elementwise = scores.numel * steps
         return [("matmul", OpCost(b1 + b2, elementwise, _bytes([o.type for o in op.operands]),
                                   op.results[0].type.nbytes)),
                 ("softmax", OpCost(0, 5 * scores.numel))]
@@ -224,7 +226,9 @@ def _attention_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
     p = b.op("nn.softmax", s, axis=-1)
     dp, dv = grad_matmul(b, p, v, g, need_lhs=True, need_rhs=_needs(b, v))
     ds = b.op("grad.softmax", dp, p, axis=-1)
-    dmask = reduce_to_shape(b, ds, mask.type.shape) if mask is not None and _needs(b, mask) else None
+    dmask = None
+    if mask is not None and _needs(b, mask):
+        dmask = reduce_to_shape(b, ds, mask.type.shape)
     if scale != 1.0:
         ds = b.op("arith.mul", ds, _scalar_like(b, scale, ds))
     dq, dkt = grad_matmul(b, q, kt, ds)

@@ -99,7 +99,8 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def _ce_parts(logits: np.ndarray, labels: np.ndarray, ignore: int) -> tuple[np.ndarray, np.ndarray, int]:
+def _ce_parts(logits: np.ndarray, labels: np.ndarray,
+              ignore: int) -> tuple[np.ndarray, np.ndarray, int]:
     flat = logits.reshape(-1, logits.shape[-1])
     lab = labels.reshape(-1).astype(np.int64)
     keep = lab != ignore
@@ -268,7 +269,8 @@ def _ln_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     dx = inv * (dxhat - dxhat.sum(axis=axes, keepdims=True) / n
                 - xhat * (dxhat * xhat).sum(axis=axes, keepdims=True) / n)
     dtype = _out_dtype(op)
-    return [dx.astype(dtype), (dy * xhat).sum(axis=lead).astype(dtype), dy.sum(axis=lead).astype(dtype)]
+    return [dx.astype(dtype), (dy * xhat).sum(axis=lead).astype(dtype),
+            dy.sum(axis=lead).astype(dtype)]
 
 
 define(OpDef(
@@ -291,7 +293,8 @@ def _gather_grad_infer(types: list[TensorType], attrs: Attributes) -> list[Tenso
     rank = dy.rank - idx.rank + 1
     axis = _norm_axis(axis, rank)
     if dy.shape[axis:axis + idx.rank] != idx.shape:
-        raise ShapeError(f"dy {list(dy.shape)} does not hold indices {list(idx.shape)} at axis {axis}")
+        raise ShapeError(f"dy {list(dy.shape)} does not hold indices {list(idx.shape)} "
+                         f"at axis {axis}")
     return [TensorType(dy.shape[:axis] + (attrs["size"],) + dy.shape[axis + idx.rank:], dy.dtype)]
 
 
@@ -358,14 +361,16 @@ define(OpDef(
 
 def _conv_attrs(op: Op) -> tuple[int, tuple[int, int], int, int]:
     a = op.attributes
-    return a.get("stride", 1), tuple(a.get("pads", (0, 0))), a.get("dilation", 1), a.get("groups", 1)
+    return (a.get("stride", 1), tuple(a.get("pads", (0, 0))), a.get("dilation", 1),
+            a.get("groups", 1))
 
 
 _CONV_ATTRS = {"stride": AttrSpec("int", False, 1), "pads": AttrSpec("ints", False, (0, 0)),
                "dilation": AttrSpec("int", False, 1), "groups": AttrSpec("int", False, 1)}
 
 
-def _windows_index(length: int, kernel: int, stride: int, dilation: int, pads: tuple[int, int]) -> tuple[np.ndarray, int]:
+def _windows_index(length: int, kernel: int, stride: int, dilation: int,
+                   pads: tuple[int, int]) -> tuple[np.ndarray, int]:
     out_len = (length + pads[0] + pads[1] - dilation * (kernel - 1) - 1) // stride + 1
     idx = np.arange(out_len)[:, None] * stride + np.arange(kernel)[None, :] * dilation
     return idx, out_len
@@ -449,7 +454,8 @@ def _sgd_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
 define(OpDef(
     "optim.sgd", ("param", "grad"), {"lr": AttrSpec("float")},
     _sgd_infer,
-    lambda op, x, ctx: [(x[0] - np.asarray(op.attributes["lr"], x[0].dtype) * x[1]).astype(x[0].dtype)],
+    lambda op, x, ctx: [(x[0] - np.asarray(op.attributes["lr"], x[0].dtype) * x[1])
+                        .astype(x[0].dtype)],
     "optimizer", cost=_elementwise_cost(2),
     doc="Plain SGD update: param - lr * grad."))
 
@@ -467,7 +473,8 @@ def _adam_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
 def _adam_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     p, g, m, v, step = x
     a = op.attributes
-    beta1, beta2, lr, eps = a.get("beta1", 0.9), a.get("beta2", 0.999), a["lr"], a.get("epsilon", 1e-8)
+    beta1, beta2 = a.get("beta1", 0.9), a.get("beta2", 0.999)
+    lr, eps = a["lr"], a.get("epsilon", 1e-8)
     t = int(step)
     dtype = p.dtype
     m = (beta1 * m.astype(np.float64) + (1 - beta1) * g.astype(np.float64)).astype(dtype)

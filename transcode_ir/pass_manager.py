@@ -33,9 +33,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from transcode_ir.core import Module
+from transcode_ir.core import Function, Module
 from transcode_ir.errors import UserError
-from transcode_ir.passes import Pass, PassResult, Pipeline, format_pass, format_pipeline, parse_pipeline
+from transcode_ir.passes import (
+    Pass, PassResult, Pipeline, format_pass, format_pipeline, parse_pipeline,
+)
 from transcode_ir.printer import print_module
 from transcode_ir.verifier import verify_module
 
@@ -201,7 +203,8 @@ class TimePasses(PassInstrument):
         total = self.total_seconds or sum(r.seconds + r.verify_seconds for r in self.records)
         lines = ["===" + "-" * (width + 40) + "===", "  ... Pass execution timing report ...",
                  "===" + "-" * (width + 40) + "===",
-                 f"  {'pass':<{width}}  {'changed':>7}  {'pass (s)':>9}  {'verify (s)':>10}  {'%':>6}"]
+                 f"  {'pass':<{width}}  {'changed':>7}  {'pass (s)':>9}  "
+                 f"{'verify (s)':>10}  {'%':>6}"]
         for r in self.records:
             share = 100.0 * (r.seconds + r.verify_seconds) / total if total else 0.0
             lines.append(f"  {r.pass_text:<{width}}  {'yes' if r.changed else 'no':>7}  "
@@ -233,11 +236,11 @@ class _IncrementalVerifier:
         self.module_id: int | None = None
 
     @staticmethod
-    def _function_key(func: object) -> tuple[object, ...]:
+    def _function_key(func: Function) -> tuple[object, ...]:
         ops = tuple([(op, op.name, op.attributes, tuple(op.operands),
-                      tuple([r.type for r in op.results])) for op in func])  # type: ignore[attr-defined]
-        args = tuple((a, a.name, a.type) for a in func.args)  # type: ignore[attr-defined]
-        return (func, ops, args, tuple(func.result_names), func.module)  # type: ignore[attr-defined]
+                      tuple([r.type for r in op.results])) for op in func])
+        args = tuple((a, a.name, a.type) for a in func.args)
+        return (func, ops, args, tuple(func.result_names), func.module)
 
     @staticmethod
     def _params_key(module: Module) -> tuple[object, ...]:
@@ -324,7 +327,8 @@ class PassManager:
                     verifier.verify(run.module)
                 except UserError as err:
                     self._notify("after_failure", pass_, index, run.module, err)
-                    raise self._failure(index, names, err, "produced IR that does not verify") from err
+                    raise self._failure(index, names, err,
+                                        "produced IR that does not verify") from err
                 record.verify_seconds = time.perf_counter() - start
             run.records.append(record)
             run.changed |= changed

@@ -375,8 +375,10 @@ def _load_entry_points() -> None:
             obj = ep.load()
         except Exception as err:  # a broken plugin must not hide the built-in passes
             raise UserError(f"entry point '{ep.name}' ({ep.value}) in group "
-                            f"{ENTRY_POINT_GROUP!r} failed to load: {type(err).__name__}: {err}") from err
-        if isinstance(obj, type) and issubclass(obj, Pass) and obj.__dict__.get("name") not in _PASSES:
+                            f"{ENTRY_POINT_GROUP!r} failed to load: "
+                            f"{type(err).__name__}: {err}") from err
+        if isinstance(obj, type) and issubclass(obj, Pass) \
+                and obj.__dict__.get("name") not in _PASSES:
             register_pass(obj)
 
 
@@ -553,7 +555,8 @@ def _instantiate(cls: type[Pass], body: str) -> Pass:
             if key not in options:
                 accepted = ", ".join(f"{o.name} ({o.accepted()})" for o in options.values())
                 snake = key.replace("_", "-")
-                hint = f" (options are written in kebab-case: '{snake}')" if snake in options else ""
+                hint = (f" (options are written in kebab-case: '{snake}')"
+                        if snake in options else "")
                 raise PipelineError(f"pass '{cls.name}' has no option '{key}'{hint}; accepted: "
                                     f"{accepted or 'none (this pass takes no options)'}")
             if key in raw:
@@ -563,7 +566,8 @@ def _instantiate(cls: type[Pass], body: str) -> Pass:
         else:
             # A bare item continues the previous option's list: arg-1=1,2,3
             if current is None:
-                raise PipelineError(f"pass '{cls.name}': expected option=value, got {item.strip()!r}; "
+                raise PipelineError(f"pass '{cls.name}': expected option=value, got "
+                                    f"{item.strip()!r}; "
                                     "accepted options: "
                                     + (", ".join(options) or "none (this pass takes no options)"))
             raw[current].append(item)

@@ -68,7 +68,8 @@ class PatternSet:
         self.patterns: list[Pattern] = list(patterns)
         self._index: dict[str, list[Pattern]] | None = None
 
-    def add(self, op_names: str | Sequence[str], fn: RewriteFn, name: str | None = None) -> RewriteFn:
+    def add(self, op_names: str | Sequence[str], fn: RewriteFn,
+            name: str | None = None) -> RewriteFn:
         names = (op_names,) if isinstance(op_names, str) else tuple(op_names)
         self.patterns.append(Pattern(names, fn, name or fn.__name__))
         self._index = None
@@ -204,7 +205,8 @@ class Rewriter:
         return self.create(name, operands, attributes, loc=loc).result
 
     def constant(self, array: Any, dtype: str | None = None) -> Value:
-        return self.create("tensor.constant", (), {"value": DenseAttr.from_array(array, dtype)}).result
+        attrs = {"value": DenseAttr.from_array(array, dtype)}
+        return self.create("tensor.constant", (), attrs).result
 
     # -- changing ops
     def replace_all_uses(self, old: Value, new: Value) -> None:
@@ -221,7 +223,8 @@ class Rewriter:
         """Replace every use of ``op``'s results by ``new`` and erase ``op``."""
         values = [new] if isinstance(new, Value) else list(new)
         if len(values) != len(op.results):
-            raise ValueError(f"replacing {op.name} needs {len(op.results)} value(s), got {len(values)}")
+            raise ValueError(f"replacing {op.name} needs {len(op.results)} value(s), "
+                             f"got {len(values)}")
         for old, value in zip(op.results, values):
             if old.type.dense() != value.type.dense():
                 raise ValueError(f"replacing a result of {op.name} of type {old.type} by a "

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from transcode_ir import Module, Op, Pass, PatternSet, Rewriter, apply_patterns, option, register_pass
+from transcode_ir import (
+    Module, Op, Pass, PatternSet, Rewriter, apply_patterns, option, register_pass,
+)
 from transcode_ir.rewrite import splat_value
 
 

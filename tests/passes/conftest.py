@@ -108,7 +108,8 @@ def check_update(name: str, ir_new: Any, torch_new: Any, torch_old: Any, bound: 
     plus four float32 ulps of the parameter, the rounding that ``p - lr·g``
     incurs in float32 in either implementation (tiny updates of large weights
     are otherwise rounding noise)."""
-    ir_new, torch_new, torch_old = (np.asarray(a, np.float64) for a in (ir_new, torch_new, torch_old))
+    ir_new, torch_new, torch_old = (np.asarray(a, np.float64)
+                                    for a in (ir_new, torch_new, torch_old))
     update = float(np.max(np.abs(torch_new - torch_old), initial=0.0))
     ulps = 4 * float(np.finfo(np.float32).eps) * float(np.max(np.abs(torch_old), initial=0.0))
     diff = float(np.max(np.abs(ir_new - torch_new), initial=0.0))
@@ -125,7 +126,8 @@ def set_torch_gradients(module: Any, backward_results: list[Any], params: dict[s
     for name, grad in zip(names[1:], backward_results[1:]):
         ir_name = name[: -len(".grad")]
         torch_name, transposed = torch_parameter(ir_name, params)
-        params[torch_name].grad = torch.from_numpy(np.ascontiguousarray(grad.T if transposed else grad))
+        layout = grad.T if transposed else grad
+        params[torch_name].grad = torch.from_numpy(np.ascontiguousarray(layout))
 
 
 def zero_gradients(gradients: dict[str, Any], ratio: float = 1e-6) -> set[str]:
@@ -161,7 +163,8 @@ def _export_key(name: str, exporter: str) -> str:
 
     digest = hashlib.sha256(f"{name} {exporter} {BATCH} {SEQ} {VOCAB} {SEED} "
                             f"torch {version('torch')} onnx {version('onnx')}".encode())
-    for source in [REPO / "frontends" / "export.py", *sorted((REPO / "frontends" / "zoo").glob("*.py"))]:
+    zoo_sources = sorted((REPO / "frontends" / "zoo").glob("*.py"))
+    for source in [REPO / "frontends" / "export.py", *zoo_sources]:
         digest.update(source.name.encode())
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]

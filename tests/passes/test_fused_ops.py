@@ -100,7 +100,8 @@ def test_fused_shape_rules_reject_bad_operands(op_text: str, message: str) -> No
 }}
 """
     if "mask" in message:
-        text = text.replace("%x: tensor<2x4xf32>, %w", "%x: tensor<2x4xf32>, %m: tensor<3x4xf32>, %w")
+        text = text.replace("%x: tensor<2x4xf32>, %w",
+                            "%x: tensor<2x4xf32>, %m: tensor<3x4xf32>, %w")
         text = text.replace("%w, %w, %x)", "%w, %w, %m)")
         message = "mask [3, 4] does not broadcast"
     with pytest.raises(VerifyError, match=message.replace("[", r"\[")):

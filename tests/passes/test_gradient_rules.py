@@ -102,7 +102,8 @@ CASES: dict[str, tuple[dict[str, np.ndarray], BuildFn]] = {
                 lambda b, v: b.op("arith.add", b.op("arith.max", v["a"], v["b"]),
                                   b.op("arith.min", v["a"], b.op("arith.neg", v["b"])))),
     "select": ({"a": rand(2, 3), "b": rand(3)},
-               lambda b, v: b.op("arith.select", const(b, [[True, False, True], [False, False, True]]),
+               lambda b, v: b.op("arith.select",
+                                 const(b, [[True, False, True], [False, False, True]]),
                                  v["a"], v["b"])),
     "cast-through-f32": ({"a": rand(3)},
                          lambda b, v: b.op("arith.cast", b.op("arith.mul", b.op(
@@ -137,12 +138,14 @@ CASES: dict[str, tuple[dict[str, np.ndarray], BuildFn]] = {
     "gather-axis-1": ({"table": rand(2, 5)},
                       lambda b, v: b.op("tensor.gather", v["table"], const(b, [3, 3, 1]), axis=1)),
     "concat-slice": ({"a": rand(2, 3), "b": rand(2, 2)},
-                     lambda b, v: b.op("tensor.slice", b.op("tensor.concat", v["a"], v["b"], axis=1),
+                     lambda b, v: b.op("tensor.slice",
+                                       b.op("tensor.concat", v["a"], v["b"], axis=1),
                                        starts=(4,), ends=(0,), axes=(1,), steps=(-2,))),
     "expand": ({"a": rand(3, 1)}, lambda b, v: b.op("tensor.expand", v["a"], shape=(2, 3, 4))),
     "reduce-sum-mean": ({"a": rand(2, 3, 4)},
-                        lambda b, v: b.op("arith.add", b.op("tensor.reduce_sum", v["a"], axes=(0, 2),
-                                                            keepdims=False),
+                        lambda b, v: b.op("arith.add",
+                                          b.op("tensor.reduce_sum", v["a"], axes=(0, 2),
+                                               keepdims=False),
                                           b.op("tensor.reduce_mean", v["a"], axes=(0, 2),
                                                keepdims=False))),
     "reduce-max": ({"a": rand(2, 3, 4)},
@@ -153,8 +156,10 @@ CASES: dict[str, tuple[dict[str, np.ndarray], BuildFn]] = {
                     lambda b, v: b.op("nn.linear", v["x"], v["w"], v["bias"], activation="relu")),
     "linear-tanh-gelu": ({"x": rand(3, 4), "w": rand(4, 2)},
                          lambda b, v: b.op("nn.linear", v["x"], v["w"], activation="gelu_tanh")),
-    "attention-mask": ({"q": rand(2, 3, 4), "kt": rand(2, 4, 5), "v": rand(2, 5, 2), "m": rand(2, 1, 5)},
-                       lambda b, v: b.op("nn.attention", v["q"], v["kt"], v["v"], v["m"], scale=0.5)),
+    "attention-mask": ({"q": rand(2, 3, 4), "kt": rand(2, 4, 5), "v": rand(2, 5, 2),
+                        "m": rand(2, 1, 5)},
+                       lambda b, v: b.op("nn.attention", v["q"], v["kt"], v["v"], v["m"],
+                                         scale=0.5)),
     "attention": ({"q": rand(3, 4), "kt": rand(4, 3), "v": rand(3, 2)},
                   lambda b, v: b.op("nn.attention", v["q"], v["kt"], v["v"])),
 }
@@ -206,7 +211,8 @@ def test_every_forward_op_kind_has_a_gradient_rule() -> None:
 def test_typed_signature_of_grad_ops() -> None:
     """Backward kernels verify their shapes like any op."""
     m = Module("m")
-    f = m.add_function(Function("forward", [TensorType((2, 3)), TensorType((2, 4))], ["dy", "x"], []))
+    f = m.add_function(Function("forward", [TensorType((2, 3)), TensorType((2, 4))],
+                                ["dy", "x"], []))
     f.set_outputs([], [])
     b = Builder(f)
     with pytest.raises(ValueError, match="differ"):

@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transcode_ir import Builder, Function, Module, Op, PatternSet, Rewriter, TensorType, apply_patterns, verify_module
-from transcode_ir.rewrite import RewriteDidNotConverge, constant_array, is_dead, producer, splat_value
+from transcode_ir import (
+    Builder, Function, Module, Op, PatternSet, Rewriter, TensorType, apply_patterns, verify_module,
+)
+from transcode_ir.rewrite import (
+    RewriteDidNotConverge, constant_array, is_dead, producer, splat_value,
+)
 
 
 def chain() -> Module:

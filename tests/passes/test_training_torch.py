@@ -5,7 +5,8 @@ run by the interpreter.
 
 Bounds: every parameter's gradient within 1e-4 relative error of torch
 autograd (``max |Δ| / max |g_torch|``, see ``conftest.gradient_errors`` for
-the floor used for gradients that are zero in exact arithmetic); one ``@train_step`` with SGD and one with
+the floor used for gradients that are zero in exact arithmetic); one
+``@train_step`` with SGD and one with
 Adam give the parameters ``torch.optim`` gives, within 1e-4 relative error of
 the update ``p_new - p_old`` (``conftest.check_update``; Adam is given the
 IR's gradients, see the test's docstring).
@@ -24,7 +25,9 @@ nn = torch.nn
 F = torch.nn.functional
 
 from frontends.onnx import import_onnx  # noqa: E402
-from transcode_ir import Interpreter, PassManager, print_module, structurally_equal, verify_module  # noqa: E402
+from transcode_ir import (  # noqa: E402
+    Interpreter, PassManager, print_module, structurally_equal, verify_module,
+)
 from transcode_ir.passes import parse_pipeline  # noqa: E402
 
 from tests.passes.conftest import (  # noqa: E402
@@ -103,7 +106,8 @@ def torch_loss(model: nn.Module, loss: str, feeds: dict[str, np.ndarray],
                reference: np.ndarray) -> torch.Tensor:
     out = model(*(torch.from_numpy(v) for v in feeds.values()))
     if loss == "cross-entropy":
-        return F.cross_entropy(out.reshape(-1, out.shape[-1]), torch.from_numpy(reference).reshape(-1))
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]),
+                               torch.from_numpy(reference).reshape(-1))
     return F.mse_loss(out, torch.from_numpy(reference))
 
 
@@ -121,10 +125,12 @@ CASES = [(Encoderish, "cross-entropy"), (Regressor, "mse")]
 
 
 @pytest.mark.parametrize("make, loss", CASES, ids=["encoderish-ce", "regressor-mse"])
-@pytest.mark.parametrize("pipeline", ["cleanup,autodiff{{loss={loss},optimizer=sgd}},cleanup,fuse,dce",
-                                      "default,autodiff{{loss={loss},optimizer=sgd}}"],
+@pytest.mark.parametrize("pipeline",
+                         ["cleanup,autodiff{{loss={loss},optimizer=sgd}},cleanup,fuse,dce",
+                          "default,autodiff{{loss={loss},optimizer=sgd}}"],
                          ids=["differentiate-then-fuse", "fuse-then-differentiate"])
-def test_gradients_match_torch_autograd(make, loss: str, pipeline: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_gradients_match_torch_autograd(make: type, loss: str, pipeline: str,
+                                        tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = make()
     module = export(model, tmp_path / "model.onnx")

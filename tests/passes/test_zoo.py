@@ -22,7 +22,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from frontends.zoo import build_model, list_models  # noqa: E402
-from transcode_ir import Interpreter, Module, PassInstrument, PassManager, print_module, structurally_equal  # noqa: E402
+from transcode_ir import (  # noqa: E402
+    Interpreter, Module, PassInstrument, PassManager, print_module, structurally_equal,
+)
 
 from tests.passes.conftest import (  # noqa: E402
     SEED, VOCAB, check_update, gradient_errors, relative_error, set_torch_gradients, torch_array,
@@ -51,7 +53,8 @@ def training_module(zoo_module: Any, name: str, optimizer: str, lr: float) -> Mo
 
 
 def target_for(module: Module) -> np.ndarray:
-    shape = module["forward"].outputs[module["forward"].result_names.index("pooler_output")].type.shape
+    forward = module["forward"]
+    shape = forward.outputs[forward.result_names.index("pooler_output")].type.shape
     return np.random.default_rng(3).standard_normal(shape).astype(np.float32)
 
 
@@ -79,7 +82,8 @@ def test_zoo_gradients_and_sgd_step_match_torch(name: str, zoo_module: Any) -> N
     initial = {n: p.detach().clone() for n, p in params.items()}
     torch.optim.SGD(model.parameters(), lr=0.1).step()
     for n in trained:
-        check_update(n, module.params[n].data, torch_array(n, params), torch_array(n, initial), BOUND)
+        check_update(n, module.params[n].data, torch_array(n, params), torch_array(n, initial),
+                     BOUND)
 
 
 @pytest.mark.parametrize("name", GRADIENT_MODELS)
@@ -101,7 +105,8 @@ def test_zoo_adam_step_matches_torch(name: str, zoo_module: Any) -> None:
     torch.optim.Adam(model.parameters(), lr=lr).step()
     trained = [n for n, p in module.params.items() if p.kind == "weight"]
     for n in trained:
-        check_update(n, module.params[n].data, torch_array(n, params), torch_array(n, initial), BOUND)
+        check_update(n, module.params[n].data, torch_array(n, params), torch_array(n, initial),
+                     BOUND)
     assert int(module.params["optimizer.step"].data) == 1
     states = [n for n, p in module.params.items() if p.kind == "state"]
     assert len(states) == 2 * len(trained) + 1
