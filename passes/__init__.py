@@ -16,6 +16,9 @@ Passes
   ``fuse``            matmul+bias(+activation) -> nn.linear; attention -> nn.attention (fuse.py)
   ``autodiff``        builds @backward and @train_step (autodiff.py)
 
+Other modules here (``tile``, ``dynaprop``, ...) register their own passes
+the same way; this file imports every module of the package.
+
 Named pipelines
   ``cleanup``   canonicalize,fold-constants,canonicalize,cse,dce
   ``default``   cleanup, then fuse and dce
@@ -26,9 +29,17 @@ Named pipelines
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from transcode_ir.passes import register_pipeline
 
-from passes import autodiff, canonicalize, cse, dce, fold_constants, fuse, raise_ops  # noqa: F401
+# Every module of this package registers its passes when imported (as
+# tools/commands does for subcommands), so a pass added here -- by whoever
+# writes it -- is available to pipelines without editing this file.
+for _module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 CLEANUP = "canonicalize,fold-constants,canonicalize,cse,dce"
 DEFAULT = "cleanup,fuse,dce"
