@@ -77,8 +77,10 @@ def op_timing(op: MappedOp, hw: HardwareConsts) -> tuple[float, dict[str, float]
     return compute, memory, roof, bound
 
 
-def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator) -> SimulationResult:
-    """Simulate a mapped function analytically (see the module docstring)."""
+def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
+                        timeline: bool = True) -> SimulationResult:
+    """Simulate a mapped function analytically (see the module docstring).
+    ``timeline=False`` skips the utilisation timeline (only plots use it)."""
     hw = hardware_consts(accelerator, mapped.training)
     prices = _dynamic_prices(accelerator, mapped.training)
     end: list[float] = [0.0] * len(mapped.ops)
@@ -112,7 +114,7 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator) -> Sim
             compulsory_by_level[level] += value
         dynamic = _op_dynamic(prices, busy, by_level, hw)
         results.append(OpResult(op.index, start, finish, compute, memory, roof, bound, dynamic))
-        if duration > 0:
+        if timeline and duration > 0:
             intervals.append((start, finish, {u: v / duration for u, v in busy.items()}))
     makespan = max(end, default=0.0)
     transfer = {level: (rw[0] + rw[1]) / hw.bandwidth[level] for level, rw in level_bytes.items()}
@@ -130,7 +132,7 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator) -> Sim
         energy=energy, area_um2=area_by_class(accelerator, mapped.training),
         utilisation=utilisation, bytes_by_level=bytes_by_level, roofline_cycles=roof,
         roofline_bound=roof_bound, ops=tuple(results),
-        timeline=_timeline(intervals, hw), notes=notes)
+        timeline=_timeline(intervals, hw) if timeline else (), notes=notes)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -208,4 +208,4 @@ def evaluate(static, accelerator: Accelerator, objective: str = "latency",  # no
 
     mappings, plan = map_function(static, accelerator, objective, respect_attributes, check)
     mapped = schedule_function(static, accelerator, mappings, plan=plan)
-    return simulate_analytical(mapped, accelerator)
+    return simulate_analytical(mapped, accelerator, timeline=False)

@@ -457,17 +457,26 @@ class MappedOp:
         return cached
 
     def _bytes_by_level(self) -> dict[str, tuple[float, float]]:
-        out = {level: [0.0, 0.0] for level in LEVELS}
+        mm_read = mm_write = mask_read = mask_write = 0.0
+        buffers = {"activation_buffer": [0.0, 0.0], "weight_buffer": [0.0, 0.0]}
         for operand in self.operands:
-            out["main_memory"][0] += operand.main_memory_read_bytes
-            out["main_memory"][1] += operand.main_memory_write_bytes
-            out[operand.level][0] += operand.buffer_read_bytes
-            out[operand.level][1] += operand.buffer_write_bytes
-            if operand.is_output:
-                out["mask_buffer"][1] += operand.mask_bytes
-            else:
-                out["mask_buffer"][0] += operand.mask_bytes
-        return {level: (rw[0], rw[1]) for level, rw in out.items()}
+            mm_read += operand.main_memory_read_bytes
+            mm_write += operand.main_memory_write_bytes
+            rw = buffers.get(operand.level)
+            if rw is None:
+                rw = buffers[operand.level] = [0.0, 0.0]
+            rw[0] += operand.buffer_read_bytes
+            rw[1] += operand.buffer_write_bytes
+            if operand.mask_bytes:
+                if operand.is_output:
+                    mask_write += operand.mask_bytes
+                else:
+                    mask_read += operand.mask_bytes
+        mask = buffers.pop("mask_buffer", [0.0, 0.0])
+        return {"main_memory": (mm_read, mm_write),
+                "activation_buffer": tuple(buffers["activation_buffer"]),
+                "weight_buffer": tuple(buffers["weight_buffer"]),
+                "mask_buffer": (mask[0] + mask_read, mask[1] + mask_write)}
 
     def bytes_at(self, level: str) -> float:
         read, write = self.bytes_by_level()[level]

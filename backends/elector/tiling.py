@@ -460,7 +460,8 @@ def plan_residency(static: StaticFunction, hw: HardwareConsts,
                    forced_streamed: Mapping[int, Iterable[str]] | None = None) -> ResidencyPlan:
     """Belady residency over program order for the activation and weight
     buffers.  A tensor larger than its buffer (or named in
-    ``forced_streamed[op index]``) is streamed by the op that touches it;
+    ``forced_streamed[op index]``, or that cannot get room because the op's
+    other operands fill the buffer) is streamed by the op that touches it;
     function arguments and parameters start in main memory; a tensor evicted
     while it still has uses is written back once (a spill) and read again
     when next needed (a fill)."""
@@ -469,68 +470,83 @@ def plan_residency(static: StaticFunction, hw: HardwareConsts,
     uses: dict[str, list[int]] = {}
     for info in static.ops:
         for _, ref, _ in info.inputs:
-            uses.setdefault(ref.key, []).append(info.index)
-    pointer = {key: 0 for key in uses}
+            lst = uses.setdefault(ref.key, [])
+            if not lst or lst[-1] != info.index:
+                lst.append(info.index)
+    dies_at: list[list[str]] = [[] for _ in range(n)]
+    for key, lst in uses.items():
+        dies_at[lst[-1]].append(key)
+    pointer = dict.fromkeys(uses, 0)
     resident: dict[str, dict[str, float]] = {"activation_buffer": {}, "weight_buffer": {}}
+    totals = {"activation_buffer": 0.0, "weight_buffer": 0.0}
     refs_by_key: dict[str, TensorRef] = {}
     in_memory: set[str] = set()
     plan = ResidencyPlan([set() for _ in range(n)], [dict() for _ in range(n)],
                          [[] for _ in range(n)])
+    never = math.inf
 
-    def next_use(key: str, now: int) -> int:
+    def next_use(key: str, now: int) -> float:
         lst = uses.get(key)
         if not lst:
-            return math.inf  # type: ignore[return-value]
+            return never
         p = pointer[key]
         while p < len(lst) and lst[p] <= now:
             p += 1
         pointer[key] = p
-        return lst[p] if p < len(lst) else math.inf  # type: ignore[return-value]
+        return lst[p] if p < len(lst) else never
 
-    def make_room(level: str, need: float, now: int, keep: set[str]) -> None:
+    def make_room(level: str, need: float, now: int, keep: set[str]) -> bool:
         held = resident[level]
         capacity = hw.capacity[level]
-        while held and sum(held.values()) + need > capacity:
+        while totals[level] + need > capacity:
             candidates = [k for k in held if k not in keep]
             if not candidates:
-                return
+                return False
             victim = max(candidates, key=lambda k: next_use(k, now))
             size = held.pop(victim)
-            if next_use(victim, now) != math.inf and victim not in in_memory:
+            totals[level] -= size
+            if next_use(victim, now) != never and victim not in in_memory:
                 plan.spills[now].append((refs_by_key[victim], size))
                 in_memory.add(victim)
+        return True
+
+    def hold(level: str, key: str, size: float) -> None:
+        resident[level][key] = size
+        totals[level] += size
 
     for info in static.ops:
         i = info.index
         keep = {ref.key for _, ref, _ in info.inputs} | {ref.key for ref in info.outputs}
         forced = set(forced_streamed.get(i, ()))
+        streamed = plan.streamed[i]
         for _, ref, _ in info.inputs:
             refs_by_key[ref.key] = ref
             level = ref.buffer
+            if ref.key in resident[level] or ref.key in streamed:
+                continue
             size = stored_bytes(ref, hw)
-            if ref.key in resident[level]:
+            if ref.key in forced or size > hw.capacity[level] \
+                    or not make_room(level, size, i, keep):
+                streamed.add(ref.key)
                 continue
-            if ref.key in forced or size > hw.capacity[level]:
-                plan.streamed[i].add(ref.key)
-                continue
-            make_room(level, size, i, keep)
-            resident[level][ref.key] = size
-            plan.fills[i][ref.key] = plan.fills[i].get(ref.key, 0.0) + size
+            hold(level, ref.key, size)
+            plan.fills[i][ref.key] = size
             in_memory.add(ref.key)
         for ref in info.outputs:
             refs_by_key[ref.key] = ref
             size = stored_bytes(ref, hw)
-            if ref.key in forced or size > hw.capacity[ref.buffer]:
-                plan.streamed[i].add(ref.key)
+            if ref.key not in uses:
+                continue          # never read on chip again: nothing to keep
+            if ref.key in forced or size > hw.capacity[ref.buffer] \
+                    or not make_room(ref.buffer, size, i, keep):
+                streamed.add(ref.key)
                 in_memory.add(ref.key)
                 continue
-            if next_use(ref.key, i) == math.inf:
-                continue          # never read on chip again: nothing to keep
-            make_room(ref.buffer, size, i, keep)
-            resident[ref.buffer][ref.key] = size
-        for level in resident:
-            for key in [k for k in resident[level] if next_use(k, i) == math.inf]:
-                del resident[level][key]
+            hold(ref.buffer, ref.key, size)
+        for key in dies_at[i]:
+            ref = refs_by_key.get(key)
+            if ref is not None and key in resident[ref.buffer]:
+                totals[ref.buffer] -= resident[ref.buffer].pop(key)
     return plan
 
 
