@@ -36,9 +36,10 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -179,8 +180,8 @@ class TableAccuracy(AccuracySource):
 
 def model_features(model: str, tau_i: float = 0.0, tau_t: float = 0.0) -> np.ndarray:
     """Fixed-length features of a model (for the accuracy surrogate)."""
-    from frontends.zoo.description import HEAD_TYPES
     from frontends.zoo import resolve_config
+    from frontends.zoo.description import HEAD_TYPES
 
     config = resolve_config(model, check_space=False)
     layers = config.layers
@@ -241,7 +242,7 @@ class SurrogateAccuracy(AccuracySource):
         for i in range(len(y)):
             keep = np.arange(len(y)) != i
             w = self._fit(x[keep], y[keep])
-            errors.append(float(self._design(x[i:i + 1]) @ w) - y[i])
+            errors.append(float((self._design(x[i:i + 1]) @ w)[0]) - y[i])
         return float(np.sqrt(np.mean(np.square(errors))))
 
     def identity(self) -> dict[str, Any]:
@@ -368,6 +369,11 @@ class MeasuredAccuracy(AccuracySource):
                 result.evaluation_statistics, model=_canonical(model),
                 description=_canonical(model), seed=s.seed, mode="inference", tau_i=tau_i,
                 tau_t=tau_t, data={"task": s.task, "split": "validation+test",
+                                   "batches": (math.ceil(s.validation_size / config.eval_batch_size)
+                                               + math.ceil(s.test_size / config.eval_batch_size)),
+                                   "batch_size": config.eval_batch_size,
+                                   "examples": s.validation_size + s.test_size,
+                                   "train_steps_before": s.steps,
                                    "task_config": self.settings.to_json()},
                 module_prefix="bert.", tool="tools.codesign")
             write_profile(document, profile_path)

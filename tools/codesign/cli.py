@@ -83,6 +83,8 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
     out.add_argument("--plots", metavar="DIR", help="write pareto.png and best_so_far.png")
     out.add_argument("--no-report", action="store_true",
                      help="skip the best pair's full report")
+    out.add_argument("--final-sim", default="auto", choices=("auto", "event", "analytical"),
+                     help="simulator of the final report (auto: event when available)")
 
 
 def _floats(text: str, label: str) -> tuple[float, ...]:
@@ -94,7 +96,10 @@ def _floats(text: str, label: str) -> tuple[float, ...]:
 
 def _objective(args: argparse.Namespace) -> Any:
     from tools.codesign.objectives import (
-        DEFAULT_WEIGHTS, Constraints, ParetoObjective, WeightedObjective,
+        DEFAULT_WEIGHTS,
+        Constraints,
+        ParetoObjective,
+        WeightedObjective,
     )
 
     constraints = Constraints(args.max_area, args.max_latency)
@@ -159,7 +164,7 @@ def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
             print(f"  {values}  | {space.describe(trial.point)}")
     best_metrics = None
     if result.best is not None and not args.no_report and math.isfinite(result.best.score):
-        report = final_report(space, evaluator, result.best.point)
+        report = final_report(space, evaluator, result.best.point, args.final_sim)
         print()
         print(report.text)
         best_metrics = report.metrics or dict(result.best.outcome.metrics)
@@ -185,9 +190,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     """``tcc sweep SPACE --model M --db F ...``: a hardware sweep of one model."""
     from tools.codesign.accuracy import make_accuracy_source
     from tools.codesign.spaces import HardwareSpace, JointSpace, ModelSpace
-    from tools.codesign.sweep import run_sweep
 
-    model = args.model[4:] if args.model.startswith("zoo:") else args.model
+    model = args.model.removeprefix("zoo:")
     space = JointSpace(ModelSpace.single(model), HardwareSpace(args.space), _schedule_space(args))
     accuracy = make_accuracy_source(args.accuracy, args.cache)
     evaluator = _evaluator(args, accuracy)

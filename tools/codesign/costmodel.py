@@ -12,7 +12,9 @@ Per design:
    the final report).  An op no mapping fits raises
    :class:`~backends.elector.mapping.MappingError`: an infeasible point.
 2. A schedule that fixes the tile (``design`` or ``BxXxY``) replaces the tile of
-   every matrix product (and fused attention); its loop order is the
+   every matrix product (and fused attention), clipped to the op's dimensions
+   (``b <= B``, ``x <= M``, ``y <= max(K, N)``, as the mapper's own
+   candidates are); its loop order is the
    schedule's, or the best of the 24 for that tile (same cost formulas the
    mapper uses).  Each forced mapping is checked against the design's
    constraints (z3, cached per op signature): breaking one is infeasible.
@@ -112,17 +114,19 @@ def map_with_schedule(static: Any, accelerator: Any, schedule: Any, objective: s
         if info.form not in ("matmul", "attention"):
             continue
         current = mappings[position]
+        batch, rows, inner, columns = info.dims
+        shape = (min(tile[0], batch), min(tile[1], rows), min(tile[2], max(inner, columns)))
         if schedule.order != "auto":
             order = schedule.order
         else:
-            signature = (info.form, info.dims, info.dims2, current.weights,
+            signature = (info.form, info.dims, info.dims2, shape, current.weights,
                          tuple(sorted(plan.streamed[info.index])),
                          tuple(sorted(plan.fills[info.index].items())))
             order = orders.get(signature)
             if order is None:
-                order = _best_order(info, hw, plan, tile)
+                order = _best_order(info, hw, plan, shape)
                 orders[signature] = order
-        mapping = OpMapping(current.unit, TileShape(*tile), order, current.weights)
+        mapping = OpMapping(current.unit, TileShape(*shape), order, current.weights)
         check_mapping(info, mapping, hw, plan, forced=True)
         forced[position] = mapping
     return forced, plan

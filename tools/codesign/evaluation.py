@@ -34,9 +34,10 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -114,6 +115,10 @@ class Evaluator:
     def accuracy_label(self) -> str:
         return "none"
 
+    @property
+    def simulator_label(self) -> str:
+        return self.name
+
 
 def point_identity(space: Any, evaluator: Evaluator, point: Any) -> dict[str, Any]:
     """Everything that determines the result of ``point`` (see module docstring)."""
@@ -148,7 +153,8 @@ def evaluate_safely(evaluator: Evaluator, space: Any, point: Any) -> Outcome:
     try:
         outcome = evaluator.evaluate(space, point)
     except Exception as err:  # noqa: BLE001 - a sweep records every failure and goes on
-        outcome = Outcome.failed(_reason(err), accuracy_source=evaluator.accuracy_label)
+        outcome = Outcome.failed(_reason(err), accuracy_source=evaluator.accuracy_label,
+                                 simulator=evaluator.simulator_label)
     outcome.seconds = time.perf_counter() - started
     outcome.worker = _worker_label()
     return outcome
@@ -264,6 +270,10 @@ class CostEvaluator(Evaluator):
     def accuracy_label(self) -> str:
         return self.accuracy_source.label
 
+    @property
+    def simulator_label(self) -> str:
+        return self.simulator
+
     def pipeline(self, point: Any) -> str:
         """The pass pipeline before ``elector-map`` (canonical text), with a
         ``dynaprop`` stage when the schedule prunes (its density source named;
@@ -287,7 +297,7 @@ class CostEvaluator(Evaluator):
                         "assumed:D")
 
     def setup(self) -> None:
-        import backends.elector.analytical  # noqa: F401
+        import backends.elector.analytical
         import backends.elector.mapping  # noqa: F401
 
     def evaluate(self, space: Any, point: Any) -> Outcome:

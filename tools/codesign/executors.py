@@ -77,7 +77,7 @@ class Executor:
     def describe(self) -> str:
         return f"{self.name} ({self.workers} worker{'s' if self.workers != 1 else ''})"
 
-    def __enter__(self) -> Executor:
+    def __enter__(self) -> Executor:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -112,6 +112,12 @@ class LocalPoolExecutor(Executor):
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def start(self, evaluator: Any, space: Any) -> None:
+        """Start the workers (kept when started again with the same evaluator
+        and space, so one pool can serve several sweeps)."""
+        if self._pool is not None and self._arguments[0] is evaluator \
+                and self._arguments[1] is space:
+            return
+        self.close()
         self._arguments = (evaluator, space)
         self._pool = self._new_pool(self.workers)
 
@@ -145,17 +151,22 @@ class LocalPoolExecutor(Executor):
         if not broken:
             return
         self._pool.shutdown(wait=False, cancel_futures=True)
-        # Isolate: each unfinished point alone in a fresh one-worker pool.
-        for position in sorted(unfinished):
-            pool = self._new_pool(1)
-            try:
-                document = pool.submit(_evaluate_in_worker, points[position].to_json()).result()
-                outcome = Outcome.from_json(document)
-            except BrokenProcessPool:
-                outcome = _crashed(points[position], "the local worker exited abnormally")
-            finally:
-                pool.shutdown(wait=False, cancel_futures=True)
-            yield position, outcome
+        # Isolate: the unfinished points one at a time in a one-worker pool
+        # (a fresh one after each death), so only the culprit fails.
+        pool = self._new_pool(1)
+        try:
+            for position in sorted(unfinished):
+                try:
+                    document = pool.submit(_evaluate_in_worker,
+                                           points[position].to_json()).result()
+                    outcome = Outcome.from_json(document)
+                except BrokenProcessPool:
+                    outcome = _crashed(points[position], "the local worker exited abnormally")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = self._new_pool(1)
+                yield position, outcome
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool(self.workers)
 
     def close(self) -> None:
@@ -175,6 +186,7 @@ class RayExecutor(Executor):
         self.workers = workers
         self.address = address
         self._actors: list[Any] = []
+        self._given: tuple[Any, Any] | None = None
         self._started_ray = False
 
     def describe(self) -> str:
@@ -204,6 +216,9 @@ class RayExecutor(Executor):
                 return _evaluate_in_worker(point_json)
 
         self._actor_class = _Worker
+        if self._actors and self._given == (evaluator, space):
+            return
+        self._given = (evaluator, space)
         self._arguments = (ray.put(evaluator), ray.put(space))
         self._actors = [self._new_actor() for _ in range(self.workers)]
 
@@ -251,7 +266,7 @@ class RayExecutor(Executor):
         for actor in self._actors:
             try:
                 self._ray.kill(actor)
-            except Exception:  # noqa: BLE001 - best effort at shutdown
+            except Exception:  # noqa: BLE001, S110 - best effort at shutdown
                 pass
         self._actors = []
         if self._started_ray:

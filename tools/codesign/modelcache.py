@@ -15,9 +15,11 @@ goes through three caches, cheapest first:
    shapes bound, the pipeline run, and the text written to (2).
 
 The file names are hashes of everything that determines their content
-(:meth:`ModelKey.digest`).  Files are written to a temporary name and renamed,
-under an exclusive ``fcntl`` lock per key, so that workers building the same
-model at the same time build it once and never read half a file.
+(:meth:`ModelKey.digest`: the key's fields, the tool version and a hash of
+the sources of the zoo, exporter, importer, passes and IR core).  Files are
+written to a temporary name and renamed, under an exclusive ``fcntl`` lock
+per key, so that workers building the same model at the same time build it
+once and never read half a file.
 """
 
 from __future__ import annotations
@@ -60,14 +62,38 @@ class ModelKey:
     def digest(self) -> str:
         from tools.version import TOOL_VERSION
 
-        text = json.dumps({**asdict(self), "format": CACHE_FORMAT, "tool": TOOL_VERSION},
-                          sort_keys=True)
+        text = json.dumps({**asdict(self), "format": CACHE_FORMAT, "tool": TOOL_VERSION,
+                           "code": code_fingerprint()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     def onnx_digest(self) -> str:
         text = json.dumps({"description": self.description, "vocab": self.vocab_size,
-                           "exporter": self.exporter, "format": CACHE_FORMAT}, sort_keys=True)
+                           "exporter": self.exporter, "format": CACHE_FORMAT,
+                           "code": code_fingerprint(("frontends",))}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+_FINGERPRINTS: dict[tuple[str, ...], str] = {}
+
+
+def code_fingerprint(packages: tuple[str, ...] = ("frontends", "passes", "transcode_ir")
+                     ) -> str:
+    """A hash of the Python sources that turn a description into prepared IR
+    (zoo, exporter, importer, passes, IR core), so a cached file made by
+    other code is never reused."""
+    cached = _FINGERPRINTS.get(packages)
+    if cached is not None:
+        return cached
+    import importlib
+
+    digest = hashlib.sha256()
+    for package in packages:
+        root = Path(importlib.import_module(package).__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root.parent)).encode())
+            digest.update(path.read_bytes())
+    _FINGERPRINTS[packages] = digest.hexdigest()[:16]
+    return _FINGERPRINTS[packages]
 
 
 @contextlib.contextmanager
@@ -156,7 +182,7 @@ class ModelCache:
         with file_lock(path.with_suffix(".lock")):
             if path.exists():
                 return path
-            from frontends.export import export_onnx   # imports torch
+            from frontends.export import export_onnx  # imports torch
 
             temporary = path.with_name(path.stem + f".{os.getpid()}.tmp.onnx")
             export_onnx(key.description, temporary, exporter=key.exporter, batch=2,
@@ -166,10 +192,12 @@ class ModelCache:
         return path
 
     def _build(self, key: ModelKey) -> Any:
+        import passes
         from frontends.onnx import import_onnx
         from transcode_ir.pass_manager import run_pipeline
 
-        import passes  # noqa: F401  (registers the built-in passes and pipelines)
+        if "dynaprop" in key.pipeline:
+            import passes.dynaprop  # noqa: F401  (registers dynaprop)
 
         onnx_path = self.onnx_path(key)
         module = import_onnx(onnx_path, {"input_ids": (key.batch, key.seq),

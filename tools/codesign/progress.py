@@ -7,6 +7,7 @@ end, so logs stay readable.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import TextIO
@@ -15,9 +16,9 @@ __all__ = ["Progress", "SilentProgress"]
 
 
 def _duration(seconds: float) -> str:
-    if seconds != seconds or seconds == float("inf"):
+    if math.isnan(seconds) or math.isinf(seconds):
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -73,8 +74,7 @@ class Progress(SilentProgress):
         progressed = done - (self._done_at_start or 0)
         rate = evaluated / elapsed if elapsed > 0 else 0.0
         left = (self.total - done) * elapsed / progressed if progressed else float("inf")
-        best_text = f"{best:.5f}" if best is not None and best == best and best > -1e300 \
-            else "-"
+        best_text = f"{best:.5f}" if best is not None and math.isfinite(best) else "-"
         filled = int(self.width * done / self.total)
         bar = "#" * filled + "." * (self.width - filled)
         text = (f"{self.label} [{bar}] {done}/{self.total}  evaluated {evaluated}"

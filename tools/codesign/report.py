@@ -37,8 +37,11 @@ class FinalReport:
         return self.text
 
 
-def final_report(space: Any, evaluator: Any, point: Any) -> FinalReport:
-    """The full ELECTOR report of ``point`` (see the module docstring)."""
+def final_report(space: Any, evaluator: Any, point: Any, simulator: str = "auto"
+                 ) -> FinalReport:
+    """The full ELECTOR report of ``point`` (see the module docstring).
+    ``simulator``: ``auto`` (event when available, else analytical),
+    ``event`` or ``analytical``."""
     from tools.codesign.costmodel import event_simulator_available, simulate_on_design
     from tools.codesign.evaluation import CostEvaluator
     from tools.codesign.modelcache import ModelKey
@@ -52,10 +55,17 @@ def final_report(space: Any, evaluator: Any, point: Any) -> FinalReport:
     from backends.elector.tiling import design_hash
     from tools.version import TOOL_VERSION
 
-    simulator = "event" if event_simulator_available() else "analytical"
-    note = ("final numbers from the event-driven simulator" if simulator == "event" else
-            "the event-driven simulator is not available in this tree "
-            "(backends/elector/event_sim.py); the final report uses the analytical simulator")
+    available = event_simulator_available()
+    if simulator == "auto":
+        simulator = "event" if available else "analytical"
+    if simulator == "event":
+        note = "final numbers from the event-driven simulator"
+    elif available:
+        note = "final numbers from the analytical simulator (as asked)"
+    else:
+        note = ("the event-driven simulator is not available in this tree "
+                "(backends/elector/event_sim.py); the final report uses the analytical "
+                "simulator")
     accelerator = space.hardware.accelerator(point.hardware)
     accuracy = evaluator.accuracy_source.accuracy(point.model, point.schedule)
     pipeline = evaluator.pipeline(point)
@@ -78,8 +88,8 @@ def final_report(space: Any, evaluator: Any, point: Any) -> FinalReport:
         peak_macs_per_cycle=accelerator.peak_macs_per_cycle, tool_version=TOOL_VERSION,
         mapped=mapped, result=result, area=area_breakdown(accelerator, training),
         notes=[note, f"schedule: {point.schedule.describe()}",
-               f"accuracy: {accuracy.value if accuracy.value is not None else 'not evaluated'}"
-               f" (source: {accuracy.source})"])
+               (f"accuracy: {accuracy.value if accuracy.value is not None else 'not evaluated'}"
+                f" (source: {accuracy.source})")])
     metrics = {"latency_cycles": result.cycles, "latency_ms": result.seconds * 1e3,
                "dynamic_energy_nj": result.energy.dynamic_nj,
                "leakage_energy_nj": result.energy.leakage_nj,

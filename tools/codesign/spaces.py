@@ -71,11 +71,11 @@ import numpy as np
 from transcode_ir.errors import UserError
 
 __all__ = [
+    "LOOP_ORDERS",
     "Chooser",
     "HardwareSpace",
     "JointPoint",
     "JointSpace",
-    "LOOP_ORDERS",
     "ModelSpace",
     "RandomChooser",
     "RecordingChooser",
@@ -731,7 +731,8 @@ class ScheduleSpace:
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> ScheduleSpace:
-        return cls(tuple(document.get("tiles", ("auto",))), tuple(document.get("orders", ("auto",))),
+        return cls(tuple(document.get("tiles", ("auto",))),
+                   tuple(document.get("orders", ("auto",))),
                    tuple(document.get("tau_i", (0.0,))), tuple(document.get("tau_t", (0.0,))))
 
     @property

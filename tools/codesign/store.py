@@ -60,7 +60,7 @@ from typing import Any
 
 from transcode_ir.errors import UserError
 
-__all__ = ["SCHEMA_VERSION", "METRIC_COLUMNS", "ResultsStore", "StoredResult"]
+__all__ = ["METRIC_COLUMNS", "SCHEMA_VERSION", "ResultsStore", "StoredResult"]
 
 SCHEMA_VERSION = 1
 METRIC_COLUMNS = ("latency_cycles", "latency_ms", "dynamic_energy_nj", "leakage_energy_nj",
@@ -181,7 +181,7 @@ class ResultsStore:
     def close(self) -> None:
         self._connection.close()
 
-    def __enter__(self) -> ResultsStore:
+    def __enter__(self) -> ResultsStore:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -195,7 +195,7 @@ class ResultsStore:
             self.connection.execute("BEGIN IMMEDIATE")
             return self.connection
 
-        def __exit__(self, kind: Any, *rest: Any) -> None:
+        def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
             self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
 
     def transaction(self) -> ResultsStore._Transaction:

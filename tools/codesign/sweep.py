@@ -85,9 +85,9 @@ class SweepResult:
         return out
 
     def summary(self) -> str:
-        lines = [f"sweep {self.name}: {len(self.trials)} trials ({self.evaluated} evaluated now, "
-                 f"{self.reused} from the store, {self.failed} failed) in {self.seconds:.1f} s; "
-                 f"stopped: {self.stopped}"]
+        lines = [(f"sweep {self.name}: {len(self.trials)} trials ({self.evaluated} evaluated "
+                  f"now, {self.reused} from the store, {self.failed} failed) in "
+                  f"{self.seconds:.1f} s; stopped: {self.stopped}")]
         if self.best is not None and math.isfinite(self.best.score):
             lines.append(f"best score {self.best.score:.6f}: "
                          f"{self.space.describe(self.best.point)}")

@@ -20,13 +20,13 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Strategy", "Observation"]
+__all__ = ["Observation", "Strategy"]
 
 
 class Observation:
     """A told point: its outcome and score."""
 
-    __slots__ = ("point", "outcome", "score")
+    __slots__ = ("outcome", "point", "score")
 
     def __init__(self, point: Any, outcome: Any, score: float) -> None:
         self.point = point

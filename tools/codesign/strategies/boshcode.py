@@ -88,7 +88,8 @@ class BoshcodeStrategy(Strategy):
 
     def __init__(self, space: Any, objective: Any, seed: int = 0, initial: int = 24,
                  k: float = 0.5, hidden: int = 64, dropout: float = 0.1, mc_samples: int = 16,
-                 epochs: int = 200, warm_epochs: int = 50, gobi_starts: int = 8, gobi_steps: int = 40,
+                 epochs: int = 200, warm_epochs: int = 50, gobi_starts: int = 8,
+                 gobi_steps: int = 40,
                  pool: int = 256, patience: int | None = None) -> None:
         super().__init__(space, objective, seed)
         self.initial = initial

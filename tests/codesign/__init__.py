@@ -1,0 +1,1 @@
+"""Tests of tools.codesign (spaces, strategies, store, executors, sweeps, CLI)."""
