@@ -76,6 +76,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from frontends.dynaprop.kernels import (
+    Count,
+    count_nonzero,
+    prune,
+    prune_gradient,
+    resolve_backend,
+)
 from frontends.dynaprop.statistics import Density, DynaPropStatistics, PointStatistics
 from transcode_ir.errors import UserError
 
@@ -83,7 +90,6 @@ __all__ = [
     "DEFAULT_EXCLUDE",
     "DynaProp",
     "PrunePointInfo",
-    "count_nonzero",
     "find_prune_points",
     "prune_tensor",
 ]
@@ -187,45 +193,38 @@ def find_prune_points(
     return points
 
 
-#: Largest element count whose 0/1 float32 sum is exact (every partial sum ≤ 2**24).
-_EXACT_FLOAT32_COUNT = 2**24
-
-
-def count_nonzero(tensor: torch.Tensor) -> torch.Tensor:
-    """Number of nonzero elements as a float64 scalar tensor on ``tensor``'s device.
-
-    ``sign(x).abs().sum()`` is several times faster on CPU than
-    ``torch.count_nonzero`` on sparse data and exact: a sum of zeros and ones
-    is exact in float32 while it stays ≤ 2**24, and in float64 beyond.  A NaN
-    element makes the count NaN (reported by :meth:`DynaProp.statistics`).
-    """
-    if not tensor.is_floating_point():
-        return torch.count_nonzero(tensor).to(torch.float64)
-    ones = tensor.sign().abs_()
-    if tensor.numel() <= _EXACT_FLOAT32_COUNT and tensor.dtype == torch.float32:
-        return ones.sum().to(torch.float64)
-    return ones.sum(dtype=torch.float64)
-
-
 @dataclass
 class _Counter:
-    """On-device counts of one tensor stream (forward, backward or a parameter's gradient)."""
+    """Counts of one tensor stream (forward, backward or a parameter's gradient).
+
+    Nonzeros from the native kernels arrive as Python ints (CPU), those from
+    the torch backend as float64 tensors on the tensor's device; both are
+    summed without synchronising until :meth:`density`.
+    """
 
     elements: int = 0
-    nonzeros: torch.Tensor | None = None
+    calls: int = 0
+    host_nonzeros: int = 0
+    device_nonzeros: torch.Tensor | None = None
 
-    def add(self, tensor: torch.Tensor) -> None:
-        self.elements += tensor.numel()
-        count = count_nonzero(tensor)
-        if self.nonzeros is None:
-            self.nonzeros = count
+    def add(self, elements: int, nonzeros: Count | None) -> None:
+        if nonzeros is None:
+            return
+        self.calls += 1
+        self.elements += elements
+        if isinstance(nonzeros, int):
+            self.host_nonzeros += nonzeros
+        elif self.device_nonzeros is None:
+            self.device_nonzeros = nonzeros
         else:
-            self.nonzeros.add_(count)
+            self.device_nonzeros.add_(nonzeros)
 
     def density(self, label: str) -> Density | None:
-        if self.nonzeros is None:
+        if self.calls == 0:
             return None
-        nonzeros = float(self.nonzeros.item())
+        nonzeros = float(self.host_nonzeros)
+        if self.device_nonzeros is not None:
+            nonzeros += float(self.device_nonzeros.item())
         if not math.isfinite(nonzeros):
             raise FloatingPointError(f"DynaProp: {label} held NaN values; its counts are invalid")
         return Density(self.elements, self.elements - int(nonzeros))
@@ -275,12 +274,15 @@ class DynaProp:
         prune_weight_gradients: bool = True,
         count: bool = True,
         observer: Observer | None = None,
+        backend: str = "auto",
     ) -> None:
         if _ATTACHED.get(model) is not None:
             raise UserError(
                 f"{type(model).__name__} already has a DynaProp runtime attached; call its "
                 "remove() (or leave its `with` block) before attaching another"
             )
+        self.backend = resolve_backend(backend)
+        self._native = self.backend == "native"
         self.model = model
         self.count = count
         self.observer = observer
@@ -426,30 +428,71 @@ class DynaProp:
             )
         if self.observer is not None:
             self.observer(point.info.path, "forward", output.detach())
-        pruned = F.hardshrink(output, point.tau_i) if point.tau_i > 0.0 else output
+        if point.tau_i > 0.0:
+            return _PruneFunction.apply(output, self, point)
         if self.count:
-            point.forward.add(pruned.detach())
+            point.forward.add(output.numel(), count_nonzero(output.detach(), self._native))
         if output.requires_grad:
             output.register_hook(functools.partial(self._gradient_hook, point))
-        return pruned if pruned is not output else None
+        return None
 
     def _gradient_hook(self, point: _Point, gradient: torch.Tensor) -> torch.Tensor | None:
+        """Backward at a point with τ_I = 0: τ_T pruning and counting of ∂L/∂y."""
         if not self.enabled:
             return None
         if self.observer is not None:
             self.observer(point.info.path, "backward", gradient.detach())
-        pruned = F.hardshrink(gradient, point.tau_t) if point.tau_t > 0.0 else gradient
-        if self.count:
-            point.backward.add(pruned.detach())
+        pruned, nonzeros = prune_gradient(gradient, None, point.tau_t, self._native, self.count)
+        point.backward.add(gradient.numel(), nonzeros)
         return pruned if pruned is not gradient else None
 
     def _weight_hook(self, record: _Parameter, gradient: torch.Tensor) -> torch.Tensor | None:
         if not self.enabled:
             return None
-        pruned = F.hardshrink(gradient, record.tau_t) if record.tau_t > 0.0 else gradient
-        if self.count:
-            record.gradient.add(pruned.detach())
+        pruned, nonzeros = prune_gradient(gradient, None, record.tau_t, self._native, self.count)
+        record.gradient.add(gradient.numel(), nonzeros)
         return pruned if pruned is not gradient else None
+
+
+class _PruneFunction(torch.autograd.Function):
+    """Pruning at a point with τ_I > 0: forward and backward in one fused pass each.
+
+    forward: ``y = x`` with ``|x| ≤ τ_I`` zeroed (counted).  backward: the exact
+    derivative of that (zero where ``y == 0``, which for τ_I > 0 is exactly
+    where the forward pass pruned) followed by τ_T pruning (counted).  The
+    same arithmetic as ``hardshrink`` and its derivative, bit for bit.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, runtime: DynaProp,
+        point: _Point,
+    ) -> torch.Tensor:
+        pruned, nonzeros = prune(x, point.tau_i, runtime._native, runtime.count)
+        if runtime.count:
+            point.forward.add(x.numel(), nonzeros)
+        ctx.runtime = runtime  # type: ignore[attr-defined]
+        ctx.point = point  # type: ignore[attr-defined]
+        ctx.save_for_backward(pruned)
+        return pruned
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, gradient: torch.Tensor
+    ) -> tuple[torch.Tensor, None, None]:
+        (pruned,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        runtime: DynaProp = ctx.runtime  # type: ignore[attr-defined]
+        point: _Point = ctx.point  # type: ignore[attr-defined]
+        if not runtime.enabled:  # still the exact derivative of what the forward pass did
+            return torch.ops.aten.hardshrink_backward(gradient, pruned, 0.0), None, None
+        if runtime.observer is not None:
+            masked = torch.ops.aten.hardshrink_backward(gradient, pruned, 0.0)
+            runtime.observer(point.info.path, "backward", masked)
+        result, nonzeros = prune_gradient(
+            gradient, pruned, point.tau_t, runtime._native, runtime.count
+        )
+        point.backward.add(gradient.numel(), nonzeros)
+        return result, None, None
 
 
 def _per_name(value: float | Mapping[str, float], names: list[str], label: str) -> dict[str, float]:

@@ -186,8 +186,11 @@ def _study(args: argparse.Namespace) -> int:
         raise UserError(f"--lr: expected a number > 0, got {args.lr}")
     task_config = _task_config(args, budget)
 
+    from frontends.dynaprop.kernels import keep_freed_memory
     from frontends.dynaprop.study import run_study
     from frontends.tasks.trainer import TrainConfig
+
+    keep_freed_memory()  # pruned tensors are fresh allocations; avoid page-faulting them in
 
     train_config = TrainConfig(steps=steps, batch_size=args.batch_size,
                                learning_rate=args.lr, seed=args.seed, threads=args.threads)
@@ -236,8 +239,11 @@ def _profile(args: argparse.Namespace) -> int:
     _positive(args.train_steps, "--train-steps", minimum=0)
     task_config = _task_config(args, SHORT_BUDGET)
 
+    from frontends.dynaprop.kernels import keep_freed_memory
     from frontends.dynaprop.profile import write_profile
     from frontends.dynaprop.profiling import measure_profile
+
+    keep_freed_memory()
 
     profile = measure_profile(
         model,
