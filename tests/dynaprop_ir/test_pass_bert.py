@@ -413,3 +413,20 @@ def test_activation_memory_with_and_without_dynaprop(training_module: Module) ->
     assert memory.peak_bytes_dense == pytest.approx(dense_only.peak_bytes_dense, rel=0.02)
     assert memory.peak_bytes_pruned < 0.75 * memory.peak_bytes_dense
     assert 0.25 < memory.reduction < 1.0
+
+
+def test_tcc_opt_calibration_flag_measures_densities(bert_tiny: BertTiny, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.cli import main
+    from transcode_ir.serialization import load_module, save_module
+
+    npz = bert_tiny.calibration(tmp_path / "inputs.npz", samples=1)
+    source = save_module(bert_tiny.module(), tmp_path / "bert.tir")
+    out = tmp_path / "pruned.tir"
+    assert main(["opt", str(source), "-p", "cleanup,dynaprop{tau-i=0.02}",
+                 "--calibration", str(npz), "-o", str(out)]) == 0
+    records = prune_records(load_module(out))
+    assert len(records) == 19 and all(r.source == "measured" for r in records)
+    # without a pass that measures, the flag is refused with a clear message
+    assert main(["opt", str(source), "-p", "cleanup", "--calibration", str(npz)]) == 1
+    assert "no pass in the pipeline" in capsys.readouterr().err

@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="print a table of pass and verification times (stderr)")
     parser.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE",
                         help="load passes from a Python file (repeatable)")
+    parser.add_argument("--calibration", type=Path, metavar="INPUTS.npz",
+                        help="real inputs for the passes that measure densities (dynaprop): "
+                             "sets calibration=FILE on each of them")
     parser.add_argument("--list-passes", action="store_true",
                         help="list passes with their options, and the named pipelines")
     parser.add_argument("--split-input-file", action="store_true",
@@ -96,7 +99,8 @@ def _manager(args: argparse.Namespace):  # -> PassManager
         instruments.append(PrintIRAfterFailure())
     if args.time_passes:
         instruments.append(TimePasses())
-    manager = PassManager(args.pipeline, verify_each=not args.no_verify, instruments=instruments)
+    pipeline = _with_calibration(args.pipeline, args.calibration) if args.calibration else args.pipeline
+    manager = PassManager(pipeline, verify_each=not args.no_verify, instruments=instruments)
     if args.print_ir_after:
         from transcode_ir.passes import registered_passes
 
@@ -106,6 +110,25 @@ def _manager(args: argparse.Namespace):  # -> PassManager
                 raise UserError(f"--print-ir-after={name}: no such pass; registered passes: "
                                 f"{', '.join(known)}")
     return manager
+
+
+def _with_calibration(pipeline: str, calibration: Path) -> str:
+    """The pipeline with ``calibration=FILE`` set on every pass that takes it."""
+    from dataclasses import fields, replace
+
+    from transcode_ir.passes import format_pipeline, parse_pipeline
+
+    if not calibration.exists():
+        raise UserError(f"--calibration {calibration}: no such file; give an .npz of real inputs "
+                        "named like the arguments of @forward")
+    passes = list(parse_pipeline(pipeline))
+    hits = [i for i, p in enumerate(passes) if any(f.name == "calibration" for f in fields(p))]
+    if not hits:
+        raise UserError(f"--calibration: no pass in the pipeline {pipeline!r} measures densities; "
+                        "add one, e.g. -p 'dynaprop{tau-i=0.01}'")
+    for i in hits:
+        passes[i] = replace(passes[i], calibration=str(calibration))
+    return format_pipeline(passes)
 
 
 def _load(source: str):  # -> Module
