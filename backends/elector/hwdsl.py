@@ -597,6 +597,9 @@ def _error(filename: str, text: str, location: Location, message: str) -> ParseE
 
 def _expected(names: Iterable[str]) -> str:
     described = sorted({_TERMINAL_NAMES.get(name, name) for name in names})
+    if not described:
+        # Only the end of input may follow (e.g. a stray '}' after the design).
+        return "the end of the file"
     if len(described) == 1:
         return described[0]
     return ", ".join(described[:-1]) + " or " + described[-1]
