@@ -1,15 +1,27 @@
 """Session-wide caches for zoo tests: built models and ONNX exports.
 
-Exports are slow (the dynamo exporter takes several seconds even for a 2-layer
+Exports are slow (the dynamo exporter takes 10-20 s of CPU even for a 2-layer
 model), so each ``(model, exporter, options)`` is exported once per session
 into a temporary directory and shared by every test that needs it.
+
+The slow exports (BERT-Base with TorchScript, the dynamo exports of the shared
+test models) are also *prefetched*: when the session starts and such tests are
+selected, one background process (``spawn``, one torch thread) exports them
+while the other tests run in the main process, and the tests that need dynamo
+exports are moved to the end of the run.  On two cores this roughly halves the
+wall time of ``pytest tests/zoo``.  The background process builds the same seed-0 models (builds are
+deterministic, which ``test_models`` checks).  Set ``TRANSCODE_ZOO_TEST_PREFETCH=0``
+to export everything inline instead.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -24,11 +36,24 @@ EXPORT_TEST_MODELS = ("bert-tiny",) + FLEXIBERT_MODELS
 DYNAMO_TEST_OPSETS = {"flexibert-mix-b": 19, "flexibert-mix-c": 20}
 
 
+def _export_in_worker(name: str, path: str, options: dict[str, Any]) -> Any:
+    """Runs in the background process: build the seed-0 model and export it."""
+    import torch
+
+    from frontends.export import export_onnx
+    from frontends.zoo import build_model
+
+    torch.set_num_threads(1)
+    return export_onnx(build_model(name, seed=0), path, **options)
+
+
 @dataclass
 class ZooCache:
     directory: Path
     models: dict[tuple[str, int], Any] = field(default_factory=dict)
     exports: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    pending: dict[tuple[Any, ...], Future] = field(default_factory=dict)
+    pool: ProcessPoolExecutor | None = None
 
     def model(self, name: str, seed: int = 0) -> Any:
         """``build_model(name, seed)``, built once per session (do not modify it)."""
@@ -39,25 +64,79 @@ class ZooCache:
             self.models[key] = build_model(name, seed=seed)
         return self.models[key]
 
-    def export(self, name: str, exporter: str, **options: Any) -> Any:
-        """``export_onnx`` of the cached seed-0 model; returns the ExportResult.
-
-        Dynamo exports use :data:`DYNAMO_TEST_OPSETS` unless ``opset`` is given.
-        """
+    @staticmethod
+    def _options(name: str, exporter: str, options: dict[str, Any]) -> dict[str, Any]:
+        options = dict(options, exporter=exporter)
         options.setdefault("batch", TRACE_BATCH)
         options.setdefault("seq", TRACE_SEQ)
         if exporter == "dynamo":
             options.setdefault("opset", DYNAMO_TEST_OPSETS.get(name))
-        key = (name, exporter, tuple(sorted(options.items())))
-        if key not in self.exports:
-            from frontends.export import export_onnx
+        return options
 
-            stem = "-".join([name, exporter] + [f"{k}{v}" for k, v in sorted(options.items())])
-            path = self.directory / f"{stem}.onnx"
-            self.exports[key] = export_onnx(self.model(name), path, exporter=exporter, **options)
+    def _key_and_path(self, name: str, options: dict[str, Any]) -> tuple[tuple[Any, ...], Path]:
+        key = (name, tuple(sorted(options.items())))
+        stem = "-".join([name] + [f"{k}{v}" for k, v in sorted(options.items())])
+        return key, self.directory / f"{stem}.onnx"
+
+    def prefetch(self, name: str, exporter: str, **options: Any) -> None:
+        """Start exporting in the background process (no-op without a pool)."""
+        options = self._options(name, exporter, options)
+        key, path = self._key_and_path(name, options)
+        if self.pool is not None and key not in self.exports and key not in self.pending:
+            self.pending[key] = self.pool.submit(_export_in_worker, name, str(path), options)
+
+    def export(self, name: str, exporter: str, **options: Any) -> Any:
+        """``export_onnx`` of the seed-0 model; returns the ExportResult.
+
+        Dynamo exports use :data:`DYNAMO_TEST_OPSETS` unless ``opset`` is given.
+        """
+        options = self._options(name, exporter, options)
+        key, path = self._key_and_path(name, options)
+        if key not in self.exports:
+            if key in self.pending:
+                self.exports[key] = self.pending.pop(key).result()
+            else:
+                from frontends.export import export_onnx
+
+                self.exports[key] = export_onnx(self.model(name), path, **options)
         return self.exports[key]
 
 
 @pytest.fixture(scope="session")
-def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> ZooCache:
-    return ZooCache(tmp_path_factory.mktemp("zoo-exports"))
+def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooCache]:
+    cache = ZooCache(tmp_path_factory.mktemp("zoo-exports"))
+    yield cache
+    if cache.pool is not None:
+        cache.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prefetch_slow_exports(request: pytest.FixtureRequest) -> None:
+    """Start the slow exports in the background as soon as the zoo tests begin."""
+    if os.environ.get("TRANSCODE_ZOO_TEST_PREFETCH", "1") == "0":
+        return
+    selected = [item.nodeid for item in request.session.items if "tests/zoo/" in item.nodeid]
+    jobs = []  # in the order in which the tests will ask for them
+    if any(nodeid.endswith("::test_bert_base_torchscript") for nodeid in selected):
+        jobs.append(("bert-base", "torchscript"))
+    for name in EXPORT_TEST_MODELS:
+        if any(nodeid.endswith(f"[{name}-dynamo]") for nodeid in selected):
+            jobs.append((name, "dynamo"))
+    if not jobs:
+        return
+    cache: ZooCache = request.getfixturevalue("zoo_cache")
+    cache.pool = ProcessPoolExecutor(max_workers=1,
+                                     mp_context=multiprocessing.get_context("spawn"))
+    for name, exporter in jobs:
+        cache.prefetch(name, exporter)
+
+
+def _uses_dynamo_export(item: pytest.Item) -> bool:
+    return "tests/zoo/" in item.nodeid and "dynamo]" in item.nodeid
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the zoo tests that need dynamo exports last, to overlap with the prefetch."""
+    items[:] = [i for i in items if not _uses_dynamo_export(i)] + [
+        i for i in items if _uses_dynamo_export(i)
+    ]

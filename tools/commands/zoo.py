@@ -151,7 +151,7 @@ def _export(args: argparse.Namespace) -> int:
     print(
         f"wrote {result.path} ({config.name or config.description}; {result.exporter}, "
         f"opset {result.opset}, {shape}; {config.parameter_count():,} parameters) "
-        f"in {result.seconds:.1f} s"
+        f"in {result.seconds:.1f} s ({result.cpu_seconds:.1f} s CPU)"
     )
     if args.verify:
         batch, seq = (args.batch, args.seq) if args.static else (2, min(args.seq, 37))
