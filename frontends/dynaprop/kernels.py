@@ -12,15 +12,13 @@ BERT-Tiny training step.  This module fuses them:
   (``$TRANSCODE_CACHE_DIR`` or ``~/.cache/transcode``) and called through
   ctypes on float32 CPU tensors that are dense (contiguous, or a permutation
   of contiguous such as a transposed gradient);
-* ``torch`` backend: ``hardshrink`` / ``hardshrink_backward`` and
-  ``sign().abs().sum()`` (exact: a 0/1 sum is exact in float32 up to 2**24
-  elements and in float64 beyond), used for every other tensor (CUDA, other
-  dtypes, overlapping strides) and whenever the native library cannot be
-  built.  Counts stay on the tensor's device.
+* ``torch`` backend: ``hardshrink``, ``masked_fill`` and ``count_nonzero``, used for every other tensor (CUDA, other dtypes,
+  overlapping strides) and whenever the native library cannot be built.
+  Counts stay on the tensor's device.
 
 Both backends give bit-identical tensors: a pruned element is ``+0.0``, a
 kept one is copied; ``|x| ≤ τ`` is evaluated in float32 with τ rounded to
-float32 (as ``hardshrink`` does); NaN is never pruned.
+float32 (as ``hardshrink`` does); NaN is never pruned and counts as nonzero.
 ``TRANSCODE_DYNAPROP_BACKEND=torch`` forces the torch backend.
 """
 
@@ -42,6 +40,7 @@ import torch.nn.functional as F
 __all__ = [
     "BACKENDS",
     "keep_freed_memory",
+    "mask_gradient",
     "Count",
     "count_nonzero",
     "native_available",
@@ -52,7 +51,7 @@ __all__ = [
 
 BACKENDS = ("auto", "native", "torch")
 
-#: A nonzero count: a Python int (native backend) or a float64 scalar tensor on the device.
+#: A nonzero count: a Python int (native backend) or an int64 scalar tensor on the device.
 Count = int | torch.Tensor
 
 _C_SOURCE = r"""
@@ -95,7 +94,6 @@ int64_t tc_prune_masked(const float *restrict g, const float *restrict y, float 
 """
 
 _FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99")
-_EXACT_FLOAT32_COUNT = 2**24
 
 _library: ctypes.CDLL | None = None
 _library_error: str | None = None
@@ -244,16 +242,12 @@ def _native_ok(*tensors: torch.Tensor) -> bool:
 
 
 def _torch_count(tensor: torch.Tensor) -> torch.Tensor:
-    if not tensor.is_floating_point():
-        return torch.count_nonzero(tensor).to(torch.float64)
-    ones = tensor.sign().abs_()
-    if tensor.numel() <= _EXACT_FLOAT32_COUNT and tensor.dtype == torch.float32:
-        return ones.sum().to(torch.float64)
-    return ones.sum(dtype=torch.float64)
+    """Nonzeros as an int64 scalar on the tensor's device (NaN counts as nonzero)."""
+    return torch.count_nonzero(tensor)
 
 
 def count_nonzero(tensor: torch.Tensor, native: bool) -> Count:
-    """Nonzero elements of ``tensor`` (an int, or a float64 tensor on its device)."""
+    """Nonzero elements of ``tensor`` (an int, or an int64 tensor on its device)."""
     if native and _library is not None and _native_ok(tensor):
         return int(_library.tc_count_nonzero(tensor.data_ptr(), tensor.numel()))
     return _torch_count(tensor)
@@ -307,12 +301,20 @@ def prune_gradient(
     return _torch_prune_gradient(gradient, pruned_output, tau, count)
 
 
+def mask_gradient(gradient: torch.Tensor, pruned_output: torch.Tensor) -> torch.Tensor:
+    """The derivative of forward pruning: ``gradient`` zeroed where ``pruned_output == 0``.
+
+    (Not ``hardshrink_backward``: its vectorised CPU path zeroes the gradient
+    at NaN inputs, its scalar path does not; a NaN is never pruned, so its
+    gradient passes.)
+    """
+    return gradient.masked_fill(pruned_output == 0, 0.0)
+
+
 def _torch_prune_gradient(
     gradient: torch.Tensor, pruned_output: torch.Tensor | None, tau: float, count: bool
 ) -> tuple[torch.Tensor, Count | None]:
-    out = gradient
-    if pruned_output is not None:
-        out = torch.ops.aten.hardshrink_backward(out, pruned_output, 0.0)
+    out = gradient if pruned_output is None else mask_gradient(gradient, pruned_output)
     if tau > 0.0:
         out = F.hardshrink(out, tau)
     return out, _torch_count(out) if count else None

@@ -4,33 +4,40 @@
 changing its parameters or its code:
 
 * **forward** — a forward hook on every prune-point module replaces the
-  module's output ``y`` by ``hardshrink(y, τ_I)``: elements with ``|y| ≤ τ_I``
-  become zero, every other element is returned bit for bit.  Because the
-  pruned tensor is computed by ``torch.nn.functional.hardshrink``, autograd
-  propagates the exact derivative of pruning (zero where pruned, one
-  elsewhere).
-* **backward** — a tensor hook on the point's *unpruned* output ``y`` receives
-  ``∂L/∂y`` (already zero where the forward pass pruned) and replaces it by
-  ``hardshrink(∂L/∂y, τ_T)`` before it reaches the producing layer, whose
+  module's output ``y`` by ``y`` with every element of ``|y| ≤ τ_I`` set to
+  ``+0``; every other element is returned bit for bit.  The replacement is an
+  autograd function (:class:`_PruneFunction`) whose backward is the exact
+  derivative of pruning (zero where pruned, one elsewhere) — the same
+  arithmetic as ``torch.nn.functional.hardshrink``.
+* **backward** — the point's gradient ``∂L/∂y`` (with respect to its unpruned
+  output, so already zero where the forward pass pruned) has every element of
+  ``|g| ≤ τ_T`` set to zero before it reaches the producing layer, whose
   backward matrix products (``∂L/∂x = ∂L/∂y · W`` and ``∂L/∂W = ∂L/∂yᵀ · x``)
-  read it.
+  read it.  For τ_I > 0 this happens inside the same autograd function; for
+  τ_I = 0 a tensor hook on the output does it.
 * **weight gradients** — a hook on each parameter (weight and bias) of every
   ``nn.Linear`` in the model prunes that parameter's gradient with τ_T as it
   is produced, before it is accumulated into ``.grad`` and before any
   clipping or optimizer step.
 
-Thresholds are compared in the tensor's dtype (τ is rounded to float32 for a
-float32 tensor, as ``hardshrink`` does).  With τ = 0 a hook returns its
-tensor unchanged (``|x| ≤ 0`` selects only exact zeros, which are already
-zero; skipping the rewrite also keeps the sign bit of ``-0.0``), so a model
-with every τ = 0 computes outputs and gradients *equal* to the unwrapped
-model's.  NaN is never pruned (``|NaN| ≤ τ`` is false).
+The elementwise work runs in fused prune-and-count kernels
+(:mod:`frontends.dynaprop.kernels`: native C on dense float32 CPU tensors,
+eager torch otherwise; both bit-identical).  Thresholds are compared in the
+tensor's dtype (τ is rounded to float32 for a float32 tensor, as
+``hardshrink`` does).  With τ = 0 nothing is rewritten (``|x| ≤ 0`` selects
+only exact zeros, which are already zero; leaving them also keeps the sign bit
+of ``-0.0``), so a model with every τ = 0 computes outputs and gradients
+*equal* to the unwrapped model's.  NaN is never pruned (``|NaN| ≤ τ`` is
+false) and counts as nonzero.
 
-Counting: each point keeps the number of elements (a Python int, the shape
-is known) and the number of nonzeros (an int64 tensor on the tensor's device,
-accumulated with ``count_nonzero`` and ``add_``, never synchronised until
-:meth:`DynaProp.statistics` is called), forward and backward separately, and
-likewise for each Linear parameter's gradient.
+Counting: each point keeps the number of elements and of nonzeros, forward
+and backward separately, and likewise each Linear parameter's gradient.  The
+native kernels return the count of the pass that pruned (a host integer: the
+tensor is on the host); the torch backend keeps an int64 tensor on the
+tensor's device, accumulated with ``add_`` and synchronised only when
+:meth:`DynaProp.statistics` is called.  The forward count is taken on the
+pruned output (what the next matrix product reads), the backward count on the
+gradient after τ_T pruning (what the producing layer's backward reads).
 
 Prune points and their names
 ============================
@@ -79,6 +86,7 @@ from torch import nn
 from frontends.dynaprop.kernels import (
     Count,
     count_nonzero,
+    mask_gradient,
     prune,
     prune_gradient,
     resolve_backend,
@@ -198,7 +206,7 @@ class _Counter:
     """Counts of one tensor stream (forward, backward or a parameter's gradient).
 
     Nonzeros from the native kernels arrive as Python ints (CPU), those from
-    the torch backend as float64 tensors on the tensor's device; both are
+    the torch backend as int64 tensors on the tensor's device; both are
     summed without synchronising until :meth:`density`.
     """
 
@@ -219,15 +227,13 @@ class _Counter:
         else:
             self.device_nonzeros.add_(nonzeros)
 
-    def density(self, label: str) -> Density | None:
+    def density(self) -> Density | None:
         if self.calls == 0:
             return None
-        nonzeros = float(self.host_nonzeros)
+        nonzeros = self.host_nonzeros
         if self.device_nonzeros is not None:
-            nonzeros += float(self.device_nonzeros.item())
-        if not math.isfinite(nonzeros):
-            raise FloatingPointError(f"DynaProp: {label} held NaN values; its counts are invalid")
-        return Density(self.elements, self.elements - int(nonzeros))
+            nonzeros += int(self.device_nonzeros.item())
+        return Density(self.elements, self.elements - nonzeros)
 
 
 @dataclass
@@ -252,15 +258,20 @@ class DynaProp:
     >>> runtime = DynaProp(model, tau_i=0.01, tau_t=1e-4)          # doctest: +SKIP
     >>> loss_fn(model(batch)).backward()                             # doctest: +SKIP
     >>> runtime.statistics().activation_sparsity                     # doctest: +SKIP
-    >>> runtime.remove()                                             # or use ``with``
+    >>> runtime.remove()                                # doctest: +SKIP  (or ``with``)
 
     ``tau_i`` / ``tau_t`` are one threshold for every point, or a mapping from
     point path (and, for ``tau_t``, Linear parameter name) to threshold;
     points a mapping does not name keep τ = 0.  ``points`` overrides
     discovery; ``prune_weight_gradients=False`` leaves parameter gradients
-    alone (and uncounted); ``count=False`` skips all counting.  ``observer``
-    (used by calibration) is called with each point's tensor before pruning:
-    ``observer(path, "forward", y)`` and ``observer(path, "backward", ∂L/∂y)``.
+    alone (and uncounted); ``count=False`` skips counting where it is not
+    free.  ``observer`` (used by calibration) is called with each point's
+    tensor before pruning: ``observer(path, "forward", y)`` and
+    ``observer(path, "backward", ∂L/∂y)`` (∂L/∂y already forward-masked).
+    ``backend`` picks the kernels: ``"auto"`` (native when they build),
+    ``"native"`` or ``"torch"``.  Set :attr:`enabled` to ``False`` to pause
+    pruning and counting without detaching.  At most one runtime is attached
+    to a model at a time.
     """
 
     def __init__(
@@ -388,15 +399,15 @@ class DynaProp:
                 layer=point.info.layer,
                 tau_i=point.tau_i,
                 tau_t=point.tau_t,
-                forward=point.forward.density(f"{path} (forward)"),
-                backward=point.backward.density(f"{path} (backward)"),
+                forward=point.forward.density(),
+                backward=point.backward.density(),
             )
             for path, point in self._points.items()
         }
         gradients = {
             name: density
             for name, record in self._parameters.items()
-            if (density := record.gradient.density(f"gradient of {name}")) is not None
+            if (density := record.gradient.density()) is not None
         }
         return DynaPropStatistics(points, gradients)
 
@@ -484,9 +495,9 @@ class _PruneFunction(torch.autograd.Function):
         runtime: DynaProp = ctx.runtime  # type: ignore[attr-defined]
         point: _Point = ctx.point  # type: ignore[attr-defined]
         if not runtime.enabled:  # still the exact derivative of what the forward pass did
-            return torch.ops.aten.hardshrink_backward(gradient, pruned, 0.0), None, None
+            return mask_gradient(gradient, pruned), None, None
         if runtime.observer is not None:
-            masked = torch.ops.aten.hardshrink_backward(gradient, pruned, 0.0)
+            masked = mask_gradient(gradient, pruned)
             runtime.observer(point.info.path, "backward", masked)
         result, nonzeros = prune_gradient(
             gradient, pruned, point.tau_t, runtime._native, runtime.count

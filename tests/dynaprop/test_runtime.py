@@ -13,6 +13,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from frontends.dynaprop import DynaProp, find_prune_points, prune_tensor  # noqa: E402
+from frontends.dynaprop.kernels import native_available, prune, prune_gradient  # noqa: E402
 from frontends.zoo import build_classifier, build_model, example_inputs, prune_points  # noqa: E402
 from transcode_ir.errors import UserError  # noqa: E402
 
@@ -54,6 +55,26 @@ def test_prune_tensor_random_bitwise_and_identity_at_zero() -> None:
         assert torch.equal(bits(y[~mask]), bits(x[~mask]))
         assert torch.count_nonzero(y[mask]) == 0
     assert prune_tensor(x, 0.0) is x
+
+
+@pytest.mark.skipif(not native_available()[0], reason="no C compiler for the native kernels")
+def test_native_kernels_equal_the_torch_ones_bitwise() -> None:
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(6, 5, 7, generator=generator) * 0.1
+    x[0, 0, :3] = torch.tensor([0.0, -0.0, float("nan")])
+    forward = F.hardshrink(x, 0.05)
+    for tau in (0.0, 0.01, 0.05):
+        for native in (True, False):
+            y, nonzeros = prune(x, tau, native)
+            assert torch.equal(bits(y), bits(F.hardshrink(x, tau))) if tau else True
+            assert float(nonzeros) == float((y != 0).sum())
+        # gradients: contiguous, transposed (dense, other strides), and non-dense
+        for g in (x.clone(), x.transpose(0, 2).contiguous().transpose(0, 2), x[:, :, ::2]):
+            mask = forward if g.shape == forward.shape else None
+            reference, count = prune_gradient(g, mask, tau, native=False)
+            result, native_count = prune_gradient(g, mask, tau, native=True)
+            assert torch.equal(bits(result.contiguous()), bits(reference.contiguous()))
+            assert float(native_count) == float(count)
 
 
 def test_threshold_is_compared_in_the_tensor_dtype() -> None:
@@ -244,7 +265,13 @@ def _reference_step(model: nn.Module, paths: list[str], tau_i: float, tau_t: flo
     return logits, grads
 
 
-def test_zoo_pruning_matches_an_independent_reference_forward_and_backward(zoo_batch) -> None:
+BACKENDS = ["torch"] + (["native"] if native_available()[0] else [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zoo_pruning_matches_an_independent_reference_forward_and_backward(
+    zoo_batch, backend: str
+) -> None:
     ids, mask, labels = zoo_batch
     model = build_classifier("bert-tiny", 10, seed=4, vocab_size=50)
     tau_i, tau_t = 0.03, 2e-4
@@ -252,8 +279,9 @@ def test_zoo_pruning_matches_an_independent_reference_forward_and_backward(zoo_b
     expected_logits, expected_grads = _reference_step(model, paths, tau_i, tau_t, ids, mask, labels)
 
     raw: dict[str, torch.Tensor] = {}
-    with DynaProp(model, tau_i, tau_t,
+    with DynaProp(model, tau_i, tau_t, backend=backend,
                   observer=lambda p, d, t: raw.__setitem__((p, d), t.clone())) as runtime:
+        assert runtime.backend == backend
         seen: dict[str, torch.Tensor] = {}
         modules = dict(model.named_modules())
         capture = [modules[p].register_forward_hook(
