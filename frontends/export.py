@@ -68,6 +68,7 @@ import ast
 import io
 import logging
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -96,6 +97,8 @@ EXPORTERS: tuple[str, ...] = ("torchscript", "dynamo")
 DEFAULT_OPSET: dict[str, int] = {"torchscript": 17, "dynamo": 18}
 INPUT_NAMES: tuple[str, str] = ("input_ids", "attention_mask")
 _EMPTY_SCOPE = "_empty_nn_module_stack_from_metadata_hook"
+#: Exporters mark the second and later calls of one module with ``@N``.
+_CALL_SUFFIX = re.compile(r"@\d+$")
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,7 @@ def module_path_of(node: onnx.NodeProto) -> str | None:
     """The dotted module path that produced ``node``, for either exporter.
 
     ``""`` is the top-level model; ``None`` means the node carries no scope.
+    A ``@N`` call suffix (a module called more than once) is dropped.
     """
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
@@ -336,12 +340,12 @@ def module_path_of(node: onnx.NodeProto) -> str | None:
             if not isinstance(scopes, list) or len(scopes) < 2:
                 return ""
             path = str(scopes[-2])
-            return "" if path == _EMPTY_SCOPE else path
+            return "" if path == _EMPTY_SCOPE else _CALL_SUFFIX.sub("", path)
     name = node.name
     if not name.startswith("/"):
         return None
     parts = name[1:].split("/")
-    return ".".join(parts[:-1])
+    return ".".join(_CALL_SUFFIX.sub("", part) for part in parts[:-1])
 
 
 def _rename_transposed_weights(proto: onnx.ModelProto, model: torch.nn.Module) -> None:

@@ -442,7 +442,9 @@ def _layer_from_json(entry: Any, where: str) -> list[LayerSpec]:
         heads: list[str] = []
         for head_type, n in heads_value.items():
             if not isinstance(n, int) or n <= 0:
-                raise UserError(f"{where}: heads: count of {head_type!r} must be a positive integer")
+                raise UserError(
+                    f"{where}: heads: count of {head_type!r} must be a positive integer"
+                )
             heads.extend([str(head_type)] * n)
     elif isinstance(heads_value, str):
         heads = _parse_heads(heads_value, where)
@@ -462,7 +464,9 @@ def _layer_from_json(entry: Any, where: str) -> list[LayerSpec]:
     return [layer] * count
 
 
-def parse_description(text: str, *, check_space: bool = True, **config_fields: Any) -> EncoderConfig:
+def parse_description(
+    text: str, *, check_space: bool = True, **config_fields: Any
+) -> EncoderConfig:
     """Parse the text or JSON form into an :class:`EncoderConfig`.
 
     With ``check_space`` (the default) the result must lie in the FlexiBERT 2.0

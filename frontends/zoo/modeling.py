@@ -23,11 +23,12 @@ Layer ``i`` (``encoder.layer.i``), hidden size ``H``, heads in canonical order::
 
 The token-mixing matrices along the sequence are ``N × N`` with ``N =
 max_position_embeddings``, held once in ``encoder.token_mixing`` and cut to
-the leading ``seq × seq`` block at run time (two ``Gather`` ops): a sequence of length ``seq`` is transformed as if
-zero-padded to ``N`` and truncated back (FNet pads to a fixed length too).  At
-``seq == N`` this is exactly the (unitary) DFT / orthonormal DCT-II.  Linear
-transform and convolution heads see the value slice with padded tokens zeroed
-(``X * attention_mask``), so padding never leaks into real tokens.
+the leading ``seq × seq`` block at run time (two ``Gather`` ops): a sequence of
+length ``seq`` is transformed as if zero-padded to ``N`` and truncated back
+(FNet pads to a fixed length too).  At ``seq == N`` this is exactly the
+(unitary) DFT / orthonormal DCT-II.  Linear transform and convolution heads
+see the value slice with padded tokens zeroed (``X * attention_mask``), so
+padding never leaks into real tokens.
 
 :class:`PrunePoint` is an identity module; it exists only to be hooked by the
 DynaProp runtime and exports to nothing.
@@ -185,9 +186,10 @@ class SelfAttention(nn.Module):
             channels = layer.count(conv) * d
             if channels:
                 kernel = CONV_KERNELS[conv]
-                self.add_module(
-                    conv, nn.Conv1d(channels, channels, kernel, padding=kernel // 2, groups=channels)
+                depthwise = nn.Conv1d(
+                    channels, channels, kernel, padding=kernel // 2, groups=channels
                 )
+                self.add_module(conv, depthwise)
         self.context = PrunePoint()
 
     def fill_constants(self) -> None:
@@ -211,7 +213,10 @@ class SelfAttention(nn.Module):
         value = self._split_heads(value, self.num_attention)
         if self.num_wma:
             weighted = torch.matmul(query[:, self.num_sdp:], self.wma_weight)
-            query = torch.cat([query[:, : self.num_sdp], weighted], dim=1) if self.num_sdp else weighted
+            if self.num_sdp:
+                query = torch.cat([query[:, : self.num_sdp], weighted], dim=1)
+            else:
+                query = weighted
         scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_dim)
         scores = self.scores(scores + additive_mask)
         probs = self.probs(torch.softmax(scores, dim=-1))
@@ -240,9 +245,11 @@ class SelfAttention(nn.Module):
             num_heads = width // self.head_dim
             if head_type == "dft":
                 x = self._split_heads(x, num_heads)
-                real = torch.matmul(mixing["dft_cos"], x)
-                imag = torch.matmul(mixing["dft_sin"], x)
-                x = torch.matmul(real, self.dft_hidden_cos) - torch.matmul(imag, self.dft_hidden_sin)
+                cos_mixed = torch.matmul(mixing["dft_cos"], x)
+                sin_mixed = torch.matmul(mixing["dft_sin"], x)
+                x = torch.matmul(cos_mixed, self.dft_hidden_cos) - torch.matmul(
+                    sin_mixed, self.dft_hidden_sin
+                )
                 outputs.append(x.transpose(1, 2).flatten(-2))
             elif head_type == "dct":
                 x = self._split_heads(x, num_heads)

@@ -49,7 +49,8 @@ def register(subparsers: Any) -> None:
     export.add_argument("-o", "--output", required=True, help="ONNX file to write")
     export.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
     export.add_argument("--batch", type=int, default=1, help="example batch size (default 1)")
-    export.add_argument("--seq", type=int, default=128, help="example sequence length (default 128)")
+    export.add_argument("--seq", type=int, default=128,
+                        help="example sequence length (default 128)")
     export.add_argument("--opset", type=int, default=None,
                         help="ONNX opset (default 17 for torchscript, 18 for dynamo)")
     export.add_argument("--seed", type=int, default=0, help="weight and input seed (default 0)")
