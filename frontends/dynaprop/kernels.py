@@ -39,10 +39,10 @@ import torch.nn.functional as F
 
 __all__ = [
     "BACKENDS",
-    "keep_freed_memory",
-    "mask_gradient",
     "Count",
     "count_nonzero",
+    "keep_freed_memory",
+    "mask_gradient",
     "native_available",
     "prune",
     "prune_gradient",

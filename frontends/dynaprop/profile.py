@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from frontends.dynaprop.statistics import Density, DynaPropStatistics, combine
 from transcode_ir.errors import UserError

@@ -20,7 +20,8 @@ out); both achieved sparsities are recorded beside the target.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ def measure_profile(
     model: str,
     *,
     task: str = "listops",
-    task_config: ListOpsConfig = ListOpsConfig(),
+    task_config: ListOpsConfig | None = None,
     seed: int = 0,
     mode: str = "inference",
     tau_i: float | Mapping[str, float] = 0.0,
@@ -72,6 +73,7 @@ def measure_profile(
     if not isinstance(batches, int) or batches < 1:
         raise UserError(f"batches: expected an integer >= 1, got {batches!r}")
     config = resolve_config(model)
+    task_config = task_config if task_config is not None else ListOpsConfig()
     data = load_task(task, **task_config.to_json())
     train_config = TrainConfig(steps=train_steps, batch_size=batch_size, seed=seed,
                                threads=threads)

@@ -76,8 +76,8 @@ import functools
 import math
 import re
 import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -419,7 +419,7 @@ class DynaProp:
         if _ATTACHED.get(self.model) is self:
             del _ATTACHED[self.model]
 
-    def __enter__(self) -> DynaProp:
+    def __enter__(self) -> DynaProp:  # noqa: PYI034 (final in practice)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -11,8 +11,8 @@ cost of the matrix products that read it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 __all__ = ["Density", "DynaPropStatistics", "PointStatistics", "combine"]
 

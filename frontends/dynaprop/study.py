@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from frontends.tasks.listops import ListOpsConfig
 from frontends.tasks.trainer import TrainConfig, TrainResult, majority_baseline, train_classifier
@@ -106,12 +107,17 @@ class StudyResult:
             f"{'grad sp':>7} {'wgrad sp':>8} {'loss':>6} {'sec':>6}"
         )
         lines = [
-            f"DynaProp study: {self.model} on {self.task}, seed {self.seed}, "
-            f"{self.train_config.get('steps')} steps of batch {self.train_config.get('batch_size')}",
+            (
+                f"DynaProp study: {self.model} on {self.task}, seed {self.seed}, "
+                f"{self.train_config.get('steps')} steps of batch "
+                f"{self.train_config.get('batch_size')}"
+            ),
             f"chance (majority label of train, on test): {_percent(self.majority_accuracy)}",
-            "act sp = activation sparsity at the prune points during evaluation; grad sp = "
-            "activation-gradient sparsity during training; wgrad sp = weight-gradient sparsity "
-            "during training (all element-weighted, %)",
+            (
+                "act sp = activation sparsity at the prune points during evaluation; grad sp = "
+                "activation-gradient sparsity during training; wgrad sp = weight-gradient "
+                "sparsity during training (all element-weighted, %)"
+            ),
             header,
             "-" * len(header),
         ]
@@ -197,8 +203,8 @@ def run_study(
     tau_t_values: Sequence[float],
     *,
     task: str = "listops",
-    task_config: ListOpsConfig = ListOpsConfig(),
-    train_config: TrainConfig = TrainConfig(),
+    task_config: ListOpsConfig | None = None,
+    train_config: TrainConfig | None = None,
     on_row: Callable[[StudyRow], None] | None = None,
 ) -> StudyResult:
     """Train every (τ_I, τ_T) pair (τ_T varies fastest) and collect a :class:`StudyResult`."""
@@ -206,6 +212,8 @@ def run_study(
 
     if not tau_i_values or not tau_t_values:
         raise UserError("a study needs at least one tau_i and one tau_t value")
+    task_config = task_config if task_config is not None else ListOpsConfig()
+    train_config = train_config if train_config is not None else TrainConfig()
     data = load_task(task, **task_config.to_json())
     result = StudyResult(
         model=model,

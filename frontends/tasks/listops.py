@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Sequence, Union
 
 import numpy as np
 
@@ -77,7 +77,7 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 MAX_DRAWS_PER_EXAMPLE = 100_000
 
 #: A tree is a digit or ``(operator, [children])``.
-Tree = Union[int, tuple[str, list["Tree"]]]
+Tree = int | tuple[str, list["Tree"]]
 
 
 def apply_operator(operator: str, values: Sequence[int]) -> int:

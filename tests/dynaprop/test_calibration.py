@@ -7,12 +7,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from frontends.dynaprop import calibrate_thresholds, measure_sparsity  # noqa: E402
-from frontends.dynaprop.calibration import weighted_quantile  # noqa: E402
-from frontends.tasks import ListOpsConfig, generate_listops  # noqa: E402
-from frontends.tasks.trainer import batches_of  # noqa: E402
-from frontends.zoo import build_classifier  # noqa: E402
-from transcode_ir.errors import UserError  # noqa: E402
+from frontends.dynaprop import calibrate_thresholds, measure_sparsity
+from frontends.dynaprop.calibration import weighted_quantile
+from frontends.tasks import ListOpsConfig, generate_listops
+from frontends.tasks.trainer import batches_of
+from frontends.zoo import build_classifier
+from transcode_ir.errors import UserError
 
 torch.set_num_threads(1)
 TOLERANCE = 0.02  # 2 percentage points

@@ -9,12 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from frontends.dynaprop import PROFILE_VERSION, read_profile, validate_profile  # noqa: E402
-from frontends.dynaprop.profile import profile_densities  # noqa: E402
-from frontends.zoo import prune_points  # noqa: E402
-from tools.cli import main  # noqa: E402
-from tools.commands.dynaprop import parse_threshold_list  # noqa: E402
-from transcode_ir.errors import UserError  # noqa: E402
+from frontends.dynaprop import PROFILE_VERSION, read_profile, validate_profile
+from frontends.dynaprop.profile import profile_densities
+from frontends.zoo import prune_points
+from tools.cli import main
+from tools.commands.dynaprop import parse_threshold_list
+from transcode_ir.errors import UserError
 
 TINY_DATA = ["--train-size", "48", "--eval-size", "16", "--max-length", "32"]
 

@@ -57,9 +57,9 @@ def independent_value(tokens: list[str]) -> int:
 
 
 def test_hand_written_examples() -> None:
-    assert independent_value("[MAX 4 3 [MIN 2 3 ] 1 0 [MED 1 5 8 9 2 ] ]".split()) == 5
-    assert independent_value("[SM 7 8 [MED 1 4 ] ]".split()) == 7  # 7 + 8 + int(2.5) = 17 → 7
-    assert independent_value("[MED 9 0 ]".split()) == 4
+    assert independent_value(["[MAX", "4", "3", "[MIN", "2", "3", "]", "1", "0", "[MED", "1", "5", "8", "9", "2", "]", "]"]) == 5
+    assert independent_value(["[SM", "7", "8", "[MED", "1", "4", "]", "]"]) == 7  # 7 + 8 + int(2.5) = 17 → 7
+    assert independent_value(["[MED", "9", "0", "]"]) == 4
 
 
 def test_labels_agree_with_the_independent_evaluator() -> None:

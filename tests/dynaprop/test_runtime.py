@@ -9,13 +9,13 @@ import sys
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import torch.nn.functional as F
+from torch import nn
 
-from frontends.dynaprop import DynaProp, find_prune_points, prune_tensor  # noqa: E402
-from frontends.dynaprop.kernels import native_available, prune, prune_gradient  # noqa: E402
-from frontends.zoo import build_classifier, build_model, example_inputs, prune_points  # noqa: E402
-from transcode_ir.errors import UserError  # noqa: E402
+from frontends.dynaprop import DynaProp, find_prune_points, prune_tensor
+from frontends.dynaprop.kernels import native_available, prune, prune_gradient
+from frontends.zoo import build_classifier, build_model, example_inputs, prune_points
+from transcode_ir.errors import UserError
 
 torch.set_num_threads(1)
 

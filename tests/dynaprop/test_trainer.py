@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from frontends.tasks import ListOpsConfig, TrainConfig, generate_listops, train_classifier  # noqa: E402
-from transcode_ir.errors import UserError  # noqa: E402
+from frontends.tasks import ListOpsConfig, TrainConfig, generate_listops, train_classifier
+from transcode_ir.errors import UserError
 
 DATA = generate_listops(ListOpsConfig(train_size=64, validation_size=16, test_size=16,
                                       max_length=32, seed=2))
