@@ -261,7 +261,8 @@ def run_codesign(args: argparse.Namespace) -> int:
 
         settings = DemoSettings(minutes=args.demo_minutes, db=args.db, plots=args.plots,
                                 workers=args.workers, cache=args.cache, seed=args.seed,
-                                executor=args.executor, budget=args.budget)
+                                executor=args.executor, budget=args.budget,
+                                train_steps=args.train_steps)
         run_demo(settings)
         return 0
     from tools.codesign.accuracy import MeasuredSettings, make_accuracy_source

@@ -231,7 +231,9 @@ class CostEvaluator(Evaluator):
     the model is costed at.  ``vocab_size``: the embedding vocabulary models
     are built with (None: the zoo's; measured accuracy uses its task's).
     ``densities`` for tau > 0: ``measured`` (the profile of the accuracy
-    source's training run), ``profile:FILE`` or ``assumed:D``.
+    source's training run), ``profile:FILE``, ``assumed:D`` (one density for
+    every prune point) or ``by-tau:T1=D1,T2=D2`` (one per tau_I; the IR
+    records them as assumed).
     ``mapper_objective``: what the ELECTOR mapper minimises per op.
     """
 
@@ -281,20 +283,29 @@ class CostEvaluator(Evaluator):
         schedule = point.schedule
         if schedule.tau_i == 0 and schedule.tau_t == 0:
             return self.base_pipeline
-        source = self._density_option(None)
+        source = self._density_option(None, schedule.tau_i)
         return (f"{self.base_pipeline},dynaprop{{tau-i={schedule.tau_i:g},"
                 f"tau-t={schedule.tau_t:g},{source}}}")
 
-    def _density_option(self, profile: str | None) -> str:
+    def _density_option(self, profile: str | None, tau_i: float = 0.0) -> str:
         kind, _, argument = self.densities.partition(":")
         if kind == "assumed":
             return f"density={float(argument):g}"
+        if kind == "by-tau":
+            table = {}
+            for item in argument.split(","):
+                tau, _, density = item.partition("=")
+                table[float(tau)] = float(density)
+            if tau_i not in table:
+                raise UserError(f"densities {self.densities!r} gives no density for tau_i "
+                                f"{tau_i:g}")
+            return f"density={table[tau_i]:g}"
         if kind == "profile":
             return f'profile="{argument}"'
         if kind == "measured":
             return f'profile="{profile}"' if profile else "profile=<measured>"
-        raise UserError(f"densities {self.densities!r}: expected measured, profile:FILE or "
-                        "assumed:D")
+        raise UserError(f"densities {self.densities!r}: expected measured, profile:FILE, "
+                        "assumed:D or by-tau:T1=D1,T2=D2")
 
     def setup(self) -> None:
         import backends.elector.analytical
@@ -316,7 +327,8 @@ class CostEvaluator(Evaluator):
                                 f"{self.accuracy_label!r} measured none; use measured accuracy "
                                 "or --densities profile:FILE / assumed:D")
             pipeline = (f"{self.base_pipeline},dynaprop{{tau-i={schedule.tau_i:g},"
-                        f"tau-t={schedule.tau_t:g},{self._density_option(profile)}}}")
+                        f"tau-t={schedule.tau_t:g},"
+                        f"{self._density_option(profile, schedule.tau_i)}}}")
         key = ModelKey(point.model, accelerator.mapping.batch, self.seq, pipeline,
                        self.function, self.vocab_size)
         static = self.models.static(key)

@@ -121,7 +121,8 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
               workers: int = 2, batch_size: int = 8, name: str | None = None,
               strategy_options: dict[str, Any] | None = None, progress: Any = None,
               stop_on_convergence: bool = False,
-              time_limit: float | None = None) -> SweepResult:
+              time_limit: float | None = None,
+              target: float | None = None) -> SweepResult:
     """Run (or resume) a sweep; see the module docstring.
 
     ``space``: a :class:`~tools.codesign.spaces.JointSpace`; ``evaluator``: an
@@ -132,6 +133,7 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
     :class:`~tools.codesign.executors.Executor` or its spec (``local``,
     ``inline``, ``ray``, ``ray://HOST:PORT``).  ``time_limit`` (seconds)
     stops the sweep early (between rounds); running it again resumes.
+    ``target`` stops it at the first trial whose score reaches the target.
     """
     from tools.codesign.evaluation import point_identity, point_key
     from tools.codesign.executors import Executor, make_executor
@@ -163,6 +165,9 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
         progress.start(budget, f"{name}")
         best = -math.inf
         while len(trials) < budget:
+            if target is not None and best >= target:
+                stopped = "target reached"
+                break
             if stop_on_convergence and search.converged:
                 stopped = "converged"
                 break
