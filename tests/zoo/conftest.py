@@ -115,6 +115,8 @@ def _prefetch_slow_exports(request: pytest.FixtureRequest) -> None:
     """Start the slow exports in the background as soon as the zoo tests begin."""
     if os.environ.get("TRANSCODE_ZOO_TEST_PREFETCH", "1") == "0":
         return
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # under pytest-xdist each worker collects every test: export inline
     selected = [item.nodeid for item in request.session.items if "tests/zoo/" in item.nodeid]
     jobs = []  # in the order in which the tests will ask for them
     if any(nodeid.endswith("::test_bert_base_torchscript") for nodeid in selected):
