@@ -35,7 +35,15 @@ from frontends.tasks.listops import ListOpsConfig
 from frontends.tasks.trainer import TrainConfig, batches_of, train_classifier_model
 from transcode_ir.errors import UserError
 
-__all__ = ["measure_profile"]
+__all__ = ["CALIBRATION_TOLERANCE", "measure_profile"]
+
+#: A per-point calibration farther than this from its target (held out) is listed.
+CALIBRATION_TOLERANCE = 0.02
+
+
+def _strip_prefix(path: str, model: torch.nn.Module) -> str:
+    prefix = "bert." if hasattr(model, "bert") else ""
+    return path[len(prefix):] if prefix and path.startswith(prefix) else path
 
 
 def _batches(split: Any, batch_size: int, count: int, seed: int) -> list[tuple[torch.Tensor, ...]]:
@@ -103,6 +111,14 @@ def measure_profile(
             "achieved_calibration": calibration.calibration.sparsity,
             "achieved_held_out": calibration.held_out.sparsity if calibration.held_out else None,
         }
+        if per_point:
+            achieved = calibration.achieved(held_out=True)
+            assert isinstance(achieved, dict)
+            calibration_record["points_off_target"] = {
+                _strip_prefix(path, classifier): value
+                for path, value in achieved.items()
+                if abs(value - target_sparsity) > CALIBRATION_TOLERANCE
+            }
 
     split = data.validation if mode == "inference" else data.train
     measured = _batches(split, batch_size, batches, seed + 3)

@@ -197,6 +197,20 @@ def _json_number(value: Any) -> Any:
     return value
 
 
+def _train_setting(
+    model: str, task: str, task_config: ListOpsConfig, train_config: TrainConfig,
+    tau_i: float, tau_t: float,
+) -> StudyRow:
+    """One setting, in whatever process runs it (the data is regenerated: it is cheap)."""
+    from frontends.dynaprop.kernels import keep_freed_memory
+    from frontends.tasks import load_task
+
+    keep_freed_memory()
+    data = load_task(task, **task_config.to_json())
+    trained = train_classifier(model, data, train_config, tau_i=tau_i, tau_t=tau_t, dynaprop=True)
+    return StudyRow.from_result(trained)
+
+
 def run_study(
     model: str,
     tau_i_values: Sequence[float],
@@ -205,13 +219,22 @@ def run_study(
     task: str = "listops",
     task_config: ListOpsConfig | None = None,
     train_config: TrainConfig | None = None,
+    jobs: int = 1,
     on_row: Callable[[StudyRow], None] | None = None,
 ) -> StudyResult:
-    """Train every (τ_I, τ_T) pair (τ_T varies fastest) and collect a :class:`StudyResult`."""
+    """Train every (τ_I, τ_T) pair (τ_T varies fastest) and collect a :class:`StudyResult`.
+
+    ``jobs > 1`` trains that many settings at once in worker processes (each
+    with ``train_config.threads`` threads); every setting is seeded on its own,
+    so the rows are the same for any ``jobs``.  ``on_row`` sees rows as they
+    finish; the result keeps grid order.
+    """
     from frontends.tasks import load_task
 
     if not tau_i_values or not tau_t_values:
         raise UserError("a study needs at least one tau_i and one tau_t value")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise UserError(f"jobs: expected an integer >= 1, got {jobs!r}")
     task_config = task_config if task_config is not None else ListOpsConfig()
     train_config = train_config if train_config is not None else TrainConfig()
     data = load_task(task, **task_config.to_json())
@@ -223,8 +246,9 @@ def run_study(
         train_config=train_config.to_json(),
         majority_accuracy=majority_baseline(data),
     )
-    for tau_i in tau_i_values:
-        for tau_t in tau_t_values:
+    grid = [(tau_i, tau_t) for tau_i in tau_i_values for tau_t in tau_t_values]
+    if jobs == 1 or len(grid) == 1:
+        for tau_i, tau_t in grid:
             trained = train_classifier(
                 model, data, train_config, tau_i=tau_i, tau_t=tau_t, dynaprop=True
             )
@@ -232,4 +256,22 @@ def run_study(
             result.rows.append(row)
             if on_row is not None:
                 on_row(row)
+        return result
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    rows: dict[int, StudyRow] = {}
+    context = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    with ProcessPoolExecutor(max_workers=min(jobs, len(grid)), mp_context=context) as pool:
+        futures = {
+            pool.submit(_train_setting, model, task, task_config, train_config, tau_i, tau_t):
+            index
+            for index, (tau_i, tau_t) in enumerate(grid)
+        }
+        for future in as_completed(futures):
+            row = future.result()
+            rows[futures[future]] = row
+            if on_row is not None:
+                on_row(row)
+    result.rows.extend(rows[index] for index in range(len(grid)))
     return result

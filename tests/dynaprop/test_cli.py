@@ -23,7 +23,7 @@ def test_study_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     out = tmp_path / "study"
     code = main(["dynaprop", "study", "--model", "bert-tiny", "--task", "listops",
                  "--tau-i", "0,0.05", "--tau-t", "0,1e-3", "--steps", "3", "--batch-size", "16",
-                 "--seed", "1", "--out", str(out), *TINY_DATA])
+                 "--seed", "1", "--jobs", "1", "--out", str(out), *TINY_DATA])
     assert code == 0
     printed = capsys.readouterr().out
     table = (out / "study.txt").read_text()

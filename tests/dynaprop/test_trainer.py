@@ -34,3 +34,23 @@ def test_train_config_errors() -> None:
         TrainConfig(batch_size=0)
     with pytest.raises(UserError, match="fewer than one batch"):
         train_classifier("bert-tiny", DATA, TrainConfig(steps=1, batch_size=128))
+
+
+def test_study_rows_do_not_depend_on_jobs() -> None:
+    from dataclasses import asdict
+
+    from frontends.dynaprop import run_study
+
+    task = ListOpsConfig(train_size=32, validation_size=8, test_size=8, max_length=24, seed=4)
+    config = TrainConfig(steps=2, batch_size=16, seed=5)
+    serial = run_study("bert-tiny", [0.0, 0.05], [1e-3], task_config=task, train_config=config)
+    pooled = run_study("bert-tiny", [0.0, 0.05], [1e-3], task_config=task, train_config=config,
+                       jobs=2)
+
+    def without_time(row: object) -> dict[str, float]:
+        values = asdict(row)  # type: ignore[call-overload]
+        values.pop("seconds")
+        return values
+
+    assert [without_time(r) for r in pooled.rows] == [without_time(r) for r in serial.rows]
+    assert [(r.tau_i, r.tau_t) for r in pooled.rows] == [(0.0, 1e-3), (0.05, 1e-3)]

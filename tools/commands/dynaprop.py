@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from typing import Any
 
@@ -60,6 +61,9 @@ def register(subparsers: Any) -> None:
                        f"{LONG_BUDGET['train_size']} training examples")
     study.add_argument("--batch-size", type=int, default=32, help="training batch (default 32)")
     study.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    study.add_argument("--jobs", type=int, default=None,
+                       help="settings trained at once, in worker processes (default: the "
+                       "number of available cores); results do not depend on it")
     study.add_argument("--out", default="dynaprop-study", metavar="DIR",
                        help="output directory (default ./dynaprop-study)")
     study.set_defaults(func=_study)
@@ -182,6 +186,8 @@ def _study(args: argparse.Namespace) -> int:
     steps = args.steps if args.steps is not None else budget["steps"]
     _positive(steps, "--steps")
     _positive(args.batch_size, "--batch-size")
+    _positive(args.jobs, "--jobs")
+    jobs = args.jobs if args.jobs is not None else max(1, len(os.sched_getaffinity(0)))
     if not args.lr > 0:
         raise UserError(f"--lr: expected a number > 0, got {args.lr}")
     task_config = _task_config(args, budget)
@@ -208,14 +214,15 @@ def _study(args: argparse.Namespace) -> int:
         )
 
     result = run_study(model, tau_i, tau_t, task=args.task.strip().lower(),
-                       task_config=task_config, train_config=train_config, on_row=progress)
+                       task_config=task_config, train_config=train_config, jobs=jobs,
+                       on_row=progress)
     result.command = (
         f"tcc dynaprop study --model {model} --task {args.task} "
         f"--tau-i {','.join(f'{v:g}' for v in tau_i)} --tau-t {','.join(f'{v:g}' for v in tau_t)} "
         f"--steps {steps} --seed {args.seed} --batch-size {args.batch_size} --lr {args.lr:g} "
         f"--train-size {task_config.train_size} --eval-size {task_config.test_size} "
         f"--max-length {task_config.max_length} --max-depth {task_config.max_depth} "
-        f"--threads {args.threads} --out {args.out}"
+        f"--threads {args.threads} --jobs {jobs} --out {args.out}"
     )
     result.tool = _tool()
     paths = result.write(args.out)
