@@ -136,7 +136,8 @@ def _evaluator(args: argparse.Namespace, accuracy: Any) -> Any:
     pipeline = "default"
     function = "forward"
     if args.train:
-        pipeline = "cleanup,autodiff{loss=cross-entropy,optimizer=adam},cleanup,fuse,dce"
+        pipeline = ("cleanup,autodiff{loss=cross-entropy,optimizer=adam,output=last_hidden_state},"
+                    "cleanup,fuse,dce")
         function = "train_step"
     return CostEvaluator(accuracy, simulator=args.sim, base_pipeline=pipeline,
                          function=function, seq=args.seq, densities=args.densities,

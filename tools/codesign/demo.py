@@ -85,7 +85,12 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     from tools.codesign.progress import Progress
     from tools.codesign.report import compare, final_report
     from tools.codesign.spaces import (
-        HardwareSpace, JointPoint, JointSpace, ModelSpace, Schedule, ScheduleSpace,
+        HardwareSpace,
+        JointPoint,
+        JointSpace,
+        ModelSpace,
+        Schedule,
+        ScheduleSpace,
     )
     from tools.codesign.sweep import run_sweep
 
@@ -149,8 +154,8 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     joint = JointSpace(models, HardwareSpace("transcode-space"), schedules)
     search_evaluator = CostEvaluator(surrogate, seq=settings.seq, vocab_size=measured.vocab_size,
                                      densities=f"by-tau:{by_tau}", cache_dir=settings.cache)
-    search = run_sweep(joint, search_evaluator, "boshcode", db=db, budget=settings.budget or 100_000,
-                       seed=settings.seed, objective=objective, executor=settings.executor,
+    search = run_sweep(joint, search_evaluator, "boshcode", db=db,
+                       budget=settings.budget or 100_000, seed=settings.seed, objective=objective, executor=settings.executor,
                        workers=settings.workers, batch_size=8, name="demo-B-search",
                        time_limit=max(0.85 * total - (time.perf_counter() - started), 1.0),
                        progress=Progress(interval=30))

@@ -113,6 +113,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
+    os.chmod(temporary, 0o644)
     os.replace(temporary, path)
 
 

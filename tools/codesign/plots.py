@@ -85,7 +85,7 @@ def plot_pareto(rows: Iterable[Mapping[str, Any]], path: str | Path,
 
 def plot_best_so_far(curves: Mapping[str, Sequence[float]], path: str | Path,
                      title: str = "best objective against evaluations",
-                     reference: float | None = None) -> Path:
+                     reference: float | None = None, log_x: bool = False) -> Path:
     """One line per curve (``{label: best score after each trial}``)."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 4.8))
@@ -95,6 +95,8 @@ def plot_best_so_far(curves: Mapping[str, Sequence[float]], path: str | Path,
     if reference is not None:
         axes.axhline(reference, color="black", linestyle="--", linewidth=1,
                      label="reference")
+    if log_x:
+        axes.set_xscale("log")
     axes.set_xlabel("evaluations (trials)")
     axes.set_ylabel("best objective so far")
     axes.set_title(title)

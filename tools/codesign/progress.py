@@ -79,7 +79,7 @@ class Progress(SilentProgress):
         bar = "#" * filled + "." * (self.width - filled)
         text = (f"{self.label} [{bar}] {done}/{self.total}  evaluated {evaluated}"
                 f" (+{reused} from db, {failed} failed)  best {best_text}  "
-                f"{rate:.1f} eval/s  left {_duration(left)}")
+                f"{rate:.3g} eval/s  left {_duration(left)}")
         if self.tty:
             pad = max(self._line_length - len(text), 0)
             self.stream.write("\r" + text + " " * pad)
