@@ -454,14 +454,16 @@ class DynaProp:
         if self.observer is not None:
             self.observer(point.info.path, "backward", gradient.detach())
         pruned, nonzeros = prune_gradient(gradient, None, point.tau_t, self._native, self.count)
-        point.backward.add(gradient.numel(), nonzeros)
+        if self.count:
+            point.backward.add(gradient.numel(), nonzeros)
         return pruned if pruned is not gradient else None
 
     def _weight_hook(self, record: _Parameter, gradient: torch.Tensor) -> torch.Tensor | None:
         if not self.enabled:
             return None
         pruned, nonzeros = prune_gradient(gradient, None, record.tau_t, self._native, self.count)
-        record.gradient.add(gradient.numel(), nonzeros)
+        if self.count:
+            record.gradient.add(gradient.numel(), nonzeros)
         return pruned if pruned is not gradient else None
 
 
@@ -502,7 +504,8 @@ class _PruneFunction(torch.autograd.Function):
         result, nonzeros = prune_gradient(
             gradient, pruned, point.tau_t, runtime._native, runtime.count
         )
-        point.backward.add(gradient.numel(), nonzeros)
+        if runtime.count:
+            point.backward.add(gradient.numel(), nonzeros)
         return result, None, None
 
 

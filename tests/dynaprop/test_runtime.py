@@ -378,3 +378,16 @@ def test_importing_the_packages_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_count_false_counts_nothing_but_still_prunes(backend: str) -> None:
+    model = TwoLayer()
+    x = torch.randn(4, 4)
+    with DynaProp(model, 10.0, 1.0, count=False, backend=backend) as runtime:
+        out = model(x)
+        out.sum().backward()
+        stats = runtime.statistics()
+    assert all(p.forward is None and p.backward is None for p in stats.points.values())
+    assert stats.weight_gradients == {}
+    assert torch.count_nonzero(model.first.weight.grad) == 0  # everything pruned
