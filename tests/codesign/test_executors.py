@@ -38,13 +38,11 @@ def test_worker_crash_is_recorded_and_the_rest_complete() -> None:
 def test_ray_and_local_pool_give_identical_results(tmp_path, small_space_file,
                                                    model_cache_dir) -> None:
     ray = pytest.importorskip("ray")
-    import os
+    from tools.codesign.modelcache import ModelKey
 
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     space = JointSpace(ModelSpace.single("bert-tiny"), HardwareSpace(str(small_space_file)))
     evaluator = CostEvaluator(cache_dir=model_cache_dir, seq=32)
-    evaluator.models.static(__import__("tools.codesign.modelcache", fromlist=["ModelKey"])
-                            .ModelKey("bert-tiny", 1, 32))          # built before the workers
+    evaluator.models.static(ModelKey("bert-tiny", 1, 32))      # built before the workers start
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     try:

@@ -263,14 +263,16 @@ def run_codesign(args: argparse.Namespace) -> int:
         settings = DemoSettings(minutes=args.demo_minutes, db=args.db, plots=args.plots,
                                 workers=args.workers, cache=args.cache, seed=args.seed,
                                 executor=args.executor, budget=args.budget,
-                                train_steps=args.train_steps)
+                                **({"train_steps": args.train_steps}
+                                   if args.train_steps is not None else {}))
         run_demo(settings)
         return 0
     from tools.codesign.accuracy import MeasuredSettings, make_accuracy_source
     from tools.codesign.spaces import HardwareSpace, JointSpace
 
     model_space = _model_space(args.model_space)
-    settings = MeasuredSettings(steps=args.train_steps, seed=args.train_seed)
+    settings = MeasuredSettings(steps=args.train_steps or MeasuredSettings.steps,
+                                seed=args.train_seed)
     accuracy = make_accuracy_source(args.accuracy, args.cache, settings)
     space = JointSpace(model_space, HardwareSpace(args.hw), _schedule_space(args))
     evaluator = _evaluator(args, accuracy)

@@ -35,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--accuracy", default="measured",
                         help="measured (train on ListOps; default) | table:FILE | "
                              "surrogate:FILE | none")
-    parser.add_argument("--train-steps", type=int, default=200,
-                        help="measured accuracy: training steps per model (default 200)")
+    parser.add_argument("--train-steps", type=int,
+                        help="measured accuracy: training steps per model (default 200; "
+                             "150 in the demo)")
     parser.add_argument("--train-seed", type=int, default=0,
                         help="measured accuracy: trainer seed (default 0)")
     parser.add_argument("--baseline", metavar="MODEL@DESIGN",
