@@ -4,104 +4,110 @@
 :class:`~backends.elector.schedule.MappedFunction` tile by tile on the
 accelerator's resources and returns the same
 :class:`~backends.elector.schedule.SimulationResult` as the analytical
-simulator, plus stall cycles per class (per op and in total) and a
-utilisation timeline.
+simulator, plus stall cycles per class (per op and in total), a utilisation
+timeline, and notes that say where and why it differs from the analytical
+simulator.
 
 Resources
 =========
 
-* **Module classes** (:data:`~backends.elector.schedule.UNITS`): ``P``
-  modules each -- MAC lanes (``PEs x lanes``), softmax modules, layer-norm
+* **Module classes** (:data:`~backends.elector.schedule.UNITS`), ``P``
+  modules each: MAC lanes (``PEs x lanes``), softmax modules, layer-norm
   modules (one per PE), DMA engines (one per PE), post-sparsity units (one
-  per lane).  A module runs one tile at a time for the tile's cycles.
-* **Storage levels** (main memory, activation / weight / mask buffer): one
-  first-come-first-served channel each at the level's bandwidth (main
-  memory at the configuration's, each buffer's port at the technology's),
-  shared by reads and writes, by loads and stores, and by every op.
+  per lane).  A module works on one tile at a time.
+* **Storage levels** (main memory; activation, weight and mask buffers): one
+  channel each at the level's bandwidth (main memory at its configuration's,
+  each buffer's port at the technology's), shared by reads and writes, loads
+  and stores, and every op.
 
-What an op does
-===============
+How an op runs
+==============
 
 An op is one or more *stages* (:mod:`backends.elector.event_stages`): the
-work it puts on one module class, as tiles with the bytes each tile loads
-before it computes and stores after it computes (matrix-product operands by
-the loop-order reuse rule of the contract, everything else spread evenly; the
-totals per level are the op's ``bytes_by_level()`` exactly).
+work it puts on one module class as tiles, with the bytes every tile loads
+before it computes and stores after (matrix-product operands by the
+contract's loop-order reuse rule, everything else spread evenly; the totals
+per level are exactly the op's ``bytes_by_level()``).
 
-* **In-order issue per class.**  The stages of a module class are issued in
-  program order; tile ``n`` of a stage goes to module ``(offset + n) mod P``
-  (round robin continuing from the previous stage, which under in-order issue
-  is the module that frees first).  A stage starts issuing when the previous
-  stage of its class has issued its last tile and every op it reads has
-  finished (op-level dependencies: an op is finished when its last tile has
-  stored its result).
-* **Double buffering.**  Every module has two tile slots: the loads of a
-  tile may start when the module's tile *two* back has finished computing
-  (one slot computes while the other fills); matrix-product inputs streamed
-  from main memory also need one of the ``2 x PEs`` staging slots the
-  mapping reserved in their buffer, held from the load until the last tile
-  that reuses the fetch has computed.  Waiting for either is a
-  ``buffer_capacity`` stall.
-* **Transfers.**  A tile's loads queue on each level's channel (a tile that
-  needs nothing from a level does not queue there); it computes when all its
-  loads are done and its module is free; its stores queue on the channels
-  when it has computed; the result tile is complete when its stores are.
-  Reduction tiles accumulate in issue order (partial sums are written back in
-  the order the loop order produces them: the channels are FIFO).
+* **In-order issue per class, in waves.**  The stages of a module class are
+  issued in program order; tile ``n`` of a stage goes to module
+  ``(offset + n) mod P`` (round robin continuing from the previous stage:
+  under in-order issue, the module that frees first).  A *wave* is the
+  tiles issued together: at most one per module, fewer when a staging slot
+  refers back to a tile of the same wave.  A stage starts when the previous
+  stage of its class has issued its last wave and every op it reads has
+  finished (its last result tile stored).
+* **Double buffering.**  Every module has two tile slots: a wave may be
+  issued when, on each of its modules, the tile *two* back has finished
+  (one slot computes while the other fills).  A matrix-product input
+  streamed from main memory also needs one of the ``2 x PEs`` staging slots
+  the mapping reserved in its buffer, from its load until the last tile
+  that reuses it has finished.
+* **Transfers.**  A wave's loads form one burst per level; bursts are served
+  first come, first served; inside a burst the channel is shared equally by
+  the wave's tiles that need that level (processor sharing: with sizes
+  ``d_1 <= ... <= d_N`` tile ``i`` finishes ``sum_{j<i} d_j + (N-i+1) d_i``
+  after the burst starts).  Stores likewise, one burst when the wave's last
+  storing tile has computed.  Partial sums are accumulated in issue order
+  (the channels are FIFO between bursts).
+* **Streaming compute.**  Operands stream into a module as it computes, in
+  ``rows`` parts (a reduction row of a tile-product, a pass of a softmax):
+  a tile starts when its module is free and the first part of each operand
+  has arrived, and ends at ``max(start + cycles, last byte + cycles/rows)``.
 * **Fused attention** pipelines across heads: the softmax of a batch tile of
   heads waits for that batch tile's scores, the context product for its
-  probabilities (chunk dependencies inside the op).
+  probabilities.
 
-Events and waves
-================
+Time is kept in integers (``1/65536`` cycle; transfer times are rounded up,
+so nothing beats a bandwidth).
 
-Transfers are arbitrated per *wave*: the tiles a stage issues together (at
-most one per module, ``P`` of them, fewer when a staging slot refers back to
-a tile of the same wave) queue their loads as one burst when the earliest of
-them may start, and their stores as one burst when the first of them has
-computed.  Events are processed in time order (ties in scheduling order).
-Inside a burst each tile is served first-come-first-served in tile order.
+Modes: per tile and in waves
+============================
 
-``mode="per-tile"`` steps through every tile of a burst with scalar
-arithmetic.  ``mode="waves"`` (the default) computes the same recurrences for
-a whole wave with numpy (first-come-first-served queues are max-plus scans:
-``finish_k = D_k + max(free, max_{j<=k}(request_j - D_{j-1}))`` with ``D``
-the running sum of transfer times) and, once a stage's waves repeat exactly
--- every module, channel and pending event of the stage shifted by the same
-number of cycles from one period of waves to the next, nothing else
-scheduled in between -- jumps over whole periods in closed form
-(``state + periods x shift``), since the recurrences are max-plus linear
-and shift invariant.  Time is kept in integers (``1/65536`` cycle: transfer
-times are rounded *up* to it, so nothing beats the bandwidth), so the two
-modes produce identical cycles, stalls and energy.
+``mode="per-tile"`` steps through every tile with scalar arithmetic: the
+requests of each tile, each tile's completion in a shared burst (in
+processor-sharing order), each tile's start and end on its module, its
+stalls.  ``mode="waves"`` (the default) computes the same quantities for a
+whole wave with numpy (sorted cumulative sums for the shared bursts), and,
+once a stage's waves repeat exactly -- every module, channel, pending event
+and staging slot of the stage shifted by the same time from one period of
+waves to the next, and nothing else scheduled before the end of the jump --
+it skips whole periods in closed form (``state + periods x shift``): the
+recurrences are max-plus and shift invariant, so the skipped waves would
+have repeated the period exactly.  Both modes do the same integer
+arithmetic, so they produce identical cycles, stalls and energy (the tests
+check it).
 
 Stalls
 ======
 
 For every tile, the time its module sat idle before it (from when the module
-was free and the class had turned to this stage) is split into the wait
-before its loads could be requested -- for an input not yet produced
-(``dependency``: another op, or a chunk of the same attention), for a slot
+was free and its class had turned to this stage) is split into the wait for
+its wave to be issued -- for an input not produced yet (``dependency``:
+another op, or a chunk of the same attention), for a slot
 (``buffer_capacity``), for the class to finish issuing the previous stage
-(``unit_busy``) -- and the wait for its loads, charged to the level whose
-transfer finished last (``main_memory`` or ``buffer_bandwidth``).  A tile
-that was loaded but found its module still busy with another op's tile waits
-for ``unit_busy``.  The module-cycles are divided by the modules the stage
-uses, so a stall reads as cycles of the op's module array; the time a stage's
-last stores take after its last compute is added as a memory stall.
+(``unit_busy``) -- and the wait for its first data (``main_memory`` or
+``buffer_bandwidth``, by the level that delivered last).  Time a started
+tile spends starved of data is charged the same way.  A tile that had its
+data but found its module still busy with another op waits for
+``unit_busy``.  Module-cycles are divided by the modules the stage uses, so
+stalls read as cycles of the op's module array; the time a stage's last
+stores take after its last compute is added as a memory stall.
 
 Energy
 ======
 
 Priced by :func:`backends.elector.costing.energy_breakdown` from the same
 activity as the analytical simulator (busy unit-cycles per class, bytes per
-level) and the event simulator's run length: leakage of every on-chip module
-and buffer over the whole run, *no power gating* (the same assumption as the
-analytical simulator).  So the two differ in energy only through leakage.
+level) over the event simulator's run length: every on-chip module and
+buffer leaks for the whole run, *no power gating* (the analytical
+simulator's assumption).  The two simulators therefore differ in energy
+only through leakage.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Mapping, Sequence
@@ -113,12 +119,7 @@ from backends.elector.analytical import op_timing
 from backends.elector.area import module_inventory
 from backends.elector.costing import area_by_class, busy_module_cycles, energy_breakdown
 from backends.elector.design import Accelerator
-from backends.elector.event_stages import (
-    LEVEL_INDEX,
-    UNITS_PER_CYCLE,
-    StagePlan,
-    plan_op,
-)
+from backends.elector.event_stages import LEVEL_INDEX, UNITS_PER_CYCLE, StagePlan, plan_op
 from backends.elector.schedule import (
     LEVELS,
     STALL_CLASSES,
@@ -135,9 +136,10 @@ __all__ = ["EVENT_NOTES", "MODES", "explain_difference", "simulate_event"]
 MODES = ("waves", "per-tile")
 
 EVENT_NOTES = (
-    "event simulator: tiles on modules (in-order issue per module class, round robin), "
-    "first-come-first-served channels per storage level (reads and writes share a "
-    "level's bandwidth), double buffering (two tile slots per module; 2 x PEs staging "
+    "event simulator: tiles on modules (in-order issue per module class, round robin, in "
+    "waves), one channel per storage level (bursts first come first served, a burst shared "
+    "by its tiles; reads and writes share a level's bandwidth), operands streamed into the "
+    "modules as they compute, double buffering (two tile slots per module; 2 x PEs staging "
     "slots for inputs streamed from main memory), op-level dependencies, head-level "
     "pipelining inside a fused attention; transfer times rounded up to 1/65536 cycle",
 )
@@ -147,16 +149,62 @@ _DEP, _UNIT, _MM, _BUFBW, _BUFCAP = (STALL_CLASSES.index(name) for name in (
     "dependency", "unit_busy", "main_memory", "buffer_bandwidth", "buffer_capacity"))
 _MM_LEVEL = LEVEL_INDEX["main_memory"]
 _NO_LEVEL = -1
-#: Periods of waves a jump needs to see repeat before it extrapolates.
-_MAX_PERIOD_WAVES = 64
-_MIN_JUMP_PERIODS = 2
+#: Longest period (in waves) a steady-state jump looks for.
+_MAX_PERIOD_WAVES = 4096
+#: Snapshots (one per period) a stage keeps to recognise a steady state.
+_SNAPSHOTS_KEPT = 5
 #: Waves smaller than this run through the scalar kernels even in "waves"
 #: mode (numpy's per-call overhead exceeds the work; the results are the same).
 _VECTOR_MIN_TILES = 24
+_LOAD, _STORE = 0, 1
 
 
 def _level_stall(level: int) -> int:
     return _MM if level == _MM_LEVEL else _BUFBW
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# --------------------------------------------------------------------------- shared bursts
+
+
+def _shared_burst_vector(sizes: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Transfers of ``sizes`` sharing a channel equally from time 0
+    (processor sharing, simultaneous arrivals): when each has received all
+    of its size, and when each has received its first ``parts``.  While
+    every unfinished transfer gets the same rate, a transfer has received
+    ``w`` at time ``sum_j min(size_j, w)``."""
+    count = sizes.size
+    smallest, largest = int(sizes.min()), int(sizes.max())
+    if smallest == largest:
+        return np.full(count, count * smallest, dtype=np.int64), count * parts
+    ranked = np.sort(sizes, kind="stable")
+    below = np.concatenate(([0], np.cumsum(ranked)))
+
+    def received(work: np.ndarray) -> np.ndarray:
+        smaller = np.searchsorted(ranked, work, side="left")
+        return below[smaller] + work * (count - smaller)
+
+    return received(sizes), received(parts)
+
+
+def _shared_burst_scalar(sizes: Sequence[int], parts: Sequence[int]
+                         ) -> tuple[list[int], list[int]]:
+    """The same, tile by tile: each transfer's progress under equal sharing
+    (``sum_j min(size_j, w)``), with the sizes ranked once."""
+    ranked = sorted(sizes)
+    below = [0]
+    for size in ranked:
+        below.append(below[-1] + size)
+    count = len(ranked)
+
+    def received(work: int) -> int:
+        smaller = bisect.bisect_left(ranked, work)
+        return below[smaller] + work * (count - smaller)
+
+    return [received(size) for size in sizes], [received(part) for part in parts]
 
 
 # --------------------------------------------------------------------------- runtime state
@@ -173,7 +221,7 @@ class _UnitClass:
         self.issued = 0                                    # tiles issued so far (round robin)
         self.queue: list[_StageRun] = []
         self.head = 0
-        self.last_issue = 0                                # time of the last wave issued
+        self.last_issue = 0                                # when the last wave was issued
         self.last_issue_cause = _UNIT
 
     @property
@@ -184,32 +232,31 @@ class _UnitClass:
 @dataclass
 class _PendingWave:
     tiles: np.ndarray                  # tile indices (in the stage)
-    request: np.ndarray                # time units each tile may start loading
-    cause: np.ndarray                  # stall class of the request's binding term
+    issue: int                         # when the wave may be issued (time units)
+    cause: int                         # stall class of what set ``issue``
 
 
 @dataclass
 class _PendingStores:
     tiles: np.ndarray
     computed: np.ndarray               # compute-end time of each tile
+    first_out: np.ndarray              # when each tile's first output part was ready
 
 
 @dataclass
 class _Snapshot:
-    """State of a stage right before it issues a wave (for steady-state jumps)."""
+    """A stage's state right before it issues a wave (for steady-state jumps)."""
 
     wave: int
     time: int
-    request: np.ndarray
-    cause: np.ndarray
+    cause: int
     last: np.ndarray
     prev: np.ndarray
     channels: np.ndarray
-    stores: list[tuple[int, int, np.ndarray, np.ndarray]]     # (time, wave, tiles, computed)
+    stores: list[tuple[int, int, np.ndarray, np.ndarray]]    # (time, wave, computed, first out)
     last_issue: int
     counters: tuple
     segments: int
-    max_event_time: int
     releases: list[tuple[int, np.ndarray]]                    # (first group, release times)
 
 
@@ -222,8 +269,15 @@ class _StageRun:
         self.unit = unit
         self.ident = ident
         self.cycles_units = plan.cycles * UNITS_PER_CYCLE
+        self.tail_units = _ceil_div(self.cycles_units, plan.rows)
         self.wave_size = plan.batch_size
-        self.waves = math.ceil(plan.tiles / self.wave_size) if plan.tiles else 0
+        self.waves = _ceil_div(plan.tiles, self.wave_size) if plan.tiles else 0
+        self.load_levels = sorted(plan.load_units)
+        self.store_levels = sorted(plan.store_units)
+        self.levels_used = sorted(set(self.load_levels) | set(self.store_levels))
+        self.stores_at = np.zeros(plan.period, dtype=bool)       # by n % period
+        for table in plan.store_units.values():
+            self.stores_at |= table > 0
         self.offset = 0
         self.turn = 0
         self.started = False
@@ -234,10 +288,9 @@ class _StageRun:
         self.max_done = 0
         self.max_done_level = _NO_LEVEL
         self.max_computed = 0
-        self.first_request: int | None = None
-        self.tile_stalls = [0] * len(STALL_CLASSES)        # module time units
-        self.tail_stalls = [0] * len(STALL_CLASSES)        # time units
-        self.release = [np.full(-(-plan.tiles // c.group), -1, dtype=np.int64)
+        self.tile_stalls = [0] * len(STALL_CLASSES)             # module time units
+        self.tail_stalls = [0] * len(STALL_CLASSES)             # time units
+        self.release = [np.full(_ceil_div(plan.tiles, c.group), -1, dtype=np.int64)
                         for c in plan.staging]
         self.chunk_left: np.ndarray | None = None
         self.chunk_done: np.ndarray | None = None
@@ -246,8 +299,6 @@ class _StageRun:
             self.chunk_left = np.bincount(ids, minlength=plan.chunks.count).astype(np.int64)
             self.chunk_done = np.zeros(plan.chunks.count, dtype=np.int64)
         self.snapshots: list[_Snapshot] = []
-        self.has_stores = bool(plan.store_units)
-        self.levels_used = sorted(set(plan.load_units) | set(plan.store_units))
 
     @property
     def complete(self) -> bool:
@@ -269,35 +320,7 @@ class _OpRun:
         self.dependents: list[_OpRun] = []
 
 
-# --------------------------------------------------------------------------- kernels
-
-
-def _scan_vector(free: int, request: np.ndarray, duration: np.ndarray) -> np.ndarray:
-    """Finish times of a first-come-first-served queue served in array order."""
-    total = np.cumsum(duration)
-    bound = np.maximum.accumulate(request - (total - duration))
-    return total + np.maximum(bound, free)
-
-
-class _BurstSegment:
-    """The main-memory timeline segment of one burst, built tile by tile (the
-    scalar kernels' counterpart of the vector kernels' first start / last
-    finish / summed busy time)."""
-
-    def __init__(self) -> None:
-        self.first: int | None = None
-        self.last = 0
-        self.busy = 0
-
-    def add(self, begin: int, finish: int, duration: int) -> None:
-        if self.first is None:
-            self.first = begin
-        self.last = finish
-        self.busy += duration
-
-    def close(self, segments: list) -> None:
-        if self.first is not None:
-            segments.append(("main_memory", self.first, self.last, self.busy))
+# --------------------------------------------------------------------------- the engine
 
 
 class _Engine:
@@ -309,36 +332,29 @@ class _Engine:
         self.mapped = mapped
         self.hw = hw
         self.vector = mode == "waves"
-        self.channels = np.zeros(len(LEVELS), dtype=np.int64)
+        self.channels = np.zeros(len(LEVELS), dtype=np.int64)   # when each channel is free
         self.heap: list[tuple[int, int, int, int, int]] = []   # (time, seq, kind, stage, wave)
         self.seq = 0
-        self.now = 0
-        self.units: dict[str, _UnitClass] = {}
+        self.units: dict[tuple[str, int], _UnitClass] = {}
         self.ops = [_OpRun(op) for op in mapped.ops]
         self.stages: list[_StageRun] = []
         self.waiters: dict[tuple[int, int], list[_StageRun]] = {}
         self.segments: list[tuple[str, int, int, int]] = []    # (unit, start, end, busy units)
         self.jumps = 0
+        self.waves_issued = 0
         self.plan_notes: list[str] = []
         for op_run in self.ops:
             for dep in sorted(set(op_run.op.deps)):
                 self.ops[dep].dependents.append(op_run)
             for plan in plan_op(op_run.op, hw, mapped.bytes_per_element):
-                unit = self._unit(plan.unit, plan.parallel)
+                unit = self.units.setdefault((plan.unit, plan.parallel),
+                                             _UnitClass(plan.unit, plan.parallel))
                 stage = _StageRun(plan, op_run, unit, len(self.stages))
                 self.stages.append(stage)
                 op_run.stages.append(stage)
                 unit.queue.append(stage)
                 self.plan_notes.extend(f"op {op_run.op.index} ({op_run.op.kind}): {note}"
                                        for note in plan.notes)
-
-    def _unit(self, name: str, parallel: int) -> _UnitClass:
-        key = f"{name}/{parallel}"
-        if key not in self.units:
-            self.units[key] = _UnitClass(name, parallel)
-        return self.units[key]
-
-    # -- scheduling -------------------------------------------------------
 
     def _push(self, time: int, kind: int, stage: _StageRun, wave: int) -> None:
         heapq.heappush(self.heap, (time, self.seq, kind, stage.ident, wave))
@@ -356,15 +372,17 @@ class _Engine:
         self._finish_ops(finished)
         while self.heap:
             time, _, kind, ident, wave = heapq.heappop(self.heap)
-            self.now = time
             stage = self.stages[ident]
-            if kind == 0:
+            if kind == _LOAD:
                 self._issue(stage, wave, time)
             else:
                 self._store(stage, wave)
         unfinished = [o.op.index for o in self.ops if o.end is None]
         if unfinished:
-            raise RuntimeError(f"event simulation deadlocked; ops never finished: {unfinished[:10]}")
+            raise RuntimeError(f"event simulation deadlocked; ops never finished: "
+                               f"{unfinished[:10]}")
+
+    # -- starting stages and issuing waves -----------------------------------
 
     def _try_start(self, stage: _StageRun) -> None:
         if stage.started or stage.op.deps_left or stage.unit.current is not stage:
@@ -372,20 +390,17 @@ class _Engine:
         stage.started = True
         stage.offset = stage.unit.issued % stage.unit.parallel
         stage.turn = stage.unit.last_issue
-        if stage.waves:
-            self._schedule_wave(stage, 0)
-        else:
-            self._advance_class(stage.unit)
+        stage.unit.last_issue_cause = _UNIT
+        self._schedule_wave(stage, 0)
 
     def _advance_class(self, unit: _UnitClass) -> None:
         unit.head += 1
         nxt = unit.current
         if nxt is not None:
-            unit.last_issue_cause = _UNIT
             self._try_start(nxt)
 
     def _schedule_wave(self, stage: _StageRun, wave: int) -> None:
-        """Work out when each tile of ``wave`` may request its loads and push the event."""
+        """When ``wave`` may be issued (all its tiles' constraints met); push its event."""
         plan = stage.plan
         tiles = stage.wave_tiles(wave)
         upstream = None
@@ -394,216 +409,209 @@ class _Engine:
             chunks = plan.chunks.chunk_of(tiles)
             missing = chunks[upstream.chunk_left[chunks] > 0]
             if missing.size:
-                key = (upstream.ident, int(missing.min()))
-                self.waiters.setdefault(key, []).append(stage)
+                self.waiters.setdefault((upstream.ident, int(missing.min())), []).append(stage)
                 stage.next_wave = wave
                 return
         unit = stage.unit
         modules = (stage.offset + tiles) % unit.parallel
-        if wave == 0:
-            floor, floor_cause = unit.last_issue, _UNIT
-        else:
-            floor, floor_cause = unit.last_issue, unit.last_issue_cause
-        ready = stage.op.ready
+        issue, cause = stage.op.ready, _DEP
+        if unit.last_issue > issue:
+            issue, cause = unit.last_issue, unit.last_issue_cause
         if self.vector:
-            request = np.full(tiles.size, ready, dtype=np.int64)
-            cause = np.full(tiles.size, _DEP, dtype=np.int8)
-            if floor > ready:
-                request[:] = floor
-                cause[:] = floor_cause
-            self._bind(request, cause, unit.prev[modules], _BUFCAP)
+            bounds: list[tuple[np.ndarray, int]] = [(unit.prev[modules], _BUFCAP)]
             for constraint, release in zip(plan.staging, stage.release):
-                first = tiles % constraint.group == 0
                 group = tiles // constraint.group - constraint.slots
-                sel = np.nonzero(first & (group >= 0))[0]
-                if sel.size:
-                    bound = np.full(tiles.size, -1, dtype=np.int64)
-                    bound[sel] = release[group[sel]]
-                    self._bind(request, cause, bound, _BUFCAP)
+                sel = (tiles % constraint.group == 0) & (group >= 0)
+                if sel.any():
+                    bounds.append((release[group[sel]], _BUFCAP))
             if upstream is not None:
-                self._bind(request, cause, upstream.chunk_done[plan.chunks.chunk_of(tiles)], _DEP)
+                bounds.append((upstream.chunk_done[plan.chunks.chunk_of(tiles)], _DEP))
+            for values, why in bounds:
+                latest = int(values.max())
+                if latest > issue:
+                    issue, cause = latest, why
         else:
-            req_list, cause_list = [], []
             for position, tile in enumerate(tiles.tolist()):
-                req, why = ready, _DEP
-                if floor > req:
-                    req, why = floor, floor_cause
                 slot = int(unit.prev[modules[position]])
-                if slot > req:
-                    req, why = slot, _BUFCAP
-                for constraint, release in zip(plan.staging, stage.release):
+                if slot > issue:
+                    issue, cause = slot, _BUFCAP
+            for constraint, release in zip(plan.staging, stage.release):
+                for tile in tiles.tolist():
                     group = tile // constraint.group - constraint.slots
-                    if tile % constraint.group == 0 and group >= 0:
-                        bound = int(release[group])
-                        if bound > req:
-                            req, why = bound, _BUFCAP
-                if upstream is not None:
+                    if tile % constraint.group == 0 and group >= 0 and int(release[group]) > issue:
+                        issue, cause = int(release[group]), _BUFCAP
+            if upstream is not None:
+                for tile in tiles.tolist():
                     bound = int(upstream.chunk_done[plan.chunks.chunk_of_one(tile)])
-                    if bound > req:
-                        req, why = bound, _DEP
-                req_list.append(req)
-                cause_list.append(why)
-            request = np.array(req_list, dtype=np.int64)
-            cause = np.array(cause_list, dtype=np.int8)
-        stage.pending_loads[wave] = _PendingWave(tiles, request, cause)
+                    if bound > issue:
+                        issue, cause = bound, _DEP
+        stage.pending_loads[wave] = _PendingWave(tiles, issue, cause)
         stage.next_wave = wave + 1
-        self._push(int(request.min()), 0, stage, wave)
-
-    @staticmethod
-    def _bind(request: np.ndarray, cause: np.ndarray, bound: np.ndarray, why: int) -> None:
-        later = bound > request
-        if later.any():
-            request[later] = bound[later]
-            cause[later] = why
-
-    # -- issuing a wave -----------------------------------------------------
+        self._push(issue, _LOAD, stage, wave)
 
     def _issue(self, stage: _StageRun, wave: int, time: int) -> None:
-        if self.vector and stage.plan.chunks is None:
+        if self.vector:
             wave = self._maybe_jump(stage, wave, time)
-            time = self.now
         pending = stage.pending_loads.pop(wave)
         unit = stage.unit
-        tiles, request, cause = pending.tiles, pending.request, pending.cause
+        tiles = pending.tiles
         modules = (stage.offset + tiles) % unit.parallel
-        if stage.first_request is None:
-            stage.first_request = time
-            if stage.op.start is None or time < stage.op.start:
-                stage.op.start = time
-        plan = stage.plan
+        if stage.op.start is None or pending.issue < stage.op.start:
+            stage.op.start = pending.issue
         if self.vector and tiles.size >= _VECTOR_MIN_TILES:
-            computed = self._issue_vector(stage, tiles, request, cause, modules)
+            started, computed = self._issue_vector(stage, tiles, pending, modules)
         else:
-            computed = self._issue_scalar(stage, tiles, request, cause, modules)
+            started, computed = self._issue_scalar(stage, tiles, pending, modules)
+        self.waves_issued += 1
         unit.issued += tiles.size
-        unit.last_issue = time
-        unit.last_issue_cause = int(cause[int(np.argmin(request))])
-        start = int(computed.min()) - stage.cycles_units
-        self.segments.append((unit.name, start, int(computed.max()),
-                              int(tiles.size) * stage.cycles_units))
+        unit.last_issue = pending.issue
+        unit.last_issue_cause = pending.cause
+        plan = stage.plan
         for constraint, release in zip(plan.staging, stage.release):
             np.maximum.at(release, tiles // constraint.group, computed)
-        if stage.has_stores:
-            store_tiles = self._store_tiles(stage, tiles)
-            if store_tiles.size:
-                computed_stores = computed[store_tiles - tiles[0]]
-                stage.pending_stores[wave] = _PendingStores(store_tiles, computed_stores)
-                self._push(int(computed_stores.min()), 1, stage, wave)
-            plain = np.setdiff1d(tiles, store_tiles, assume_unique=True)
-            if plain.size:
-                self._tiles_done(stage, plain, computed[plain - tiles[0]],
-                                 np.full(plain.size, _NO_LEVEL, dtype=np.int8))
+        if stage.store_levels:
+            stores = stage.stores_at[tiles % plan.period]
+            # Results stream out in parts too: the burst may start when the
+            # first part of the first storing tile is ready.
+            first_out = started + stage.tail_units
+            if stores.all():
+                stage.pending_stores[wave] = _PendingStores(tiles, computed, first_out)
+                self._push(int(first_out.min()), _STORE, stage, wave)
+            else:
+                if stores.any():
+                    stage.pending_stores[wave] = _PendingStores(tiles[stores], computed[stores],
+                                                                first_out[stores])
+                    self._push(int(first_out[stores].min()), _STORE, stage, wave)
+                plain = ~stores
+                self._tiles_done(stage, tiles[plain], computed[plain],
+                                 np.full(int(plain.sum()), _NO_LEVEL, dtype=np.int8))
         else:
-            self._tiles_done(stage, tiles, computed, np.full(tiles.size, _NO_LEVEL, dtype=np.int8))
+            self._tiles_done(stage, tiles, computed,
+                             np.full(tiles.size, _NO_LEVEL, dtype=np.int8))
         if wave + 1 < stage.waves:
             self._schedule_wave(stage, wave + 1)
         else:
             self._advance_class(unit)
 
-    @staticmethod
-    def _store_tiles(stage: _StageRun, tiles: np.ndarray) -> np.ndarray:
+    def _issue_vector(self, stage: _StageRun, tiles: np.ndarray, pending: _PendingWave,
+                      modules: np.ndarray) -> np.ndarray:
         plan = stage.plan
         rho = tiles % plan.period
-        has = np.zeros(tiles.size, dtype=bool)
-        for table in plan.store_units.values():
-            has |= table[rho] > 0
-        return tiles[has]
-
-    def _issue_vector(self, stage: _StageRun, tiles: np.ndarray, request: np.ndarray,
-                      cause: np.ndarray, modules: np.ndarray) -> np.ndarray:
-        plan = stage.plan
-        rho = tiles % plan.period
-        loaded = request.copy()
-        level_of = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
-        for level in sorted(plan.load_units):
-            duration = plan.load_units[level][rho]
-            sel = np.nonzero(duration > 0)[0]
+        issue = pending.issue
+        loaded = np.full(tiles.size, issue, dtype=np.int64)       # last byte in
+        first = loaded.copy()                                     # first part of each operand in
+        loaded_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
+        first_level = loaded_level.copy()
+        for level in stage.load_levels:
+            sizes = plan.load_units[level][rho]
+            sel = np.nonzero(sizes > 0)[0]
             if not sel.size:
                 continue
-            finish = _scan_vector(int(self.channels[level]), request[sel], duration[sel])
+            sizes = sizes[sel]
+            start = max(int(self.channels[level]), issue)
+            finish, part = _shared_burst_vector(sizes, -(-sizes // plan.rows))
+            finish, part = finish + start, part + start
+            total = int(sizes.sum())
+            self.channels[level] = start + total
             if level == _MM_LEVEL:
-                first = int(finish[0] - duration[sel[0]])
-                self.segments.append(("main_memory", first, int(finish[-1]),
-                                      int(duration[sel].sum())))
-            self.channels[level] = finish[-1]
+                self.segments.append(("main_memory", start, start + total, total))
             later = finish > loaded[sel]
             loaded[sel[later]] = finish[later]
-            level_of[sel[later]] = level
+            loaded_level[sel[later]] = level
+            later = part > first[sel]
+            first[sel[later]] = part[later]
+            first_level[sel[later]] = level
         unit = stage.unit
         free = unit.last[modules]
-        started = np.maximum(loaded, free)
-        computed = started + stage.cycles_units
-        # Stalls: the module's idle time before the tile, by cause.
+        started = np.maximum(free, first)
+        computed = np.maximum(started + stage.cycles_units, loaded + stage.tail_units)
+        self.segments.append((unit.name, int(started.min()), int(computed.max()),
+                              int(tiles.size) * stage.cycles_units))
+        # Stalls: the module's idle time before each tile, and starvation inside it.
+        acc = stage.tile_stalls
         base = np.maximum(free, stage.turn)
-        idle = loaded > base
+        idle = first > base
         if idle.any():
-            req_wait = np.maximum(request[idle] - base[idle], 0)
-            mem_wait = loaded[idle] - np.maximum(request[idle], base[idle])
-            why = cause[idle]
-            lev = level_of[idle]
-            acc = stage.tile_stalls
-            for klass in np.unique(why).tolist():
-                acc[klass] += int(req_wait[why == klass].sum())
-            mem_sel = lev != _NO_LEVEL
-            if mem_sel.any():
-                mm = lev == _MM_LEVEL
-                acc[_MM] += int(mem_wait[mem_sel & mm].sum())
-                acc[_BUFBW] += int(mem_wait[mem_sel & ~mm].sum())
+            wait_base = base[idle]
+            acc[pending.cause] += int(np.maximum(issue - wait_base, 0).sum())
+            memory_wait = first[idle] - np.maximum(wait_base, issue)
+            levels = first_level[idle]
+            acc[_MM] += int(memory_wait[levels == _MM_LEVEL].sum())
+            acc[_BUFBW] += int(memory_wait[levels > _MM_LEVEL].sum())
+        starved = computed - (started + stage.cycles_units)
+        hungry = starved > 0
+        if hungry.any():
+            levels = loaded_level[hungry]
+            acc[_MM] += int(starved[hungry][levels == _MM_LEVEL].sum())
+            acc[_BUFBW] += int(starved[hungry][levels > _MM_LEVEL].sum())
         first_round = tiles < unit.parallel
-        if first_round.any():
-            wait = free - np.maximum(loaded, stage.turn)
+        if first_round[0]:
+            wait = free - np.maximum(first, stage.turn)
             busy = first_round & ~idle & (wait > 0)
             if busy.any():
-                stage.tile_stalls[_UNIT] += int(wait[busy].sum())
+                acc[_UNIT] += int(wait[busy].sum())
         unit.prev[modules] = free
         unit.last[modules] = computed
-        return computed
+        return started, computed
 
-    def _issue_scalar(self, stage: _StageRun, tiles: np.ndarray, request: np.ndarray,
-                      cause: np.ndarray, modules: np.ndarray) -> np.ndarray:
+    def _issue_scalar(self, stage: _StageRun, tiles: np.ndarray, pending: _PendingWave,
+                      modules: np.ndarray) -> np.ndarray:
         plan = stage.plan
         unit = stage.unit
         acc = stage.tile_stalls
-        computed_out = []
-        levels = sorted(plan.load_units)
+        issue = pending.issue
         tile_list = tiles.tolist()
-        req_list = request.tolist()
-        cause_list = cause.tolist()
-        module_list = modules.tolist()
-        segment = _BurstSegment()
-        for position, tile in enumerate(tile_list):
-            rho = tile % plan.period
-            req = req_list[position]
-            loaded, level_of = req, _NO_LEVEL
-            for level in levels:
-                duration = int(plan.load_units[level][rho])
-                if duration <= 0:
-                    continue
-                begin = max(int(self.channels[level]), req)
-                finish = begin + duration
-                if level == _MM_LEVEL:
-                    segment.add(begin, finish, duration)
-                self.channels[level] = finish
-                if finish > loaded:
-                    loaded, level_of = finish, level
-            module = module_list[position]
+        count = len(tile_list)
+        loaded = [issue] * count
+        first = [issue] * count
+        loaded_level = [_NO_LEVEL] * count
+        first_level = [_NO_LEVEL] * count
+        for level in stage.load_levels:
+            table = plan.load_units[level]
+            members = [(i, int(table[t % plan.period])) for i, t in enumerate(tile_list)]
+            members = [(i, size) for i, size in members if size > 0]
+            if not members:
+                continue
+            start = max(int(self.channels[level]), issue)
+            sizes = [size for _, size in members]
+            finish, parts = _shared_burst_scalar(sizes, [_ceil_div(x, plan.rows) for x in sizes])
+            total = sum(sizes)
+            self.channels[level] = start + total
+            if level == _MM_LEVEL:
+                self.segments.append(("main_memory", start, start + total, total))
+            for (i, _), done, part in zip(members, finish, parts):
+                done, part = done + start, part + start
+                if done > loaded[i]:
+                    loaded[i], loaded_level[i] = done, level
+                if part > first[i]:
+                    first[i], first_level[i] = part, level
+        computed_out, started_out = [], []
+        earliest, latest = None, None
+        for i, tile in enumerate(tile_list):
+            module = int(modules[i])
             free = int(unit.last[module])
-            started = max(loaded, free)
-            computed = started + stage.cycles_units
+            started = max(free, first[i])
+            computed = max(started + stage.cycles_units, loaded[i] + stage.tail_units)
             base = max(free, stage.turn)
-            if loaded > base:
-                acc[cause_list[position]] += max(req - base, 0)
-                if level_of != _NO_LEVEL:
-                    acc[_level_stall(level_of)] += loaded - max(req, base)
+            if first[i] > base:
+                acc[pending.cause] += max(issue - base, 0)
+                if first_level[i] != _NO_LEVEL:
+                    acc[_level_stall(first_level[i])] += first[i] - max(base, issue)
             elif tile < unit.parallel:
-                wait = free - max(loaded, stage.turn)
+                wait = free - max(first[i], stage.turn)
                 if wait > 0:
                     acc[_UNIT] += wait
+            starved = computed - (started + stage.cycles_units)
+            if starved > 0:
+                acc[_level_stall(loaded_level[i])] += starved
             unit.prev[module] = free
             unit.last[module] = computed
             computed_out.append(computed)
-        segment.close(self.segments)
-        return np.array(computed_out, dtype=np.int64)
+            started_out.append(started)
+            earliest = started if earliest is None else min(earliest, started)
+            latest = computed if latest is None else max(latest, computed)
+        self.segments.append((unit.name, earliest, latest, count * stage.cycles_units))
+        return np.array(started_out, dtype=np.int64), np.array(computed_out, dtype=np.int64)
 
     # -- stores ---------------------------------------------------------------
 
@@ -611,51 +619,57 @@ class _Engine:
         pending = stage.pending_stores.pop(wave)
         plan = stage.plan
         tiles, computed = pending.tiles, pending.computed
+        request = int(pending.first_out.min())
         rho = tiles % plan.period
         if self.vector and tiles.size >= _VECTOR_MIN_TILES:
             done = computed.copy()
-            level_of = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
-            for level in sorted(plan.store_units):
-                duration = plan.store_units[level][rho]
-                sel = np.nonzero(duration > 0)[0]
+            done_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
+            for level in stage.store_levels:
+                sizes = plan.store_units[level][rho]
+                sel = np.nonzero(sizes > 0)[0]
                 if not sel.size:
                     continue
-                finish = _scan_vector(int(self.channels[level]), computed[sel], duration[sel])
+                sizes = sizes[sel]
+                start = max(int(self.channels[level]), request)
+                finish, part = _shared_burst_vector(sizes, -(-sizes // plan.rows))
+                total = int(sizes.sum())
+                self.channels[level] = start + total
                 if level == _MM_LEVEL:
-                    first = int(finish[0] - duration[sel[0]])
-                    self.segments.append(("main_memory", first, int(finish[-1]),
-                                          int(duration[sel].sum())))
-                self.channels[level] = finish[-1]
+                    self.segments.append(("main_memory", start, start + total, total))
+                # The last part leaves after the tile has computed.
+                finish = np.maximum(finish + start, computed[sel] + part)
                 later = finish > done[sel]
                 done[sel[later]] = finish[later]
-                level_of[sel[later]] = level
+                done_level[sel[later]] = level
         else:
-            done_list, level_list = [], []
-            levels = sorted(plan.store_units)
-            segment = _BurstSegment()
-            for tile, comp in zip(tiles.tolist(), computed.tolist()):
-                finished, level_of_tile = comp, _NO_LEVEL
-                for level in levels:
-                    duration = int(plan.store_units[level][tile % plan.period])
-                    if duration <= 0:
-                        continue
-                    begin = max(int(self.channels[level]), comp)
-                    finish = begin + duration
-                    if level == _MM_LEVEL:
-                        segment.add(begin, finish, duration)
-                    self.channels[level] = finish
-                    if finish > finished:
-                        finished, level_of_tile = finish, level
-                done_list.append(finished)
-                level_list.append(level_of_tile)
-            segment.close(self.segments)
+            tile_list = tiles.tolist()
+            done_list = computed.tolist()
+            level_list = [_NO_LEVEL] * len(tile_list)
+            for level in stage.store_levels:
+                table = plan.store_units[level]
+                members = [(i, int(table[t % plan.period])) for i, t in enumerate(tile_list)]
+                members = [(i, size) for i, size in members if size > 0]
+                if not members:
+                    continue
+                start = max(int(self.channels[level]), request)
+                sizes = [size for _, size in members]
+                finish, parts = _shared_burst_scalar(sizes,
+                                                     [_ceil_div(x, plan.rows) for x in sizes])
+                total = sum(sizes)
+                self.channels[level] = start + total
+                if level == _MM_LEVEL:
+                    self.segments.append(("main_memory", start, start + total, total))
+                for (i, _), end, part in zip(members, finish, parts):
+                    end = max(end + start, int(computed[i]) + part)
+                    if end > done_list[i]:
+                        done_list[i], level_list[i] = end, level
             done = np.array(done_list, dtype=np.int64)
-            level_of = np.array(level_list, dtype=np.int8)
+            done_level = np.array(level_list, dtype=np.int8)
         stage.max_computed = max(stage.max_computed, int(computed.max()))
-        self._tiles_done(stage, tiles, done, level_of)
+        self._tiles_done(stage, tiles, done, done_level)
 
     def _tiles_done(self, stage: _StageRun, tiles: np.ndarray, done: np.ndarray,
-                    level_of: np.ndarray) -> None:
+                    done_level: np.ndarray) -> None:
         """Tiles whose results are complete at ``done``."""
         if not tiles.size:
             return
@@ -663,8 +677,8 @@ class _Engine:
         latest = int(np.argmax(done))
         if int(done[latest]) > stage.max_done:
             stage.max_done = int(done[latest])
-            stage.max_done_level = int(level_of[latest])
-        if not stage.has_stores:
+            stage.max_done_level = int(done_level[latest])
+        if not stage.store_levels:
             stage.max_computed = max(stage.max_computed, int(done.max()))
         if stage.chunk_left is not None:
             chunks = stage.plan.chunks.chunk_of(tiles)
@@ -704,88 +718,125 @@ class _Engine:
 
     # -- steady-state jumps ---------------------------------------------------
 
-    def _period_waves(self, stage: _StageRun) -> int:
-        plan = stage.plan
-        tiles_per_period = math.lcm(stage.wave_size, stage.unit.parallel, plan.period)
-        return tiles_per_period // stage.wave_size
-
     def _maybe_jump(self, stage: _StageRun, wave: int, time: int) -> int:
-        """Skip whole periods of identical waves once the stage is in steady
+        """Skip whole periods of repeating waves once the stage is in steady
         state; returns the wave to issue now (``wave`` when nothing was skipped)."""
-        period = self._period_waves(stage)
+        plan = stage.plan
+        period = math.lcm(stage.wave_size, stage.unit.parallel, plan.period) // stage.wave_size
         if period > _MAX_PERIOD_WAVES:
             return wave
-        first_full_round = -(-stage.unit.parallel // stage.wave_size) + 1
+        first_full_round = _ceil_div(stage.unit.parallel, stage.wave_size) + 1
         last_full = stage.waves - 2          # the last wave may be short: never jumped over
-        if wave < first_full_round or wave + period * _MIN_JUMP_PERIODS > last_full:
+        if wave < first_full_round or wave + 2 * period > last_full:
             stage.snapshots.clear()
             return wave
         if (wave - first_full_round) % period:
             return wave
         snap = self._snapshot(stage, wave, time)
-        stage.snapshots.append(snap)
-        if len(stage.snapshots) < 2:
-            return wave
-        before = stage.snapshots[-2]
-        stage.snapshots = stage.snapshots[-1:]
-        if before.wave != wave - period:
-            return wave
-        shift = snap.time - before.time
-        if shift <= 0 or stage.op.ready > before.time or stage.turn > before.time:
-            return wave
-        if not self._shifted(before, snap, shift, stage):
-            return wave
-        # How many periods fit before anything else happens.
-        periods = (last_full - wave) // period - 1
-        foreign = [t for (t, _, _, ident, _) in self.heap if ident != stage.ident]
-        if foreign:
-            horizon = min(foreign)
-            periods = min(periods, (horizon - 1 - snap.max_event_time) // shift)
-        if periods < 1:
-            return wave
-        return self._jump(stage, before, snap, shift, periods, period)
+        history = stage.snapshots
+        if history and history[-1].wave != wave - period:
+            history.clear()
+        history.append(snap)
+        del history[:-_SNAPSHOTS_KEPT]
+        # A max-plus system turns periodic after a transient, possibly with a
+        # cyclicity above one (double buffering couples wave k to k - 2):
+        # find the shortest multiple of the pattern period that repeats.
+        for back in range(1, len(history)):
+            before = history[-1 - back]
+            shift = snap.time - before.time
+            if shift <= 0 or stage.op.ready > before.time or stage.turn > before.time:
+                continue
+            if not self._shifted(stage, before, snap, shift):
+                continue
+            cycle = period * back
+            cycles = (last_full - wave) // cycle - 1
+            foreign = [t for (t, _, _, ident, _) in self.heap if ident != stage.ident]
+            if foreign:
+                # Nothing else may happen before the last skipped event.
+                cycles = min(cycles, (min(foreign) - 1 - time) // shift)
+            chunk = None
+            if stage.plan.chunks is not None:
+                limit, chunk = self._chunk_limit(stage, wave, before.time)
+                cycles = min(cycles, (limit - wave) // cycle)
+            if cycles < 1:
+                return wave
+            return self._jump(stage, before, snap, shift, cycles, cycle, chunk)
+        return wave
+
+    def _chunk_limit(self, stage: _StageRun, wave: int, since: int) -> tuple[int, int | None]:
+        """For a stage linked to others by chunks (fused attention): the
+        last wave a jump may reach, and the chunk whose tiles it completes.
+
+        Waves whose upstream chunk is not finished, or finished after
+        ``since`` (so it may still bind), are out of reach; and if another
+        stage waits for this stage's chunks, the jump must stay inside the
+        chunk of the oldest unfinished tile and must not finish it."""
+        plan = stage.plan
+        links = plan.chunks
+        size = stage.wave_size
+        first = wave * size
+        limit = stage.waves
+        if links.waits_for is not None:
+            upstream = stage.op.stages[links.waits_for]
+            ids = links.chunk_of(np.arange(first, plan.tiles))
+            fine = (upstream.chunk_left == 0) & (upstream.chunk_done <= since)
+            bad = np.nonzero(~fine[ids])[0]
+            if bad.size:
+                limit = min(limit, (first + int(bad[0])) // size - 1)
+        downstream = any(s.plan.chunks is not None and s.plan.chunks.waits_for == plan.position
+                         for s in stage.op.stages)
+        if not downstream:
+            return limit, None
+        oldest = min([first] + [int(p.tiles.min()) for p in stage.pending_stores.values()])
+        chunk = links.chunk_of_one(oldest)
+        ids = links.chunk_of(np.arange(oldest, plan.tiles))
+        other = np.nonzero(ids != chunk)[0]
+        if not other.size:
+            return -1, chunk                    # the rest is the last chunk: it would finish
+        boundary = oldest + int(other[0])
+        if np.any(links.chunk_of(np.arange(boundary, plan.tiles)) == chunk):
+            return -1, chunk                    # the chunk is not contiguous: no jump
+        # Every wave issued up to the one after the jump lies in the chunk,
+        # and a tile of the chunk is left for after the jump.
+        return min(limit, boundary // size - 2), chunk
 
     def _snapshot(self, stage: _StageRun, wave: int, time: int) -> _Snapshot:
-        pending = stage.pending_loads[wave]
         unit = stage.unit
-        stores = [(t, w, stage.pending_stores[w].tiles, stage.pending_stores[w].computed)
-                  for (t, _, kind, ident, w) in self.heap if ident == stage.ident and kind == 1]
-        stores.sort(key=lambda s: s[1])
-        counters = (tuple(stage.tile_stalls), stage.done, stage.max_done, stage.max_computed,
-                    stage.max_done_level)
+        stores = sorted((t, w, stage.pending_stores[w].computed, stage.pending_stores[w].first_out)
+                        for (t, _, kind, ident, w) in self.heap
+                        if ident == stage.ident and kind == _STORE)
+        counters = (tuple(stage.tile_stalls), stage.done, stage.max_done, stage.max_computed)
         first_tile = wave * stage.wave_size
         releases = []
         for constraint, release in zip(stage.plan.staging, stage.release):
             # The fetches later waves can still wait for: the last `slots`
             # groups before this wave, and the group in progress.
             low = max(first_tile // constraint.group - constraint.slots, 0)
-            high = -(-first_tile // constraint.group)
+            high = _ceil_div(first_tile, constraint.group)
             releases.append((low, release[low:high].copy()))
-        return _Snapshot(wave, time, pending.request.copy(), pending.cause.copy(),
-                         unit.last.copy(), unit.prev.copy(), self.channels.copy(), stores,
-                         unit.last_issue, counters, len(self.segments), time, releases)
+        return _Snapshot(wave, time, stage.pending_loads[wave].cause, unit.last.copy(),
+                         unit.prev.copy(), self.channels.copy(), stores, unit.last_issue,
+                         counters, len(self.segments), releases)
 
-    def _shifted(self, before: _Snapshot, after: _Snapshot, shift: int, stage: _StageRun) -> bool:
-        if not np.array_equal(after.request, before.request + shift) \
-                or not np.array_equal(after.cause, before.cause):
+    @staticmethod
+    def _shifted(stage: _StageRun, before: _Snapshot, after: _Snapshot, shift: int) -> bool:
+        """Is ``after`` exactly ``before`` moved later by ``shift``?"""
+        if after.cause != before.cause or after.last_issue != before.last_issue + shift:
             return False
         if not np.array_equal(after.last, before.last + shift) \
                 or not np.array_equal(after.prev, before.prev + shift):
             return False
         for level in range(len(LEVELS)):
-            if level in stage.levels_used:
-                if after.channels[level] != before.channels[level] + shift:
-                    return False
-            elif after.channels[level] != before.channels[level]:
+            expected = before.channels[level] + (shift if level in stage.levels_used else 0)
+            if after.channels[level] != expected:
                 return False
-        if after.last_issue != before.last_issue + shift:
-            return False
         if len(after.stores) != len(before.stores):
             return False
         waves_apart = after.wave - before.wave
-        for (t1, w1, tiles1, comp1), (t2, w2, tiles2, comp2) in zip(before.stores, after.stores):
-            if t2 != t1 + shift or w2 != w1 + waves_apart or tiles1.size != tiles2.size \
-                    or not np.array_equal(comp2, comp1 + shift):
+        for (t1, w1, comp1, out1), (t2, w2, comp2, out2) in zip(before.stores, after.stores):
+            if t2 != t1 + shift or w2 != w1 + waves_apart or comp1.size != comp2.size \
+                    or not np.array_equal(comp2, comp1 + shift) \
+                    or not np.array_equal(out2, out1 + shift):
                 return False
         tiles_apart = waves_apart * stage.wave_size
         for constraint, (low1, rel1), (low2, rel2) in zip(stage.plan.staging, before.releases,
@@ -793,68 +844,61 @@ class _Engine:
             if low2 != low1 + tiles_apart // constraint.group or rel1.size != rel2.size \
                     or not np.array_equal(rel2, rel1 + shift):
                 return False
-        # Counters that must repeat: the max-done bookkeeping shifts too.
-        if after.counters[2] != before.counters[2] + shift or \
-                after.counters[3] != before.counters[3] + shift:
-            return False
-        return True
+        return after.counters[2] == before.counters[2] + shift \
+            and after.counters[3] == before.counters[3] + shift
 
     def _jump(self, stage: _StageRun, before: _Snapshot, after: _Snapshot, shift: int,
-              periods: int, period: int) -> int:
-        """Advance the stage by ``periods`` whole periods of ``period`` waves."""
+              periods: int, period: int, chunk: int | None = None) -> int:
+        """Advance the stage by ``periods`` repetitions of ``period`` waves."""
         delta = shift * periods
         waves = period * periods
+        tiles_jumped = waves * stage.wave_size
         unit = stage.unit
-        # Stalls and counters grow by the per-period increments.
-        stalls_before, stalls_after = before.counters[0], after.counters[0]
         for klass in range(len(STALL_CLASSES)):
-            stage.tile_stalls[klass] += (stalls_after[klass] - stalls_before[klass]) * periods
-        done_per_period = after.counters[1] - before.counters[1]
-        stage.done += done_per_period * periods
+            stage.tile_stalls[klass] += (after.counters[0][klass]
+                                         - before.counters[0][klass]) * periods
+        done = (after.counters[1] - before.counters[1]) * periods
+        stage.done += done
         stage.max_done += delta
+        if chunk is not None:
+            # All the tiles finished during the jump belong to ``chunk``.
+            stage.chunk_left[chunk] -= done
+            stage.chunk_done[chunk] = max(int(stage.chunk_done[chunk]), stage.max_done)
         stage.max_computed += delta
         unit.last += delta
         unit.prev += delta
-        unit.issued += waves * stage.wave_size
+        unit.issued += tiles_jumped
         unit.last_issue += delta
+        self.waves_issued += waves
         for level in stage.levels_used:
             self.channels[level] += delta
-        tiles_jumped = waves * stage.wave_size
         for constraint, release, (low, window) in zip(stage.plan.staging, stage.release,
                                                      after.releases):
             target = low + tiles_jumped // constraint.group
             release[target:target + window.size] = window + delta
-        # Timeline: the period's segments, stretched over the jumped span.
-        period_segments = self.segments[before.segments:after.segments]
-        by_unit: dict[str, list[int]] = {}
-        for name, start, end, busy in period_segments:
-            entry = by_unit.setdefault(name, [start, end, 0])
-            entry[0] = min(entry[0], start)
-            entry[1] = max(entry[1], end)
-            entry[2] += busy
-        for name, (start, end, busy) in by_unit.items():
+        # Timeline: the period's busy segments, stretched over the skipped span.
+        spans: dict[str, list[int]] = {}
+        for name, start, end, busy in self.segments[before.segments:after.segments]:
+            span = spans.setdefault(name, [start, end, 0])
+            span[0], span[1], span[2] = min(span[0], start), max(span[1], end), span[2] + busy
+        for name, (start, end, busy) in spans.items():
             self.segments.append((name, start + shift, end + delta, busy * periods))
-        # Re-issue this stage's pending events shifted, in their order.
-        own = sorted((entry for entry in self.heap if entry[3] == stage.ident),
-                     key=lambda e: (e[0], e[1]))
+        # The stage's pending events, moved on (same order among themselves).
+        own = sorted(entry for entry in self.heap if entry[3] == stage.ident)
         self.heap = [entry for entry in self.heap if entry[3] != stage.ident]
         heapq.heapify(self.heap)
+        stage.pending_stores = {w + waves: _PendingStores(p.tiles + tiles_jumped,
+                                                          p.computed + delta, p.first_out + delta)
+                                for w, p in stage.pending_stores.items()}
+        for time, _, kind, _, w in own:
+            self._push(time + delta, kind, stage, w + waves)
         new_wave = after.wave + waves
         load = stage.pending_loads.pop(after.wave)
         stage.pending_loads[new_wave] = _PendingWave(stage.wave_tiles(new_wave),
-                                                     load.request + delta, load.cause)
-        stores = {}
-        for w, pend in stage.pending_stores.items():
-            stores[w + waves] = _PendingStores(pend.tiles + waves * stage.wave_size,
-                                               pend.computed + delta)
-        stage.pending_stores = stores
-        for time, _, kind, _, w in own:
-            self._push(time + delta, kind, stage, w + waves)
+                                                     load.issue + delta, load.cause)
         stage.next_wave = new_wave + 1
         stage.snapshots.clear()
         self.jumps += 1
-        # The event being processed becomes the load of new_wave, shifted.
-        self.now = after.time + delta
         return new_wave
 
 

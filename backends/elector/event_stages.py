@@ -39,15 +39,37 @@ This module turns a :class:`~backends.elector.schedule.MappedOp` into
   cycle (``ceil(bytes / bandwidth per cycle)``), so the two modes of the
   simulator do the same integer arithmetic and agree exactly.
 
-* **Staging.**  A matrix-product input streamed from main memory lands in the
-  buffer's double-buffered staging area (``2 x PEs`` tiles of it, the
-  ``staging_bytes`` the mapping constraints checked): fetch ``g`` can start
-  only when fetch ``g - 2 x PEs`` has been used by its last tile.
+* **Staging.**  A matrix-product input streamed from main memory lands in
+  its buffer and holds a slot there until the last tile that reuses it has
+  finished: fetch ``g`` can start only when fetch ``g - slots`` is done with.
+  The room for such tiles is the buffer's size less what the op's resident
+  operands occupy at that level, shared by the op's streamed operands there,
+  and never less than the double-buffered ``2 x PEs`` tiles the mapping
+  constraints checked (the residency plan's other tensors are not in the
+  mapped IR, so they are not subtracted: an approximation).
 
 * **Chunks** (fused attention): the scores product, the softmax and the
   context product are split by batch tile (one chunk per ``b``-tile of
   heads); a softmax tile waits for the scores of its chunk, a context tile
   for the probabilities of its chunk.
+
+* **Streaming.**  A tile's operands stream into its module while it
+  computes, in ``rows`` equal parts (``StagePlan.rows``): a matrix
+  tile-product consumes its operands one reduction row at a time (``y``
+  rows: a row of the right tile with a column of the left one is
+  ``b*x*y`` MACs), a softmax / layer-norm tile in two passes (the
+  normalising pass needs the whole tile), lane arithmetic and data movement
+  element by element.  So a tile can start when its first part has
+  arrived and finishes no earlier than one part's compute after its last
+  byte.
+
+* **Unit-cycle work** (the contract counts data movement in 64-byte blocks
+  and lane arithmetic in lane-cycles, one cycle each) is grouped: a DMA
+  engine works through a descriptor of consecutive blocks, a lane through a
+  contiguous chunk of elements, so that a stage has at most
+  :data:`UNIT_WORK_WAVES` waves.  The grouped tiles take as many cycles as
+  the blocks or lane-cycles they hold (the busy cycles the energy model
+  charges are the contract's, untouched).
 
 When an op's figures do not fit the loop-order rule (fetch counts that do not
 match), its bytes are spread evenly instead, and the plan says so in
@@ -68,6 +90,7 @@ from backends.elector.tiling import HardwareConsts
 __all__ = [
     "LEVEL_INDEX",
     "UNITS_PER_CYCLE",
+    "UNIT_WORK_WAVES",
     "ChunkLink",
     "StagePlan",
     "StagingConstraint",
@@ -79,6 +102,9 @@ __all__ = [
 UNITS_PER_CYCLE = 1 << 16
 
 LEVEL_INDEX: Mapping[str, int] = {level: i for i, level in enumerate(LEVELS)}
+
+#: Waves a stage of unit-cycle work (DMA blocks, lane-cycles) is grouped into, at most.
+UNIT_WORK_WAVES = 4
 
 #: Loops of the operands of a matrix product, in the order tried: with and
 #: without the batch loop (a weight shared across the batch).
@@ -166,6 +192,7 @@ class StagePlan:
     staging: tuple[StagingConstraint, ...] = ()
     chunks: ChunkLink | None = None
     notes: tuple[str, ...] = ()
+    rows: int = 1                       # parts a tile's operands stream in
 
     @property
     def batch_size(self) -> int:
@@ -202,8 +229,9 @@ class _Stream:
 
 class _StageBuilder:
     def __init__(self, op: MappedOp, position: int, name: str, unit: str, parallel: int,
-                 tiles: int, cycles: int) -> None:
+                 tiles: int, cycles: int, rows: int = 1) -> None:
         self.op = op
+        self.rows = max(1, rows)
         self.position = position
         self.name = name
         self.unit = unit
@@ -243,7 +271,8 @@ class _StageBuilder:
                 (stores if store else loads)[LEVEL_INDEX[level]] = units
         return StagePlan(self.op.index, self.position, self.name, self.unit, self.parallel,
                          self.tiles, self.cycles, period, loads, stores, load_bytes,
-                         store_bytes, tuple(self.staging), self.chunks, tuple(self.notes))
+                         store_bytes, tuple(self.staging), self.chunks, tuple(self.notes),
+                         self.rows)
 
 
 def _input_levels(operand: OperandTraffic) -> list[tuple[str, float]]:
@@ -284,6 +313,19 @@ class _LoopNest:
         return self.run_length(loop)
 
 
+def _staging_slots(op: MappedOp, operand: OperandTraffic, hw: HardwareConsts) -> int:
+    """Tiles of a streamed operand its buffer can hold at once (see the
+    module docstring)."""
+    level = operand.level
+    resident = sum(t.tensor_bytes * t.density for t in op.operands
+                   if t.level == level and t.resident and t.role not in ("spill", "scores"))
+    streamed_tile = sum(t.tile_bytes for t in op.operands
+                        if t.level == level and not t.resident and t.tile_bytes > 0)
+    room = hw.capacity[level] - resident
+    slots = int(room // streamed_tile) if streamed_tile > 0 and room > 0 else 0
+    return max(slots, 2 * hw.pes)
+
+
 def _add_product_operand(builder: _StageBuilder, nest: _LoopNest, operand: OperandTraffic,
                          hw: HardwareConsts) -> None:
     """An operand of a matrix product, fetched (or written) by the loop-order rule."""
@@ -303,7 +345,8 @@ def _add_product_operand(builder: _StageBuilder, nest: _LoopNest, operand: Opera
     for level, total in levels:
         builder.patterned(operand.is_output, level, total, every, operand.fetches)
     if not operand.is_output and not operand.resident and operand.main_memory_read_bytes > 0:
-        builder.staging.append(StagingConstraint(operand.role, every, 2 * hw.pes))
+        builder.staging.append(StagingConstraint(operand.role, every,
+                                                 _staging_slots(builder.op, operand, hw)))
 
 
 def plan_op(op: MappedOp, hw: HardwareConsts, bytes_per_element: float) -> list[StagePlan]:
@@ -339,8 +382,18 @@ def _plan_even(op: MappedOp, works: Sequence, hw: HardwareConsts) -> list[StageP
     plans = []
     for position, work in enumerate(works):
         tiles = max(work.tiles, 1)
+        cycles = work.cycles_per_tile if work.tiles else 0
+        if work.unit in ("softmax", "layernorm"):
+            rows = 2                            # statistics pass, then normalising pass
+        elif cycles == 1:
+            # Unit-cycle work: group it into at most UNIT_WORK_WAVES waves.
+            group = -(-tiles // (work.parallel * UNIT_WORK_WAVES))
+            tiles, cycles = -(-tiles // group), group
+            rows = cycles                       # streams element by element
+        else:
+            rows = 1
         builder = _StageBuilder(op, position, work.unit, work.unit, work.parallel, tiles,
-                                work.cycles_per_tile if work.tiles else 0)
+                                cycles, rows)
         if position == 0:
             for operand in op.operands:
                 _spread(builder, operand)
@@ -353,7 +406,7 @@ def _plan_product(op: MappedOp, work, hw: HardwareConsts) -> StagePlan | None:
     if nest.tiles != work.tiles:
         return None
     builder = _StageBuilder(op, 0, "product", "mac", work.parallel, work.tiles,
-                            work.cycles_per_tile)
+                            work.cycles_per_tile, op.tile.y)
     for operand in op.operands:
         if operand.role in ("lhs", "rhs") or operand.is_output:
             _add_product_operand(builder, nest, operand, hw)
@@ -386,11 +439,11 @@ def _plan_attention(op: MappedOp, works: Sequence, hw: HardwareConsts,
         return None
     chunk_count = nest1.trips["b"]
     scores = _StageBuilder(op, 0, "scores", "mac", scores_work.parallel, scores_work.tiles,
-                           scores_work.cycles_per_tile)
+                           scores_work.cycles_per_tile, op.tile.y)
     softmax = _StageBuilder(op, 1, "softmax", "softmax", softmax_work.parallel,
-                            softmax_work.tiles, softmax_work.cycles_per_tile)
+                            softmax_work.tiles, softmax_work.cycles_per_tile, 2)
     context = _StageBuilder(op, 2, "context", "mac", context_work.parallel, context_work.tiles,
-                            context_work.cycles_per_tile)
+                            context_work.cycles_per_tile, op.tile.y)
     scores.chunks = ChunkLink(chunk_count, stride=nest1.stride("b"))
     softmax.chunks = ChunkLink(chunk_count, col_tiles=col_tiles, rows_per_tile=module_tile,
                                rows_per_chunk=rows * op.tile.b, waits_for=0)
@@ -398,9 +451,7 @@ def _plan_attention(op: MappedOp, works: Sequence, hw: HardwareConsts,
     for operand in op.operands:
         if operand.role in ("lhs", "rhs"):
             _add_product_operand(scores, nest1, operand, hw)
-        elif operand.role == "rhs2":
-            _add_product_operand(context, nest2, operand, hw)
-        elif operand.is_output:
+        elif operand.role == "rhs2" or operand.is_output:
             _add_product_operand(context, nest2, operand, hw)
         elif operand.role == "scores":
             # Written by the scores product, read and rewritten by the
