@@ -9,7 +9,9 @@ counts (:mod:`frontends.dynaprop.statistics`) and the density profile format
 * :func:`calibrate_thresholds`, :func:`measure_sparsity`
   (:mod:`frontends.dynaprop.calibration`): τ from a target sparsity;
 * :func:`run_study` (:mod:`frontends.dynaprop.study`): train a grid of
-  (τ_I, τ_T) settings and report accuracy against sparsity.
+  (τ_I, τ_T) settings and report accuracy against sparsity;
+* :func:`measure_profile` (:mod:`frontends.dynaprop.profiling`): a density
+  profile of a zoo classifier on task data.
 
 See docs/dynaprop.md for the prune points, the naming and the profile schema.
 """
@@ -35,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
         validate_profile,
         write_profile,
     )
+    from frontends.dynaprop.profiling import measure_profile
     from frontends.dynaprop.runtime import DynaProp, PrunePointInfo, find_prune_points, prune_tensor
     from frontends.dynaprop.study import StudyResult, run_study
 
@@ -51,6 +54,7 @@ __all__ = [
     "StudyResult",
     "calibrate_thresholds",
     "find_prune_points",
+    "measure_profile",
     "measure_sparsity",
     "prune_tensor",
     "read_profile",
@@ -73,6 +77,7 @@ _LAZY: dict[str, str] = {
     "read_profile": "profile",
     "validate_profile": "profile",
     "write_profile": "profile",
+    "measure_profile": "profiling",
     "StudyResult": "study",
     "run_study": "study",
 }
