@@ -27,6 +27,9 @@ source made the number (it goes into the results database beside the value):
     model features (depth, width, heads and head-type mix, feed-forward
     width, parameter count, tau_I, tau_T); its source label gives the number
     of measured points and the leave-one-out RMSE, so a reader can judge it.
+    Predictions are clipped to the measured range widened by one LOO-RMSE: a
+    linear model must not promise accuracies no measurement came near (a
+    search would chase the extrapolation).
 """
 
 from __future__ import annotations
@@ -218,6 +221,8 @@ class SurrogateAccuracy(AccuracySource):
         self._weights = self._fit(x, y)
         self.count = len(keys)
         self.loo_rmse = self._leave_one_out(x, y)
+        margin = self.loo_rmse if math.isfinite(self.loo_rmse) else 0.0
+        self.bounds = (max(float(y.min()) - margin, 0.0), min(float(y.max()) + margin, 1.0))
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": str(self.path), "ridge": self.ridge}
@@ -256,7 +261,8 @@ class SurrogateAccuracy(AccuracySource):
 
     def accuracy(self, model: str, schedule: Any) -> AccuracyResult:
         x = model_features(model, schedule.tau_i, schedule.tau_t)[None, :]
-        value = float(np.clip(self._design(x) @ self._weights, 0.0, 1.0)[0])
+        low, high = self.bounds
+        value = float(np.clip(self._design(x) @ self._weights, low, high)[0])
         return AccuracyResult(value, self.label)
 
 

@@ -30,8 +30,10 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
     search.add_argument("--strategy", default=default_strategy,
                         help="random | evolution | boshcode | tpe | nsga2 (default "
                              f"{default_strategy})")
-    search.add_argument("--budget", type=int, default=default_budget,
-                        help=f"trials (proposals) in total, default {default_budget}")
+    search.add_argument("--budget", type=int,
+                        help=f"trials (proposals) in total, default {default_budget} (the "
+                             "demo: as many as its time bound allows)")
+    parser.set_defaults(default_budget=default_budget)
     search.add_argument("--seed", type=int, default=0, help="strategy seed (default 0)")
     search.add_argument("--batch", type=int, default=8,
                         help="points asked per round (default 8; part of what makes a run "
@@ -187,8 +189,14 @@ def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
     return 0
 
 
+def _budget(args: argparse.Namespace) -> None:
+    if args.budget is None:
+        args.budget = args.default_budget
+
+
 def run_sweep_command(args: argparse.Namespace) -> int:
     """``tcc sweep SPACE --model M --db F ...``: a hardware sweep of one model."""
+    _budget(args)
     from tools.codesign.accuracy import make_accuracy_source
     from tools.codesign.spaces import HardwareSpace, JointSpace, ModelSpace
 
@@ -270,6 +278,7 @@ def run_codesign(args: argparse.Namespace) -> int:
     from tools.codesign.accuracy import MeasuredSettings, make_accuracy_source
     from tools.codesign.spaces import HardwareSpace, JointSpace
 
+    _budget(args)
     model_space = _model_space(args.model_space)
     settings = MeasuredSettings(steps=args.train_steps or MeasuredSettings.steps,
                                 seed=args.train_seed)
