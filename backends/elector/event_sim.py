@@ -119,6 +119,7 @@ from backends.elector.analytical import op_timing
 from backends.elector.area import module_inventory
 from backends.elector.costing import area_by_class, busy_module_cycles, energy_breakdown
 from backends.elector.design import Accelerator
+from backends.elector.event_compare import explain_difference
 from backends.elector.event_stages import LEVEL_INDEX, UNITS_PER_CYCLE, StagePlan, plan_op
 from backends.elector.schedule import (
     LEVELS,
@@ -136,12 +137,12 @@ __all__ = ["EVENT_NOTES", "MODES", "explain_difference", "simulate_event"]
 MODES = ("waves", "per-tile")
 
 EVENT_NOTES = (
-    "event simulator: tiles on modules (in-order issue per module class, round robin, in "
+    ("event simulator: tiles on modules (in-order issue per module class, round robin, in "
     "waves), one channel per storage level (bursts first come first served, a burst shared "
     "by its tiles; reads and writes share a level's bandwidth), operands streamed into the "
     "modules as they compute, double buffering (two tile slots per module; 2 x PEs staging "
     "slots for inputs streamed from main memory), op-level dependencies, head-level "
-    "pipelining inside a fused attention; transfer times rounded up to 1/65536 cycle",
+    "pipelining inside a fused attention; transfer times rounded up to 1/65536 cycle"),
 )
 
 # Stall class indices (STALL_CLASSES order).
@@ -513,8 +514,7 @@ class _Engine:
             finish, part = finish + start, part + start
             total = int(sizes.sum())
             self.channels[level] = start + total
-            if level == _MM_LEVEL:
-                self.segments.append(("main_memory", start, start + total, total))
+            self.segments.append((LEVELS[level], start, start + total, total))
             later = finish > loaded[sel]
             loaded[sel[later]] = finish[later]
             loaded_level[sel[later]] = level
@@ -577,8 +577,7 @@ class _Engine:
             finish, parts = _shared_burst_scalar(sizes, [_ceil_div(x, plan.rows) for x in sizes])
             total = sum(sizes)
             self.channels[level] = start + total
-            if level == _MM_LEVEL:
-                self.segments.append(("main_memory", start, start + total, total))
+            self.segments.append((LEVELS[level], start, start + total, total))
             for (i, _), done, part in zip(members, finish, parts):
                 done, part = done + start, part + start
                 if done > loaded[i]:
@@ -634,8 +633,7 @@ class _Engine:
                 finish, part = _shared_burst_vector(sizes, -(-sizes // plan.rows))
                 total = int(sizes.sum())
                 self.channels[level] = start + total
-                if level == _MM_LEVEL:
-                    self.segments.append(("main_memory", start, start + total, total))
+                self.segments.append((LEVELS[level], start, start + total, total))
                 # The last part leaves after the tile has computed.
                 finish = np.maximum(finish + start, computed[sel] + part)
                 later = finish > done[sel]
@@ -657,8 +655,7 @@ class _Engine:
                                                      [_ceil_div(x, plan.rows) for x in sizes])
                 total = sum(sizes)
                 self.channels[level] = start + total
-                if level == _MM_LEVEL:
-                    self.segments.append(("main_memory", start, start + total, total))
+                self.segments.append((LEVELS[level], start, start + total, total))
                 for (i, _), end, part in zip(members, finish, parts):
                     end = max(end + start, int(computed[i]) + part)
                     if end > done_list[i]:
@@ -983,7 +980,7 @@ def simulate_event(mapped: MappedFunction, accelerator: Accelerator, *, mode: st
         from backends.elector.analytical import simulate_analytical
 
         analytical = simulate_analytical(mapped, accelerator)
-        result = _with_notes(result, explain_difference(mapped, result, analytical))
+        result = _with_notes(result, explain_difference(mapped, result, analytical, hw))
     return result
 
 
@@ -1027,14 +1024,14 @@ def _utilisation(accelerator: Accelerator, unit_busy: Mapping[str, float],
 
 def _timeline(segments: Sequence[tuple[str, int, int, int]], hw: HardwareConsts, cycles: float,
               bins: int = 1000) -> tuple[TimelinePoint, ...]:
-    """Utilisation of each module class (and of main-memory bandwidth) in
+    """Utilisation of each module class (and bandwidth fraction of each level) in
     ``bins`` equal slices of the run, from the busy segments the simulation
     recorded (a wave's compute span and busy module-time; a burst's transfer
     span and busy time)."""
     if cycles <= 0 or not segments:
         return ()
     capacity = {"mac": hw.lanes, "softmax": hw.softmax_units, "layernorm": hw.layernorm_units,
-                "dma": hw.pes, "sparsity": hw.lanes, "main_memory": 1}
+                "dma": hw.pes, "sparsity": hw.lanes}
     horizon = cycles * UNITS_PER_CYCLE
     edges = np.linspace(0.0, horizon, bins + 1)
     names = sorted({s[0] for s in segments})
@@ -1062,56 +1059,3 @@ def _timeline(segments: Sequence[tuple[str, int, int, int]], hw: HardwareConsts,
         points.append(TimelinePoint(float(edges[b] / UNITS_PER_CYCLE),
                                     {name: float(out[name][b]) for name in names}))
     return tuple(points)
-
-
-# --------------------------------------------------------------------------- explanation
-
-_STALL_WORDS = {
-    "dependency": "waiting for inputs produced by earlier ops (the analytical model starts an "
-                  "op's transfers only when its inputs are ready too, but overlaps everything "
-                  "else inside the op)",
-    "unit_busy": "waiting for modules still busy with the previous op on the class",
-    "main_memory": "waiting for main-memory bandwidth (first tiles before compute can start, "
-                   "the last wave's compute and stores after the last transfer, and bursts "
-                   "shared with other ops; the analytical model charges max(compute, transfer) "
-                   "+ one tile of fill)",
-    "buffer_bandwidth": "waiting for an on-chip buffer port (loads and stores of a wave "
-                        "queue on the same port)",
-    "buffer_capacity": "waiting for a double-buffering slot (a module's next tile cannot load "
-                       "until the tile two back has computed; streamed inputs need one of the "
-                       "2 x PEs staging slots)",
-}
-
-
-def explain_difference(mapped: MappedFunction, event: SimulationResult,
-                       analytical: SimulationResult, top: int = 5) -> tuple[str, ...]:
-    """Notes that say where the event simulator differs most from the
-    analytical one: the run totals, the ops whose durations differ most, and
-    the stall classes behind them."""
-    notes = []
-    gap = (event.cycles - analytical.cycles) / analytical.cycles if analytical.cycles else 0.0
-    energy_gap = ((event.energy.total_nj - analytical.energy.total_nj) / analytical.energy.total_nj
-                  if analytical.energy.total_nj else 0.0)
-    notes.append(f"event vs analytical: {event.cycles:,.0f} vs {analytical.cycles:,.0f} cycles "
-                 f"({gap:+.1%}), energy {energy_gap:+.1%} (same activity; leakage over the "
-                 "different run length)")
-    total = sum(event.stalls.values())
-    if total > 0:
-        parts = ", ".join(f"{name} {value:,.0f}" for name, value in
-                          sorted(event.stalls.items(), key=lambda kv: -kv[1]) if value > 0)
-        notes.append(f"stall cycles (op module arrays, summed over ops): {parts}")
-    diffs = []
-    for op, ev, an in zip(mapped.ops, event.ops, analytical.ops):
-        diffs.append((ev.cycles - an.cycles, op, ev, an))
-    diffs.sort(key=lambda d: -abs(d[0]))
-    for delta, op, ev, an in diffs[:top]:
-        if abs(delta) < 1:
-            break
-        stalls = sorted(((v, k) for k, v in ev.stalls.items() if v > 0), reverse=True)
-        why = ", ".join(f"{k} {v:,.0f}" for v, k in stalls[:3]) or "no stalls"
-        notes.append(f"op {op.index} {op.kind} ({op.loc or op.result}): event {ev.cycles:,.0f} vs "
-                     f"analytical {an.cycles:,.0f} cycles ({delta:+,.0f}); stalls: {why}")
-    dominant = max(event.stalls.items(), key=lambda kv: kv[1], default=(None, 0.0))
-    if dominant[0] is not None and dominant[1] > 0:
-        notes.append(f"largest stall class {dominant[0]}: {_STALL_WORDS[dominant[0]]}")
-    return tuple(notes)
