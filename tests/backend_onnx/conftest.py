@@ -15,6 +15,7 @@ feed-forward stacks; only the embedding table is shorter.
 
 from __future__ import annotations
 
+import os
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ class ZooModels:
         """The torch export of a zoo model, from the cache when up to date."""
         path = self.directory / f"{name}-{_export_key(name)}.onnx"
         if not path.exists():
-            partial = path.with_suffix(".partial")
+            partial = path.with_suffix(f".{os.getpid()}.partial")  # one per xdist worker
             self.export_onnx(name, partial, "torchscript", BATCH, SEQ, seed=SEED,
                              vocab_size=VOCAB)
             partial.replace(path)  # never leave a half-written file under the final name

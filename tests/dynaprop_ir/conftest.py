@@ -10,6 +10,7 @@ imported module (:meth:`BertTiny.module`), since passes edit modules in place.
 
 from __future__ import annotations
 
+import os
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ def zoo_onnx(request: pytest.FixtureRequest,
         if not path.exists():
             from frontends.export import export_onnx
 
-            scratch = directory / f"{name}.partial.onnx"
+            scratch = directory / f"{name}.{os.getpid()}.partial.onnx"  # one per xdist worker
             export_onnx(name, scratch, exporter="torchscript", batch=BATCH, seq=SEQ,
                         seed=SEED, vocab_size=VOCAB)
             scratch.replace(path)

@@ -17,6 +17,7 @@ imported, run through the inference or training pipeline, and turned into
 
 from __future__ import annotations
 
+import os
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -65,7 +66,7 @@ class ZooCache:
         from frontends.export import export_onnx
 
         path = self.mine / f"{name}-{key}.onnx"
-        partial = path.with_suffix(".partial")
+        partial = path.with_suffix(f".{os.getpid()}.partial")  # one per xdist worker
         export_onnx(name, partial, "torchscript", EXPORT_BATCH, EXPORT_SEQ, seed=SEED,
                     vocab_size=VOCAB, check=False)
         partial.replace(path)

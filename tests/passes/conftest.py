@@ -181,7 +181,7 @@ def zoo_onnx(request: pytest.FixtureRequest) -> Callable[[str, str], Path]:
     def export(name: str, exporter: str = "torchscript") -> Path:
         path = directory / f"{name}-{exporter}-{_export_key(name, exporter)}.onnx"
         if not path.exists():
-            partial = path.with_suffix(".partial")
+            partial = path.with_suffix(f".{os.getpid()}.partial")  # one per xdist worker
             export_onnx(name, partial, exporter=exporter, batch=BATCH, seq=SEQ, seed=SEED,
                         vocab_size=VOCAB)
             partial.replace(path)
