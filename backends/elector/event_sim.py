@@ -494,9 +494,65 @@ class _Engine:
         else:
             self._advance_class(unit)
 
+    def _uniform_loads(self, stage: _StageRun, count: int, issue: int
+                       ) -> tuple[int, int, int, int]:
+        """Loads of a wave whose tiles all move the same bytes (period 1):
+        ``(last byte, level, first part, level)``, one value for every tile."""
+        plan = stage.plan
+        loaded, first = issue, issue
+        loaded_level = first_level = _NO_LEVEL
+        for level in stage.load_levels:
+            size = int(plan.load_units[level][0])
+            start = max(int(self.channels[level]), issue)
+            total = count * size
+            self.channels[level] = start + total
+            self.segments.append((LEVELS[level], start, start + total, total))
+            if start + total > loaded:
+                loaded, loaded_level = start + total, level
+            part = start + count * _ceil_div(size, plan.rows)
+            if part > first:
+                first, first_level = part, level
+        return loaded, loaded_level, first, first_level
+
+    def _issue_uniform(self, stage: _StageRun, tiles: np.ndarray, pending: _PendingWave,
+                       modules: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """The vector kernel for a wave of identical tiles (the common case)."""
+        issue = pending.issue
+        loaded, loaded_level, first, first_level = self._uniform_loads(stage, tiles.size, issue)
+        unit = stage.unit
+        free = unit.last[modules].copy()
+        started = np.maximum(free, first)
+        computed = np.maximum(started + stage.cycles_units, loaded + stage.tail_units)
+        self.segments.append((unit.name, int(started.min()), int(computed.max()),
+                              int(tiles.size) * stage.cycles_units))
+        acc = stage.tile_stalls
+        base = np.maximum(free, stage.turn)
+        idle = first > base
+        if idle.any():
+            wait_base = base[idle]
+            acc[pending.cause] += int(np.maximum(issue - wait_base, 0).sum())
+            if first_level != _NO_LEVEL:
+                acc[_level_stall(first_level)] += int((first - np.maximum(wait_base, issue)).sum())
+        if loaded_level != _NO_LEVEL:
+            starved = computed - (started + stage.cycles_units)
+            acc[_level_stall(loaded_level)] += int(starved[starved > 0].sum())
+        if tiles[0] < unit.parallel:
+            wait = free - np.maximum(first, stage.turn)
+            busy = (tiles < unit.parallel) & ~idle & (wait > 0)
+            if busy.any():
+                acc[_UNIT] += int(wait[busy].sum())
+        unit.prev[modules] = free
+        unit.last[modules] = computed
+        return started, computed
+
     def _issue_vector(self, stage: _StageRun, tiles: np.ndarray, pending: _PendingWave,
                       modules: np.ndarray) -> np.ndarray:
         plan = stage.plan
+        if plan.period == 1:
+            first_module = int(modules[0])
+            if first_module + tiles.size <= stage.unit.parallel:
+                modules = slice(first_module, first_module + tiles.size)
+            return self._issue_uniform(stage, tiles, pending, modules)
         rho = tiles % plan.period
         issue = pending.issue
         loaded = np.full(tiles.size, issue, dtype=np.int64)       # last byte in
@@ -620,7 +676,21 @@ class _Engine:
         tiles, computed = pending.tiles, pending.computed
         request = int(pending.first_out.min())
         rho = tiles % plan.period
-        if self.vector and tiles.size >= _VECTOR_MIN_TILES:
+        if self.vector and tiles.size >= _VECTOR_MIN_TILES and plan.period == 1:
+            done = computed.copy()
+            done_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
+            for level in stage.store_levels:
+                size = int(plan.store_units[level][0])
+                start = max(int(self.channels[level]), request)
+                total = tiles.size * size
+                self.channels[level] = start + total
+                self.segments.append((LEVELS[level], start, start + total, total))
+                finish = np.maximum(start + total,
+                                    computed + tiles.size * _ceil_div(size, plan.rows))
+                later = finish > done
+                done[later] = finish[later]
+                done_level[later] = level
+        elif self.vector and tiles.size >= _VECTOR_MIN_TILES:
             done = computed.copy()
             done_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
             for level in stage.store_levels:

@@ -66,10 +66,13 @@ This module turns a :class:`~backends.elector.schedule.MappedOp` into
 * **Unit-cycle work** (the contract counts data movement in 64-byte blocks
   and lane arithmetic in lane-cycles, one cycle each) is grouped: a DMA
   engine works through a descriptor of consecutive blocks, a lane through a
-  contiguous chunk of elements, so that a stage has at most
-  :data:`UNIT_WORK_WAVES` waves.  The grouped tiles take as many cycles as
-  the blocks or lane-cycles they hold (the busy cycles the energy model
-  charges are the contract's, untouched).
+  contiguous chunk of elements -- as few waves as :data:`UNIT_WORK_WAVES`,
+  but never so large that a wave's burst holds a level for more than
+  :data:`BURST_CYCLES` cycles (bursts are served first come, first served,
+  so a long one would make a concurrent op's small transfers wait behind
+  it; memory controllers interleave requesters at a fine grain).  The
+  grouped tiles take as many cycles as the blocks or lane-cycles they hold
+  (the busy cycles the energy model charges are the contract's, untouched).
 
 When an op's figures do not fit the loop-order rule (fetch counts that do not
 match), its bytes are spread evenly instead, and the plan says so in
@@ -88,6 +91,7 @@ from backends.elector.schedule import LEVELS, MappedOp, OperandTraffic, TileShap
 from backends.elector.tiling import HardwareConsts
 
 __all__ = [
+    "BURST_CYCLES",
     "LEVEL_INDEX",
     "UNITS_PER_CYCLE",
     "UNIT_WORK_WAVES",
@@ -103,8 +107,11 @@ UNITS_PER_CYCLE = 1 << 16
 
 LEVEL_INDEX: Mapping[str, int] = {level: i for i, level in enumerate(LEVELS)}
 
-#: Waves a stage of unit-cycle work (DMA blocks, lane-cycles) is grouped into, at most.
+#: Waves a stage of unit-cycle work (DMA blocks, lane-cycles) is grouped into
+#: when its bursts stay short enough (see BURST_CYCLES).
 UNIT_WORK_WAVES = 4
+#: Longest burst (cycles on one level) grouping may build for one wave.
+BURST_CYCLES = 256
 
 #: Loops of the operands of a matrix product, in the order tried: with and
 #: without the batch loop (a weight shared across the batch).
@@ -345,8 +352,12 @@ def _add_product_operand(builder: _StageBuilder, nest: _LoopNest, operand: Opera
     for level, total in levels:
         builder.patterned(operand.is_output, level, total, every, operand.fetches)
     if not operand.is_output and not operand.resident and operand.main_memory_read_bytes > 0:
-        builder.staging.append(StagingConstraint(operand.role, every,
-                                                 _staging_slots(builder.op, operand, hw)))
+        constraint = StagingConstraint(operand.role, every, _staging_slots(builder.op, operand, hw))
+        # A slot freed 2 x P tiles back is already implied by double
+        # buffering and in-order issue (the tile it waits for is two back on
+        # a module of this wave or of an earlier one): keep only binding ones.
+        if constraint.distance < 2 * builder.parallel:
+            builder.staging.append(constraint)
 
 
 def plan_op(op: MappedOp, hw: HardwareConsts, bytes_per_element: float) -> list[StagePlan]:
@@ -376,6 +387,20 @@ def plan_op(op: MappedOp, hw: HardwareConsts, bytes_per_element: float) -> list[
     return _plan_even(op, works, hw)
 
 
+def _even_level_bytes(op: MappedOp) -> dict[str, float]:
+    """Bytes per level an op spreads evenly over its tiles, loads and
+    stores apart (each is one burst per wave): the larger of the two."""
+    loads: dict[str, float] = {}
+    stores: dict[str, float] = {}
+    for operand in op.operands:
+        levels = _output_levels(operand) if operand.is_output else _input_levels(operand)
+        side = stores if operand.is_output else loads
+        for level, total in levels:
+            side[level] = side.get(level, 0.0) + total
+    return {level: max(loads.get(level, 0.0), stores.get(level, 0.0))
+            for level in set(loads) | set(stores)}
+
+
 def _plan_even(op: MappedOp, works: Sequence, hw: HardwareConsts) -> list[StagePlan]:
     """Whole-tensor ops (and anything unrecognised): bytes spread evenly over
     the tiles of the first stage."""
@@ -386,8 +411,13 @@ def _plan_even(op: MappedOp, works: Sequence, hw: HardwareConsts) -> list[StageP
         if work.unit in ("softmax", "layernorm"):
             rows = 2                            # statistics pass, then normalising pass
         elif cycles == 1:
-            # Unit-cycle work: group it into at most UNIT_WORK_WAVES waves.
+            # Unit-cycle work: group it into descriptors / vector chunks.
             group = -(-tiles // (work.parallel * UNIT_WORK_WAVES))
+            wave_cycles = max(((level_bytes / tiles) * work.parallel / hw.bandwidth[level]
+                               for level, level_bytes in _even_level_bytes(op).items()),
+                              default=0.0)
+            if wave_cycles > 0:
+                group = min(group, max(1, int(BURST_CYCLES // wave_cycles)))
             tiles, cycles = -(-tiles // group), group
             rows = cycles                       # streams element by element
         else:
