@@ -87,8 +87,10 @@ its wave to be issued -- for an input not produced yet (``dependency``:
 another op, or a chunk of the same attention), for a slot
 (``buffer_capacity``), for the class to finish issuing the previous stage
 (``unit_busy``) -- and the wait for its first data (``main_memory`` or
-``buffer_bandwidth``, by the level that delivered last).  Time a started
-tile spends starved of data is charged the same way.  A tile that had its
+``buffer_bandwidth``, by the level that delivered last); when a slot held
+the wave back, the whole wait is ``buffer_capacity`` (the slot is what kept
+its loads from overlapping the compute before).  Time a started tile spends
+starved of data is charged to the level that delivered last.  A tile that had its
 data but found its module still busy with another op waits for
 ``unit_busy``.  Module-cycles are divided by the modules the stage uses, so
 stalls read as cycles of the op's module array; the time a stage's last
@@ -152,8 +154,11 @@ _MM_LEVEL = LEVEL_INDEX["main_memory"]
 _NO_LEVEL = -1
 #: Longest period (in waves) a steady-state jump looks for.
 _MAX_PERIOD_WAVES = 4096
-#: Snapshots (one per period) a stage keeps to recognise a steady state.
+#: Periods of snapshots a stage keeps to recognise a steady state.
 _SNAPSHOTS_KEPT = 5
+#: Snapshot every wave (not once per period) when modules x period waves is
+#: at most this.
+_DENSE_SNAPSHOTS = 1 << 14
 #: Waves smaller than this run through the scalar kernels even in "waves"
 #: mode (numpy's per-call overhead exceeds the work; the results are the same).
 _VECTOR_MIN_TILES = 24
@@ -299,7 +304,7 @@ class _StageRun:
             ids = plan.chunks.chunk_of(np.arange(plan.tiles))
             self.chunk_left = np.bincount(ids, minlength=plan.chunks.count).astype(np.int64)
             self.chunk_done = np.zeros(plan.chunks.count, dtype=np.int64)
-        self.snapshots: list[_Snapshot] = []
+        self.snapshots: dict[int, _Snapshot] = {}
 
     @property
     def complete(self) -> bool:
@@ -459,7 +464,7 @@ class _Engine:
         modules = (stage.offset + tiles) % unit.parallel
         if stage.op.start is None or pending.issue < stage.op.start:
             stage.op.start = pending.issue
-        if self.vector and tiles.size >= _VECTOR_MIN_TILES:
+        if self.vector and (tiles.size >= _VECTOR_MIN_TILES or stage.plan.period == 1):
             started, computed = self._issue_vector(stage, tiles, pending, modules)
         else:
             started, computed = self._issue_scalar(stage, tiles, pending, modules)
@@ -530,9 +535,14 @@ class _Engine:
         idle = first > base
         if idle.any():
             wait_base = base[idle]
-            acc[pending.cause] += int(np.maximum(issue - wait_base, 0).sum())
-            if first_level != _NO_LEVEL:
-                acc[_level_stall(first_level)] += int((first - np.maximum(wait_base, issue)).sum())
+            if pending.cause == _BUFCAP:
+                # The slot kept the loads from overlapping earlier compute.
+                acc[_BUFCAP] += int((first - wait_base).sum())
+            else:
+                acc[pending.cause] += int(np.maximum(issue - wait_base, 0).sum())
+                if first_level != _NO_LEVEL:
+                    acc[_level_stall(first_level)] += int(
+                        (first - np.maximum(wait_base, issue)).sum())
         if loaded_level != _NO_LEVEL:
             starved = computed - (started + stage.cycles_units)
             acc[_level_stall(loaded_level)] += int(starved[starved > 0].sum())
@@ -589,11 +599,15 @@ class _Engine:
         idle = first > base
         if idle.any():
             wait_base = base[idle]
-            acc[pending.cause] += int(np.maximum(issue - wait_base, 0).sum())
-            memory_wait = first[idle] - np.maximum(wait_base, issue)
-            levels = first_level[idle]
-            acc[_MM] += int(memory_wait[levels == _MM_LEVEL].sum())
-            acc[_BUFBW] += int(memory_wait[levels > _MM_LEVEL].sum())
+            if pending.cause == _BUFCAP:
+                # The slot kept the loads from overlapping earlier compute.
+                acc[_BUFCAP] += int((first[idle] - wait_base).sum())
+            else:
+                acc[pending.cause] += int(np.maximum(issue - wait_base, 0).sum())
+                memory_wait = first[idle] - np.maximum(wait_base, issue)
+                levels = first_level[idle]
+                acc[_MM] += int(memory_wait[levels == _MM_LEVEL].sum())
+                acc[_BUFBW] += int(memory_wait[levels > _MM_LEVEL].sum())
         starved = computed - (started + stage.cycles_units)
         hungry = starved > 0
         if hungry.any():
@@ -649,9 +663,12 @@ class _Engine:
             computed = max(started + stage.cycles_units, loaded[i] + stage.tail_units)
             base = max(free, stage.turn)
             if first[i] > base:
-                acc[pending.cause] += max(issue - base, 0)
-                if first_level[i] != _NO_LEVEL:
-                    acc[_level_stall(first_level[i])] += first[i] - max(base, issue)
+                if pending.cause == _BUFCAP:
+                    acc[_BUFCAP] += first[i] - base
+                else:
+                    acc[pending.cause] += max(issue - base, 0)
+                    if first_level[i] != _NO_LEVEL:
+                        acc[_level_stall(first_level[i])] += first[i] - max(base, issue)
             elif tile < unit.parallel:
                 wait = free - max(first[i], stage.turn)
                 if wait > 0:
@@ -676,7 +693,7 @@ class _Engine:
         tiles, computed = pending.tiles, pending.computed
         request = int(pending.first_out.min())
         rho = tiles % plan.period
-        if self.vector and tiles.size >= _VECTOR_MIN_TILES and plan.period == 1:
+        if self.vector and plan.period == 1:
             done = computed.copy()
             done_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
             for level in stage.store_levels:
@@ -797,30 +814,35 @@ class _Engine:
         if wave < first_full_round or wave + 2 * period > last_full:
             stage.snapshots.clear()
             return wave
-        if (wave - first_full_round) % period:
+        # Small arrays: snapshot every wave, so a repeat is seen one period
+        # after the transient ends; large ones: once per period.
+        every_wave = stage.unit.parallel * period <= _DENSE_SNAPSHOTS
+        if not every_wave and (wave - first_full_round) % period:
             return wave
         snap = self._snapshot(stage, wave, time)
         history = stage.snapshots
-        if history and history[-1].wave != wave - period:
-            history.clear()
-        history.append(snap)
-        del history[:-_SNAPSHOTS_KEPT]
+        history[wave] = snap
+        for old in [w for w in history if w < wave - (_SNAPSHOTS_KEPT - 1) * period]:
+            del history[old]
+        foreign = min((t for (t, _, _, ident, _) in self.heap if ident != stage.ident),
+                      default=None)
         # A max-plus system turns periodic after a transient, possibly with a
         # cyclicity above one (double buffering couples wave k to k - 2):
         # find the shortest multiple of the pattern period that repeats.
-        for back in range(1, len(history)):
-            before = history[-1 - back]
+        for back in range(1, _SNAPSHOTS_KEPT):
+            before = history.get(wave - back * period)
+            if before is None:
+                break
             shift = snap.time - before.time
             if shift <= 0 or stage.op.ready > before.time or stage.turn > before.time:
                 continue
-            if not self._shifted(stage, before, snap, shift):
-                continue
             cycle = period * back
-            cycles = (last_full - wave) // cycle - 1
-            foreign = [t for (t, _, _, ident, _) in self.heap if ident != stage.ident]
-            if foreign:
+            cycles = (last_full - wave) // cycle
+            if foreign is not None:
                 # Nothing else may happen before the last skipped event.
-                cycles = min(cycles, (min(foreign) - 1 - time) // shift)
+                cycles = min(cycles, (foreign - 1 - time) // shift)
+            if cycles < 1 or not self._shifted(stage, before, snap, shift):
+                continue
             chunk = None
             if stage.plan.chunks is not None:
                 limit, chunk = self._chunk_limit(stage, wave, before.time)
