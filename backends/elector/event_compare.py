@@ -35,7 +35,12 @@ transfers)``).  ``relaxed`` is a lower bound of the event simulator: there
 every op takes at least that long (its tiles need that many rounds on its
 modules; its bytes pass through each level's channel, which serves one
 transfer at a time, between the op's first issue and its last store),
-starts after the ops it reads, and no level moves more than its bandwidth.  :func:`explain_difference`
+starts after the ops it reads, and no level moves more than its bandwidth.
+``suffix_floor`` is the analytical run with its level floor applied to every
+suffix of its own schedule (the ops it starts at or after time ``t`` move
+their bytes after ``t``), which the analytical model does not do: where its
+run length is a level's total transfer time, this says how much its own
+schedule cannot pack.  :func:`explain_difference`
 turns the comparison into report notes: the totals, the part of the gap each
 analytical term accounts for, the ops that differ most and their stall
 classes.
@@ -44,6 +49,8 @@ classes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+import numpy as np
 
 from backends.elector.analytical import op_timing
 from backends.elector.schedule import MappedFunction, SimulationResult
@@ -99,7 +106,30 @@ def analytical_variants(mapped: MappedFunction, hw: HardwareConsts) -> dict[str,
                 for unit in classes:
                     free[unit] = end[op.index]
         out[name] = max([floor] + end)
+        if name == "analytical":
+            start = [e - d for e, d in zip(end, duration)]
+            out["suffix_floor"] = max(out[name], _suffix_floor(mapped, start, level_cycles))
     return out
+
+
+def _suffix_floor(mapped: MappedFunction, start: list[float],
+                  level_cycles: Mapping[str, float]) -> float:
+    """``max over ops i and levels l`` of ``start_i + transfer time at l of
+    the ops that start at or after start_i`` -- the level floor applied to
+    every suffix of a schedule, not only to the whole run."""
+    if not mapped.ops:
+        return 0.0
+    order = np.argsort(np.array(start), kind="stable")
+    starts = np.array(start)[order]
+    best = 0.0
+    for level, total in level_cycles.items():
+        if total <= 0:
+            continue
+        cycles = np.array([sum(mapped.ops[i].bytes_by_level()[level]) for i in order])
+        share = cycles / cycles.sum() * total                    # transfer cycles per op
+        after = np.cumsum(share[::-1])[::-1]                     # from op k to the end
+        best = max(best, float(np.max(starts + after)))
+    return best
 
 
 def explain_difference(mapped: MappedFunction, event: SimulationResult,
@@ -137,7 +167,9 @@ def explain_difference(mapped: MappedFunction, event: SimulationResult,
                     f"transfer time ({transfer:,.0f} cycles: that level busy every cycle); in "
                     f"the event run it is busy {transfer / event.cycles:.1%} of the time and "
                     f"idle {idle:,.0f} cycles, while dependencies hold its traffic back "
-                    "(phases bound by other levels or by compute)")
+                    "(phases bound by other levels or by compute); applied to every suffix of "
+                    "the analytical model's own schedule (what it starts after time t moves "
+                    f"its bytes after t) the floor is {variants['suffix_floor']:,.0f} cycles")
     total = sum(event.stalls.values())
     if total > 0:
         ranked = sorted(((v, k) for k, v in event.stalls.items() if v > 0), reverse=True)

@@ -915,9 +915,10 @@ class _Engine:
         if not np.array_equal(after.last, before.last + shift) \
                 or not np.array_equal(after.prev, before.prev + shift):
             return False
-        for level in range(len(LEVELS)):
-            expected = before.channels[level] + (shift if level in stage.levels_used else 0)
-            if after.channels[level] != expected:
+        # Only the stage's own channels matter (nothing else may act before
+        # the jump ends: _maybe_jump checks the other pending events).
+        for level in stage.levels_used:
+            if after.channels[level] != before.channels[level] + shift:
                 return False
         if len(after.stores) != len(before.stores):
             return False

@@ -67,10 +67,13 @@ This module turns a :class:`~backends.elector.schedule.MappedOp` into
   and lane arithmetic in lane-cycles, one cycle each) is grouped: a DMA
   engine works through a descriptor of consecutive blocks, a lane through a
   contiguous chunk of elements -- as few waves as :data:`UNIT_WORK_WAVES`,
-  but never so large that a wave's burst holds a level for more than
+  but a DMA wave's burst never holds a level for more than
   :data:`BURST_CYCLES` cycles (bursts are served first come, first served,
-  so a long one would make a concurrent op's small transfers wait behind
-  it; memory controllers interleave requesters at a fine grain).  The
+  so long copies would make a concurrent op's small transfers wait behind
+  them; memory controllers interleave requesters at a fine grain).  Lane
+  arithmetic keeps its few large waves: its loads come from up to three
+  levels at once, and small waves two slots deep would leave the ports idle
+  between them.  The
   grouped tiles take as many cycles as the blocks or lane-cycles they hold
   (the busy cycles the energy model charges are the contract's, untouched).
 
@@ -416,7 +419,7 @@ def _plan_even(op: MappedOp, works: Sequence, hw: HardwareConsts) -> list[StageP
             wave_cycles = max(((level_bytes / tiles) * work.parallel / hw.bandwidth[level]
                                for level, level_bytes in _even_level_bytes(op).items()),
                               default=0.0)
-            if wave_cycles > 0:
+            if work.unit == "dma" and wave_cycles > 0:
                 group = min(group, max(1, int(BURST_CYCLES // wave_cycles)))
             tiles, cycles = -(-tiles // group), group
             rows = cycles                       # streams element by element
