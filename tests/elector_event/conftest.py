@@ -68,9 +68,16 @@ class MappedCache:
 
 
 @pytest.fixture(scope="session")
-def zoo(request: pytest.FixtureRequest) -> ZooCache:
-    mine = Path(request.config.cache.mkdir("elector_compile_zoo"))
-    shared = Path(request.config.cache.mkdir("backend_onnx_zoo"))
+def zoo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ZooCache:
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        mine = Path(cache.mkdir("elector_compile_zoo"))
+        shared = Path(cache.mkdir("backend_onnx_zoo"))
+    else:
+        # Without pytest's cache provider: exports go to a temporary folder,
+        # and the exports already on disk are read if there are any.
+        mine = tmp_path_factory.mktemp("zoo")
+        shared = Path(request.config.rootpath) / ".pytest_cache" / "d" / "backend_onnx_zoo"
     return ZooCache(mine, shared)
 
 
