@@ -8,15 +8,21 @@
   cycles per tile`` per class, from the mapping's tiles at the op's input
   density); each storage level's transfers take ``bytes / (bandwidth per
   cycle)``; with double buffering compute and transfers overlap, so the op
-  takes ``max(compute, transfers per level) + fill`` (``fill``: the first
+  takes ``max(compute + fill, transfers per level)`` (``fill``: the first
   tiles arriving before anything can start, and the pipeline fill between
-  the stages of a fused job);
+  the stages of a fused job; on a transfer-bound op those bytes are already
+  part of the transfer time);
 * **concurrency**: ops start when their inputs are ready and the module
   classes they use are free (in program order per class), so independent
   ops on different classes (a softmax and a matrix product, a transpose on
   the DMA engines) overlap: a critical path over the op graph with resources;
-* **whole run**: ``max(critical path, total transfer time of each level)``
-  (ops that overlap still share each level's bandwidth);
+* **whole run**: ``max(critical path, level floor)`` where ops that overlap
+  still share each level's bandwidth: for every op start ``t`` and level,
+  the ops that start at or after ``t`` move their bytes after ``t``, so the
+  run takes at least ``t + their transfer time`` (at ``t = 0``: the level's
+  total transfer time; later suffixes catch phases bound by one level, such
+  as a training step's backward pass on the activation buffer, whose
+  traffic the whole-run total would spread over the forward pass too);
 * **roofline**: per op ``max(useful work / peak throughput of its class,
   compulsory bytes / bandwidth per level)``; for the run the same with all
   ops' work and bytes.  The simulator is never faster than either (the
@@ -32,7 +38,9 @@ Everything is plain arithmetic over the precomputed mapped ops: BERT-Base
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from backends.elector.area import module_inventory
 from backends.elector.costing import area_by_class, busy_module_cycles, energy_breakdown
@@ -47,12 +55,12 @@ from backends.elector.schedule import (
 )
 from backends.elector.tiling import HardwareConsts, hardware_consts
 
-__all__ = ["ANALYTICAL_NOTES", "op_timing", "simulate_analytical"]
+__all__ = ["ANALYTICAL_NOTES", "op_timing", "simulate_analytical", "suffix_floor"]
 
 ANALYTICAL_NOTES = (
-    "analytical simulator: per-op max(compute, transfers per level) + fill, double buffering; "
+    "analytical simulator: per-op max(compute + fill, transfers per level), double buffering; "
     "independent ops on different module classes overlap (critical path with resources); "
-    "the run is never shorter than any level's total transfer time",
+    "what starts at or after any time t moves its bytes after t at each level's bandwidth",
 )
 
 _UNIT_OF_KIND = {"mac_lane": "mac", "softmax": "softmax", "layer_norm": "layernorm",
@@ -91,9 +99,11 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
     level_bytes = {level: [0.0, 0.0] for level in LEVELS}
     compulsory_by_level = {level: 0.0 for level in LEVELS}
     intervals: list[tuple[float, float, dict[str, float]]] = []
+    starts: list[float] = []
+    op_transfers: list[dict[str, float]] = []
     for op in mapped.ops:
         compute, memory, roof, bound = op_timing(op, hw)
-        duration = max(compute, max(memory.values(), default=0.0)) + op.fill_cycles
+        duration = max(compute + op.fill_cycles, max(memory.values(), default=0.0))
         units = {work.unit for work in op.work} or {op.unit}
         start = max([end[d] for d in op.deps] + [free.get(u, 0.0) for u in units] + [0.0])
         finish = start + duration
@@ -113,12 +123,14 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
         for level, value in op.compulsory_bytes.items():
             compulsory_by_level[level] += value
         dynamic = _op_dynamic(prices, busy, by_level, hw)
+        starts.append(start)
+        op_transfers.append(memory)
         results.append(OpResult(op.index, start, finish, compute, memory, roof, bound, dynamic))
         if timeline and duration > 0:
             intervals.append((start, finish, {u: v / duration for u, v in busy.items()}))
     makespan = max(end, default=0.0)
     transfer = {level: (rw[0] + rw[1]) / hw.bandwidth[level] for level, rw in level_bytes.items()}
-    cycles = max([makespan] + list(transfer.values()))
+    cycles = max([makespan, suffix_floor(starts, op_transfers)] + list(transfer.values()))
     bytes_by_level = {level: (rw[0], rw[1]) for level, rw in level_bytes.items()}
     energy = energy_breakdown(accelerator, unit_busy, bytes_by_level, cycles, mapped.training)
     roof, roof_bound = max(ideal_by_unit.values(), default=0.0), "compute"
@@ -136,6 +148,24 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def suffix_floor(starts: Sequence[float], transfers: Sequence[Mapping[str, float]]) -> float:
+    """``max over ops i and levels l`` of ``starts[i] + transfer cycles at l of
+    the ops that start at or after starts[i]``: each level's bandwidth floor
+    applied to every suffix of the schedule, not only to the whole run."""
+    if not starts:
+        return 0.0
+    order = np.argsort(np.asarray(starts, dtype=float), kind="stable")
+    ordered = np.asarray(starts, dtype=float)[order]
+    best = 0.0
+    for level in LEVELS:
+        cycles = np.array([transfers[i].get(level, 0.0) for i in order])
+        if not cycles.any():
+            continue
+        after = np.cumsum(cycles[::-1])[::-1]
+        best = max(best, float(np.max(ordered + after)))
+    return best
 
 
 def _dynamic_prices(accelerator: Accelerator, training: bool) -> dict[str, float]:

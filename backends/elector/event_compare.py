@@ -1,58 +1,42 @@
 """Why the event simulator and the analytical simulator differ: variants and notes.
 
 The analytical simulator (:mod:`backends.elector.analytical`) times each op as
-``max(compute, transfers per level) + fill`` and lets an op start when its
-inputs are ready *and the whole module class it uses is free*.  Two of its
-terms are conservative, and the event simulator
-(:mod:`backends.elector.event_sim`) does not have them:
+``max(compute + fill, transfers per level)``, lets an op start when its inputs
+are ready *and the whole module class it uses is free*, and never ends the run
+before any level's bandwidth floor (applied to every suffix of its schedule).
+The event simulator (:mod:`backends.elector.event_sim`) schedules tiles on
+modules and channels instead, so two things set them apart:
 
-* **fill on transfer-bound ops**: the fill (the first tiles arriving before
-  compute can start; for whole-tensor ops ``min(tensor, 64 B x PEs)`` from
-  its source) is added even when the op is transfer-bound, where those bytes
-  are already part of the transfer time.  Only ``max(compute + fill,
-  transfers)`` is unavoidable;
-* **whole-class occupancy**: an op holds its module class until it
-  finishes, even when it uses a few of the modules (BERT-Tiny's projections
-  use 256 of AccelTran-Server's 16,384 lanes); the event simulator issues the
-  next op's tiles to the free modules.
+* **whole-class occupancy** (analytical conservative): an op holds its module
+  class until it finishes, even when it uses a few of the modules
+  (BERT-Tiny's projections use 256 of AccelTran-Server's 16,384 lanes); the
+  event simulator issues the next op's tiles to the free modules;
+* **packing of the levels** (analytical optimistic): the level floor assumes
+  that a level busy in a phase is busy every cycle of it; in the event run,
+  waves queue behind each other at the buffer ports and main-memory channels
+  and a tile's compute waits for its operands (the stall classes say where).
 
-And one is optimistic:
-
-* **the run-level floor**: the run is never shorter than any level's total
-  transfer time, and when that floor sets the analytical run length it
-  assumes the level is busy every cycle.  Where phases of the program are
-  bound by different levels (a training step's forward pass by the weight
-  buffer, its backward pass and optimizer by the activation buffer),
-  dependencies keep the level idle in the other phases; the event simulator
-  shows how much.
-
-:func:`analytical_variants` recomputes the analytical critical path with its
-own per-op figures (:func:`~backends.elector.analytical.op_timing`) three
-ways -- as is (``analytical``), with the fill charged only where it cannot
-overlap (``no_double_fill``), and with no fill at all and ops of one class
-allowed to overlap (``relaxed``: each op ``max(longest piece of work,
-transfers)``).  ``relaxed`` is a lower bound of the event simulator: there
-every op takes at least that long (its tiles need that many rounds on its
-modules; its bytes pass through each level's channel, which serves one
-transfer at a time, between the op's first issue and its last store),
-starts after the ops it reads, and no level moves more than its bandwidth.
-``suffix_floor`` is the analytical run with its level floor applied to every
-suffix of its own schedule (the ops it starts at or after time ``t`` move
-their bytes after ``t``), which the analytical model does not do: where its
-run length is a level's total transfer time, this says how much its own
-schedule cannot pack.  :func:`explain_difference`
-turns the comparison into report notes: the totals, the part of the gap each
-analytical term accounts for, the ops that differ most and their stall
-classes.
+:func:`analytical_variants` recomputes the analytical run with its own per-op
+figures (:func:`~backends.elector.analytical.op_timing`): as is
+(``analytical``), its critical path alone (``critical_path``), with only the
+whole-run floor instead of the suffix floor (``whole_run_floor``), and with no
+fill and ops of one class allowed to overlap (``relaxed``: each op ``max(longest
+piece of work, transfers)``, and the whole-run floor).  ``relaxed`` is a lower
+bound of the event simulator: there every op takes at least that long (its
+tiles need that many rounds on its modules; its bytes pass through each
+level's channel, which serves one transfer at a time, between the op's first
+issue and its last store), starts after the ops it reads, and no level moves
+more than its bandwidth.  :func:`explain_difference` turns the comparison
+into report notes: the totals, what each analytical term contributes, the ops
+that differ most and their stall classes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 
-from backends.elector.analytical import op_timing
+from backends.elector.analytical import op_timing, suffix_floor
 from backends.elector.schedule import MappedFunction, SimulationResult
 from backends.elector.tiling import HardwareConsts
 
@@ -74,26 +58,25 @@ STALL_EXPLANATIONS: Mapping[str, str] = {
 
 
 def analytical_variants(mapped: MappedFunction, hw: HardwareConsts) -> dict[str, float]:
-    """The analytical run length (cycles) as is and without its two
-    conservative terms (see the module docstring)."""
-    durations: dict[str, list[float]] = {"analytical": [], "no_double_fill": [], "relaxed": []}
+    """The analytical run length (cycles) and its parts (see the module docstring)."""
+    durations: dict[str, list[float]] = {"analytical": [], "relaxed": []}
     units = []
+    transfers_by_op = []
     level_cycles: dict[str, float] = {}
     for op in mapped.ops:
         compute, memory, _, _ = op_timing(op, hw)
         transfers = max(memory.values(), default=0.0)
-        durations["analytical"].append(max(compute, transfers) + op.fill_cycles)
-        durations["no_double_fill"].append(max(compute + op.fill_cycles, transfers))
+        durations["analytical"].append(max(compute + op.fill_cycles, transfers))
         # The pieces of a fused attention pipeline across heads and may overlap.
         longest = max((work.cycles for work in op.work), default=0)
         durations["relaxed"].append(max(longest, transfers))
         units.append({work.unit for work in op.work} or {op.unit})
+        transfers_by_op.append(memory)
         for level, value in memory.items():
             level_cycles[level] = level_cycles.get(level, 0.0) + value
     floor = max(level_cycles.values(), default=0.0)
     out = {}
-    for name, exclusive in (("analytical", True), ("no_double_fill", True),
-                            ("relaxed", False)):
+    for name, exclusive in (("analytical", True), ("relaxed", False)):
         duration = durations[name]
         end = [0.0] * len(mapped.ops)
         free: dict[str, float] = {}
@@ -107,29 +90,11 @@ def analytical_variants(mapped: MappedFunction, hw: HardwareConsts) -> dict[str,
                     free[unit] = end[op.index]
         out[name] = max([floor] + end)
         if name == "analytical":
-            start = [e - d for e, d in zip(end, duration)]
-            out["suffix_floor"] = max(out[name], _suffix_floor(mapped, start, level_cycles))
+            starts = [e - d for e, d in zip(end, duration)]
+            out["critical_path"] = max(end, default=0.0)
+            out["whole_run_floor"] = out[name]
+            out[name] = max(out[name], suffix_floor(starts, transfers_by_op))
     return out
-
-
-def _suffix_floor(mapped: MappedFunction, start: list[float],
-                  level_cycles: Mapping[str, float]) -> float:
-    """``max over ops i and levels l`` of ``start_i + transfer time at l of
-    the ops that start at or after start_i`` -- the level floor applied to
-    every suffix of a schedule, not only to the whole run."""
-    if not mapped.ops:
-        return 0.0
-    order = np.argsort(np.array(start), kind="stable")
-    starts = np.array(start)[order]
-    best = 0.0
-    for level, total in level_cycles.items():
-        if total <= 0:
-            continue
-        cycles = np.array([sum(mapped.ops[i].bytes_by_level()[level]) for i in order])
-        share = cycles / cycles.sum() * total                    # transfer cycles per op
-        after = np.cumsum(share[::-1])[::-1]                     # from op k to the end
-        best = max(best, float(np.max(starts + after)))
-    return best
 
 
 def explain_difference(mapped: MappedFunction, event: SimulationResult,
@@ -146,30 +111,23 @@ def explain_difference(mapped: MappedFunction, event: SimulationResult,
                  f"({gap:+.1%}); energy {energy_gap:+.1%} (the same activity is priced; "
                  "leakage runs for the different run lengths)")
     variants = analytical_variants(mapped, hw)
-    fill = variants["analytical"] - variants["no_double_fill"]
-    exclusive = variants["no_double_fill"] - variants["relaxed"]
-    if analytical.cycles and (fill > 0.005 * analytical.cycles
-                              or exclusive > 0.005 * analytical.cycles):
+    exclusive = variants["critical_path"] - variants["relaxed"]
+    if analytical.cycles and exclusive > 0.005 * analytical.cycles:
         notes.append(
-            f"of the analytical {variants['analytical']:,.0f} cycles, {fill:,.0f} come from "
-            "fills added to transfer-bound ops (their first bytes are already in the transfer "
-            f"time) and {exclusive:,.0f} from holding a whole module class per op (ops on "
-            "disjoint modules of one class cannot overlap); without both the analytical "
-            f"critical path is {variants['relaxed']:,.0f} cycles, a lower bound of the event "
-            "simulator")
-    if analytical.cycles:
-        for level, (read, write) in analytical.bytes_by_level.items():
-            transfer = (read + write) / hw.bandwidth[level]
-            if transfer > 0 and abs(transfer - analytical.cycles) <= 1e-9 * analytical.cycles:
-                idle = event.cycles - transfer
-                notes.append(
-                    f"the analytical run length is the {level.replace('_', ' ')}'s total "
-                    f"transfer time ({transfer:,.0f} cycles: that level busy every cycle); in "
-                    f"the event run it is busy {transfer / event.cycles:.1%} of the time and "
-                    f"idle {idle:,.0f} cycles, while dependencies hold its traffic back "
-                    "(phases bound by other levels or by compute); applied to every suffix of "
-                    "the analytical model's own schedule (what it starts after time t moves "
-                    f"its bytes after t) the floor is {variants['suffix_floor']:,.0f} cycles")
+            f"the analytical critical path ({variants['critical_path']:,.0f} cycles) holds a "
+            "whole module class per op (ops on disjoint modules of one class cannot overlap; "
+            "the event simulator overlaps them) and charges every fill; without both it is "
+            f"{variants['relaxed']:,.0f} cycles, a lower bound of the event simulator")
+    floor = variants["analytical"] - variants["critical_path"]
+    if analytical.cycles and floor > 0.005 * analytical.cycles:
+        suffix = variants["analytical"] - variants["whole_run_floor"]
+        notes.append(
+            f"the analytical run is {floor:,.0f} cycles longer than its critical path: a "
+            "level's bandwidth floor sets it (what starts at or after some time t moves its "
+            f"bytes after t; {suffix:,.0f} cycles of it come from a phase bound by one level "
+            "rather than the whole run's traffic); the event simulator finds how well that "
+            "level's transfers pack (waits for it show as main_memory and buffer_bandwidth "
+            "stalls)")
     total = sum(event.stalls.values())
     if total > 0:
         ranked = sorted(((v, k) for k, v in event.stalls.items() if v > 0), reverse=True)

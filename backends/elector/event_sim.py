@@ -347,7 +347,8 @@ class _Engine:
         self.waiters: dict[tuple[int, int], list[_StageRun]] = {}
         self.segments: list[tuple[str, int, int, int]] = []    # (unit, start, end, busy units)
         self.jumps = 0
-        self.waves_issued = 0
+        self.waves_issued = 0              # every wave, skipped ones included
+        self.waves_processed = 0           # waves stepped through one by one
         self.plan_notes: list[str] = []
         for op_run in self.ops:
             for dep in sorted(set(op_run.op.deps)):
@@ -469,6 +470,7 @@ class _Engine:
         else:
             started, computed = self._issue_scalar(stage, tiles, pending, modules)
         self.waves_issued += 1
+        self.waves_processed += 1
         unit.issued += tiles.size
         unit.last_issue = pending.issue
         unit.last_issue_cause = pending.cause
@@ -1072,7 +1074,7 @@ def simulate_event(mapped: MappedFunction, accelerator: Accelerator, *, mode: st
     if compare:
         from backends.elector.analytical import simulate_analytical
 
-        analytical = simulate_analytical(mapped, accelerator)
+        analytical = simulate_analytical(mapped, accelerator, timeline=False)
         result = _with_notes(result, explain_difference(mapped, result, analytical, hw))
     return result
 

@@ -750,7 +750,9 @@ def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarra
         for level, value in extra_level_bytes.items():
             level_bytes[level] = level_bytes[level] + value
     memory = np.max(np.stack([level_bytes[lv] / hw.bandwidth[lv] for lv in level_bytes]), axis=0)
-    cycles = np.maximum(compute, memory) + fill
+    # The fill cannot overlap compute; on a transfer-bound op its bytes are
+    # already part of the transfer time.
+    cycles = np.maximum(compute + fill, memory)
     lane_busy = sum(t * c for t, c in zip(lane_tiles, lane_cpt))
     energy = lane_busy * hw.lane_energy_per_cycle + sum(
         level_bytes[lv] * hw.energy_per_byte[lv] for lv in level_bytes)

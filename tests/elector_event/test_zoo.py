@@ -15,23 +15,19 @@ Properties:
   inference on tiny-test and for training, and training not on tiny-test;
   all of them with ``TCC_ZOO_FULL=1``).
 
-Agreement with the analytical simulator:
+Agreement with the analytical simulator (the issue's checks, on every case):
 
 * the dynamic energy is the same (same activity, same prices) and leakage
   scales with the run length: energy differs only through leakage;
-* latency within 10%; or, where the analytical model is more than 10%
-  slower because it adds fills to transfer-bound ops, within 10% of its
-  critical path without them; or, where it is more than 10% faster because
-  its run length is a level's total transfer time (the level busy every
-  cycle), within 10% of that floor applied to every suffix of its own
-  schedule; energy within 5% wherever latency is within 5% (beyond that the
-  leakage over the longer or shorter run is the whole difference, checked
-  above).  The report notes say which applies.
+* total latency within 10% and total energy within 5%;
+* the event report says why they differ (its notes: the totals, the
+  analytical terms behind the gap, the stall classes).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -55,7 +51,9 @@ def _double_bandwidth(accelerator):
 def _check_properties(result, mapped, label: str) -> None:
     assert len(result.ops) == len(mapped.ops)
     for op in result.ops:
-        assert op.cycles >= op.roofline_cycles * (1 - REL), \
+        # cycles = end - start: allow the rounding of the two times.
+        slack = 4 * math.ulp(op.end_cycle)
+        assert op.cycles >= op.roofline_cycles * (1 - REL) - slack, \
             f"{label}: op {op.index} takes {op.cycles} < its roofline {op.roofline_cycles}"
         assert 0 <= op.start_cycle <= op.end_cycle <= result.cycles * (1 + REL)
         assert set(op.stalls) == set(STALL_CLASSES) and min(op.stalls.values()) >= 0
@@ -108,19 +106,12 @@ def test_zoo_on_library(model: str, hw: str, train: bool, mapped_zoo) -> None:
 
     gap = event.cycles / analytical.cycles - 1
     energy_gap = event.energy.total_nj / analytical.energy.total_nj - 1
-    if gap < -0.10:
-        # The analytical model adds fills to transfer-bound ops; without them
-        # the two agree (see backends/elector/event_compare.py).
-        assert abs(event.cycles / variants["no_double_fill"] - 1) <= 0.10, (label, gap, variants)
-        assert any("fills added to transfer-bound ops" in note for note in event.notes)
-    if gap > 0.10:
-        # The analytical run is a level's total transfer time; its own
-        # schedule cannot pack that level (see event_compare.py).
-        assert abs(event.cycles / variants["suffix_floor"] - 1) <= 0.10, (label, gap, variants)
-        assert any("every suffix" in note for note in event.notes)
-    if abs(gap) <= 0.05:
-        assert abs(energy_gap) <= 0.05, (label, gap, energy_gap)
+    assert abs(gap) <= 0.10, f"{label}: event {event.cycles:,.0f} vs analytical " \
+        f"{analytical.cycles:,.0f} cycles ({gap:+.1%})\n" + "\n".join(event.notes)
+    assert abs(energy_gap) <= 0.05, f"{label}: energy {energy_gap:+.1%}"
     assert any(note.startswith("event vs analytical") for note in event.notes)
+    assert any(note.startswith("stall cycles") for note in event.notes) or \
+        sum(event.stalls.values()) == 0
 
     big = model in ("bert-medium", "bert-base")
     if FULL or not (big and (train or hw == "tiny-test")) and not (train and hw == "tiny-test"):
