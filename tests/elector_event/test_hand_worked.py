@@ -53,7 +53,8 @@ from backends.elector.analytical import simulate_analytical
 from backends.elector.event_sim import simulate_event
 from backends.elector.mapping import clear_caches, map_function
 from backends.elector.tiling import StaticFunction, schedule_function
-from transcode_ir import Builder, Function, Module, TensorType, run_pipeline
+from tests.elector_compile.test_hand_worked import _module  # the same product
+from transcode_ir import run_pipeline
 
 UNIT = 1 / 65536
 
@@ -90,16 +91,6 @@ ORDERS = {
     # (bij) innermost i: every tile.  cycles = 515.828125.
     "jkbi": (515.828125, 2.1875 + 0.546875),
 }
-
-
-def _module() -> Module:
-    module = Module("hand")
-    func = module.add_function(Function("forward", [TensorType((1, 16, 32)),
-                                                    TensorType((1, 32, 16))], ["a", "b"]))
-    builder = Builder(func)
-    func.set_outputs([builder.op("tensor.matmul", func.args[0], func.args[1], loc="proj")],
-                     ["out"])
-    return module
 
 
 def _mapped(order: str, tiny):
