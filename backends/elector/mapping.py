@@ -48,18 +48,22 @@ from backends.elector.design import Accelerator
 from backends.elector.schedule import LOOP_ORDERS, OpMapping, TileShape
 from backends.elector.tiling import (
     HardwareConsts,
+    OperandSpec,
     OpStatic,
+    ProductStage,
     ResidencyPlan,
     StaticFunction,
     forced_streams,
     hardware_consts,
-    matmul_costs,
     op_signature,
+    operand_key,
     operand_specs,
     plan_residency,
+    product_stage,
     read_mapping,
     row_costs,
     spill_level_bytes,
+    stage_costs,
     stored_bytes,
 )
 
@@ -483,6 +487,9 @@ def _no_mapping_error(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, u
 
 
 _SEARCH_CACHE: dict[tuple, OpMapping] = {}
+_GRID_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = {}
+_TABLE_CACHE: dict[tuple, _SearchTable] = {}
+_TABLE_CACHE_SIZE = 512
 
 
 def clear_caches() -> None:
@@ -491,7 +498,10 @@ def clear_caches() -> None:
 
     _SEARCH_CACHE.clear()
     _CHECK_CACHE.clear()
+    _GRID_CACHE.clear()
+    _TABLE_CACHE.clear()
     tiling._PRODUCT_CACHE.clear()
+    tiling._STAGE_CACHE.clear()
 
 
 def _signature(info: OpStatic, plan: ResidencyPlan, hw: HardwareConsts) -> tuple:
@@ -503,20 +513,79 @@ def _powers(limit: int, sizes: Sequence[int]) -> list[int]:
     return [s for s in sizes if s <= max(limit, 1)]
 
 
-def _product_candidates(info: OpStatic, hw: HardwareConsts, default: TileShape
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    batch, m, k, n = info.dims
+def _product_grid(dims: tuple[int, int, int, int], default: TileShape
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The candidate grid of a product with dims ``dims``: every tile x every
+    loop order (candidate ``i`` has tile ``i % tiles`` and order ``i // tiles``),
+    and the number of tiles."""
+    batch, m, k, n = dims
+    extra = (default.b, default.x, default.y)
+    if not (default.b <= batch and default.x <= m and default.y <= max(k, n)):
+        extra = None
+    key = (dims, extra)
+    cached = _GRID_CACHE.get(key)
+    if cached is not None:
+        return cached
     bs = _powers(batch, _BATCH_TILES)
     xs = _powers(m, _TILE_SIZES)
     ys = _powers(max(k, n), _TILE_SIZES)
     tiles = {(b, x, y) for b in bs for x in xs for y in ys}
-    if default.b <= batch and default.x <= m and default.y <= max(k, n):
-        tiles.add((default.b, default.x, default.y))
+    if extra is not None:
+        tiles.add(extra)
     grid = np.array(sorted(tiles), dtype=np.int64)
     count = len(grid)
     orders = np.repeat(np.arange(len(LOOP_ORDERS)), count)
     grid = np.tile(grid, (len(LOOP_ORDERS), 1))
-    return grid[:, 0], grid[:, 1], grid[:, 2], orders
+    cached = (grid[:, 0], grid[:, 1], grid[:, 2], orders, count)
+    if len(_GRID_CACHE) > 4096:
+        _GRID_CACHE.clear()
+    _GRID_CACHE[key] = cached
+    return cached
+
+
+@dataclass
+class _SearchTable:
+    """The design-independent part of one op's search (kept across designs).
+
+    ``stage``: the candidates of the grid that can win, priced per design
+    with :func:`~backends.elector.tiling.stage_costs`.  Of the candidates
+    with the same tile and the same bytes at every level (loop orders that
+    move the same data) only the first in grid order is kept: the others
+    cost exactly the same on every design, and ties go to the first.
+    ``tile_b``/``tile_x``/``tile_y``: the grid's distinct tiles (the
+    constraints depend on the tile only); ``tile_of``: each kept
+    candidate's tile."""
+
+    stage: ProductStage
+    tile_b: np.ndarray
+    tile_x: np.ndarray
+    tile_y: np.ndarray
+    tile_of: np.ndarray
+
+
+def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
+                  inputs: Sequence[OperandSpec], output: OperandSpec,
+                  extra_level_bytes: Mapping[str, float]) -> _SearchTable:
+    b, x, y, orders, count = _product_grid(info.dims, default)
+    key = (info.form, info.dims, info.dims2, info.rows, info.cols, bytes_per_element,
+           (int(b[count - 1]), int(x[count - 1]), int(y[count - 1]), count),
+           tuple(operand_key(s) for s in inputs), operand_key(output),
+           tuple(sorted(extra_level_bytes.items())))
+    table = _TABLE_CACHE.get(key)
+    if table is not None:
+        return table
+    stage = product_stage(info, bytes_per_element, b, x, y, orders, inputs, output,
+                          extra_level_bytes)
+    tile_of = np.arange(len(b)) % count
+    rows = np.column_stack([tile_of.astype(np.float64)]
+                           + [np.broadcast_to(v, b.shape) for v in stage.level_bytes.values()])
+    _, first = np.unique(rows, axis=0, return_index=True)
+    keep = np.sort(first)
+    table = _SearchTable(stage.subset(keep), b[:count], x[:count], y[:count], tile_of[keep])
+    if len(_TABLE_CACHE) >= _TABLE_CACHE_SIZE:
+        _TABLE_CACHE.pop(next(iter(_TABLE_CACHE)))
+    _TABLE_CACHE[key] = table
+    return table
 
 
 def _pick(cycles: np.ndarray, energy: np.ndarray, feasible: np.ndarray, objective: str) -> int:
@@ -536,25 +605,33 @@ def _pick(cycles: np.ndarray, energy: np.ndarray, feasible: np.ndarray, objectiv
 
 def _search_product(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan,
                     default: TileShape, objective: str) -> OpMapping:
-    b, x, y, orders = _product_candidates(info, hw, default)
     inputs, outputs = operand_specs(info, plan, None)
-    costs = matmul_costs(info, hw, b, x, y, orders, inputs, outputs[0],
-                         spill_level_bytes(info, plan))
+    table = _search_table(info, hw.bytes_per_element, default, inputs, outputs[0],
+                          spill_level_bytes(info, plan))
     c = constraint_context(info, hw, plan, "mac")
     streamed_weights = any(s.streamed for s in inputs if s.ref.is_param and
                            s.role in ("lhs", "rhs"))
-    v = _Vars(b, x, y, not streamed_weights)
-    feasible = np.ones(len(b), dtype=bool)
+    # The constraints depend on the tile only: checked once per tile.
+    v = _Vars(table.tile_b, table.tile_x, table.tile_y, not streamed_weights)
+    fits = np.ones(len(table.tile_b), dtype=bool)
     for constraint in _constraints_for(c):
-        feasible &= np.broadcast_to(np.asarray(constraint.holds(v, c, _NumpyOps)), feasible.shape)
-    if not feasible.any():
+        fits &= np.broadcast_to(np.asarray(constraint.holds(v, c, _NumpyOps)), fits.shape)
+    if not fits.any():
         raise _no_mapping_error(info, hw, plan, "mac", _Vars(1, 1, 1, not streamed_weights))
-    best = _pick(costs.cycles, costs.energy_nj, feasible, objective)
+    feasible = fits[table.tile_of]
+    stage = table.stage
+    index = None
+    if not feasible.all():
+        # Price only the feasible candidates (grid order kept: ties go to the first).
+        index = np.flatnonzero(feasible)
+        stage = stage.subset(index)
+    costs = stage_costs(stage, info, hw)
+    best = _pick(costs.cycles, costs.energy_nj, np.ones(len(stage.b), dtype=bool), objective)
     weights = None
     if info.weight_ref is not None:
         weights = "streamed" if streamed_weights else "resident"
-    return OpMapping("mac", TileShape(int(b[best]), int(x[best]), int(y[best])),
-                     LOOP_ORDERS[int(orders[best])], weights)
+    return OpMapping("mac", TileShape(int(stage.b[best]), int(stage.x[best]), int(stage.y[best])),
+                     LOOP_ORDERS[int(stage.order_index[best])], weights)
 
 
 def _search_rows(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, unit: str,

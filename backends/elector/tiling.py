@@ -41,6 +41,7 @@ Conventions of the model (also in docs/compile.md):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
@@ -587,7 +588,7 @@ def _distinct(loops: str, trips: np.ndarray) -> np.ndarray:
 
 def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarray,
                      y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
-                     hw: HardwareConsts) -> dict[str, object]:
+                     bpe: float) -> dict[str, object]:
     """Vectorised traffic of one matrix product over candidate mappings."""
     batch, m, k, n = dims
     trips = np.stack([_ceil_div(batch, b), _ceil_div(m, x), _ceil_div(n, y), _ceil_div(k, y)],
@@ -595,7 +596,6 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
     rows = np.arange(trips.shape[0])
     ordered = trips[rows[:, None], _ORDER_PERM[order_index]]
     cum = np.cumprod(ordered, axis=1)
-    bpe = hw.bytes_per_element
     result = {"trips": trips, "operands": []}
     for spec in operands:
         if spec.loops:
@@ -653,17 +653,49 @@ class CandidateCosts:
     row_work: tuple[int, int] | None = None      # attention: softmax tiles, cycles per tile
 
 
-def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarray,
-                 y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
-                 output: OperandSpec, extra_level_bytes: Mapping[str, float] | None = None
-                 ) -> CandidateCosts:
-    """Cycles, bytes per level, dynamic energy and staging of a matrix product
-    (or a fused attention) for every candidate ``(b[i], x[i], y[i],
-    order_index[i])``.  ``operands`` in the order lhs, rhs(, rhs2, mask,
-    bias...); ``output`` the result."""
+@dataclass
+class ProductStage:
+    """The design-independent part of :func:`matmul_costs` for a set of
+    candidates: everything that depends only on the op, its operand specs
+    (residency flags, fills, densities), the data width and the candidate
+    tiles and loop orders -- not on the rest of the design.  The search keeps
+    it across designs and prices it per design with :func:`stage_costs`.
+
+    ``products``: per product of the op (two for a fused attention), its
+    lane tile-products and ``b x y x y x density`` per candidate; ``first``:
+    per input whose first tile must arrive before compute starts, where it
+    comes from and ``min(tile bytes, tensor bytes)``; ``staged``: per operand
+    tile, its spec and tile bytes (staging); ``detail``: the per-operand
+    arrays reports read (:func:`_product_numbers`).
+    """
+
+    b: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    order_index: np.ndarray
+    products: list[tuple[np.ndarray, np.ndarray]]
+    level_bytes: dict[str, np.ndarray]
+    first: list[tuple[str, np.ndarray]]
+    staged: list[tuple[OperandSpec, np.ndarray]]
+    detail: list[dict[str, object]]
+
+    def subset(self, index: np.ndarray) -> ProductStage:
+        """The candidates at ``index`` (without ``staged`` and ``detail``)."""
+        return ProductStage(self.b[index], self.x[index], self.y[index], self.order_index[index],
+                            [(tiles[index], work[index]) for tiles, work in self.products],
+                            {lv: value[index] for lv, value in self.level_bytes.items()},
+                            [(source, value[index]) for source, value in self.first], [], [])
+
+
+def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np.ndarray,
+                  y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
+                  output: OperandSpec, extra_level_bytes: Mapping[str, float] | None = None
+                  ) -> ProductStage:
+    """The :class:`ProductStage` of candidates ``(b[i], x[i], y[i], order_index[i])``
+    (arguments as for :func:`matmul_costs`, with the data width in bytes)."""
     b, x, y = (np.asarray(v, dtype=np.int64) for v in (b, x, y))
     order_index = np.asarray(order_index, dtype=np.int64)
-    mpl = hw.macs_per_lane
+    bpe = bytes_per_element
     density = 1.0
     for spec in operands:
         if spec.role in ("lhs", "rhs"):
@@ -676,22 +708,15 @@ def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarra
     level_bytes = {lv: 0.0 * b for lv in ("main_memory", "activation_buffer", "weight_buffer",
                                           "mask_buffer")}
     detail: list[dict[str, object]] = []
-    lane_tiles, lane_cpt = [], []
-    compute = 0.0 * b
-    first_tile_cycles = 0.0 * b
-    act_staging = 0.0 * b
-    weight_staging = 0.0 * b
-    mask_staging = 0.0 * b
+    lanes: list[tuple[np.ndarray, np.ndarray]] = []
+    first: list[tuple[str, np.ndarray]] = []
+    staged: list[tuple[OperandSpec, np.ndarray]] = []
     for p, (dims, specs, dens) in enumerate(products):
         out_spec = output if p == len(products) - 1 else None
         all_specs = list(specs) + ([out_spec] if out_spec is not None else [])
-        traffic = _product_traffic(dims, b, x, y, order_index, all_specs, hw)
+        traffic = _product_traffic(dims, b, x, y, order_index, all_specs, bpe)
         trips = traffic["trips"]
-        tiles = trips.prod(axis=1)
-        cpt = np.maximum(np.ceil(b * x * y * y * dens / mpl - 1e-9), 1).astype(np.int64)
-        lane_tiles.append(tiles)
-        lane_cpt.append(cpt)
-        compute = compute + _ceil_div(tiles, hw.lanes) * cpt
+        lanes.append((trips.prod(axis=1), b * x * y * y * dens))
         for entry in traffic["operands"]:
             spec = entry["spec"]
             is_out = spec is out_spec
@@ -702,24 +727,16 @@ def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarra
                 + levels["buf_write"]
             level_bytes["mask_buffer"] = level_bytes["mask_buffer"] + levels["mask"]
             detail.append({"entry": entry, "levels": levels, "output": is_out, "product": p})
-            staged = 2 * hw.pes * entry["tile_bytes"]
-            if spec.ref.buffer == "weight_buffer":
-                weight_staging = weight_staging + (staged if spec.streamed else 0.0)
-            else:
-                act_staging = act_staging + staged
-            if spec.ref.sparse:
-                mask_staging = mask_staging + 2 * hw.pes * entry["tile_bytes"] / (
-                    8 * hw.bytes_per_element * spec.ref.density)
+            staged.append((spec, entry["tile_bytes"]))
             if not is_out:
                 source = "main_memory" if (spec.streamed or spec.fill_bytes) else spec.ref.buffer
-                first = np.minimum(entry["tile_bytes"], entry["tensor"]) / hw.bandwidth[source]
-                first_tile_cycles = np.maximum(first_tile_cycles, first)
+                first.append((source, np.minimum(entry["tile_bytes"], entry["tensor"])))
     # Other operands of the job (attention mask, bias): read once.
     for spec in operands:
         if spec.role in ("lhs", "rhs", "rhs2"):
             continue
         entry = {"spec": spec, "fetches": np.ones_like(b), "distinct": np.ones_like(b),
-                 "tensor": spec.ref.numel * hw.bytes_per_element * spec.ref.density,
+                 "tensor": spec.ref.numel * bpe * spec.ref.density,
                  "tile_bytes": 0.0 * b}
         entry["moved"] = entry["tensor"] + 0.0 * b
         entry["mask"] = (spec.ref.numel / 8.0 if spec.ref.sparse else 0.0) + 0.0 * b
@@ -729,13 +746,49 @@ def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarra
             + levels["buf_write"]
         level_bytes["mask_buffer"] = level_bytes["mask_buffer"] + levels["mask"]
         detail.append({"entry": entry, "levels": levels, "output": False, "product": -1})
+    if info.form == "attention":
+        # Scores and probabilities stay on chip: written and read once each
+        # through the activation buffer.
+        internal = info.rows * info.cols * bpe
+        level_bytes["activation_buffer"] = level_bytes["activation_buffer"] + 4 * internal
+    if extra_level_bytes:
+        for level, value in extra_level_bytes.items():
+            level_bytes[level] = level_bytes[level] + value
+    return ProductStage(b, x, y, order_index, lanes, level_bytes, first, staged, detail)
+
+
+def stage_costs(stage: ProductStage, info: OpStatic, hw: HardwareConsts) -> CandidateCosts:
+    """Price a :class:`ProductStage` on design ``hw``: lane cycles, fill,
+    transfer time per level, cycles, dynamic energy and staging."""
+    b = stage.b
+    mpl = hw.macs_per_lane
+    lane_tiles, lane_cpt = [], []
+    compute = 0.0 * b
+    for tiles, work in stage.products:
+        cpt = np.maximum(np.ceil(work / mpl - 1e-9), 1).astype(np.int64)
+        lane_tiles.append(tiles)
+        lane_cpt.append(cpt)
+        compute = compute + _ceil_div(tiles, hw.lanes) * cpt
+    first_tile_cycles = 0.0 * b
+    for source, first in stage.first:
+        first_tile_cycles = np.maximum(first_tile_cycles, first / hw.bandwidth[source])
+    act_staging = 0.0 * b
+    weight_staging = 0.0 * b
+    mask_staging = 0.0 * b
+    for spec, tile_bytes in stage.staged:
+        staged = 2 * hw.pes * tile_bytes
+        if spec.ref.buffer == "weight_buffer":
+            weight_staging = weight_staging + (staged if spec.streamed else 0.0)
+        else:
+            act_staging = act_staging + staged
+        if spec.ref.sparse:
+            mask_staging = mask_staging + 2 * hw.pes * tile_bytes / (
+                8 * hw.bytes_per_element * spec.ref.density)
+    level_bytes = stage.level_bytes
     row_work = None
     fill = first_tile_cycles
     if info.form == "attention":
-        # Scores and probabilities stay on chip: written and read once each
-        # through the activation buffer; softmax on the softmax modules.
-        internal = info.rows * info.cols * hw.bytes_per_element
-        level_bytes["activation_buffer"] = level_bytes["activation_buffer"] + 4 * internal
+        # Softmax on the softmax modules.
         row_tiles, row_cpt, row_ideal = _row_work(info.rows, info.cols, hw.softmax_tile,
                                                   hw.softmax_tile)
         softmax_cycles = math.ceil(row_tiles / hw.softmax_units) * row_cpt
@@ -746,10 +799,10 @@ def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarra
         compute = np.maximum(compute, softmax_cycles)
         act_staging = act_staging + 2 * hw.softmax_units * hw.softmax_tile ** 2 \
             * hw.bytes_per_element
-    if extra_level_bytes:
-        for level, value in extra_level_bytes.items():
-            level_bytes[level] = level_bytes[level] + value
-    memory = np.max(np.stack([level_bytes[lv] / hw.bandwidth[lv] for lv in level_bytes]), axis=0)
+    memory = None
+    for lv, value in level_bytes.items():
+        cycles_at = value / hw.bandwidth[lv]
+        memory = cycles_at if memory is None else np.maximum(memory, cycles_at)
     # The fill cannot overlap compute; on a transfer-bound op its bytes are
     # already part of the transfer time.
     cycles = np.maximum(compute + fill, memory)
@@ -758,9 +811,23 @@ def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarra
         level_bytes[lv] * hw.energy_per_byte[lv] for lv in level_bytes)
     if row_work is not None:
         energy = energy + row_work[0] * row_work[1] * hw.softmax_energy_per_cycle
-    return CandidateCosts(cycles, compute, fill, level_bytes, energy, lane_tiles, lane_cpt,
+    return CandidateCosts(cycles, compute, fill, dict(level_bytes), energy, lane_tiles, lane_cpt,
                           {"activation_buffer": act_staging, "weight_buffer": weight_staging,
-                           "mask_buffer": mask_staging}, detail, row_work)
+                           "mask_buffer": mask_staging}, stage.detail, row_work)
+
+
+def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarray,
+                 y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
+                 output: OperandSpec, extra_level_bytes: Mapping[str, float] | None = None
+                 ) -> CandidateCosts:
+    """Cycles, bytes per level, dynamic energy and staging of a matrix product
+    (or a fused attention) for every candidate ``(b[i], x[i], y[i],
+    order_index[i])``.  ``operands`` in the order lhs, rhs(, rhs2, mask,
+    bias...); ``output`` the result.  The design-independent part
+    (:func:`product_stage`) priced on the design (:func:`stage_costs`)."""
+    stage = product_stage(info, hw.bytes_per_element, b, x, y, order_index, operands, output,
+                          extra_level_bytes)
+    return stage_costs(stage, info, hw)
 
 
 def _row_work(rows: int, cols: int, x: int, y: int) -> tuple[int, int, float]:
@@ -923,6 +990,15 @@ class _ProductNumbers:
 
 
 _PRODUCT_CACHE: dict[tuple, _ProductNumbers] = {}
+#: Design-independent stages of single mappings (:func:`product_stage`), kept across designs.
+_STAGE_CACHE: dict[tuple, tuple[ProductStage, tuple[tuple, ...]]] = {}
+
+
+def operand_key(spec: OperandSpec) -> tuple:
+    """Everything about an operand spec the cost formulas read (not its names)."""
+    ref = spec.ref
+    return (spec.role, ref.numel, ref.density, ref.sparse, ref.buffer, spec.loops, spec.tile,
+            spec.streamed, spec.fill_bytes, spec.write_through)
 
 
 def _product_numbers(info: OpStatic, tile: TileShape, order: str, inputs: list[OperandSpec],
@@ -932,26 +1008,39 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, inputs: list[O
     cached = _PRODUCT_CACHE.get(key)
     if cached is not None:
         return cached
-    one = np.array([0])
-    costs = matmul_costs(info, hw, one + tile.b, one + tile.x, one + tile.y,
-                         one + LOOP_ORDERS.index(order), inputs, outputs[0],
-                         spill_level_bytes(info, plan))
-    specs = list(inputs) + list(outputs)
-    rows = []
-    for d in costs.detail:
-        entry, levels = d["entry"], d["levels"]
-        spec: OperandSpec = entry["spec"]
+    extra = spill_level_bytes(info, plan)
+    stage_key = (info.form, info.dims, info.dims2, info.rows, info.cols, hw.bytes_per_element,
+                 tile, order, tuple(operand_key(s) for s in inputs), operand_key(outputs[0]),
+                 tuple(sorted(extra.items())))
+    cached_stage = _STAGE_CACHE.get(stage_key)
+    if cached_stage is None:
+        one = np.array([0])
+        stage = product_stage(info, hw.bytes_per_element, one + tile.b, one + tile.x,
+                              one + tile.y, one + LOOP_ORDERS.index(order), inputs, outputs[0],
+                              extra)
+        specs = list(inputs) + list(outputs)
+        rows = []
+        for d in stage.detail:
+            entry, levels = d["entry"], d["levels"]
+            spec: OperandSpec = entry["spec"]
 
-        def first(value: object) -> float:
-            return float(np.asarray(value).reshape(-1)[0])
+            def first(value: object) -> float:
+                return float(np.asarray(value).reshape(-1)[0])
 
-        tile_bytes = first(entry["tile_bytes"])
-        mask_tile = (tile_bytes / (8 * hw.bytes_per_element * spec.ref.density)
-                     if spec.ref.sparse else 0.0)
-        rows.append((specs.index(spec), tile_bytes, mask_tile, int(first(entry["distinct"])),
-                     int(first(entry["fetches"])), first(levels["buf_read"]),
-                     first(levels["buf_write"]), first(levels["mask"]), first(levels["mm_read"]),
-                     first(levels["mm_write"])))
+            tile_bytes = first(entry["tile_bytes"])
+            mask_tile = (tile_bytes / (8 * hw.bytes_per_element * spec.ref.density)
+                         if spec.ref.sparse else 0.0)
+            rows.append((specs.index(spec), tile_bytes, mask_tile, int(first(entry["distinct"])),
+                         int(first(entry["fetches"])), first(levels["buf_read"]),
+                         first(levels["buf_write"]), first(levels["mask"]),
+                         first(levels["mm_read"]), first(levels["mm_write"])))
+        # The rows are all the detail needs: drop the arrays.
+        stage = dataclasses.replace(stage, detail=[])
+        if len(_STAGE_CACHE) > 20_000:
+            _STAGE_CACHE.clear()
+        cached_stage = _STAGE_CACHE[stage_key] = (stage, tuple(rows))
+    stage, rows = cached_stage
+    costs = stage_costs(stage, info, hw)
     products = [info.dims] + ([info.dims2] if info.form == "attention" else [])
     dens = [1.0, 1.0]
     for spec in inputs:
@@ -974,7 +1063,7 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, inputs: list[O
         work.append(UnitWork("softmax", tiles, cpt, hw.softmax_units,
                              ROW_PASSES * info.rows * info.cols
                              / (hw.softmax_units * hw.softmax_tile)))
-    numbers = _ProductNumbers(tuple(rows), tuple(work), macs, effective, padded,
+    numbers = _ProductNumbers(rows, tuple(work), macs, effective, padded,
                               {k: float(np.asarray(v).reshape(-1)[0])
                                for k, v in costs.staging.items()},
                               float(costs.fill_cycles[0]))
