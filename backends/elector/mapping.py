@@ -55,10 +55,10 @@ from backends.elector.tiling import (
     StaticFunction,
     forced_streams,
     hardware_consts,
-    op_signature,
     operand_key,
     operand_specs,
     plan_residency,
+    plan_signature,
     product_stage,
     read_mapping,
     row_costs,
@@ -505,8 +505,7 @@ def clear_caches() -> None:
 
 
 def _signature(info: OpStatic, plan: ResidencyPlan, hw: HardwareConsts) -> tuple:
-    inputs, outputs = operand_specs(info, plan, None)
-    return op_signature(info, inputs, outputs, plan, hw)
+    return plan_signature(info, plan, hw)
 
 
 def _powers(limit: int, sizes: Sequence[int]) -> list[int]:

@@ -174,7 +174,12 @@ def _density(value: Value) -> tuple[float, str]:
 
 def default_unit(op: Op) -> str:
     """The module class an op runs on by default, from its category."""
-    category = get_opdef(op.name).category
+    return _default_unit(op.name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _default_unit(name: str) -> str:
+    category = get_opdef(name).category
     if category in _FREE_CATEGORIES:
         return "none"
     form = _CATEGORY_FORM.get(category, "lanes")
@@ -455,6 +460,8 @@ class ResidencyPlan:
     streamed: list[set[str]]
     fills: list[dict[str, float]]
     spills: list[list[tuple[TensorRef, float]]]
+    #: Per-op facts derived from the plan (operand specs, signatures), computed once.
+    memo: dict[tuple, object] = field(default_factory=dict, repr=False, compare=False)
 
 
 def plan_residency(static: StaticFunction, hw: HardwareConsts,
@@ -852,7 +859,17 @@ def row_costs(info: OpStatic, hw: HardwareConsts, unit: str, x: int, y: int
 
 def operand_specs(info: OpStatic, plan: ResidencyPlan, weights: str | None
                   ) -> tuple[list[OperandSpec], list[OperandSpec]]:
-    """Operand specs (inputs, outputs) of an op under a residency plan."""
+    """Operand specs (inputs, outputs) of an op under a residency plan
+    (computed once per plan, op and ``weights``: do not mutate the lists)."""
+    key = ("specs", info.index, weights)
+    cached = plan.memo.get(key)
+    if cached is None:
+        cached = plan.memo[key] = _operand_specs(info, plan, weights)
+    return cached  # type: ignore[return-value]
+
+
+def _operand_specs(info: OpStatic, plan: ResidencyPlan, weights: str | None
+                   ) -> tuple[list[OperandSpec], list[OperandSpec]]:
     streamed = plan.streamed[info.index]
     fills = plan.fills[info.index]
     tiles = {"lhs": "lhs", "rhs": "rhs", "rhs2": "rhs"}
@@ -975,6 +992,18 @@ def op_signature(info: OpStatic, inputs: Sequence[OperandSpec], outputs: Sequenc
             spills)
 
 
+def plan_signature(info: OpStatic, plan: ResidencyPlan, hw: HardwareConsts,
+                   weights: str | None = None) -> tuple:
+    """:func:`op_signature` of op ``info`` with the operand specs of
+    ``operand_specs(info, plan, weights)`` (computed once per plan)."""
+    key = ("signature", info.index, weights, hw.name, hw.hash, hw.training)
+    cached = plan.memo.get(key)
+    if cached is None:
+        inputs, outputs = operand_specs(info, plan, weights)
+        cached = plan.memo[key] = op_signature(info, inputs, outputs, plan, hw)
+    return cached  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class _ProductNumbers:
     """The numbers of a product op under one mapping, without names (cached)."""
@@ -987,6 +1016,8 @@ class _ProductNumbers:
     padded_macs: float
     staging: Mapping[str, float]
     fill: float
+    #: The op's compulsory bytes when it spills nothing (shared by equal ops).
+    compulsory: dict[str, dict[str, float]] = field(default_factory=dict, compare=False)
 
 
 _PRODUCT_CACHE: dict[tuple, _ProductNumbers] = {}
@@ -1001,10 +1032,10 @@ def operand_key(spec: OperandSpec) -> tuple:
             spec.streamed, spec.fill_bytes, spec.write_through)
 
 
-def _product_numbers(info: OpStatic, tile: TileShape, order: str, inputs: list[OperandSpec],
-                     outputs: list[OperandSpec], plan: ResidencyPlan,
-                     hw: HardwareConsts) -> _ProductNumbers:
-    key = (op_signature(info, inputs, outputs, plan, hw), tile, order)
+def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str | None,
+                     plan: ResidencyPlan, hw: HardwareConsts) -> _ProductNumbers:
+    inputs, outputs = operand_specs(info, plan, weights)
+    key = (plan_signature(info, plan, hw, weights), tile, order)
     cached = _PRODUCT_CACHE.get(key)
     if cached is not None:
         return cached
@@ -1078,7 +1109,7 @@ def _derive_product(info: OpStatic, mapping: OpMapping, inputs: list[OperandSpec
                     hw: HardwareConsts, deps: tuple[int, ...]) -> MappedOp:
     tile = mapping.tile or TileShape(1, 16, 16)
     order = mapping.order or "bijk"
-    numbers = _product_numbers(info, tile, order, inputs, outputs, plan, hw)
+    numbers = _product_numbers(info, tile, order, mapping.weights, plan, hw)
     specs = list(inputs) + list(outputs)
     bpe = hw.bytes_per_element
     traffic: list[OperandTraffic] = []
@@ -1099,6 +1130,12 @@ def _derive_product(info: OpStatic, mapping: OpMapping, inputs: list[OperandSpec
     weights = mapping.weights
     if weights is None and info.weight_ref is not None:
         weights = "streamed" if any(s.streamed for s in inputs if s.ref.is_param) else "resident"
+    if spills:
+        compulsory = _compulsory(traffic, bpe)
+    else:
+        compulsory = numbers.compulsory.get("")
+        if compulsory is None:
+            compulsory = numbers.compulsory[""] = _compulsory(traffic, bpe)
     macs = numbers.macs
     return MappedOp(
         index=info.index, ir_index=info.ir_index, kind=info.kind, loc=info.loc,
@@ -1107,7 +1144,7 @@ def _derive_product(info: OpStatic, mapping: OpMapping, inputs: list[OperandSpec
         padded_macs=numbers.padded_macs, ops=info.ops,
         density=numbers.effective_macs / macs if macs else 1.0,
         operands=tuple(traffic), weights=weights, deps=deps, staging_bytes=numbers.staging,
-        fill_cycles=numbers.fill, mapping=mapping, compulsory_bytes=_compulsory(traffic, bpe))
+        fill_cycles=numbers.fill, mapping=mapping, compulsory_bytes=compulsory)
 
 
 def _compulsory(traffic: Sequence[OperandTraffic], bpe: float) -> dict[str, float]:
@@ -1121,8 +1158,24 @@ def _compulsory(traffic: Sequence[OperandTraffic], bpe: float) -> dict[str, floa
 # --------------------------------------------------------------------------- a function
 
 
+#: read_mapping per attributes object (frozen: replaced, never changed), by identity.
+_READ_CACHE: dict[int, tuple[object, OpMapping | None]] = {}
+
+
 def read_mapping(op: Op) -> OpMapping | None:
     """The mapping recorded in an op's attributes, or None when it has none."""
+    attrs = op.attributes
+    cached = _READ_CACHE.get(id(attrs))
+    if cached is not None and cached[0] is attrs:
+        return cached[1]
+    mapping = _read_mapping(op)
+    if len(_READ_CACHE) > 100_000:
+        _READ_CACHE.clear()
+    _READ_CACHE[id(attrs)] = (attrs, mapping)       # holds attrs: its id stays its own
+    return mapping
+
+
+def _read_mapping(op: Op) -> OpMapping | None:
     from backends.elector.schedule import (
         ATTR_ORDER, ATTR_TILE_B, ATTR_TILE_X, ATTR_TILE_Y, ATTR_UNIT, ATTR_WEIGHTS,
     )
@@ -1150,8 +1203,25 @@ def schedule_function(static: StaticFunction, accelerator: Accelerator,
     hw = hardware_consts(accelerator, static.training)
     if plan is None:
         plan = plan_residency(static, hw, forced_streams(static, mappings))
-    ops = tuple(derive_mapped_op(info, mappings[info.index], plan, hw, info.deps)
-                for info in static.ops)
+    # Ops equal in everything but their names (BERT-Base's twelve layers) are
+    # derived once: the others are copies with their own names.
+    templates: dict[tuple, tuple[MappedOp, tuple]] = {}
+    derived: list[MappedOp] = []
+    for info in static.ops:
+        mapping = mappings[info.index]
+        key = _template_key(info, mapping, plan)
+        entry = templates.get(key) if key is not None else None
+        if entry is not None:
+            derived.append(_renamed_copy(entry, info, mapping, plan))
+            continue
+        op = derive_mapped_op(info, mapping, plan, hw, info.deps)
+        if key is not None:
+            slots = _operand_slots(info, mapping, plan, hw)
+            if len(slots) == len(op.operands):
+                op.bytes_by_level()                 # computed once, shared with the copies
+                templates[key] = (op, slots)
+        derived.append(op)
+    ops = tuple(derived)
     notes = []
     if any(op.weights == "streamed" for op in ops):
         notes.append("some weights do not fit the weight buffer and are streamed from main "
@@ -1159,6 +1229,65 @@ def schedule_function(static: StaticFunction, accelerator: Accelerator,
     return MappedFunction(static.module.name, static.function.name, accelerator.name,
                           hw.hash, ops, hw.bytes_per_element, static.training, pipeline,
                           dict(static.densities), tuple(notes))
+
+
+def _template_key(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan) -> tuple | None:
+    """Everything :func:`derive_mapped_op` reads of an op besides its names
+    (exact values), or None for an op that spills (not shared)."""
+    if plan.spills[info.index]:
+        return None
+    inputs, outputs = operand_specs(info, plan, mapping.weights)
+    lookup = None if info.lookup is None else (info.lookup.numel, info.lookup.source)
+    return (info.form, info.kind, info.dims, info.dims2, info.rows, info.cols, info.ops, lookup,
+            mapping.unit, mapping.tile, mapping.order, mapping.weights,
+            tuple(operand_key(s) + (s.ref.source, s.ref.is_param) for s in inputs + outputs))
+
+
+def _operand_slots(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
+                   hw: HardwareConsts) -> tuple:
+    """Where the name of each operand of ``derive_mapped_op(info, ...)`` comes
+    from: a position in ``inputs + outputs``, ``"scores"`` or ``"lookup"``."""
+    if info.form in ("matmul", "attention"):
+        numbers = _product_numbers(info, mapping.tile or TileShape(1, 16, 16),
+                                   mapping.order or "bijk", mapping.weights, plan, hw)
+        slots: list[object] = [row[0] for row in numbers.rows]
+        if info.form == "attention":
+            slots.append("scores")
+        return tuple(slots)
+    inputs, outputs = operand_specs(info, plan, mapping.weights)
+    slots = list(range(len(inputs) + len(outputs)))
+    if info.lookup is not None:
+        slots.append("lookup")
+    return tuple(slots)
+
+
+def _replaced(obj: object, changes: dict[str, object]) -> object:
+    """A copy of a frozen dataclass instance with some fields changed (what
+    ``dataclasses.replace`` does, without re-running ``__init__``)."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
+def _renamed_copy(entry: tuple[MappedOp, tuple], info: OpStatic, mapping: OpMapping,
+                  plan: ResidencyPlan) -> MappedOp:
+    """The op ``info`` as a copy of an equal op's :class:`MappedOp`, with its own names."""
+    template, slots = entry
+    inputs, outputs = operand_specs(info, plan, mapping.weights)
+    specs = inputs + outputs
+    operands = []
+    for operand, slot in zip(template.operands, slots):
+        if slot == "scores":
+            name = f"{info.result}:scores"
+        elif slot == "lookup":
+            name = info.lookup.name  # type: ignore[union-attr]
+        else:
+            name = specs[slot].ref.name  # type: ignore[index]
+        operands.append(operand if operand.value == name else _replaced(operand, {"value": name}))
+    return _replaced(template, {  # type: ignore[return-value]
+        "index": info.index, "ir_index": info.ir_index, "loc": info.loc, "result": info.result,
+        "operands": tuple(operands), "deps": info.deps, "mapping": mapping})
 
 
 def forced_streams(static: StaticFunction, mappings: Sequence[OpMapping]) -> dict[int, set[str]]:

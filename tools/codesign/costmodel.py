@@ -138,7 +138,8 @@ def cost_on_design(static: Any, accelerator: Any, schedule: Any, *,
     """Cost ``static`` (a prepared function) on ``accelerator`` under
     ``schedule``; raises ``MappingError`` for an infeasible point."""
     result, _ = simulate_on_design(static, accelerator, schedule, simulator=simulator,
-                                   objective=objective, pipeline=pipeline, check=check)
+                                   objective=objective, pipeline=pipeline, check=check,
+                                   timeline=False)
     energy = result.energy
     area = sum(v for v in result.area_um2.values() if v is not None) / 1e6
     return CostResult(simulator, float(result.cycles), float(result.seconds),
@@ -148,11 +149,16 @@ def cost_on_design(static: Any, accelerator: Any, schedule: Any, *,
 
 def simulate_on_design(static: Any, accelerator: Any, schedule: Any, *,
                        simulator: str = "analytical", objective: str = "latency",
-                       pipeline: str = "", check: bool = False) -> tuple[Any, Any]:
-    """``(SimulationResult, MappedFunction)`` of ``static`` on ``accelerator``."""
+                       pipeline: str = "", check: bool = False,
+                       timeline: bool = True) -> tuple[Any, Any]:
+    """``(SimulationResult, MappedFunction)`` of ``static`` on ``accelerator``.
+    ``timeline=False``: the analytical simulator skips the utilisation
+    timeline (only plots read it; a search does not)."""
     from backends.elector.tiling import schedule_function
 
     simulate = simulator_function(simulator)
     mappings, plan = map_with_schedule(static, accelerator, schedule, objective, check)
     mapped = schedule_function(static, accelerator, mappings, pipeline, plan)
+    if simulator == "analytical" and not timeline:
+        return simulate(mapped, accelerator, timeline=False), mapped
     return simulate(mapped, accelerator), mapped
