@@ -490,6 +490,7 @@ _SEARCH_CACHE: dict[tuple, OpMapping] = {}
 _GRID_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = {}
 _TABLE_CACHE: dict[tuple, _SearchTable] = {}
 _TABLE_CACHE_SIZE = 512
+_ROWS_CACHE: dict[tuple, OpMapping] = {}
 
 
 def clear_caches() -> None:
@@ -500,6 +501,7 @@ def clear_caches() -> None:
     _CHECK_CACHE.clear()
     _GRID_CACHE.clear()
     _TABLE_CACHE.clear()
+    _ROWS_CACHE.clear()
     tiling._PRODUCT_CACHE.clear()
     tiling._STAGE_CACHE.clear()
 
@@ -665,7 +667,19 @@ def choose_mapping(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, unit
     if cached is not None:
         return cached
     if info.form == "rows":
-        mapping = _search_rows(info, hw, plan, unit, objective)
+        # The row search reads only these numbers of the design: shared by
+        # the designs that have the same.
+        module_tile, modules = ((hw.softmax_tile, hw.softmax_units) if unit == "softmax"
+                                else (hw.layernorm_tile, hw.layernorm_units))
+        rows_key = (info.rows, info.cols, len(info.inputs) + len(info.outputs), unit,
+                    module_tile, modules, hw.bytes_per_element,
+                    hw.capacity["activation_buffer"])
+        mapping = _ROWS_CACHE.get(rows_key)
+        if mapping is None:
+            mapping = _search_rows(info, hw, plan, unit, objective)
+            if len(_ROWS_CACHE) > 100_000:
+                _ROWS_CACHE.clear()
+            _ROWS_CACHE[rows_key] = mapping
     else:
         mapping = _search_product(info, hw, plan, default, objective)
     _SEARCH_CACHE[key] = mapping
@@ -707,13 +721,17 @@ def map_function(static: StaticFunction, accelerator: Accelerator,
     for info, mapping in zip(static.ops, forced):
         if mapping is not None:
             _check_unit(info, mapping)
-    provisional = [m if m is not None else OpMapping(_unit_of(info)) for info, m in
-                   zip(static.ops, forced)]
-    plan = plan_residency(static, hw, forced_streams(static, provisional))
+    units = static.default_units
+    if any(m is not None for m in forced):
+        provisional = [m if m is not None else OpMapping(units[info.index]) for info, m in
+                       zip(static.ops, forced)]
+        plan = plan_residency(static, hw, forced_streams(static, provisional))
+    else:
+        plan = plan_residency(static, hw, {})
     default = TileShape(*accelerator.mapping.tiles)
     mappings: list[OpMapping] = []
     for info, mapping in zip(static.ops, forced):
-        unit = mapping.unit if mapping is not None else _unit_of(info)
+        unit = mapping.unit if mapping is not None else units[info.index]
         if mapping is None:
             chosen = choose_mapping(info, hw, plan, unit, default, objective)
             if check:

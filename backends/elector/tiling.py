@@ -257,6 +257,8 @@ class StaticFunction:
             info.writes_through = tuple(ref.key for ref in info.outputs if ref.key in returned)
         self.training = any(get_opdef(o.kind).category == "optimizer" for o in self.ops)
         self.densities = _density_sources(self)
+        #: The module class each op runs on by default (:func:`default_unit`).
+        self.default_units = [default_unit(info.op) for info in self.ops]
 
     # -- per form ----------------------------------------------------------
 
@@ -472,8 +474,28 @@ def plan_residency(static: StaticFunction, hw: HardwareConsts,
     other operands fill the buffer) is streamed by the op that touches it;
     function arguments and parameters start in main memory; a tensor evicted
     while it still has uses is written back once (a spill) and read again
-    when next needed (a fill)."""
+    when next needed (a fill).
+
+    The plan depends on the design only through the two buffers' sizes and
+    the data width: it is kept per function and shared by the designs that
+    have the same (do not mutate it)."""
     forced_streamed = forced_streamed or {}
+    key = (hw.capacity["activation_buffer"], hw.capacity["weight_buffer"],
+           hw.bytes_per_element,
+           tuple(sorted((i, tuple(sorted(keys))) for i, keys in forced_streamed.items())))
+    plans: dict[tuple, ResidencyPlan] | None = static.__dict__.get("_plans")
+    if plans is None:
+        plans = static.__dict__["_plans"] = {}
+    plan = plans.get(key)
+    if plan is None:
+        if len(plans) >= 256:
+            plans.pop(next(iter(plans)))
+        plan = plans[key] = _plan_residency(static, hw, forced_streamed)
+    return plan
+
+
+def _plan_residency(static: StaticFunction, hw: HardwareConsts,
+                    forced_streamed: Mapping[int, Iterable[str]]) -> ResidencyPlan:
     n = len(static.ops)
     uses: dict[str, list[int]] = {}
     for info in static.ops:
@@ -981,27 +1003,32 @@ def op_signature(info: OpStatic, inputs: Sequence[OperandSpec], outputs: Sequenc
     """Everything about an op and its residency that its costs depend on
     (not its names): ops with equal signatures cost the same under the same
     mapping (BERT-Base's twelve layers)."""
+    return (hw.name, hw.hash, hw.training) + _signature_body(info, inputs, outputs, plan)
+
+
+def _signature_body(info: OpStatic, inputs: Sequence[OperandSpec],
+                    outputs: Sequence[OperandSpec], plan: ResidencyPlan) -> tuple:
+    """:func:`op_signature` less the design's name, hash and training flag."""
 
     def spec_key(s: OperandSpec) -> tuple:
         return (s.role, s.ref.numel, s.ref.density, s.ref.sparse, s.ref.buffer, s.ref.is_param,
                 s.loops, s.tile, s.streamed, round(s.fill_bytes, 3), s.write_through)
 
     spills = tuple(sorted(spill_level_bytes(info, plan).items()))
-    return (hw.name, hw.hash, hw.training, info.form, info.kind, info.dims, info.dims2,
-            info.rows, info.cols, tuple(spec_key(s) for s in list(inputs) + list(outputs)),
-            spills)
+    return (info.form, info.kind, info.dims, info.dims2, info.rows, info.cols,
+            tuple(spec_key(s) for s in list(inputs) + list(outputs)), spills)
 
 
 def plan_signature(info: OpStatic, plan: ResidencyPlan, hw: HardwareConsts,
                    weights: str | None = None) -> tuple:
     """:func:`op_signature` of op ``info`` with the operand specs of
     ``operand_specs(info, plan, weights)`` (computed once per plan)."""
-    key = ("signature", info.index, weights, hw.name, hw.hash, hw.training)
-    cached = plan.memo.get(key)
-    if cached is None:
+    key = ("signature", info.index, weights)
+    body = plan.memo.get(key)
+    if body is None:
         inputs, outputs = operand_specs(info, plan, weights)
-        cached = plan.memo[key] = op_signature(info, inputs, outputs, plan, hw)
-    return cached  # type: ignore[return-value]
+        body = plan.memo[key] = _signature_body(info, inputs, outputs, plan)
+    return (hw.name, hw.hash, hw.training) + body  # type: ignore[operator]
 
 
 @dataclass(frozen=True)
