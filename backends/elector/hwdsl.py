@@ -1071,10 +1071,12 @@ def _format_number(value: Fraction | int | float) -> str:
     return repr(value)
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
 def format_quantity(value: float | int, dimension: str) -> str:
     """Write ``value`` (in the stored unit) with the largest unit that reads
     back exactly, e.g. ``700000000.0`` Hz -> ``700 MHz``, ``4194304`` bytes ->
-    ``4 MiB``."""
+    ``4 MiB``.  (Cached: a design space prints the same few values over and
+    over, in every result key.)"""
     units = UNITS[dimension]
     for unit in _PRINT_UNITS[dimension]:
         factor = units[unit]

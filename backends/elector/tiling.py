@@ -1263,11 +1263,16 @@ def _template_key(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan) -> tu
     (exact values), or None for an op that spills (not shared)."""
     if plan.spills[info.index]:
         return None
-    inputs, outputs = operand_specs(info, plan, mapping.weights)
-    lookup = None if info.lookup is None else (info.lookup.numel, info.lookup.source)
-    return (info.form, info.kind, info.dims, info.dims2, info.rows, info.cols, info.ops, lookup,
-            mapping.unit, mapping.tile, mapping.order, mapping.weights,
+    memo_key = ("template", info.index, mapping.weights)
+    body = plan.memo.get(memo_key)
+    if body is None:
+        inputs, outputs = operand_specs(info, plan, mapping.weights)
+        lookup = None if info.lookup is None else (info.lookup.numel, info.lookup.source)
+        body = plan.memo[memo_key] = (
+            info.form, info.kind, info.dims, info.dims2, info.rows, info.cols, info.ops, lookup,
+            mapping.weights,
             tuple(operand_key(s) + (s.ref.source, s.ref.is_param) for s in inputs + outputs))
+    return (mapping.unit, mapping.tile, mapping.order) + body  # type: ignore[operator]
 
 
 def _operand_slots(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
