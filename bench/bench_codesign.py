@@ -9,9 +9,11 @@ throughput
     A random sweep of ``--points`` fresh designs of transcode-space for one
     model, analytical simulator, local pool of ``--workers`` processes, with
     the results store.  Prints evaluations per second (wall clock, models
-    already prepared) and the workers' CPU seconds per evaluation, so the
-    figure on an idle machine can be read off even when the bench shares the
-    machine.
+    already prepared), the workers' time per evaluation (wall clock inside the
+    worker, and CPU from ``/proc`` on Linux), the sweep process's own CPU per
+    evaluation (strategy, keys, store, pool traffic) and the load average
+    before and after each model, so the figure on an idle machine can be read
+    off even when the bench shares the machine.
 
 efficiency
     Evaluations each strategy needs to reach the best objective that
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -96,6 +99,23 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 # --------------------------------------------------------------------------- throughput
 
 
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU seconds of processes (Linux ``/proc``; None elsewhere)."""
+    total = 0.0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return total
+
+
+def _worker_pids(pool) -> list[int]:
+    processes = getattr(getattr(pool, "_pool", None), "_processes", None) or {}
+    return sorted(processes)
+
+
 def throughput(args: argparse.Namespace) -> None:
     from tools.codesign import CostEvaluator, run_sweep
     from tools.codesign.executors import make_executor
@@ -103,6 +123,7 @@ def throughput(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
+    loads = [os.getloadavg()[0]]
     for model in args.model.split(","):
         space = _space("transcode-space", model)
         evaluator = CostEvaluator(seq=args.seq)
@@ -113,18 +134,31 @@ def throughput(args: argparse.Namespace) -> None:
             # Warm-up: workers start and prepare the model at every batch size.
             run_sweep(space, evaluator, "random", db=db, budget=3 * args.workers * 4,
                       seed=10_000, executor=pool, batch_size=args.workers * 4, name="warm-up")
+            pids = _worker_pids(pool)
+            workers_before = _cpu_seconds(pids)
+            parent_before = time.process_time()
             started = time.perf_counter()
             result = run_sweep(space, evaluator, "random", db=db, budget=args.points, seed=1,
                                executor=pool, batch_size=args.workers * 8, name="timed")
             wall = time.perf_counter() - started
-        cpu = [t.outcome.seconds for t in result.trials if not t.cached]
+            parent = time.process_time() - parent_before
+            workers_after = _cpu_seconds(pids)
+        loads.append(os.getloadavg()[0])
+        seconds = [t.outcome.seconds for t in result.trials if not t.cached]
         ok = sum(1 for t in result.trials if t.outcome.status == "ok")
+        evaluated = max(result.evaluated, 1)
+        worker_cpu = (None if not pids or workers_before is None or workers_after is None
+                      else (workers_after - workers_before) / evaluated)
         rows.append([model, str(result.evaluated), f"{ok}", f"{result.evaluated / wall:.1f}",
-                     f"{1e3 * statistics.mean(cpu):.1f}",
-                     f"{args.workers / statistics.mean(cpu):.1f}"])
+                     f"{1e3 * statistics.mean(seconds):.1f}",
+                     "-" if worker_cpu is None else f"{1e3 * worker_cpu:.1f}",
+                     f"{1e3 * parent / evaluated:.1f}",
+                     f"{args.workers / statistics.mean(seconds):.1f}"])
     print(f"throughput: random designs of transcode-space, analytical simulator, seq {args.seq}, "
-          f"{args.workers} worker processes, results stored")
-    print(_table(["model", "evaluated", "feasible", "eval/s (wall)", "worker ms/eval",
+          f"{args.workers} worker processes, results stored; {os.cpu_count()} cores, load "
+          f"average (1 min) {' -> '.join(f'{v:.2f}' for v in loads)}")
+    print(_table(["model", "evaluated", "feasible", "eval/s (wall)", "worker ms/eval (wall)",
+                  "worker CPU ms/eval", "parent CPU ms/eval",
                   f"eval/s at {args.workers} idle cores"], rows))
 
 

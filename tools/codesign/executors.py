@@ -27,6 +27,7 @@ the same function of the point.
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -39,7 +40,16 @@ __all__ = ["Executor", "InlineExecutor", "LocalPoolExecutor", "RayExecutor", "ma
 _WORKER: dict[str, Any] = {}
 
 
+#: The cyclic garbage collector's thresholds in worker processes.  An evaluation
+#: allocates many short-lived objects and few cycles while the caches it fills
+#: (prepared models, residency plans, candidate tables) grow: with the default
+#: (700, 10, 10), full collections over those caches cost about a fifth of a
+#: BERT-Base evaluation's CPU in a fresh worker.
+WORKER_GC_THRESHOLDS = (10_000, 20, 100)
+
+
 def _initialise_worker(evaluator: Any, space: Any) -> None:
+    gc.set_threshold(*WORKER_GC_THRESHOLDS)
     _WORKER["evaluator"] = evaluator
     _WORKER["space"] = space
     evaluator.setup()
