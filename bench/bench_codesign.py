@@ -20,7 +20,8 @@ efficiency
     ``--random`` random samples find (per seed; median over ``--seeds``),
     hardware-only, fixed BERT-Base (batch from the design, sequence 128), the
     paper's weighted objective (accuracy term left out: fixed model), the
-    analytical simulator.  BERT-Base costs about 70 ms of CPU per design here,
+    analytical simulator.  BERT-Base cost about 70 ms of CPU per design here (about
+    28 ms since the mapper work of issue 7),
     too slow for 5 x (2,000 + 3 strategies) fresh evaluations in minutes, so
     the bench uses a precomputed, exhaustively evaluated *product sub-space* of
     transcode-space (:data:`SUBSPACE`, 5,184 designs: every parameter keeps its
