@@ -29,6 +29,16 @@ in numpy).  The chosen mapping is then checked with z3 (one solver, reused
 with push/pop).  Both the search and the check are cached per distinct op
 signature and design, so BERT-Base's twelve identical layers cost one search.
 
+Across designs (a co-design sweep), the design-independent part of an op's
+candidate costs (:func:`~backends.elector.tiling.product_stage`: bytes per
+level, lane tile-products and first-tile bytes per candidate) is kept per op
+shape, operand specs and data width (:class:`_SearchTable`), without the loop
+orders that move the same bytes as an earlier order of the same tile (same
+cost on every design; ties go to the first).  Each design then checks the
+constraints once per tile and prices only the feasible candidates
+(:func:`~backends.elector.tiling.stage_costs`): the same choice, bit for bit,
+as costing the whole grid (``tests/elector_compile/test_search_equivalence.py``).
+
 z3 is imported here only, lazily.
 """
 

@@ -16,9 +16,12 @@ Three layers, each computed once and reused:
    search sees exact main-memory traffic.
 3. The cost formulas of one op under a mapping, written once with numpy so
    they evaluate a whole grid of candidate tiles x loop orders at a time
-   (:func:`matmul_costs`, used by the search in :mod:`.mapping`) and one
-   chosen mapping (:func:`derive_mapped_op`, which builds the
-   :class:`~backends.elector.schedule.MappedOp` the simulators read).
+   (:func:`matmul_costs`: the design-independent :func:`product_stage`
+   priced on a design by :func:`stage_costs`; the search in :mod:`.mapping`
+   keeps the stages across designs) and one chosen mapping
+   (:func:`derive_mapped_op`, which builds the
+   :class:`~backends.elector.schedule.MappedOp` the simulators read;
+   :func:`schedule_function` derives ops that differ only in names once).
 
 Conventions of the model (also in docs/compile.md):
 
@@ -69,6 +72,7 @@ __all__ = [
     "FORMS",
     "HardwareConsts",
     "OpStatic",
+    "ProductStage",
     "ResidencyPlan",
     "StaticFunction",
     "TensorRef",
@@ -78,8 +82,10 @@ __all__ = [
     "hardware_consts",
     "matmul_costs",
     "plan_residency",
+    "product_stage",
     "row_costs",
     "schedule_function",
+    "stage_costs",
 ]
 
 #: Forms of work, by op category.
