@@ -404,8 +404,16 @@ def _solver() -> Any:
 def z3_conflicts(c: ConstraintContext, fixed: Mapping[str, Any] | None) -> tuple[str, ...]:
     """Check the op's constraints with z3: ``fixed`` gives values for some of
     ``b``, ``x``, ``y``, ``resident`` (each tracked as ``forced <name>``);
-    the others are free.  Returns the names in the unsat core, or ``()``
-    when the constraints are satisfiable."""
+    the others are free.  Returns the names in a minimal unsat core, or
+    ``()`` when the constraints are satisfiable.
+
+    Each constraint is implied by a literal named after it, and the literals
+    are checked as assumptions.  z3 returns *some* core, which one depending
+    on the solver's history in this process (the checks before it: the points
+    a co-design worker evaluated earlier), so the core is then shrunk: each
+    name, in sorted order, is dropped when the rest is still unsat.  The same
+    op on the same design then names the same constraints (whenever the
+    minimal core is unique) whatever ran before."""
     import z3
 
     solver = _solver()
@@ -413,10 +421,12 @@ def z3_conflicts(c: ConstraintContext, fixed: Mapping[str, Any] | None) -> tuple
     try:
         v = _Vars(z3.Int("b"), z3.Int("x"), z3.Int("y"), z3.Bool("resident"))
         ops = _Z3Ops(z3)
+        literals = []
         for constraint in _constraints_for(c):
-            solver.assert_and_track(ops._bool(constraint.holds(v, c, ops)),
-                                    z3.Bool(constraint.name))
-        # Domains of the free variables (tracked, so an empty domain is named too).
+            literal = z3.Bool(constraint.name)
+            solver.add(z3.Implies(literal, ops._bool(constraint.holds(v, c, ops))))
+            literals.append(literal)
+        # Domains of the free variables.
         if c.form in ("matmul", "attention"):
             solver.add(v.b <= max(c.dims[0], 1), v.x <= max(c.dims[1], 1),
                        v.y <= max(c.dims[2], c.dims[3], 1))
@@ -424,13 +434,20 @@ def z3_conflicts(c: ConstraintContext, fixed: Mapping[str, Any] | None) -> tuple
             solver.add(v.b == 1)
         for name, value in (fixed or {}).items():
             term = getattr(v, name)
-            solver.assert_and_track(term == value, z3.Bool(f"forced {name}"))
-        result = solver.check()
+            literal = z3.Bool(f"forced {name}")
+            solver.add(z3.Implies(literal, term == value))
+            literals.append(literal)
+        result = solver.check(*literals)
         if result == z3.sat:
             return ()
         if result == z3.unknown:
             return ("z3 gave up (timeout)",)
-        return tuple(sorted(str(name) for name in solver.unsat_core()))
+        core = sorted(solver.unsat_core(), key=str)
+        for literal in list(core):
+            rest = [other for other in core if not other.eq(literal)]
+            if solver.check(*rest) == z3.unsat:
+                core = rest
+        return tuple(str(literal) for literal in core)
     finally:
         solver.pop()
 

@@ -9,7 +9,7 @@ models (inference and a training step), every chosen mapping is compared with
 the search as first written (every tile x every loop order of the grid costed
 with :func:`~backends.elector.tiling.matmul_costs`, every constraint checked
 on every candidate, no caches), and every mapped op and simulation result
-with a run from cleared caches.
+(or infeasibility message) with a run from cleared caches.
 """
 
 from __future__ import annotations
@@ -84,9 +84,9 @@ def _run(static, accelerator, objective: str):
     try:
         mappings, plan = map_function(static, accelerator, objective, check=False)
     except MappingError as err:
-        # The op that no mapping fits (the z3 unsat core named after it can
-        # differ with the solver's history: z3 returns some core, not a least one).
-        return ("infeasible", str(err).split(" (z3 unsat core")[0]), None, None
+        # The whole message: the unsat core it quotes is minimised, so it does
+        # not depend on what the solver checked before.
+        return ("infeasible", str(err)), None, None
     mapped = schedule_function(static, accelerator, mappings, "", plan)
     result = simulate_analytical(mapped, accelerator, timeline=False)
     return ((tuple(mappings), mapped.ops, result.cycles, result.energy.dynamic_nj,
