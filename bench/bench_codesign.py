@@ -11,9 +11,11 @@ throughput
     the results store.  Prints evaluations per second (wall clock, models
     already prepared), the workers' time per evaluation (wall clock inside the
     worker, and CPU from ``/proc`` on Linux), the sweep process's own CPU per
-    evaluation (strategy, keys, store, pool traffic) and the load average
-    before and after each model, so the figure on an idle machine can be read
-    off even when the bench shares the machine.
+    evaluation (strategy, keys, store, pool traffic), the rate that CPU allows
+    on as many idle cores as workers (workers / (worker + sweep CPU per
+    evaluation)) and the load average before and after each model, so the
+    figure on an idle machine can be read off even when the bench shares the
+    machine.
 
 efficiency
     Evaluations each strategy needs to reach the best objective that
@@ -150,17 +152,21 @@ def throughput(args: argparse.Namespace) -> None:
         evaluated = max(result.evaluated, 1)
         worker_cpu = (None if not pids or workers_before is None or workers_after is None
                       else (workers_after - workers_before) / evaluated)
+        # On idle cores (as many as workers, the sweep process sharing them):
+        # the CPU an evaluation takes in a worker and in the sweep process.
+        per_evaluation = ((worker_cpu if worker_cpu is not None else statistics.mean(seconds))
+                          + parent / evaluated)
         rows.append([model, str(result.evaluated), f"{ok}", f"{result.evaluated / wall:.1f}",
                      f"{1e3 * statistics.mean(seconds):.1f}",
                      "-" if worker_cpu is None else f"{1e3 * worker_cpu:.1f}",
                      f"{1e3 * parent / evaluated:.1f}",
-                     f"{args.workers / statistics.mean(seconds):.1f}"])
+                     f"{args.workers / per_evaluation:.1f}"])
     print(f"throughput: random designs of transcode-space, analytical simulator, seq {args.seq}, "
           f"{args.workers} worker processes, results stored; {os.cpu_count()} cores, load "
           f"average (1 min) {' -> '.join(f'{v:.2f}' for v in loads)}")
     print(_table(["model", "evaluated", "feasible", "eval/s (wall)", "worker ms/eval (wall)",
                   "worker CPU ms/eval", "parent CPU ms/eval",
-                  f"eval/s at {args.workers} idle cores"], rows))
+                  f"eval/s on {args.workers} idle cores (from CPU)"], rows))
 
 
 # --------------------------------------------------------------------------- efficiency
