@@ -709,6 +709,9 @@ def choose_mapping(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, unit
             _ROWS_CACHE[rows_key] = mapping
     else:
         mapping = _search_product(info, hw, plan, default, objective)
+    if len(_SEARCH_CACHE) > 50_000:
+        # Keys hold the design's hash: a long sweep adds a few per design.
+        _SEARCH_CACHE.clear()
     _SEARCH_CACHE[key] = mapping
     return mapping
 
