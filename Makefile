@@ -21,7 +21,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/tcc compile zoo:bert-tiny --hw acceltran-edge
 
+# Two test workers on two cores: one BLAS/OpenMP/torch thread each (more
+# oversubscribes the cores and made the suite twice as slow).
 test: setup
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
 
 bench: setup
