@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.elector_compile.conftest import LIBRARY_DESIGNS, ZOO_MODELS, ZooCache
+from tests.elector_compile.conftest import design  # noqa: F401  (the same session fixture)
 
 __all__ = ["FULL", "LIBRARY_DESIGNS", "ZOO_MODELS", "case_size", "slow_case"]
 
@@ -79,20 +80,6 @@ def zoo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         mine = tmp_path_factory.mktemp("zoo")
         shared = Path(request.config.rootpath) / ".pytest_cache" / "d" / "backend_onnx_zoo"
     return ZooCache(mine, shared)
-
-
-@pytest.fixture(scope="session")
-def design() -> Callable:
-    from backends.elector import resolve_design
-
-    cache: dict[str, object] = {}
-
-    def get(name: str):  # -> Accelerator
-        if name not in cache:
-            cache[name] = resolve_design(name)
-        return cache[name]
-
-    return get
 
 
 @pytest.fixture(scope="session")
