@@ -101,6 +101,21 @@ class ZooCache:
         return self._statics[key]
 
 
+def mapped_pruned_bert_tiny(zoo: ZooCache, accelerator, density: float):
+    """BERT-Tiny (batch 2, seq 32) with DynaProp's prune points at an assumed
+    ``density`` and tiles fixed at 16x16, mapped onto ``accelerator``."""
+    from backends.elector.mapping import map_function
+    from backends.elector.tiling import StaticFunction, schedule_function
+    from transcode_ir import run_pipeline
+
+    module = zoo.module("bert-tiny", 2, 32).clone()
+    run_pipeline(module, f"dynaprop{{tau-i=0.01,density={density}}},tile{{x=16,y=16}}")
+    static = StaticFunction(module, "forward")
+    assert static.densities.get("assumed", 0) > 0
+    mappings, plan = map_function(static, accelerator)
+    return schedule_function(static, accelerator, mappings, plan=plan)
+
+
 @pytest.fixture(scope="session")
 def zoo(request: pytest.FixtureRequest) -> ZooCache:
     mine = Path(request.config.cache.mkdir("elector_compile_zoo"))

@@ -164,17 +164,12 @@ def test_halving_density_never_increases_lane_cycles(order: str, design) -> None
 def test_dynaprop_densities_halved_on_bert_tiny(zoo, design) -> None:
     """With the mapping fixed, halving every pruned density never adds MAC-lane cycles."""
     pytest.importorskip("passes.dynaprop")
-    from backends.elector.tiling import schedule_function
+    from tests.elector_compile.conftest import mapped_pruned_bert_tiny
 
     edge = design("acceltran-edge")
     busy = []
     for density in (0.5, 0.25):
-        module = zoo.module("bert-tiny", 2, 32).clone()
-        run_pipeline(module, f"dynaprop{{tau-i=0.01,density={density}}},tile{{x=16,y=16}}")
-        static = StaticFunction(module, "forward")
-        assert static.densities.get("assumed", 0) > 0
-        mappings, plan = map_function(static, edge)
-        mapped = schedule_function(static, edge, mappings, plan=plan)
+        mapped = mapped_pruned_bert_tiny(zoo, edge, density)
         busy.append([sum(w.busy_unit_cycles for w in op.work if w.unit == "mac")
                      for op in mapped.ops])
     assert len(busy[0]) == len(busy[1])

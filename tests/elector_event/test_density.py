@@ -15,6 +15,7 @@ import pytest
 from backends.elector.event_sim import simulate_event
 from backends.elector.mapping import map_function
 from backends.elector.tiling import StaticFunction, schedule_function
+from tests.elector_compile.conftest import mapped_pruned_bert_tiny
 from transcode_ir import Builder, Function, Module, SparsityEncoding, TensorType, run_pipeline
 
 
@@ -28,12 +29,7 @@ def test_dynaprop_densities_halved_on_bert_tiny(zoo, design) -> None:
     edge = design("acceltran-edge")
     runs = []
     for density in (0.5, 0.25, 0.125):
-        module = zoo.module("bert-tiny", 2, 32).clone()
-        run_pipeline(module, f"dynaprop{{tau-i=0.01,density={density}}},tile{{x=16,y=16}}")
-        static = StaticFunction(module, "forward")
-        assert static.densities.get("assumed", 0) > 0
-        mappings, plan = map_function(static, edge)
-        mapped = schedule_function(static, edge, mappings, plan=plan)
+        mapped = mapped_pruned_bert_tiny(zoo, edge, density)
         runs.append((mapped, simulate_event(mapped, edge, compare=False)))
     for (dense, before), (sparse, after) in itertools.pairwise(runs):
         assert len(dense.ops) == len(sparse.ops)
