@@ -644,10 +644,11 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
         average_tile = tensor / distinct                       # real elements only
         moved = fetches * average_tile
         mask = fetches * (spec.ref.numel / distinct) / 8.0 if spec.ref.sparse else 0.0 * moved
-        tile_bytes = _tile_elements(spec.tile, spec.loops, b, x, y) * bpe * spec.ref.density
+        tile_elements = _tile_elements(spec.tile, spec.loops, b, x, y)
+        tile_bytes = tile_elements * bpe * spec.ref.density
         result["operands"].append({"spec": spec, "fetches": fetches, "distinct": distinct,
                                    "moved": moved, "mask": mask, "tile_bytes": tile_bytes,
-                                   "tensor": tensor})
+                                   "tile_elements": tile_elements, "tensor": tensor})
     return result
 
 
@@ -711,7 +712,7 @@ class ProductStage:
     products: list[tuple[np.ndarray, np.ndarray]]
     level_bytes: dict[str, np.ndarray]
     first: list[tuple[str, np.ndarray]]
-    staged: list[tuple[OperandSpec, np.ndarray]]
+    staged: list[tuple[OperandSpec, np.ndarray, np.ndarray]]   # spec, tile bytes, elements
     detail: list[dict[str, object]]
 
     def subset(self, index: np.ndarray) -> ProductStage:
@@ -745,7 +746,7 @@ def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np
     detail: list[dict[str, object]] = []
     lanes: list[tuple[np.ndarray, np.ndarray]] = []
     first: list[tuple[str, np.ndarray]] = []
-    staged: list[tuple[OperandSpec, np.ndarray]] = []
+    staged: list[tuple[OperandSpec, np.ndarray, np.ndarray]] = []
     for p, (dims, specs, dens) in enumerate(products):
         out_spec = output if p == len(products) - 1 else None
         all_specs = list(specs) + ([out_spec] if out_spec is not None else [])
@@ -762,7 +763,7 @@ def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np
                 + levels["buf_write"]
             level_bytes["mask_buffer"] = level_bytes["mask_buffer"] + levels["mask"]
             detail.append({"entry": entry, "levels": levels, "output": is_out, "product": p})
-            staged.append((spec, entry["tile_bytes"]))
+            staged.append((spec, entry["tile_bytes"], entry["tile_elements"]))
             if not is_out:
                 source = "main_memory" if (spec.streamed or spec.fill_bytes) else spec.ref.buffer
                 first.append((source, np.minimum(entry["tile_bytes"], entry["tensor"])))
@@ -772,7 +773,7 @@ def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np
             continue
         entry = {"spec": spec, "fetches": np.ones_like(b), "distinct": np.ones_like(b),
                  "tensor": spec.ref.numel * bpe * spec.ref.density,
-                 "tile_bytes": 0.0 * b}
+                 "tile_bytes": 0.0 * b, "tile_elements": 0 * b}
         entry["moved"] = entry["tensor"] + 0.0 * b
         entry["mask"] = (spec.ref.numel / 8.0 if spec.ref.sparse else 0.0) + 0.0 * b
         levels = _operand_levels(entry, False)
@@ -810,15 +811,16 @@ def stage_costs(stage: ProductStage, info: OpStatic, hw: HardwareConsts) -> Cand
     act_staging = 0.0 * b
     weight_staging = 0.0 * b
     mask_staging = 0.0 * b
-    for spec, tile_bytes in stage.staged:
+    for spec, tile_bytes, tile_elements in stage.staged:
         staged = 2 * hw.pes * tile_bytes
         if spec.ref.buffer == "weight_buffer":
             weight_staging = weight_staging + (staged if spec.streamed else 0.0)
         else:
             act_staging = act_staging + staged
         if spec.ref.sparse:
-            mask_staging = mask_staging + 2 * hw.pes * tile_bytes / (
-                8 * hw.bytes_per_element * spec.ref.density)
+            # One mask bit per element of the tile, whatever its density (a
+            # fully pruned tile still moves its mask).
+            mask_staging = mask_staging + 2 * hw.pes * tile_elements / 8.0
     level_bytes = stage.level_bytes
     row_work = None
     fill = first_tile_cycles
@@ -1092,8 +1094,7 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str |
                 return float(np.asarray(value).reshape(-1)[0])
 
             tile_bytes = first(entry["tile_bytes"])
-            mask_tile = (tile_bytes / (8 * hw.bytes_per_element * spec.ref.density)
-                         if spec.ref.sparse else 0.0)
+            mask_tile = first(entry.get("tile_elements", 0.0)) / 8.0 if spec.ref.sparse else 0.0
             rows.append((specs.index(spec), tile_bytes, mask_tile, int(first(entry["distinct"])),
                          int(first(entry["fetches"])), first(levels["buf_read"]),
                          first(levels["buf_write"]), first(levels["mask"]),

@@ -8,8 +8,11 @@ BERT-Tiny training step.  This module fuses them:
 
 * ``native`` backend: three tiny C loops (below), compiled once with the
   system C compiler (``$CC`` or ``cc``; ``-O3 -march=native``, no fast-math so
-  NaN and signed-zero rules are IEEE) into a per-user cache
-  (``$TRANSCODE_CACHE_DIR`` or ``~/.cache/transcode``) and called through
+  NaN and signed-zero rules are IEEE) into a private per-user cache
+  (``dynaprop-native/`` under ``$TRANSCODE_CACHE_DIR`` or ``~/.cache/transcode``,
+  mode 0700), verified before it is loaded (a manifest records the hash of the
+  source, flags, compiler and CPU, and the SHA-256 of the built file; a file
+  that does not match is rebuilt, never loaded) and called through
   ctypes on float32 CPU tensors that are dense (contiguous, or a permutation
   of contiguous such as a transposed gradient);
 * ``torch`` backend: ``hardshrink``, ``masked_fill`` and ``count_nonzero``, used for every other tensor (CUDA, other dtypes,
@@ -26,9 +29,11 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -117,27 +122,120 @@ def _cpu_signature() -> str:
         return platform.processor()
 
 
+def _private_dir() -> Path:
+    """``<cache>/dynaprop-native``: a directory only this user can write.
+
+    Created with mode 0700; an existing one must be owned by this user (its
+    mode is tightened to 0700 if it is not).  A directory someone else owns,
+    or a symlink, is refused: then the library is built into a fresh
+    temporary directory for this process only.
+    """
+    directory = _cache_dir() / "dynaprop-native"
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise PermissionError(f"{directory} is not a directory owned by this user")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(directory, 0o700)
+    return directory
+
+
+def _build_key(compiler: str) -> tuple[str, dict[str, str]]:
+    """The key of a build (a hash of everything the library depends on) and its parts."""
+    parts = {
+        "source_sha256": hashlib.sha256(_C_SOURCE.encode()).hexdigest(),
+        "flags": " ".join(_FLAGS),
+        "compiler": compiler,
+        "machine": platform.machine(),
+        "cpu_sha256": hashlib.sha256(_cpu_signature().encode()).hexdigest(),
+    }
+    key = hashlib.sha256("\0".join(f"{k}={v}" for k, v in sorted(parts.items())).encode())
+    return key.hexdigest()[:24], parts
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(target: Path, manifest: Path, key: str, parts: dict[str, str]) -> bool:
+    """Whether ``target`` is the library this process built for ``key``: its manifest
+    (written at build time) names the same key, source hash and flags, and the file's
+    SHA-256 is the one recorded.  Anything else -- a file planted without a manifest,
+    a truncated or replaced library, another source or flags -- is not loaded."""
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+        if not isinstance(recorded, dict):
+            return False
+        info = os.lstat(target)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+            return False
+        return (recorded.get("key") == key
+                and all(recorded.get(name) == value for name, value in parts.items())
+                and recorded.get("library_sha256") == _file_sha256(target))
+    except (OSError, ValueError):
+        return False
+
+
+def _compile(compiler: str, directory: Path, name: str) -> Path:
+    """Compile the kernels into a scratch directory inside ``directory``; returns the file."""
+    scratch = Path(tempfile.mkdtemp(dir=directory))
+    source = scratch / "dynaprop_kernels.c"
+    source.write_text(_C_SOURCE, encoding="utf-8")
+    built = scratch / name
+    subprocess.run(
+        [compiler, *_FLAGS, "-o", str(built), str(source), "-lm"],
+        check=True, capture_output=True, timeout=120,
+    )
+    return built
+
+
 def _build() -> ctypes.CDLL:
+    """Build (or reuse a verified build of) the kernels and load them.
+
+    The library lives in a private cache directory (:func:`_private_dir`) as
+    ``dynaprop_kernels_<key>.so`` with a manifest ``<same>.json`` recording the
+    key (a hash of the C source, the compiler flags, the compiler, the machine
+    and the CPU), the parts of the key and the SHA-256 of the built file.  A
+    library is loaded only if the manifest matches and the file hashes to the
+    recorded value (:func:`_verified`); otherwise it is rebuilt, and the
+    manifest is written after the library is in place.  If no private
+    directory can be had, the build goes to a temporary directory used by
+    this process alone.
+    """
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if compiler is None:
         raise OSError("no C compiler (set CC)")
-    key = hashlib.sha256(
-        "\0".join([_C_SOURCE, " ".join(_FLAGS), compiler, platform.machine(), _cpu_signature()])
-        .encode()
-    ).hexdigest()[:16]
-    directory = _cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"dynaprop_kernels_{key}.so"
-    if not target.exists():
-        with tempfile.TemporaryDirectory(dir=directory) as scratch:
-            source = Path(scratch) / "dynaprop_kernels.c"
-            source.write_text(_C_SOURCE, encoding="utf-8")
-            built = Path(scratch) / target.name
-            subprocess.run(
-                [compiler, *_FLAGS, "-o", str(built), str(source), "-lm"],
-                check=True, capture_output=True, timeout=120,
-            )
-            os.replace(built, target)  # atomic: concurrent builders agree
+    key, parts = _build_key(compiler)
+    name = f"dynaprop_kernels_{key}.so"
+    try:
+        directory = _private_dir()
+    except OSError:
+        directory = None
+    if directory is None:
+        scratch = Path(tempfile.mkdtemp(prefix="transcode-dynaprop-"))
+        target = _compile(compiler, scratch, name)
+    else:
+        target = directory / name
+        manifest = directory / f"dynaprop_kernels_{key}.json"
+        if not _verified(target, manifest, key, parts):
+            built = _compile(compiler, directory, name)
+            digest = _file_sha256(built)
+            manifest_tmp = built.with_suffix(".json")
+            manifest_tmp.write_text(json.dumps({"key": key, **parts, "library_sha256": digest},
+                                               indent=1), encoding="utf-8")
+            os.replace(built, target)            # atomic: concurrent builders agree
+            os.replace(manifest_tmp, manifest)
+            shutil.rmtree(built.parent, ignore_errors=True)
+            if not _verified(target, manifest, key, parts):  # a concurrent build won the race
+                raise OSError(f"{target}: the freshly built library does not verify")
     library = ctypes.CDLL(str(target))
     library.tc_count_nonzero.restype = ctypes.c_int64
     library.tc_count_nonzero.argtypes = [ctypes.c_void_p, ctypes.c_int64]
