@@ -69,6 +69,7 @@ class CompileOptions:
     model_name: str = "model"
     source: str = ""
     tool_version: str = "unknown"     # passed in by the tools layer (tools/version.py)
+    shape_sources: list[str] = field(default_factory=list)   # where batch and seq came from
 
 
 @dataclass
@@ -173,6 +174,9 @@ def compile_module(module: Module, options: CompileOptions,
     module = PassManager(passes).run(module).module
     times["passes"] = time.perf_counter() - t0
 
+    if "forward" in module.functions and not module.function("forward").outputs:
+        raise UserError(f"{options.model_name}: @forward returns nothing, so there is nothing "
+                        "to compute; give a model with outputs")
     function = "train_step" if options.train else "forward"
     if function not in module.functions:
         raise UserError(f"the pipeline {pipeline_text!r} did not build @{function}"
@@ -192,7 +196,8 @@ def compile_module(module: Module, options: CompileOptions,
         design_hash=design_hash(accelerator), technology=accelerator.technology.name,
         clock_hz=accelerator.clock_hz, peak_macs_per_cycle=accelerator.peak_macs_per_cycle,
         tool_version=options.tool_version, mapped=mapped, result=result,
-        area=area_breakdown(accelerator, options.train))
+        area=area_breakdown(accelerator, options.train),
+        shape_sources=list(options.shape_sources))
     return CompileOutcome(module, mapped, result, report, times)
 
 

@@ -73,8 +73,45 @@ class Report:
     result: SimulationResult
     area: AreaBreakdown
     notes: list[str] = field(default_factory=list)
+    shape_sources: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ derived
+
+    @property
+    def nothing_to_compute(self) -> bool:
+        """No mapped op, or none that takes a cycle: there is no latency to speak of."""
+        return not self.mapped.ops or self.result.cycles <= 0
+
+    @property
+    def achieved_fraction(self) -> float | None:
+        """``roofline / cycles``, or None when it means nothing: nothing to
+        compute, or a roofline below one cycle (a scalar model)."""
+        r = self.result
+        if self.nothing_to_compute or r.roofline_cycles < 1:
+            return None
+        return r.achieved_fraction
+
+    @property
+    def throughput(self) -> float | None:
+        """Sequences per second: ``batch / seconds`` (None without a batch or a latency)."""
+        if not self.batch or self.nothing_to_compute or not self.result.seconds:
+            return None
+        return self.batch / self.result.seconds
+
+    def warnings(self) -> list[str]:
+        """Sentences that say why figures are missing."""
+        out = []
+        if self.nothing_to_compute:
+            out.append("nothing to compute: after the passes no op of the model does any work "
+                       "(its outputs are inputs or constants), so latency and energy are zero "
+                       "and no ratio is reported")
+        elif self.result.roofline_cycles < 1:
+            out.append(f"the roofline is {self.result.roofline_cycles:.3g} cycles (below one "
+                       "cycle): the model does too little work for an achieved fraction to "
+                       "mean anything, so none is reported")
+        if self.batch is None:
+            out.append("the model's inputs have no batch axis: no throughput is reported")
+        return out
 
     @property
     def mode(self) -> str:
@@ -136,7 +173,7 @@ class Report:
             "tool": {"name": "tcc", "version": self.tool_version},
             "model": {"name": self.model, "source": self.source, "function": self.function,
                       "mode": self.mode, "optimizer": self.optimizer, "batch": self.batch,
-                      "seq": self.seq},
+                      "seq": self.seq, "shape_sources": list(self.shape_sources)},
             "pipeline": self.pipeline,
             "design": {"name": self.design, "hash": self.design_hash,
                        "technology": self.technology, "clock_hz": self.clock_hz,
@@ -144,10 +181,10 @@ class Report:
             "simulator": r.simulator,
             "summary": {
                 "cycles": r.cycles, "seconds": r.seconds,
-                "throughput_sequences_per_s": (self.batch / r.seconds
-                                               if self.batch and r.seconds else None),
+                "throughput_sequences_per_s": self.throughput,
                 "roofline_cycles": r.roofline_cycles, "roofline_bound": r.roofline_bound,
-                "achieved_fraction": r.achieved_fraction,
+                "achieved_fraction": self.achieved_fraction,
+                "nothing_to_compute": self.nothing_to_compute,
                 "energy_nj": energy.total_nj, "area_um2": self.area.total_um2,
             },
             "energy": {
@@ -172,7 +209,7 @@ class Report:
             "layers": self.layers(),
             "ops": ops,
             "stalls": dict(r.stalls),
-            "notes": list(r.notes) + self.notes,
+            "notes": self.warnings() + list(r.notes) + self.notes,
         }
 
     def write_json(self, path: str | Path) -> Path:
@@ -187,21 +224,32 @@ class Report:
         out: list[str] = []
         out.append(f"tcc compile: {self.model} ({self.function}, {self.mode}"
                    + (f", {self.optimizer}" if self.training and self.optimizer else "")
-                   + (f", batch {self.batch} x seq {self.seq}" if self.batch else "") + ")")
+                   + (f", batch {self.batch}" if self.batch else "")
+                   + (f" x seq {self.seq}" if self.batch and self.seq else "") + ")")
         out.append(f"design     {self.design} @ {self.design_hash} (technology {self.technology}, "
                    f"{self.clock_hz / 1e6:g} MHz, {self.peak_macs_per_cycle:,} MACs/cycle)")
         out.append(f"pipeline   {self.pipeline}")
         out.append(f"simulator  {r.simulator}; tcc {self.tool_version}")
+        if self.shape_sources:
+            out.append("shapes     " + "; ".join(self.shape_sources))
         dens = self.density_summary()
         assumed = " (* assumed figures)" if dens.get("assumed") else ""
         out.append("densities  " + ", ".join(f"{k} {v}" for k, v in dens.items())
                    + " tensors" + assumed)
         out.append("")
-        out.append(f"latency    {r.cycles:,.0f} cycles = {_seconds(r.seconds)}"
-                   + (f"  ({self.batch / r.seconds:,.1f} sequences/s)"
-                      if self.batch and r.seconds else ""))
-        out.append(f"roofline   {r.roofline_cycles:,.0f} cycles ({r.roofline_bound}-bound); "
-                   f"achieved {r.achieved_fraction:.1%} of the roof")
+        throughput = self.throughput
+        achieved = self.achieved_fraction
+        if self.nothing_to_compute:
+            out.append("latency    0 cycles: nothing to compute (see the warning below)")
+        else:
+            out.append(f"latency    {r.cycles:,.0f} cycles = {_seconds(r.seconds)}"
+                       + (f"  ({throughput:,.1f} sequences/s)" if throughput else ""))
+        if achieved is None:
+            out.append(f"roofline   {r.roofline_cycles:.3g} cycles; no ratio to the roofline "
+                       "(see the warning below)")
+        else:
+            out.append(f"roofline   {r.roofline_cycles:,.0f} cycles ({r.roofline_bound}-bound); "
+                       f"achieved {achieved:.1%} of the roof")
         out.append(f"energy     {_nj(r.energy.total_nj)} (dynamic {_nj(r.energy.dynamic_nj)}, "
                    f"leakage {_nj(r.energy.leakage_nj)})")
         out.append(f"area       {self.area.total_mm2:,.3f} mm2"
@@ -251,11 +299,13 @@ class Report:
             [(str(op.index), op.kind, _short(op.loc, 44), op.unit, _mapping_text(op),
               f"{res.cycles:,.0f}", f"{res.roofline_cycles:,.0f}", res.bound,
               f"{op.macs:,}" if op.macs else "", _density_text(op)) for op, res in shown]))
+        warnings = self.warnings()
         notes = list(r.notes) + self.notes
         if dens.get("assumed"):
             notes.append("* some densities are assumed (given by hand), not measured")
-        if notes:
+        if notes or warnings:
             out.append("")
+            out.extend(f"warning: {text}" for text in warnings)
             out.extend(f"note: {note}" for note in notes)
         return "\n".join(out)
 

@@ -7,23 +7,27 @@
     tcc compile model.onnx --hw tiny-test -p 'default,tile{x=8,y=8,order=bikj}'
 
 Loads the model here (the tools layer may import every layer): an ONNX file
-(inputs of rank 2 bound to ``batch x seq``), a ``.tir`` file, or
+(symbolic axes bound to the batch and sequence by their role; fixed axes are
+the model's and win), a ``.tir`` file (its bound shapes are the truth), or
 ``zoo:NAME``, exported with :func:`frontends.export.export_onnx` to a
 temporary folder first -- the only path that imports torch.  The rest
 (passes, ``elector-map``, simulation, report) is
 :func:`backends.elector.compile_pipeline.compile_module`.  See
-docs/compile.md and docs/report-schema.md.  Heavy imports happen inside the
+docs/compile.md ("Batch and sequence") and docs/report-schema.md.  Heavy imports happen inside the
 handler, so ``tcc --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["compile_model", "load_model", "register", "run"]
+__all__ = ["MAX_BATCH", "MAX_SEQ", "ShapeChoice", "bound_shapes", "choose_onnx_shapes",
+           "compile_model", "import_onnx_file", "load_model", "register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,9 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="adam",
                         help="optimizer of the training step (default adam)")
     parser.add_argument("--batch", type=int, metavar="B",
-                        help="batch size (default: the design's mapping batch)")
-    parser.add_argument("--seq", type=int, default=128, metavar="S",
-                        help="sequence length (default 128)")
+                        help="batch size (default: the model's fixed batch; for a .tir the "
+                             "batch it is bound to; else the design's mapping batch)")
+    parser.add_argument("--seq", type=int, metavar="S",
+                        help="sequence length (default: the model's fixed sequence; for a .tir "
+                             "the one it is bound to; else 128)")
     parser.add_argument("--sim", choices=("analytical", "event"), default="analytical",
                         help="simulator: analytical (fast) or event (tile-level)")
     parser.add_argument("-p", "--pipeline", metavar="PIPELINE",
@@ -63,80 +69,380 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+# --------------------------------------------------------------------------- shapes
+
+#: Largest batch and sequence ``tcc compile`` accepts.  Stated bounds, not
+#: limits of the cost model: they make a typo or a design's absurd mapping
+#: batch (``batch = 1e30``) fail before any import instead of producing
+#: meaningless throughput figures.
+MAX_BATCH = 65_536
+MAX_SEQ = 1 << 20
+DEFAULT_SEQ = 128
+_SEQUENCE_WORDS = ("seq", "len", "token", "position", "time")
+
+_POSITION_TABLE = re.compile(r"(^|[._])(position_embeddings?|pos_embed(ding)?s?|wpe|"
+                             r"embed_positions)(\.weight)?$")
+
+
+@dataclass
+class ShapeChoice:
+    """The batch and sequence a model is compiled at and where each came from.
+
+    ``batch``/``seq`` are None when the model's inputs have no such axis (a
+    scalar model).  ``sources`` are sentences for the report ("batch 1 taken
+    from the model's fixed input shape 'ids' [1, 128]")."""
+
+    batch: int | None
+    seq: int | None
+    sources: list[str] = field(default_factory=list)
+
+
+def _axis_role(dim: int | str | None, axis: int, rank: int) -> str | None:
+    """``batch``, ``seq`` or None (a fixed axis that is neither: hidden
+    size, heads, channels): the role of one axis of a graph input.  A
+    symbolic axis is read as the importer's defaults read it
+    (frontends/onnx/shapes.py): a name with ``batch`` is the batch, a name
+    that says sequence is the sequence, else axis 0 of an input of rank >= 2
+    is the batch and any other axis a sequence.  A fixed axis: axis 0 of rank
+    >= 2 is the batch, axis 1 of rank 2 or 3 (``[batch, seq(, hidden)]``)
+    the sequence."""
+    if isinstance(dim, str):
+        name = dim.lower()
+        if "batch" in name:
+            return "batch"
+        if any(word in name for word in _SEQUENCE_WORDS):
+            return "seq"
+    if dim is None or isinstance(dim, str):
+        return "batch" if axis == 0 and rank >= 2 else "seq"
+    if rank >= 2 and axis == 0:
+        return "batch"
+    if rank in (2, 3) and axis == 1:
+        return "seq"
+    return None
+
+
+def _describe_dims(dims) -> str:  # noqa: ANN001
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def _check_bounds(batch: int | None, seq: int | None, batch_origin: str, seq_origin: str) -> None:
+    from transcode_ir.errors import UserError
+
+    for label, value, origin, bound in (("batch", batch, batch_origin, MAX_BATCH),
+                                        ("sequence", seq, seq_origin, MAX_SEQ)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise UserError(f"{origin} must be a positive integer, got {value!r}")
+        if value > bound:
+            raise UserError(f"{origin}: {label} {value:,} is past the bound tcc compile accepts "
+                            f"for a {label} ({bound:,}, stated in docs/compile.md); give a "
+                            f"{label} of at most {bound:,}")
+
+
+def choose_onnx_shapes(signatures, batch: int | None, seq: int | None,  # noqa: ANN001
+                       design_batch: int, design_name: str, label: str,
+                       max_positions: tuple[int, str] | None = None
+                       ) -> tuple[dict[str, tuple[int, ...]], ShapeChoice]:
+    """The input shapes to import an ONNX model with, and the choice made.
+
+    ``signatures`` are :class:`frontends.onnx.shapes.InputSignature` s.
+    ``--batch``/``--seq`` (``batch``/``seq``, None when not given) must agree
+    with the axes the model fixes; when not given they default to the
+    model's fixed sizes, else the design's mapping batch and
+    :data:`DEFAULT_SEQ`.  Every symbolic axis is bound to the batch or the
+    sequence by its role (:func:`_axis_role`).  Raises a UserError naming
+    the input and both shapes on a mismatch, and refuses sizes past
+    :data:`MAX_BATCH`/:data:`MAX_SEQ` or past the model's positions."""
+    from transcode_ir.errors import UserError
+
+    fixed: dict[str, tuple[int, object]] = {}      # role -> (size, signature)
+    has_role = {"batch": False, "seq": False}
+    for sig in signatures:
+        for axis, dim in enumerate(sig.dims):
+            role = _axis_role(dim, axis, len(sig.dims))
+            if role is None:
+                continue
+            has_role[role] = True
+            if isinstance(dim, int) and role not in fixed:
+                fixed[role] = (dim, sig, axis)
+    sources: list[str] = []
+    chosen: dict[str, int | None] = {}
+    for role, asked, flag in (("batch", batch, "--batch"), ("seq", seq, "--seq")):
+        word = "batch" if role == "batch" else "sequence"
+        if role in fixed:
+            size, sig, axis = fixed[role]
+            if asked is not None and asked != size:
+                requested = list(sig.dims)
+                requested[axis] = asked
+                raise UserError(
+                    f"{flag} {asked}: {label} fixes the {word} at {size}: its input "
+                    f"{sig.name!r} has the static shape {_describe_dims(sig.dims)}, and "
+                    f"{flag} {asked} would make it {_describe_dims(requested)}; omit {flag} "
+                    f"(the model's {size} is used), or re-export the model with a dynamic "
+                    f"{word} axis")
+            chosen[role] = size
+            if asked is None:
+                sources.append(f"{word} {size} taken from the model's fixed input shape "
+                               f"{sig.name!r} {_describe_dims(sig.dims)}")
+            else:
+                sources.append(f"{word} {size} from {flag} (the model fixes it too)")
+        elif not has_role[role]:
+            if asked is not None:
+                inputs = ", ".join(f"{s.name} {_describe_dims(s.dims)}" for s in signatures)
+                raise UserError(f"{flag} {asked}: {label} has no {word} axis to bind (its "
+                                f"inputs are {inputs or 'none'}); omit {flag}")
+            chosen[role] = None
+        elif asked is not None:
+            chosen[role] = asked
+            sources.append(f"{word} {asked} from {flag}")
+        elif role == "batch":
+            chosen[role] = design_batch
+            sources.append(f"batch {design_batch} taken from the design's mapping batch "
+                           f"({design_name}); the model's batch axis is symbolic")
+        else:
+            chosen[role] = DEFAULT_SEQ
+            sources.append(f"sequence {DEFAULT_SEQ} is tcc's default; the model's sequence axis "
+                           "is symbolic")
+    b, s = chosen["batch"], chosen["seq"]
+    if ("batch" in fixed and "seq" in fixed and batch is None and seq is None
+            and fixed["batch"][1] is fixed["seq"][1]):
+        sig = fixed["batch"][1]
+        sources = [f"batch {b} x sequence {s} taken from the model's fixed input shape "
+                   f"{sig.name!r} {_describe_dims(sig.dims)}"]
+    _check_bounds(b, s, "--batch" if batch is not None else
+                  ("the model's fixed batch" if "batch" in fixed else
+                   f"the design's mapping batch ({design_name})"),
+                  "--seq" if seq is not None else "the sequence")
+    if s is not None and max_positions is not None and s > max_positions[0]:
+        rows, table = max_positions
+        raise UserError(f"--seq {s}: {label} has {rows} positions (its position table "
+                        f"{table!r} has {rows} rows), so a sequence of {s} tokens cannot be "
+                        f"encoded; give --seq {rows} or less")
+    shapes: dict[str, tuple[int, ...]] = {}
+    for sig in signatures:
+        sizes = []
+        for axis, dim in enumerate(sig.dims):
+            if isinstance(dim, int):
+                sizes.append(dim)
+            else:
+                role = _axis_role(dim, axis, len(sig.dims))
+                value = chosen.get(role or "seq")
+                sizes.append(value if value is not None else DEFAULT_SEQ)
+        shapes[sig.name] = tuple(sizes)
+    return shapes, ShapeChoice(b, s, sources)
+
+
+def onnx_signatures(model):  # noqa: ANN001 - onnx.ModelProto -> list[InputSignature]
+    """The graph inputs that are not initializers, with their dims."""
+    from frontends.onnx.shapes import InputSignature
+
+    initializers = {init.name for init in model.graph.initializer}
+    out = []
+    for graph_input in model.graph.input:
+        if graph_input.name in initializers:
+            continue
+        dims: list[int | str | None] = []
+        for dim in graph_input.type.tensor_type.shape.dim:
+            if dim.HasField("dim_value"):
+                dims.append(int(dim.dim_value))
+            elif dim.HasField("dim_param"):
+                dims.append(dim.dim_param)
+            else:
+                dims.append(None)
+        out.append(InputSignature(graph_input.name, tuple(dims)))
+    return out
+
+
+def onnx_max_positions(model) -> tuple[int, str] | None:  # noqa: ANN001
+    """``(rows, name)`` of the model's learned position table (an initializer
+    named like ``embeddings.position_embeddings.weight`` or ``wpe.weight``),
+    or None (rotary or no positions: no limit is known)."""
+    for init in model.graph.initializer:
+        if len(init.dims) == 2 and _POSITION_TABLE.search(init.name):
+            return int(init.dims[0]), init.name
+    return None
+
+
+def bound_shapes(module, function: str = "forward") -> tuple[ShapeChoice, str | None]:  # noqa: ANN001
+    """Batch and sequence of an IR module from its function's argument
+    shapes, and the argument they were read from: the first integer argument
+    of rank 2 (token ids ``[batch, seq]``), else the first argument of rank 2
+    or 3 (``[batch, seq(, hidden)]``), else the first of rank >= 2 (batch
+    only).  None/None when no argument has a batch axis."""
+    args = module.function(function).args
+    picks = ([a for a in args if a.type.rank == 2 and a.type.dtype.startswith(("i", "u"))]
+             or [a for a in args if a.type.rank in (2, 3)]
+             or [a for a in args if a.type.rank >= 2])
+    if not picks:
+        return ShapeChoice(None, None, []), None
+    arg = picks[0]
+    shape = arg.type.shape
+    seq = shape[1] if arg.type.rank in (2, 3) else None
+    where = f"its input {arg.name!r} {_describe_dims(shape)}"
+    return ShapeChoice(shape[0], seq, []), where
+
+
 # --------------------------------------------------------------------------- loading
 
 
-def load_model(source: str, batch: int, seq: int,
-               exporter: str = "torchscript"):  # -> tuple[Module, str]
-    """The IR module of ``source`` (ONNX file, ``.tir`` file or ``zoo:NAME``)
-    and the model's name."""
+def load_model(source: str, batch: int | None, seq: int | None,
+               exporter: str = "torchscript", design_batch: int = 1,
+               design_name: str = "the design"):  # -> tuple[Module, str, ShapeChoice]
+    """The IR module of ``source`` (ONNX file, ``.tir`` file or ``zoo:NAME``),
+    the model's name, and the :class:`ShapeChoice` it was bound at.
+
+    ``batch``/``seq`` are ``--batch``/``--seq`` (None: not given).  An ONNX
+    file's fixed input sizes win over defaults and must agree with the flags;
+    a ``.tir`` keeps the shapes it is bound to (flags that disagree are an
+    error: its shapes are static and cannot be rebound); a zoo model is
+    exported at the flags, or the design's mapping batch and
+    :data:`DEFAULT_SEQ`."""
     from transcode_ir.errors import UserError
 
     if source.startswith("zoo:"):
         name = source[4:]
         if not name:
             raise UserError("zoo: needs a model name, e.g. zoo:bert-tiny (see tcc zoo list)")
+        choice = _zoo_shapes(name, batch, seq, design_batch, design_name)
         from frontends.export import export_onnx   # imports torch
 
         with tempfile.TemporaryDirectory(prefix="tcc-compile-") as folder:
             path = Path(folder) / f"{name.replace(':', '_')}.onnx"
-            export_onnx(name, path, exporter=exporter, batch=batch, seq=seq)
-            module = import_onnx_file(path, batch, seq, copy_weights=True)
+            export_onnx(name, path, exporter=exporter, batch=choice.batch, seq=choice.seq)
+            module = import_onnx_file(path, choice.batch, choice.seq, copy_weights=True)
         module.name = name
-        return module, name
+        return module, name, choice
     path = Path(source)
     if not path.is_file():
         raise UserError(f"{source}: no such file (give an .onnx or .tir file, or zoo:NAME)")
     if path.suffix == ".tir":
         from transcode_ir.serialization import load_module
 
-        return load_module(path), path.stem
-    return import_onnx_file(path, batch, seq, copy_weights=False), path.stem
+        module = load_module(path)
+        return module, path.stem, _tir_shapes(module, source, batch, seq)
+    model = _read_onnx(path)
+    shapes, choice = choose_onnx_shapes(onnx_signatures(model), batch, seq, design_batch,
+                                        design_name, str(path), onnx_max_positions(model))
+    from frontends.onnx import import_onnx
+
+    _require_outputs(len(model.graph.output), str(path))
+    del model
+    return import_onnx(path, shapes or None, copy_weights=False), path.stem, choice
 
 
-def import_onnx_file(path: Path, batch: int, seq: int, copy_weights: bool = False):  # -> Module
-    """Import an ONNX file with every graph input of rank 2 bound to ``(batch, seq)``."""
+def _read_onnx(path: Path):  # -> onnx.ModelProto (weights not loaded)
     import onnx
 
-    from frontends.onnx import import_onnx
     from transcode_ir.errors import UserError
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as err:  # noqa: BLE001 - any parse failure is the user's file
         raise UserError(f"{path}: not a readable ONNX file ({type(err).__name__}: {err})") from None
-    initializers = {init.name for init in model.graph.initializer}
-    shapes = {}
-    for graph_input in model.graph.input:
-        if graph_input.name in initializers:
+
+
+def _require_outputs(count: int, label: str) -> None:
+    from transcode_ir.errors import UserError
+
+    if count == 0:
+        raise UserError(f"{label}: the model has no graph outputs, so there is nothing to "
+                        "compute (every op would be removed as dead); re-export it with its "
+                        "outputs (torch.onnx.export output_names=...)")
+
+
+def _zoo_shapes(name: str, batch: int | None, seq: int | None, design_batch: int,
+                design_name: str) -> ShapeChoice:
+    """Zoo exports have symbolic batch and sequence: the flags, else the
+    design's batch and :data:`DEFAULT_SEQ`; checked against the model's
+    positions before torch is imported."""
+    from transcode_ir.errors import UserError
+
+    sources = []
+    batch_origin = "--batch"
+    if batch is None:
+        batch = design_batch
+        batch_origin = f"the design's mapping batch ({design_name})"
+        sources.append(f"batch {batch} taken from the design's mapping batch ({design_name})")
+    if seq is None:
+        seq = DEFAULT_SEQ
+        sources.append(f"sequence {seq} is tcc's default")
+    _check_bounds(batch, seq, batch_origin, "--seq")
+    positions = None
+    try:
+        from frontends.zoo.registry import resolve_config
+
+        positions = getattr(resolve_config(name), "max_position_embeddings", None)
+    except Exception:  # noqa: BLE001 - an unknown name is reported by the export itself
+        positions = None
+    if isinstance(positions, int) and seq > positions:
+        raise UserError(f"--seq {seq}: zoo:{name} has {positions} positions "
+                        f"(max_position_embeddings), so a sequence of {seq} tokens cannot be "
+                        f"encoded; give --seq {positions} or less")
+    return ShapeChoice(batch, seq, sources)
+
+
+def _tir_shapes(module, source: str, batch: int | None, seq: int | None) -> ShapeChoice:  # noqa: ANN001
+    """A ``.tir`` is bound: its shapes are the truth; flags must agree."""
+    from transcode_ir.errors import UserError
+
+    if "forward" not in module.functions:
+        return ShapeChoice(None, None, [])
+    bound, where = bound_shapes(module)
+    for flag, asked, have, word in (("--batch", batch, bound.batch, "batch"),
+                                    ("--seq", seq, bound.seq, "sequence")):
+        if asked is None or asked == have:
             continue
-        if len(graph_input.type.tensor_type.shape.dim) == 2:
-            shapes[graph_input.name] = (batch, seq)
+        if have is None:
+            raise UserError(f"{flag} {asked}: {source} has no {word} axis (its inputs have "
+                            f"no axis tcc reads as the {word}); omit {flag}")
+        raise UserError(
+            f"{flag} {asked}: {source} is IR bound to {word} {have} ({where}); a .tir file has "
+            f"static shapes and tcc compile does not rebind them.  Omit {flag} to compile it "
+            f"at {word} {have}, or compile the ONNX model at the size you want (tcc compile "
+            f"model.onnx {flag} {asked}, or tcc import model.onnx --input-shape NAME=DIMS)")
+    sizes = " x ".join(f"{word} {have}" for word, have in (("batch", bound.batch),
+                                                            ("sequence", bound.seq))
+                       if have is not None)
+    if sizes:
+        bound.sources.append(f"{sizes} read from the IR's bound shapes ({where})")
+    return bound
+
+
+def import_onnx_file(path: Path, batch: int, seq: int, copy_weights: bool = False):  # -> Module
+    """Import an ONNX file with its symbolic batch axes bound to ``batch`` and
+    its symbolic sequence axes to ``seq`` (fixed axes must agree; see
+    :func:`choose_onnx_shapes`)."""
+    from frontends.onnx import import_onnx
+
+    model = _read_onnx(Path(path))
+    shapes, _ = choose_onnx_shapes(onnx_signatures(model), batch, seq, batch, "", str(path))
+    del model
     return import_onnx(path, shapes or None, copy_weights=copy_weights)
 
 
-def compile_model(source: str, hw: str, *, batch: int | None = None, seq: int = 128,
+def compile_model(source: str, hw: str, *, batch: int | None = None, seq: int | None = None,
                   exporter: str = "torchscript", **options):  # -> CompileOutcome
-    """``tcc compile`` as a function: load ``source``, then
+    """``tcc compile`` as a function: load ``source`` (shapes as
+    :func:`load_model` chooses them), then
     :func:`backends.elector.compile_pipeline.compile_module`.  ``options``
     are the other fields of :class:`~backends.elector.compile_pipeline.CompileOptions`."""
     from backends.elector.compile_pipeline import CompileOptions, compile_module
     from backends.elector.design_library import resolve_design
     from tools.version import TOOL_VERSION
-    from transcode_ir.errors import UserError
 
     accelerator = resolve_design(hw)
-    batch = batch if batch is not None else accelerator.mapping.batch
-    for label, value in (("--batch", batch), ("--seq", seq)):
-        if value <= 0:
-            raise UserError(f"{label} must be positive, got {value}")
+    _check_bounds(batch, seq, "--batch", "--seq")
     if options.get("sim", "analytical") == "event":
         from backends.elector.compile_pipeline import simulator
 
         simulator("event")          # fail before the (slow) import when it is missing
-    module, name = load_model(source, batch, seq, exporter)
-    compile_options = CompileOptions(hw=hw, batch=batch, seq=seq, model_name=name, source=source,
-                                     tool_version=TOOL_VERSION, **options)
+    module, name, choice = load_model(source, batch, seq, exporter,
+                                      design_batch=accelerator.mapping.batch,
+                                      design_name=accelerator.name)
+    compile_options = CompileOptions(hw=hw, batch=choice.batch, seq=choice.seq, model_name=name,
+                                     source=source, tool_version=TOOL_VERSION,
+                                     shape_sources=list(choice.sources), **options)
     return compile_module(module, compile_options, accelerator)
 
 
