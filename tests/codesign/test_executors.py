@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import time
+from pathlib import Path
 
 import pytest
 
@@ -38,25 +41,28 @@ def test_worker_crash_is_recorded_and_the_rest_complete() -> None:
 def test_ray_and_local_pool_give_identical_results(tmp_path, small_space_file,
                                                    model_cache_dir) -> None:
     ray = pytest.importorskip("ray")
+    from tools.codesign.executors import RayExecutor
     from tools.codesign.modelcache import ModelKey
 
     space = JointSpace(ModelSpace.single("bert-tiny"), HardwareSpace(str(small_space_file)))
     evaluator = CostEvaluator(cache_dir=model_cache_dir, seq=32)
     evaluator.models.static(ModelKey("bert-tiny", 1, 32))      # built before the workers start
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    results = {}
+    executor = RayExecutor(2)             # starts the private local instance itself
     try:
-        from tools.codesign.executors import RayExecutor
-
-        results = {}
-        for label, executor in (("ray", RayExecutor(2)), ("local", "local")):
+        for label, spec in (("ray", executor), ("local", "local")):
             results[label] = run_sweep(space, evaluator, "random", db=tmp_path / f"{label}.sqlite",
-                                       budget=16, seed=5, batch_size=8, executor=executor,
+                                       budget=16, seed=5, batch_size=8, executor=spec,
                                        workers=2)
-            if label == "ray":
-                executor.close()
+        if Path("/proc/net/tcp").exists():  # this process's Ray listens on loopback only
+            from tests.codesign.processes import descendants, is_loopback, listeners
+
+            mine = descendants(os.getpid()) | {os.getpid()}
+            ours = [(h, p) for h, p, pids in listeners() if pids & mine]
+            assert ours and all(is_loopback(h) for h, _ in ours), ours
     finally:
-        ray.shutdown()
+        executor.close()
+    assert not ray.is_initialized()
     ray_trials, local_trials = results["ray"].trials, results["local"].trials
     assert [t.key for t in ray_trials] == [t.key for t in local_trials]
     for a, b in zip(ray_trials, local_trials):
@@ -65,3 +71,21 @@ def test_ray_and_local_pool_give_identical_results(tmp_path, small_space_file,
     assert results["ray"].evaluated == results["local"].evaluated == 16
     workers = {t.outcome.worker for t in ray_trials}
     assert len(workers) >= 1 and all(":" in w for w in workers)
+
+
+def test_unreachable_ray_cluster_fails_fast_naming_the_address(capsys, tmp_path) -> None:
+    """Issue 13: ``--executor ray://127.0.0.1:1`` was a ConnectionError traceback after 32 s."""
+    from tools.cli import main
+
+    started = time.monotonic()
+    code = main(["sweep", "transcode-space", "--synthetic", "--db", str(tmp_path / "unused.sqlite"),
+                 "--executor", "ray://127.0.0.1:1", "--budget", "4", "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0 and time.monotonic() - started < 10
+    assert "ray://127.0.0.1:1" in err and "127.0.0.1:1" in err and "Traceback" not in err
+    assert not (tmp_path / "unused.sqlite").exists()          # nothing created
+    for spec in ("ray:127.0.0.1:1", "ray://nowhere", "ray:"):
+        assert main(["sweep", "transcode-space", "--synthetic", "--db", str(tmp_path / "unused.sqlite"),
+                     "--executor", spec, "--budget", "4", "--quiet"]) != 0
+        err = capsys.readouterr().err
+        assert "--executor" in err and "Traceback" not in err

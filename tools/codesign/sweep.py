@@ -153,8 +153,14 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
                                   batch_size)
     name = name or f"{strategy}-seed{seed}-{digest[:8]}"
     started = time.perf_counter()
-    store = ResultsStore(db)
     runner: Executor | None = None
+    if not isinstance(executor, Executor):
+        runner = make_executor(executor, workers)       # a bad spec fails before the database
+        runner.preflight()
+    else:
+        executor.preflight()
+    store = ResultsStore(db)
+    runner_started = False
     try:
         sweep_id = store.sweep(name, config, digest)
         recorded = {seq: key for seq, key, _, _ in store.trials(sweep_id)}
@@ -196,10 +202,10 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
                 if key not in outcomes and key not in {keys[i] for i in todo}:
                     todo.append(position)
             if todo:
-                if runner is None:
-                    runner = executor if isinstance(executor, Executor) else make_executor(
-                        executor, workers)
+                if not runner_started:
+                    runner = executor if isinstance(executor, Executor) else runner
                     runner.start(evaluator, space)
+                    runner_started = True
                 batch_points = [points[i] for i in todo]
                 for index, outcome in runner.run(batch_points):
                     position = todo[index]
@@ -234,7 +240,7 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
         if len(trials) >= budget:
             store.set_sweep_state(sweep_id, "done")
     finally:
-        if runner is not None and runner is not executor:
+        if runner is not None and runner is not executor and runner_started:
             runner.close()
         store.close()
     scored = [t for t in trials if math.isfinite(t.score)]
