@@ -312,55 +312,14 @@ class Report:
     # ------------------------------------------------------------------ plots
 
     def write_plots(self, directory: str | Path) -> list[Path]:
-        """Write ``energy.png`` and ``utilisation.png`` into ``directory``."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        """Write ``energy.png`` and ``utilisation.png`` into ``directory``
+        (see :mod:`backends.elector.plots`; pyplot's backend is not touched)."""
+        from backends.elector.plots import write_energy_plot, write_utilisation_plot
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        r = self.result
-        written = []
-
-        rows = [row for row in r.energy.rows if row.total_nj > 0]
-        fig, ax = plt.subplots(figsize=(9, 4.5))
-        labels = [row.label for row in rows]
-        dynamic = [row.dynamic_nj / 1e6 for row in rows]
-        leakage = [(row.leakage_nj or 0.0) / 1e6 for row in rows]
-        ax.barh(labels, dynamic, label="dynamic")
-        ax.barh(labels, leakage, left=dynamic, label="leakage")
-        ax.set_xlabel("energy (mJ)")
-        ax.set_title(f"energy by class: {self.model} on {self.design} ({self.mode}), "
-                     f"total {r.energy.total_nj / 1e6:.3g} mJ", fontsize=9)
-        ax.invert_yaxis()
-        ax.legend()
-        fig.tight_layout()
-        path = directory / "energy.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
-
-        fig, ax = plt.subplots(figsize=(9, 4))
-        points = r.timeline
-        if points:
-            times = [p.cycle / self.clock_hz * 1e3 for p in points]
-            units = sorted({u for p in points for u in p.utilisation})
-            for unit in units:
-                ax.step(times, [p.utilisation.get(unit, 0.0) for p in points], where="post",
-                        label=unit)
-            ax.legend(loc="upper right", fontsize=8)
-        source = "event simulator" if r.simulator == "event" else "analytical per-op timeline"
-        ax.set_xlabel("time (ms)")
-        ax.set_ylabel("utilisation")
-        ax.set_ylim(0, 1.05)
-        ax.set_title(f"utilisation over time ({source})", fontsize=9)
-        fig.tight_layout()
-        path = directory / "utilisation.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
-        return written
+        return [write_energy_plot(self, directory / "energy.png"),
+                write_utilisation_plot(self, directory / "utilisation.png")]
 
 
 # --------------------------------------------------------------------------- formatting

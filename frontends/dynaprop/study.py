@@ -15,7 +15,7 @@ same way) and records:
   during training.
 
 :class:`StudyResult` writes the text table, the JSON document and a PNG plot
-(matplotlib, Agg backend, imported only when plotting).
+(matplotlib, a Figure on its own Agg canvas, imported only when plotting).
 """
 
 from __future__ import annotations
@@ -132,12 +132,13 @@ class StudyResult:
 
     def plot(self, path: str | Path) -> Path:
         """Accuracy against activation and gradient sparsity, as a PNG."""
-        import matplotlib
+        # A Figure on its own Agg canvas: pyplot's global backend is left alone.
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+        figure = Figure(figsize=(11, 4.5))
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(1, 2, sharey=True)
         tau_ts = sorted({row.tau_t for row in self.rows})
         markers = "osD^v<>p*h"
         panels = (
@@ -168,7 +169,6 @@ class StudyResult:
         figure.tight_layout()
         target = Path(path)
         figure.savefig(target, dpi=110)
-        plt.close(figure)
         return target
 
     def write(self, directory: str | Path, stem: str = "study") -> dict[str, Path]:

@@ -1,0 +1,42 @@
+"""Fixtures of the report tests: BERT-Tiny (batch 2, seq 32) compiled onto
+acceltran-edge once per session with each simulator, and a small sweep
+database made with the synthetic evaluator.
+
+The ONNX export is the one tests/elector_compile makes (its pytest cache
+entry, read or made by the same helper)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.elector_compile.conftest import ZooCache
+
+
+@pytest.fixture(scope="session")
+def bert_tiny_onnx(request: pytest.FixtureRequest) -> Path:
+    mine = Path(request.config.cache.mkdir("elector_compile_zoo"))
+    shared = Path(request.config.cache.mkdir("backend_onnx_zoo"))
+    return ZooCache(mine, shared).onnx("bert-tiny")
+
+
+@pytest.fixture(scope="session")
+def reports(bert_tiny_onnx: Path) -> dict:
+    """``{"analytical": Report, "event": Report}`` of BERT-Tiny on acceltran-edge."""
+    from tools.commands.compile import compile_model
+
+    return {sim: compile_model(str(bert_tiny_onnx), "acceltran-edge", batch=2, seq=32,
+                               sim=sim).report
+            for sim in ("analytical", "event")}
+
+
+@pytest.fixture(scope="session")
+def sweep_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A results database of 24 synthetic evaluations of transcode-space."""
+    from tools.cli import main
+
+    db = tmp_path_factory.mktemp("sweep") / "sweep.sqlite"
+    assert main(["sweep", "transcode-space", "--model", "zoo:bert-tiny", "--db", str(db),
+                 "--budget", "24", "--synthetic", "--no-report"]) == 0
+    return db
