@@ -140,6 +140,13 @@ def export_onnx(
     passes ``onnx.checker`` (when ``check``).  See the module docstring for
     names and metadata.
     """
+    from frontends.zoo.hf import is_family
+
+    if is_family(model_or_name):   # a transformers family entry (hf-matrix hook)
+        from frontends.hf import export_family
+
+        return export_family(model_or_name, path, exporter, batch=batch, seq=seq, opset=opset,
+                             seed=seed, dynamic=dynamic, check=check)
     import onnx
     import torch
 

@@ -93,14 +93,16 @@ def _summary(name: str) -> dict[str, Any]:
 def _list(args: argparse.Namespace) -> int:
     from frontends.zoo import list_models
 
-    rows = [_summary(name) for name in list_models()]
+    from frontends.zoo.hf import family_rows
+
+    rows = [_summary(name) for name in list_models()] + family_rows()   # + transformers families
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     header = ("name", "layers", "hidden", "heads", "FFN", "head types", "parameters")
     table = [header] + [
         (r["name"], str(r["layers"]), r["hidden"], r["heads"], r["ffn"], r["head_types"],
-         f"{r['parameters']:,}")
+         f"{r['parameters']:,}" if r["parameters"] is not None else "on build")
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -114,6 +116,11 @@ def _list(args: argparse.Namespace) -> int:
 
 def _describe(args: argparse.Namespace) -> int:
     from frontends.zoo import resolve_config
+    from frontends.zoo.hf import describe_family, is_family
+
+    if is_family(args.model):   # transformers family entry
+        print(describe_family(args.model))
+        return 0
 
     config = resolve_config(args.model, check_space=not args.no_space_check)
     print(f"name:        {config.name or '(description)'}")
@@ -135,6 +142,22 @@ def _describe(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from frontends.export import export_onnx, verify_export
     from frontends.zoo import build_model, resolve_config
+    from frontends.zoo.hf import is_family, verify_family_export
+
+    if is_family(args.model):   # transformers family entry (frontends/hf)
+        result = export_onnx(args.model, args.output, exporter=args.exporter, batch=args.batch,
+                             seq=args.seq, opset=args.opset, seed=args.seed,
+                             dynamic=not args.static)
+        print(f"wrote {result.path} ({args.model}; {result.exporter}, opset {result.opset}, "
+              f"{'symbolic' if result.dynamic else 'static'} shapes; inputs from the plain "
+              f"Hugging Face call) in {result.seconds:.1f} s ({result.cpu_seconds:.1f} s CPU)")
+        if args.verify:
+            batch, seq = (args.batch, args.seq) if not result.dynamic else (2, min(args.seq, 37))
+            error = verify_family_export(args.model, result.path, batch, seq, args.seed)
+            print(f"onnxruntime vs torch at batch {batch}, seq {seq}: max relative error "
+                  f"{error:.2e} ({'ok' if error <= 1e-4 else 'FAILED, above 1e-4'})")
+            return 0 if error <= 1e-4 else 1
+        return 0
 
     config = resolve_config(args.model, args.vocab_size)
     model = build_model(config, seed=args.seed)
