@@ -32,7 +32,10 @@ def test_zoo_list(capsys: pytest.CaptureFixture[str]) -> None:
 def test_zoo_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["zoo", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [row["name"] for row in rows] == list(ZOO)
+    from frontends.hf import family_names
+
+    # The BERT/FlexiBERT zoo, then the transformers family entries (frontends/hf).
+    assert [row["name"] for row in rows] == list(ZOO) + family_names()
     tiny = rows[0]
     assert tiny["layers"] == 2 and tiny["hidden"] == "128" and tiny["heads"] == "2"
     assert tiny["parameters"] == ZOO["bert-tiny"].parameter_count()
