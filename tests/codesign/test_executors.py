@@ -35,6 +35,10 @@ def test_worker_crash_is_recorded_and_the_rest_complete() -> None:
             assert outcomes[position].metrics == expected[position].metrics
         again = dict(pool.run(points[3:]))                   # the pool works after a crash
         assert again[0].metrics == expected[3].metrics
+        asked: list[int] = []                                # admit: claimed points only
+        admitted = dict(pool.run(points, admit=lambda i: asked.append(i) or i != 2))
+        assert sorted(asked) == list(range(6)) and sorted(admitted) == [0, 1, 3, 4, 5]
+        assert all(admitted[i].metrics == expected[i].metrics for i in admitted)
 
 
 @pytest.mark.ray

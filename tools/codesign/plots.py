@@ -182,7 +182,7 @@ def best_so_far_curves(db: str | Path) -> dict[str, list[float]]:
     from tools.codesign.store import ResultsStore
 
     curves: dict[str, list[float]] = {}
-    with ResultsStore(db) as store:
+    with ResultsStore(db, readonly=True) as store:
         for entry in store.sweeps():
             best, values = -math.inf, []
             for _, _, _, score in store.trials(entry["id"]):
@@ -200,7 +200,7 @@ def write_plots(db: str | Path, directory: str | Path, metrics: tuple[str, str] 
     from tools.codesign.store import ResultsStore
 
     directory = Path(directory)
-    with ResultsStore(db) as store:
+    with ResultsStore(db, readonly=True) as store:
         rows = store.rows()
     paths = [plot_pareto(rows, directory / "pareto.png", metrics[0], metrics[1], title, best,
                          baseline),

@@ -120,7 +120,7 @@ def status_text(db: str | Path) -> str:
     """A summary of a results database: counts, failures by reason, sweeps, best."""
     from tools.codesign.store import ResultsStore
 
-    with ResultsStore(db) as store:
+    with ResultsStore(db, readonly=True) as store, store.decoding():
         total, ok = store.count(), store.count("ok")
         lines = [f"{db}: {total} evaluated points ({ok} ok, {total - ok} failed)"]
         reasons: dict[str, int] = {}
@@ -164,7 +164,7 @@ def export_csv(db: str | Path, path: str | Path) -> int:
     """Write every result row to a CSV file; returns the row count."""
     from tools.codesign.store import ResultsStore
 
-    with ResultsStore(db) as store:
+    with ResultsStore(db, readonly=True) as store, store.decoding():
         rows = store.rows()
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=_EXPORT_COLUMNS, extrasaction="ignore")
@@ -178,7 +178,7 @@ def export_json(db: str | Path, path: str | Path) -> int:
     """Write results, sweeps and trials as one JSON document; returns the row count."""
     from tools.codesign.store import ResultsStore
 
-    with ResultsStore(db) as store:
+    with ResultsStore(db, readonly=True) as store, store.decoding():
         rows = store.rows()
         for row in rows:
             for column in ("identity", "point", "schedule", "evaluator", "metrics"):

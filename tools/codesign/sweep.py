@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ from typing import Any
 from transcode_ir.errors import UserError
 
 __all__ = ["SweepResult", "Trial", "run_sweep", "sweep_config"]
+
+#: How often a sweep looks again for points another sweep is evaluating.
+CLAIM_POLL_SECONDS = 0.1
 
 
 @dataclass
@@ -71,6 +75,7 @@ class SweepResult:
     space: Any
     best: Trial | None = None
     front: list[Trial] = field(default_factory=list)
+    taken_over: int = 0             # abandoned claims of dead sweeps this run took over
 
     @property
     def failed(self) -> int:
@@ -161,7 +166,9 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
         executor.preflight()
     store = ResultsStore(db)
     runner_started = False
+    claimer = None
     try:
+        claimer = store.claimer()
         sweep_id = store.sweep(name, config, digest)
         recorded = {seq: key for seq, key, _, _ in store.trials(sweep_id)}
         search = make_strategy(strategy, space, objective, seed, **strategy_options)
@@ -204,22 +211,39 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
             if todo:
                 if not runner_started:
                     runner = executor if isinstance(executor, Executor) else runner
+                    assert runner is not None
                     runner.start(evaluator, space)
                     runner_started = True
-                batch_points = [points[i] for i in todo]
-                for index, outcome in runner.run(batch_points):
-                    position = todo[index]
-                    point, key = points[position], keys[position]
-                    store.put(key, point_identity(space, evaluator, point), point.to_json(),
-                              space.describe(point), f"{space.hardware.name}#{point.hardware}",
-                              outcome)
-                    outcomes[key] = outcome
-                    evaluated += 1
-                    failed += outcome.status != "ok"
-                    best = max(best, objective.score(outcome))
-                    if len(outcomes) < len(keys):
-                        progress.update(base + len(outcomes), evaluated, reused, failed,
-                                        best if math.isfinite(best) else None)
+                # Each point is claimed just before it goes to a worker; points
+                # another live sweep holds are skipped, then waited for (their
+                # results are taken as stored ones) or taken over if abandoned.
+                run = list(todo)
+                admit: Any = lambda index, run=run: claimer.claim(keys[run[index]])  # noqa: E731
+                while True:
+                    for index, outcome in (runner.run([points[i] for i in run], admit)
+                                           if run else ()):
+                        position = run[index]
+                        point, key = points[position], keys[position]
+                        store.put(key, point_identity(space, evaluator, point),
+                                  point.to_json(), space.describe(point),
+                                  f"{space.hardware.name}#{point.hardware}", outcome)
+                        outcomes[key] = outcome
+                        evaluated += 1
+                        failed += outcome.status != "ok"
+                        best = max(best, objective.score(outcome))
+                        if len(outcomes) < len(keys):
+                            progress.update(base + len(outcomes), evaluated, reused, failed,
+                                            best if math.isfinite(best) else None)
+                    missing = [i for i in todo if keys[i] not in outcomes]
+                    if not missing:
+                        break
+                    for key, result in store.get_many([keys[i] for i in missing]).items():
+                        outcomes[key] = result.outcome()
+                        stored[key] = result
+                    missing = [i for i in missing if keys[i] not in outcomes]
+                    run, admit = [i for i in missing if claimer.claim(keys[i])], None
+                    if missing and not run:
+                        time.sleep(CLAIM_POLL_SECONDS)
             told = [outcomes[k] for k in keys]
             search.tell(points, told)
             rows = []
@@ -239,9 +263,13 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
                             best if math.isfinite(best) else None)
         if len(trials) >= budget:
             store.set_sweep_state(sweep_id, "done")
+    except sqlite3.DatabaseError as error:
+        raise store._sqlite_error(error) from None
     finally:
         if runner is not None and runner is not executor and runner_started:
             runner.close()
+        if claimer is not None:
+            claimer.close()
         store.close()
     scored = [t for t in trials if math.isfinite(t.score)]
     best_trial = max(scored, key=lambda t: t.score) if scored else None
@@ -252,7 +280,7 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
                              objective.directions)
     result = SweepResult(name, sweep_id, strategy, trials, evaluated, reused,
                          time.perf_counter() - started, stopped, objective, space, best_trial,
-                         front)
+                         front, claimer.taken_over)
     progress.finish()
     return result
 
@@ -262,7 +290,7 @@ def load_trials(db: str | Path, sweep: str | int | None = None) -> dict[str, lis
     from tools.codesign.store import ResultsStore
 
     out: dict[str, list[Any]] = {}
-    with ResultsStore(db) as store:
+    with ResultsStore(db, readonly=True) as store:
         for entry in store.sweeps():
             if sweep is not None and sweep not in (entry["name"], entry["id"]):
                 continue
