@@ -40,3 +40,18 @@ def sweep_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(["sweep", "transcode-space", "--model", "zoo:bert-tiny", "--db", str(db),
                  "--budget", "24", "--synthetic", "--no-report"]) == 0
     return db
+
+
+@pytest.fixture(scope="session")
+def compiled(bert_tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``tcc compile`` of BERT-Tiny with the event simulator, writing the JSON
+    report, the HTML report and the trace of the same run."""
+    from tools.cli import main
+
+    folder = tmp_path_factory.mktemp("compiled")
+    paths = {"json": folder / "report.json", "html": folder / "report.html",
+             "trace": folder / "trace.json"}
+    assert main(["compile", str(bert_tiny_onnx), "--hw", "acceltran-edge", "--batch", "2",
+                 "--seq", "32", "--sim", "event", "--json", str(paths["json"]),
+                 "--html", str(paths["html"]), "--trace", str(paths["trace"])]) == 0
+    return paths

@@ -83,6 +83,9 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
     goal.add_argument("--max-latency", type=float, metavar="MS", help="hard limit on latency")
     out = parser.add_argument_group("output")
     out.add_argument("--plots", metavar="DIR", help="write pareto.png and best_so_far.png")
+    out.add_argument("--html", metavar="FILE",
+                     help="write an interactive HTML page of the results (Pareto front whose "
+                          "points open their design; the best point's full report beside it)")
     out.add_argument("--no-report", action="store_true",
                      help="skip the best pair's full report")
     out.add_argument("--final-sim", default="auto", choices=("auto", "event", "analytical"),
@@ -166,6 +169,7 @@ def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
                                if trial.outcome.metrics.get(m) is not None)
             print(f"  {values}  | {space.describe(trial.point)}")
     best_metrics = None
+    report = None
     if result.best is not None and not args.no_report and math.isfinite(result.best.score):
         report = final_report(space, evaluator, result.best.point, args.final_sim)
         print()
@@ -186,6 +190,16 @@ def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
             metrics = tuple(result.objective.metrics[:2])
         paths = write_plots(args.db, args.plots, metrics, best, baseline)
         print("plots: " + ", ".join(str(p) for p in paths))
+    if getattr(args, "html", None):
+        from backends.elector.html_report import write_sweep_html
+
+        metrics = ("latency_ms", "energy_nj")
+        if hasattr(result.objective, "metrics") and len(result.objective.metrics) >= 2:
+            metrics = tuple(result.objective.metrics[:2])
+        paths = write_sweep_html(args.db, args.html, metrics,
+                                 result.best.key if result.best is not None else None,
+                                 getattr(report, "report", None))
+        print("html: " + ", ".join(str(p) for p in paths))
     return 0
 
 

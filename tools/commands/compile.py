@@ -60,6 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also write the report as JSON (docs/report-schema.md)")
     parser.add_argument("--plots", type=Path, metavar="DIR",
                         help="write energy.png and utilisation.png into DIR")
+    parser.add_argument("--html", type=Path, metavar="FILE",
+                        help="also write an interactive HTML report (one self-contained file)")
+    parser.add_argument("--trace", type=Path, metavar="FILE",
+                        help="also write a Chrome trace event file (opens in Perfetto, "
+                             "chrome://tracing)")
     parser.add_argument("--emit-ir", type=Path, metavar="FILE",
                         help="write the mapped IR text (.tir; parameters are not written)")
     parser.add_argument("--max-ops", type=int, default=40, metavar="N",
@@ -465,6 +470,14 @@ def run(args: argparse.Namespace) -> int:
     if args.plots is not None:
         for path in report.write_plots(args.plots):
             print(f"wrote {path}", file=sys.stderr)
+    if args.html is not None:
+        from backends.elector.html_report import design_text, write_html
+
+        print(f"wrote {write_html(report, args.html, design_text(args.hw))}", file=sys.stderr)
+    if args.trace is not None:
+        from backends.elector.trace import write_trace
+
+        print(f"wrote {write_trace(report, args.trace)}", file=sys.stderr)
     if args.emit_ir is not None:
         from transcode_ir.printer import print_module
 
