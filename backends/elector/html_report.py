@@ -754,7 +754,7 @@ def write_sweep_html(db: str | Path, path: str | Path,
     from tools.codesign.store import ResultsStore
 
     path = Path(path)
-    with ResultsStore(db) as store:
+    with ResultsStore(db, readonly=True) as store, store.decoding():
         rows = store.rows()
     written = []
     reports: dict[str, str] = {}

@@ -4,7 +4,7 @@
         [--strategy random|evolution|boshcode|tpe|nsga2] [--budget N] [--seed S] \\
         [--executor local|ray|ray://ADDR] [--workers N] [--plots DIR]
     tcc sweep status DB
-    tcc sweep export DB --csv FILE | --json FILE
+    tcc sweep export DB --csv FILE | --json FILE | --html FILE
 
 Every evaluated point goes into the SQLite database keyed by a hash of what
 determined it; running the same command again resumes (nothing is evaluated
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Search a hardware design space (.hwdsl with choice sets, or a library "
                     "space such as transcode-space) for one model, costing every design with "
                     "the ELECTOR simulator.  'tcc sweep status DB' summarises a results "
-                    "database; 'tcc sweep export DB --csv F | --json F' writes it out.",
+                    "database; 'tcc sweep export DB --csv F | --json F | --html F' writes it out.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("space", metavar="SPACE|status|export",
                         help="design space (file or library name), or 'status' / 'export'")
@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
                             f"tcc sweep {args.space} DB")
         if args.space == "status":
             return cli.run_sweep_status(database)
+        if args.space == "export" and args.html:
+            from backends.elector.html_report import write_sweep_html
+
+            for path in write_sweep_html(database, args.html):
+                print(f"wrote {path}")
+            if not args.csv and not args.json:
+                return 0
         return cli.run_sweep_export(database, args.csv, args.json)
     if args.database:
         raise UserError(f"unexpected argument {args.database!r}; give the database with --db")
