@@ -47,8 +47,10 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
                              "rounds (the paper uses 10)")
     run = parser.add_argument_group("execution")
     run.add_argument("--executor", default="local",
-                     help="local (process pool, default) | inline | ray (start a local "
-                          "instance) | ray://HOST:PORT | ray:ADDRESS")
+                     help="local (process pool, default) | inline | ray (start a private "
+                          "local Ray instance: loopback only, fresh token) | ray://HOST:PORT "
+                          "(Ray Client) | ray:ADDRESS (join a cluster; see docs/codesign.md, "
+                          "Security)")
     run.add_argument("--workers", type=int, default=2, help="worker processes or actors "
                      "(default 2)")
     run.add_argument("--cache", help="model cache directory (default $TRANSCODE_CACHE or "

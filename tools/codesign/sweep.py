@@ -25,6 +25,13 @@ nondeterministic strategy).
 The budget counts *trials*: proposals told to the strategy, whether
 evaluated now or answered from the store (a store shared between sweeps
 answers points another sweep evaluated).
+
+Sharing.  Sweeps running at the same time on one database share the work:
+each point is claimed in the database just before it goes to a worker
+(:class:`~tools.codesign.store.Claimer`); a point another live sweep holds
+is skipped, waited for and told from the store once it arrives, and a claim
+whose owner died is taken over.  Two identical sweeps on one database
+evaluate every point once between them.
 """
 
 from __future__ import annotations
