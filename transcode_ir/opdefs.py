@@ -568,6 +568,33 @@ _unary("cos", np.cos, "Elementwise cosine.", "nonlinear", grad=_grad_cos)
 _unary("not", np.logical_not, "Elementwise logical not of bools.", grad=_zero_grad)
 
 
+def _predicate_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    return [TensorType(types[0].shape, "bool")]
+
+
+def isinf(x: np.ndarray, detect_positive: bool = True, detect_negative: bool = True) -> np.ndarray:
+    """ONNX IsInf: true where ``x`` is +inf (if ``detect_positive``) or -inf
+    (if ``detect_negative``); never for integers."""
+    if x.dtype.kind != "f":
+        return np.zeros(x.shape, dtype=bool)
+    return (np.isposinf(x) & bool(detect_positive)) | (np.isneginf(x) & bool(detect_negative))
+
+
+define(OpDef(
+    "arith.isnan", ("x",), {}, _predicate_infer,
+    lambda op, x, ctx: [np.isnan(x[0]) if x[0].dtype.kind == "f" else np.zeros(x[0].shape, bool)],
+    "elementwise", grad=_zero_grad,
+    doc="Elementwise test for NaN, giving bool (ONNX IsNaN; torch's SDPA export guards the "
+        "attention probabilities with Where(IsNaN(p), 0, p))."))
+define(OpDef(
+    "arith.isinf", ("x",),
+    _attrs(detect_positive=AttrSpec("bool", False, True), detect_negative=AttrSpec("bool", False, True)),
+    _predicate_infer,
+    lambda op, x, ctx: [isinf(x[0], op.attributes.get("detect_positive", True),
+                              op.attributes.get("detect_negative", True))],
+    "elementwise", grad=_zero_grad, doc="Elementwise test for +inf and/or -inf, giving bool (ONNX IsInf)."))
+
+
 def _where_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
     if types[0].dtype != "bool":
         raise ShapeError(f"condition must be bool, got {types[0].dtype}")
@@ -1004,6 +1031,49 @@ define(OpDef(
     "tensor.expand", ("x",), _attrs(shape=AttrSpec("ints")), _expand_infer,
     lambda op, x, ctx: [np.ascontiguousarray(np.broadcast_to(x[0], op.results[0].type.shape))],
     "data", grad=_grad_expand, doc="Broadcast to a shape (ONNX Expand)."))
+
+
+def cumsum(x: np.ndarray, axis: int, exclusive: bool = False, reverse: bool = False) -> np.ndarray:
+    """Running sum along ``axis`` (ONNX CumSum): ``exclusive`` leaves each
+    element out of its own sum, ``reverse`` sums from the end."""
+    axis = axis % x.ndim
+    data = np.flip(x, axis) if reverse else x
+    out = np.cumsum(data, axis=axis, dtype=x.dtype)
+    if exclusive:
+        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=axis)),
+                              np.take(out, np.arange(out.shape[axis] - 1), axis=axis)], axis)
+    return np.ascontiguousarray(np.flip(out, axis) if reverse else out)
+
+
+def _cumsum_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
+    _norm_axis(attrs["axis"], types[0].rank)
+    if types[0].dtype == "bool":
+        raise ShapeError("cumsum of bool; cast to an integer or float type first")
+    return [types[0].dense()]
+
+
+def _grad_cumsum(b: Any, op: Op, grads: list[Any]) -> list[Any]:
+    """The gradient of a running sum is the running sum of the gradient the
+    other way round (same exclusiveness)."""
+    if not _needs(b, op.operands[0]):
+        return [None]
+    a = op.attributes
+    return [b.op("tensor.cumsum", grads[0], axis=a["axis"], exclusive=a.get("exclusive", False),
+                 reverse=not a.get("reverse", False))]
+
+
+define(OpDef(
+    "tensor.cumsum", ("x",),
+    _attrs(axis=AttrSpec("int"), exclusive=AttrSpec("bool", False, False),
+           reverse=AttrSpec("bool", False, False)),
+    _cumsum_infer,
+    lambda op, x, ctx: [cumsum(x[0], op.attributes["axis"], op.attributes.get("exclusive", False),
+                               op.attributes.get("reverse", False))],
+    "reduce",
+    cost=lambda op: OpCost(0, op.operands[0].type.numel, op.operands[0].type.nbytes,
+                           op.results[0].type.nbytes),
+    grad=_grad_cumsum,
+    doc="Running sum along an axis (ONNX CumSum; RoBERTa's position ids): one add per element."))
 
 
 def _reduce_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:

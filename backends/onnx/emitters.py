@@ -129,6 +129,26 @@ for _kind, _onnx_op in _ELEMENTWISE.items():
     emits(_kind)(_elementwise(_onnx_op))
 
 
+def _never(ctx: EmitContext, x: str) -> str:
+    """All-false of x's shape: NaN and infinity tests of an integer tensor."""
+    return ctx.node1("Not", [ctx.node1("Equal", [x, x])])
+
+
+@emits("arith.isnan")
+def emit_isnan(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    if _dtype(op) not in ("f16", "f32", "f64"):
+        return [_never(ctx, x[0])]
+    return [ctx.node1("IsNaN", x)]
+
+
+@emits("arith.isinf")
+def emit_isinf(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    if _dtype(op) not in ("f16", "f32", "f64"):
+        return [_never(ctx, x[0])]
+    return [ctx.node1("IsInf", x, detect_positive=int(op.attr("detect_positive", True)),
+                      detect_negative=int(op.attr("detect_negative", True)))]
+
+
 @emits("arith.cast")
 def emit_cast(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     return [ctx.node1("Cast", x, to=onnx_element_type(op.attributes["to"]))]
@@ -248,6 +268,13 @@ def emit_slice(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
 @emits("tensor.expand")
 def emit_expand(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     return [ctx.node1("Expand", [x[0], ctx.ints(list(op.attributes["shape"]), "shape")])]
+
+
+@emits("tensor.cumsum")
+def emit_cumsum(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
+    axis = ctx.constant(np.int64(op.attributes["axis"]), hint="axis")
+    return [ctx.node1("CumSum", [x[0], axis], exclusive=int(op.attr("exclusive", False)),
+                      reverse=int(op.attr("reverse", False)))]
 
 
 def _reduction(onnx_op: str) -> Emitter:

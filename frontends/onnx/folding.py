@@ -1,10 +1,19 @@
 """Evaluating ONNX nodes on constants at import time (numpy).
 
 The importer folds every node whose inputs are all known when it is reached
-(shape arithmetic, position ids, masks built from constants, ...).  Common ops
-have a numpy implementation here; any other op with constant inputs is handed
-to ``onnx.reference.ReferenceEvaluator`` (slow but complete), so folding never
-depends on the list of ops the IR can express.
+(shape arithmetic, position ids, masks built from constants, ...).  Every op
+that folds has a numpy implementation here (:data:`FOLDERS`); an op without
+one is not folded (the importer lowers it or reports it).
+
+**Broadcast arrays stay broadcast.**  ``ConstantOfShape`` and ``Expand`` give
+read-only numpy views with zero strides (``np.broadcast_to``), and the
+elementwise folders compute on the *compact* form of their inputs (each
+zero-stride axis cut to length 1, :func:`compact`) and broadcast the result
+back.  So a mask or id tensor of the input's shape (``ones(batch, seq)``, the
+``token_type_ids`` buffer expanded to the batch) costs a few bytes whatever
+the batch, and a tensor whose only use is its shape is never materialised.
+The importer turns a broadcast array that an IR op reads into its compact form
+and a ``tensor.expand``.
 
 The shape helpers (:func:`reshape_target`, :func:`unsqueeze_shape`,
 :func:`squeeze_shape`, :func:`split_sizes`, :func:`slice_ranges`, ...) are
@@ -25,7 +34,12 @@ __all__ = [
     "FOLDERS",
     "FoldingError",
     "flatten_shape",
-    "fold_with_reference",
+    "ELEMENTWISE",
+    "compact",
+    "fold_size",
+    "cumsum",
+    "gather_elements",
+    "gather_nd",
     "normalize_axis",
     "numpy_dtype_of_onnx",
     "reshape_target",
@@ -153,6 +167,65 @@ def _ints(array: np.ndarray | None) -> list[int] | None:
     return [int(v) for v in np.asarray(array).reshape(-1)]
 
 
+# --------------------------------------------------------------------------- broadcast views
+
+
+def compact(array: np.ndarray) -> np.ndarray:
+    """``array`` with every broadcast (zero-stride) axis cut to length 1: the
+    smallest array that ``np.broadcast_to`` turns back into ``array``."""
+    array = np.asarray(array)
+    if array.ndim == 0 or all(s != 0 for s in array.strides) or array.size == 0:
+        return array
+    index = tuple(slice(0, 1) if stride == 0 and dim > 1 else slice(None)
+                  for stride, dim in zip(array.strides, array.shape))
+    return array[index]
+
+
+def is_broadcast(array: np.ndarray) -> bool:
+    """True if ``array`` is a view repeating a smaller array (zero strides)."""
+    return array.ndim > 0 and array.size > 1 and any(
+        stride == 0 and dim > 1 for stride, dim in zip(array.strides, array.shape))
+
+
+def broadcast(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """``array`` broadcast to ``shape`` as a read-only view (no copy)."""
+    shape = tuple(int(d) for d in shape)
+    array = np.asarray(array)
+    return array if array.shape == shape else np.broadcast_to(array, shape)
+
+
+#: Ops whose folders broadcast their inputs elementwise (see :func:`fold_size`).
+ELEMENTWISE = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Neg", "Abs", "Sqrt", "Reciprocal", "Exp", "Log", "Floor",
+    "Ceil", "Round", "Tanh", "Sin", "Cos", "Sign", "Erf", "Sigmoid", "Relu", "Equal", "Less",
+    "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf",
+    "Max", "Min", "Sum", "Mean", "Mod", "Where", "Clip", "Cast", "CastLike"})
+
+
+def fold_size(inputs: Sequence[np.ndarray | None]) -> int:
+    """Elements an elementwise folder computes for ``inputs`` (broadcast axes
+    of its inputs stay broadcast, so this can be far below the result's size)."""
+    shapes = [compact(a).shape for a in inputs if a is not None]
+    try:
+        return math.prod(np.broadcast_shapes(*shapes)) if shapes else 0
+    except ValueError:
+        return 0
+
+
+def _elementwise(fn: Callable[..., Any], same_dtype: bool = True) -> "Folder":
+    """A folder computing ``fn`` on the compact forms of its inputs and
+    broadcasting the result to the full shape (see the module docstring)."""
+    def fold(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+        arrays = [np.asarray(v) for v in x if v is not None]
+        shape = np.broadcast_shapes(*[a.shape for a in arrays])
+        with np.errstate(all="ignore"):
+            result = np.asarray(fn(*[compact(a) for a in arrays]))
+        if same_dtype:
+            result = result.astype(arrays[0].dtype, copy=False)
+        return [broadcast(result, shape)]
+    return fold
+
+
 # --------------------------------------------------------------------------- folders
 
 # A folder: (inputs, attributes, opset) -> outputs.  Missing optional inputs are None.
@@ -181,48 +254,49 @@ def _int_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a, b)
 
 
+def _erf_numpy(x: np.ndarray) -> np.ndarray:
+    from transcode_ir.opdefs import erf
+
+    return erf(x)
+
+
 for _name, _fn in {
     "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _int_divide,
     "Pow": lambda a, b: np.power(a, b.astype(a.dtype) if a.dtype.kind == "f" else b),
     "Neg": np.negative, "Abs": np.abs, "Sqrt": np.sqrt, "Reciprocal": np.reciprocal,
     "Exp": np.exp, "Log": np.log, "Floor": np.floor, "Ceil": np.ceil, "Round": np.round,
-    "Tanh": np.tanh, "Sin": np.sin, "Cos": np.cos, "Sign": np.sign,
+    "Tanh": np.tanh, "Sin": np.sin, "Cos": np.cos, "Sign": np.sign, "Erf": _erf_numpy,
     "Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)), "Relu": lambda x: np.maximum(x, 0),
-    "MatMul": np.matmul,
 }.items():
-    FOLDERS[_name] = _same_dtype(_fn)
+    FOLDERS[_name] = _elementwise(_fn)
 
-
-def _erf(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
-    from transcode_ir.opdefs import erf
-
-    return [erf(x[0]).astype(x[0].dtype)]
-
-
-FOLDERS["Erf"] = _erf
-
-def _predicate(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Folder:
-    def fold(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
-        return [np.asarray(fn(x[0], x[1]))]
-    return fold
-
+FOLDERS["MatMul"] = _same_dtype(np.matmul)
 
 for _name, _fn in {"Equal": np.equal, "Less": np.less, "Greater": np.greater,
                    "LessOrEqual": np.less_equal, "GreaterOrEqual": np.greater_equal,
-                   "And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor}.items():
-    FOLDERS[_name] = _predicate(_fn)
+                   "And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor,
+                   "Not": np.logical_not, "IsNaN": np.isnan}.items():
+    FOLDERS[_name] = _elementwise(_fn, same_dtype=False)
 
-FOLDERS["Not"] = lambda x, attrs, opset: [np.logical_not(x[0])]
+
+@_folder("IsInf")
+def _isinf(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    positive, negative = bool(attrs.get("detect_positive", 1)), bool(attrs.get("detect_negative", 1))
+    from transcode_ir.opdefs import isinf
+
+    return _elementwise(lambda v: isinf(v, positive, negative), same_dtype=False)(x, attrs, opset)
 
 
 def _variadic_folder(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], mean: bool = False) -> Folder:
     def fold(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
-        result = x[0]
-        for other in x[1:]:
-            result = fn(result, other)
+        arrays = [np.asarray(v) for v in x if v is not None]
+        shape = np.broadcast_shapes(*[a.shape for a in arrays])
+        result = compact(arrays[0])
+        for other in arrays[1:]:
+            result = fn(result, compact(other))
         if mean:
-            result = result / len(x)
-        return [np.asarray(result).astype(x[0].dtype, copy=False)]
+            result = result / len(arrays)
+        return [broadcast(np.asarray(result).astype(arrays[0].dtype, copy=False), shape)]
     return fold
 
 
@@ -234,26 +308,25 @@ FOLDERS["Mean"] = _variadic_folder(np.add, mean=True)
 
 @_folder("Mod")
 def _mod(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
-    if attrs.get("fmod", 0):
-        return [np.fmod(x[0], x[1])]
-    return [np.mod(x[0], x[1])]
+    return _elementwise(np.fmod if attrs.get("fmod", 0) else np.mod)(x, attrs, opset)
 
 
 @_folder("Where")
 def _where(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
-    return [np.where(x[0], x[1], x[2]).astype(x[1].dtype, copy=False)]
+    return _elementwise(lambda c, a, b: np.where(c, a, b).astype(a.dtype, copy=False),
+                        same_dtype=False)(x, attrs, opset)
 
 
 @_folder("Clip")
 def _clip(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
     low = x[1] if len(x) > 1 and x[1] is not None else attrs.get("min")
     high = x[2] if len(x) > 2 and x[2] is not None else attrs.get("max")
-    out = x[0]
+    out = compact(x[0])
     if low is not None:
         out = np.maximum(out, low)
     if high is not None:
         out = np.minimum(out, high)
-    return [np.asarray(out).astype(x[0].dtype, copy=False)]
+    return [broadcast(np.asarray(out).astype(x[0].dtype, copy=False), x[0].shape)]
 
 
 @_folder("Identity", "Dropout")
@@ -263,12 +336,12 @@ def _identity(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarra
 
 @_folder("Cast")
 def _cast(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
-    return [x[0].astype(numpy_dtype_of_onnx(attrs["to"]))]
+    return [broadcast(compact(x[0]).astype(numpy_dtype_of_onnx(attrs["to"])), x[0].shape)]
 
 
 @_folder("CastLike")
 def _cast_like(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
-    return [x[0].astype(x[1].dtype)]
+    return [broadcast(compact(x[0]).astype(x[1].dtype), x[0].shape)]
 
 
 @_folder("Shape")
@@ -293,7 +366,7 @@ def _size(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
 def _constant_of_shape(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
     value = attrs.get("value")
     fill = np.asarray(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
-    return [np.full(tuple(_ints(x[0]) or ()), fill[0], dtype=fill.dtype)]
+    return [broadcast(np.array(fill[0], dtype=fill.dtype), tuple(_ints(x[0]) or ()))]
 
 
 @_folder("Range")
@@ -336,6 +409,8 @@ def _flatten(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray
 @_folder("Transpose")
 def _transpose(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
     perm = attrs.get("perm")
+    if is_broadcast(x[0]):
+        return [np.transpose(x[0], perm)]
     return [np.ascontiguousarray(np.transpose(x[0], perm))]
 
 
@@ -358,7 +433,8 @@ def _slice(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
     index: list[Any] = [slice(None)] * data.ndim
     for axis, start, end, step in slice_ranges(data.shape, starts, ends, axes, steps):
         index[axis] = slice(start, end if end >= 0 or step > 0 else None, step)
-    return [np.ascontiguousarray(data[tuple(index)])]
+    piece = data[tuple(index)]
+    return [piece if is_broadcast(data) else np.ascontiguousarray(piece)]
 
 
 def fold_split(data: np.ndarray, split: Sequence[int] | None, attrs: dict[str, Any],
@@ -377,7 +453,7 @@ def fold_split(data: np.ndarray, split: Sequence[int] | None, attrs: dict[str, A
 @_folder("Expand")
 def _expand(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
     shape = np.broadcast_shapes(x[0].shape, tuple(_ints(x[1]) or ()))
-    return [np.ascontiguousarray(np.broadcast_to(x[0], shape))]
+    return [broadcast(compact(x[0]), shape)]
 
 
 @_folder("Tile")
@@ -410,25 +486,202 @@ for _name, _fn in {"ReduceSum": np.sum, "ReduceMean": np.mean, "ReduceMax": np.m
     FOLDERS[_name] = _reducer(_fn, _name)
 
 
-# --------------------------------------------------------------------------- fallback
+# --------------------------------------------------------------------------- indexing, scans, masks
 
 
-def fold_with_reference(node: Any, inputs: list[np.ndarray | None], opset_imports: Sequence[Any]
-                        ) -> list[np.ndarray]:
-    """Evaluate one node with ``onnx.reference`` (any op the reference knows)."""
-    from onnx import helper
-    from onnx.reference import ReferenceEvaluator
+def _wrap_indices(indices: np.ndarray, dims: Any, what: str) -> np.ndarray:
+    """Negative indices counted from the end; out-of-range ones are an error."""
+    indices = np.asarray(indices).astype(np.int64, copy=False)
+    dims = np.asarray(dims, dtype=np.int64)
+    wrapped = np.where(indices < 0, indices + dims, indices)
+    if wrapped.size and (np.any(wrapped < 0) or np.any(wrapped >= dims)):
+        raise FoldingError(f"{what} indices out of range for dimension(s) {dims.tolist()}")
+    return wrapped
 
-    feeds: dict[str, np.ndarray] = {}
-    graph_inputs = []
-    for name, value in zip(node.input, inputs):
-        if not name or name in feeds or value is None:
-            continue
-        feeds[name] = value
-        graph_inputs.append(helper.make_tensor_value_info(
-            name, helper.np_dtype_to_tensor_dtype(value.dtype), value.shape))
-    outputs = [helper.make_empty_tensor_value_info(name) for name in node.output if name]
-    graph = helper.make_graph([node], "fold", graph_inputs, outputs)
-    model = helper.make_model(graph, opset_imports=list(opset_imports))
-    results = ReferenceEvaluator(model).run(None, feeds)
-    return [np.asarray(r) for r in results]
+
+def gather_elements(data: np.ndarray, indices: np.ndarray, axis: int) -> np.ndarray:
+    """ONNX GatherElements: ``out[i][j][k] = data[i][indices[i][j][k]][k]`` (axis 1)."""
+    if data.ndim != indices.ndim:
+        raise FoldingError(f"GatherElements indices of rank {indices.ndim} for data of rank "
+                           f"{data.ndim}; they must have the same rank")
+    axis = normalize_axis(axis, data.ndim, "GatherElements axis")
+    for i, (d, n) in enumerate(zip(data.shape, indices.shape)):
+        if i != axis and n > d:
+            raise FoldingError(f"GatherElements indices {list(indices.shape)} exceed data "
+                               f"{list(data.shape)} on axis {i}")
+    index = _wrap_indices(indices, data.shape[axis], "GatherElements")
+    cut = tuple(slice(None) if i == axis else slice(0, n) for i, n in enumerate(index.shape))
+    return np.take_along_axis(data[cut], index, axis=axis)
+
+
+def gather_nd(data: np.ndarray, indices: np.ndarray, batch_dims: int = 0) -> np.ndarray:
+    """ONNX GatherND: the last axis of ``indices`` addresses the leading axes of
+    ``data`` after its ``batch_dims`` batch axes."""
+    b = int(batch_dims)
+    k = indices.shape[-1] if indices.ndim else 0
+    if indices.ndim < 1 or b + k > data.ndim or data.shape[:b] != indices.shape[:b]:
+        raise FoldingError(f"GatherND indices {list(indices.shape)} (batch_dims={b}) do not "
+                           f"fit data {list(data.shape)}")
+    index = _wrap_indices(indices, data.shape[b:b + k], "GatherND")
+    out_shape = indices.shape[:-1] + data.shape[b + k:]
+    batch = math.prod(data.shape[:b])
+    flat_data = data.reshape((batch,) + data.shape[b:])
+    flat_index = index.reshape((batch,) + index.shape[b:])
+    pieces = [flat_data[j][tuple(np.moveaxis(flat_index[j], -1, 0))] if k else
+              np.broadcast_to(flat_data[j], flat_index.shape[1:-1] + flat_data.shape[1:])
+              for j in range(batch)]
+    return np.stack(pieces).reshape(out_shape) if pieces else np.zeros(out_shape, data.dtype)
+
+
+def cumsum(x: np.ndarray, axis: int, exclusive: bool = False, reverse: bool = False) -> np.ndarray:
+    """ONNX CumSum (the IR's ``tensor.cumsum`` semantics)."""
+    from transcode_ir.opdefs import cumsum as running_sum
+
+    return running_sum(x, normalize_axis(int(axis), x.ndim, "CumSum axis"), exclusive, reverse)
+
+
+def trilu(x: np.ndarray, k: int, upper: bool) -> np.ndarray:
+    """ONNX Trilu on the last two axes."""
+    if x.ndim < 2:
+        raise FoldingError(f"Trilu needs rank >= 2, got {list(x.shape)}")
+    return np.triu(x, k) if upper else np.tril(x, k)
+
+
+@_folder("GatherElements")
+def _gather_elements(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    return [gather_elements(x[0], x[1], attrs.get("axis", 0))]
+
+
+@_folder("GatherND")
+def _gather_nd(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    return [gather_nd(x[0], x[1], attrs.get("batch_dims", 0))]
+
+
+@_folder("CumSum")
+def _cumsum(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    return [cumsum(x[0], int(np.asarray(x[1]).reshape(-1)[0]), bool(attrs.get("exclusive", 0)),
+                   bool(attrs.get("reverse", 0)))]
+
+
+@_folder("Trilu")
+def _trilu(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    k = int(np.asarray(x[1]).reshape(-1)[0]) if len(x) > 1 and x[1] is not None else 0
+    return [trilu(x[0], k, bool(attrs.get("upper", 1)))]
+
+
+@_folder("NonZero")
+def _nonzero(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    data = np.asarray(x[0])
+    return [np.array(np.nonzero(data.reshape(1) if data.ndim == 0 else data), dtype=np.int64)]
+
+
+def _scatter_reduce(reduction: str) -> Callable[[np.ndarray, Any, np.ndarray], None]:
+    ufunc = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}.get(reduction)
+    if reduction == "none":
+        def assign(target: np.ndarray, index: Any, values: np.ndarray) -> None:
+            target[index] = values
+        return assign
+    if ufunc is None:
+        raise FoldingError(f"scatter reduction {reduction!r} is not an ONNX value")
+    return lambda target, index, values: ufunc.at(target, index, values)
+
+
+@_folder("ScatterND")
+def _scatter_nd(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    data, indices, updates = np.array(x[0]), np.asarray(x[1]), np.asarray(x[2])
+    k = indices.shape[-1]
+    index = _wrap_indices(indices, data.shape[:k], "ScatterND").reshape(-1, k)
+    values = updates.reshape((index.shape[0],) + data.shape[k:])
+    apply = _scatter_reduce(attrs.get("reduction", "none"))
+    for row, value in zip(index, values):
+        apply(data, tuple(row), value)
+    return [data]
+
+
+@_folder("ScatterElements", "Scatter")
+def _scatter_elements(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    data, indices, updates = np.array(x[0]), np.asarray(x[1]), np.asarray(x[2])
+    axis = normalize_axis(attrs.get("axis", 0), data.ndim, "ScatterElements axis")
+    index = _wrap_indices(indices, data.shape[axis], "ScatterElements")
+    grid = list(np.indices(index.shape, sparse=True))
+    grid[axis] = index
+    _scatter_reduce(attrs.get("reduction", "none"))(data, tuple(grid), updates)
+    return [data]
+
+
+@_folder("OneHot")
+def _one_hot(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    indices, depth, values = np.asarray(x[0]), int(np.asarray(x[1]).reshape(-1)[0]), np.asarray(x[2])
+    axis = attrs.get("axis", -1)
+    index = np.where(indices < 0, indices + depth, indices).astype(np.int64)
+    hot = index[..., None] == np.arange(depth)
+    out = np.where(hot, values.reshape(-1)[1], values.reshape(-1)[0])
+    return [np.moveaxis(out, -1, normalize_axis(axis, out.ndim, "OneHot axis"))]
+
+
+@_folder("Einsum")
+def _einsum(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    arrays = [v for v in x if v is not None]
+    return [np.asarray(np.einsum(attrs["equation"].replace(" ", ""), *arrays)).astype(
+        arrays[0].dtype, copy=False)]
+
+
+def _arg_reduce(largest: bool) -> Folder:
+    def fold(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+        data = x[0]
+        axis = normalize_axis(attrs.get("axis", 0), data.ndim, "axis")
+        fn = np.argmax if largest else np.argmin
+        if attrs.get("select_last_index", 0):
+            flipped = np.flip(data, axis)
+            out = data.shape[axis] - 1 - fn(flipped, axis=axis)
+        else:
+            out = fn(data, axis=axis)
+        if attrs.get("keepdims", 1):
+            out = np.expand_dims(out, axis)
+        return [np.asarray(out, dtype=np.int64)]
+    return fold
+
+
+FOLDERS["ArgMax"] = _arg_reduce(True)
+FOLDERS["ArgMin"] = _arg_reduce(False)
+
+
+def _softmax_folder(log: bool) -> Folder:
+    def fold(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+        data = x[0]
+        if opset >= 13:
+            axes: Any = normalize_axis(attrs.get("axis", -1), data.ndim)
+        else:  # before opset 13: over the flattened trailing axes from 'axis'
+            axes = tuple(range(normalize_axis(attrs.get("axis", 1), data.ndim), data.ndim))
+        shifted = data - np.max(data, axis=axes, keepdims=True)
+        log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
+        return [(log_probs if log else np.exp(log_probs)).astype(data.dtype)]
+    return fold
+
+
+FOLDERS["Softmax"] = _softmax_folder(False)
+FOLDERS["LogSoftmax"] = _softmax_folder(True)
+
+
+@_folder("Pad")
+def _pad(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    data = x[0]
+    if opset < 11:
+        pads, fill, axes = list(attrs.get("pads", [])), attrs.get("value", 0.0), None
+    else:
+        pads = _ints(x[1]) or []
+        fill = np.asarray(x[2]).reshape(-1)[0] if len(x) > 2 and x[2] is not None else 0
+        axes = _ints(x[3]) if len(x) > 3 and x[3] is not None else None
+    axes = [normalize_axis(a, data.ndim, "pad axis") for a in (axes or range(data.ndim))]
+    widths = [[0, 0] for _ in range(data.ndim)]
+    for i, axis in enumerate(axes):
+        widths[axis] = [pads[i], pads[i + len(axes)]]
+    cut = tuple(slice(max(-b, 0), data.shape[a] - max(-e, 0)) for a, (b, e) in enumerate(widths))
+    data = data[cut]
+    widths = [(max(b, 0), max(e, 0)) for b, e in widths]
+    mode = attrs.get("mode", "constant")
+    if mode == "constant":
+        return [np.pad(data, widths, constant_values=fill)]
+    if mode in ("reflect", "edge", "wrap"):
+        return [np.pad(data, widths, mode=mode)]
+    raise FoldingError(f"Pad mode {mode!r} is not an ONNX value")

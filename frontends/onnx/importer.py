@@ -96,6 +96,10 @@ __all__ = [
 
 #: Known arrays with at most this many elements become ``tensor.constant`` ops.
 SMALL_CONSTANT_LIMIT = 64
+#: An elementwise node on known inputs whose folding would compute more elements
+#: than this (an index grid ``b * seq + kv`` at batch 10^6) is lowered instead:
+#: the IR computes it from the small inputs at run time.
+LARGE_FOLD_LIMIT = 1 << 20
 #: Accepted opsets of the default ONNX domain.
 MIN_OPSET, MAX_OPSET = 10, 23
 
@@ -301,6 +305,8 @@ class _Importer:
         self.folded_sources: dict[str, list[str]] = {}
         self.exporter_kinds: dict[str, str] = {}
         self.reserved_names: set[str] = set()
+        # Weights already materialised, by identity (see _weight_key).
+        self._weight_values: dict[tuple[str, ...], list[tuple[np.ndarray, Value]]] = {}
         self.module = Module(name)
         self.function: Function | None = None
         self.builder: Builder | None = None
@@ -485,12 +491,13 @@ class _Importer:
                           else np.array(int(np.prod(shape)), dtype=np.int64))
                 self._set_constant(node.output[0], result, source=None)
                 continue
-            if self._inputs_known(node) and self._may_fold(node):
+            if self._inputs_known(node) and self._may_fold(node) and _foldable(op_type) \
+                    and not self._too_large_to_fold(node, LOWERINGS):
                 self._fold(node, attrs)
                 continue
             rule = LOWERINGS.get(op_type)
             if rule is None:
-                if op_type in folding.FOLDERS or op_type in _FOLD_ONLY:
+                if _foldable(op_type):
                     dynamic = [i for i in node.input if i and not self._is_known(i)]
                     raise OnnxImportError(
                         f"{self._where(node)}: {op_type} is supported only when its inputs are "
@@ -560,6 +567,12 @@ class _Importer:
         return node.op_type in _LAYOUT_OPS and weight_inputs == [node.input[0]] \
             and list(node.input).count(node.input[0]) == 1
 
+    def _too_large_to_fold(self, node: onnx.NodeProto, lowerings: Mapping[str, Any]) -> bool:
+        if node.op_type not in folding.ELEMENTWISE or node.op_type not in lowerings:
+            return False
+        inputs = [self.known(i) if i else None for i in node.input]
+        return folding.fold_size(inputs) > LARGE_FOLD_LIMIT
+
     def _fold(self, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         inputs = [self.known(i) if i else None for i in node.input]
         op_type = node.op_type
@@ -569,16 +582,14 @@ class _Importer:
                 results = folding.fold_split(inputs[0], None if split is None else
                                              [int(v) for v in split.reshape(-1)],
                                              attrs, len(node.output))
-            elif op_type in folding.FOLDERS:
+            else:
                 with np.errstate(all="ignore"):
                     results = folding.FOLDERS[op_type](inputs, attrs, self.opset)
-            else:
-                results = folding.fold_with_reference(node, inputs, self.model.opset_import)
         except folding.FoldingError as err:
             raise OnnxImportError(f"{self._where(node)}: {err}") from None
         except UserError:
             raise
-        except Exception as err:  # noqa: BLE001 - numpy/onnx.reference errors, reported
+        except Exception as err:  # noqa: BLE001 - numpy errors on malformed inputs, reported
             raise OnnxImportError(f"{self._where(node)}: cannot evaluate {op_type} on its constant "
                                   f"inputs: {_one_line(err)}") from None
         data = node.input[0] if node.input else ""
@@ -669,13 +680,54 @@ class _Importer:
                                   "initializer or node output)")
         array = self.known(name)
         weight = self.weight_sources.get(name)
-        if weight is None and array.size <= SMALL_CONSTANT_LIMIT:
+        if weight is not None:
+            value = self._shared_weight(name, weight, array)
+            if value is None:
+                param_name, kind = self._parameter_name(name, weight, consumer_op, operand_index)
+                value = self.emit_parameter(param_name, array, kind)
+                self._weight_values.setdefault(self._weight_key(name, weight), []).append(
+                    (array, value))
+        elif array.size > SMALL_CONSTANT_LIMIT and folding.is_broadcast(array):
+            # A repeated array (a mask or ids expanded to the batch): its compact
+            # form, broadcast by the IR (never materialised at import).
+            core = np.ascontiguousarray(folding.compact(array))
+            if core.size <= SMALL_CONSTANT_LIMIT:
+                base = self.emit_constant(core)
+            else:
+                param_name, kind = self._parameter_name(name, None, consumer_op, operand_index)
+                base = self.emit_parameter(param_name, core, kind)
+            value = self.builder.create("tensor.expand", (base,),
+                                        {"shape": tuple(int(d) for d in array.shape)}).result
+        elif array.size <= SMALL_CONSTANT_LIMIT:
             value = self.emit_constant(array)
         else:
             param_name, kind = self._parameter_name(name, weight, consumer_op, operand_index)
             value = self.emit_parameter(param_name, array, kind)
         self.values[name] = value
         return value
+
+    def _weight_key(self, name: str, weight: tuple[str, str]) -> tuple[str, ...]:
+        """What identifies a weight whatever ONNX name it has: its initializer
+        and layout suffix; for a tensor the exporter folded from one parameter
+        (dynamo writes a transposed Linear weight once per use), that parameter."""
+        root, suffix = weight
+        sources = self.folded_sources.get(root)
+        if sources is not None:
+            named = [source for source in sources if source in self.exporter_kinds]
+            if len(named) == 1 and len(sources) == 1:
+                return ("folded", named[0], suffix)
+        return ("initializer", root, suffix)
+
+    def _shared_weight(self, name: str, weight: tuple[str, str], array: np.ndarray) -> Value | None:
+        """The IR value of a weight already read under another ONNX name (a
+        torch parameter used by several layers, as ALBERT shares its layer:
+        TorchScript reads it through Identity copies, dynamo writes one folded
+        copy per use).  One parameter, so training updates it once."""
+        for seen, value in self._weight_values.get(self._weight_key(name, weight), ()):
+            if seen is array or (seen.shape == array.shape and seen.dtype == array.dtype
+                                 and np.array_equal(seen, array)):
+                return value
+        return None
 
     def emit_constant(self, array: np.ndarray) -> Value:
         self._array_dtype(array)
@@ -690,12 +742,21 @@ class _Importer:
         return self.builder.create("tensor.param", (), {"name": name}, [param.type]).result
 
     def new_constant(self, array: np.ndarray, base_name: str = "constant") -> Value:
-        """An IR value for an array computed by a lowering rule."""
+        """An IR value for an array computed by a lowering rule (a broadcast
+        array: its compact form and a ``tensor.expand``)."""
         if array.size <= SMALL_CONSTANT_LIMIT:
             return self.emit_constant(array)
-        scope = self.loc or ""
-        name = self._unique(f"{scope}.{base_name}" if scope else base_name, None)
-        return self.emit_parameter(name, array, "constant")
+        core = folding.compact(array) if folding.is_broadcast(array) else array
+        if core.size <= SMALL_CONSTANT_LIMIT:
+            value = self.emit_constant(np.ascontiguousarray(core))
+        else:
+            scope = self.loc or ""
+            name = self._unique(f"{scope}.{base_name}" if scope else base_name, None)
+            value = self.emit_parameter(name, core, "constant")
+        if core.shape != array.shape:
+            value = self.builder.create("tensor.expand", (value,),
+                                        {"shape": tuple(int(d) for d in array.shape)}).result
+        return value
 
     def _array_dtype(self, array: np.ndarray) -> str:
         try:
@@ -786,9 +847,16 @@ class _Importer:
             f"the importer supports {supported}")
 
 
-# Ops that have no IR counterpart but fold when their inputs are known.
-_FOLD_ONLY = frozenset({"Constant", "ConstantOfShape", "Range", "Shape", "Size", "Floor", "Ceil",
-                        "Round", "Mod", "Sign", "NonZero", "Trilu", "CumSum", "ReduceProd"})
+def _foldable(op_type: str) -> bool:
+    """Whether the importer can evaluate ``op_type`` on known inputs (numpy)."""
+    return op_type in folding.FOLDERS or op_type == "Split"
+
+
+def fold_only_op_types() -> set[str]:
+    """ONNX op types that have no IR counterpart but fold when their inputs are known."""
+    from frontends.onnx.lowering import LOWERINGS
+
+    return {"Constant"} | (set(folding.FOLDERS) - set(LOWERINGS) - set(_ALIAS_OPS))
 
 
 def supported_op_types() -> set[str]:
@@ -796,7 +864,7 @@ def supported_op_types() -> set[str]:
     and ones folded at import time."""
     from frontends.onnx.lowering import LOWERINGS
 
-    return set(LOWERINGS) | set(_ALIAS_OPS) | _FOLD_ONLY | {"Split"}
+    return set(LOWERINGS) | set(_ALIAS_OPS) | fold_only_op_types() | {"Split"}
 
 
 def _is_identity_perm(perm: Sequence[int] | None, rank: int) -> bool:

@@ -114,6 +114,22 @@ class NodeContext:
                 importer.constant_sources[derived] = importer.constant_sources[name]
         return importer.materialize(derived, self.op_type, index)
 
+    def derived_weight(self, index: int, transform: Callable[[np.ndarray], np.ndarray],
+                       suffix: str) -> Value:
+        """A known input transformed at import time (a convolution weight as a
+        matrix); a weight keeps its kind and is named ``<initializer><suffix>``."""
+        importer = self.importer
+        name = self.node.input[index]
+        derived = f"{name}::{suffix}"
+        if derived not in importer.constants:
+            importer.constants[derived] = np.ascontiguousarray(transform(importer.known(name)))
+            if name in importer.weight_sources:
+                root, old = importer.weight_sources[name]
+                importer.weight_sources[derived] = (root, old + suffix)
+            elif name in importer.constant_sources:
+                importer.constant_sources[derived] = importer.constant_sources[name]
+        return importer.materialize(derived, self.op_type, index)
+
     # -- building
     def emit(self, op_name: str, operands: Sequence[Value], **attributes: Any) -> Value:
         return self.importer.builder.create(op_name, operands, attributes).result
@@ -236,12 +252,22 @@ def lower_variadic(ctx: NodeContext) -> None:
 _UNARY = {"Neg": "arith.neg", "Abs": "arith.abs", "Sqrt": "arith.sqrt",
           "Reciprocal": "arith.reciprocal", "Exp": "arith.exp", "Log": "arith.log",
           "Erf": "arith.erf", "Tanh": "arith.tanh", "Sigmoid": "arith.sigmoid",
-          "Sin": "arith.sin", "Cos": "arith.cos", "Not": "arith.not", "Relu": "nn.relu"}
+          "Sin": "arith.sin", "Cos": "arith.cos", "Not": "arith.not", "Relu": "nn.relu",
+          "IsNaN": "arith.isnan"}
 
 
 @_rule(*_UNARY)
 def lower_unary(ctx: NodeContext) -> None:
     ctx.output(ctx.emit(_UNARY[ctx.op_type], [ctx.value(0)]))
+
+
+@_rule("IsInf")
+def lower_isinf(ctx: NodeContext) -> None:
+    attributes = {}
+    for name in ("detect_positive", "detect_negative"):
+        if not ctx.attrs.get(name, 1):
+            attributes[name] = False
+    ctx.output(ctx.emit("arith.isinf", [ctx.value(0)], **attributes))
 
 
 @_rule("Gelu")
@@ -348,12 +374,36 @@ def lower_gemm(ctx: NodeContext) -> None:
     ctx.output(result)
 
 
+def _conv_pads(ctx: NodeContext, sizes: Sequence[int], kernel: Sequence[int],
+               strides: Sequence[int], dilations: Sequence[int]) -> list[tuple[int, int]]:
+    """(begin, end) padding of each spatial axis of a Conv, auto_pad resolved."""
+    auto_pad = ctx.attrs.get("auto_pad", "NOTSET")
+    rank = len(sizes)
+    if auto_pad in ("NOTSET", ""):
+        pads = [int(p) for p in ctx.attrs.get("pads", [0] * (2 * rank))]
+        return [(pads[i], pads[i + rank]) for i in range(rank)]
+    if auto_pad == "VALID":
+        return [(0, 0)] * rank
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = []
+        for size, k, stride, dilation in zip(sizes, kernel, strides, dilations):
+            out_size = -(-size // stride)
+            total = max((out_size - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+            small, large = total // 2, total - total // 2
+            out.append((small, large) if auto_pad == "SAME_UPPER" else (large, small))
+        return out
+    raise LoweringError(f"Conv auto_pad={auto_pad!r} is not an ONNX value")
+
+
 @_rule("Conv")
 def lower_conv(ctx: NodeContext) -> None:
     x_rank = ctx.rank(0)
+    if x_rank == 4:
+        lower_conv2d(ctx)
+        return
     if x_rank != 3:
-        raise LoweringError(f"Conv with {x_rank - 2} spatial axes; the IR has 1-D convolution "
-                            "only (input [N, C, L])")
+        raise LoweringError(f"Conv with {x_rank - 2} spatial axes; the importer reads Conv with "
+                            "one spatial axis (input [N, C, L]) or two ([N, C, H, W])")
     weight_shape = ctx.shape(1)
     kernel = int(ctx.attrs.get("kernel_shape", weight_shape[2:])[0])
     stride = int(ctx.attrs.get("strides", [1])[0])
@@ -377,6 +427,95 @@ def lower_conv(ctx: NodeContext) -> None:
         operands.append(ctx.value(2))
     ctx.output(ctx.emit("nn.conv1d", operands, stride=stride, pads=pads, dilation=dilation,
                         groups=groups))
+
+
+def lower_conv2d(ctx: NodeContext) -> None:
+    """A 2-D Conv as a matrix product over patches (im2col).
+
+    Patches ``[N, OH·OW, C·KH·KW]`` times the weight as ``[C·KH·KW, M]`` (per
+    group): one ``tensor.matmul`` whose B·M·K·N is the convolution's
+    (N·OH·OW rows, C·KH·KW deep, M wide), which is how the cost model and the
+    autodiff pass see it.  A patch embedding (stride = kernel, no padding or
+    dilation: ViT) takes its patches by reshape and transpose; any other
+    convolution gathers them with a constant index (padding by concatenating
+    zeros first).  The weight keeps its torch name (``<name>_matrix``: the
+    ``[C·KH·KW, M]`` layout).
+    """
+    n, channels, height, width = ctx.shape(0)
+    w_shape = ctx.shape(1)
+    if len(w_shape) != 4:
+        raise LoweringError(f"Conv weight {list(w_shape)} for a 2-D input; expected [M, C/group, KH, KW]")
+    m, cg, kh, kw = w_shape
+    kernel = [int(k) for k in ctx.attrs.get("kernel_shape", (kh, kw))]
+    strides = [int(s) for s in ctx.attrs.get("strides", (1, 1))]
+    dilations = [int(d) for d in ctx.attrs.get("dilations", (1, 1))]
+    groups = int(ctx.attrs.get("group", 1))
+    if tuple(kernel) != (kh, kw):
+        raise LoweringError(f"Conv kernel_shape {kernel} differs from the weight's {[kh, kw]}")
+    if channels % groups or m % groups or cg != channels // groups:
+        raise LoweringError(f"Conv with {channels} channels, {m} filters and group={groups} does "
+                            f"not fit weight {list(w_shape)}")
+    pads = _conv_pads(ctx, (height, width), kernel, strides, dilations)
+    padded = (height + pads[0][0] + pads[0][1], width + pads[1][0] + pads[1][1])
+    out_h, out_w = ((size - d * (k - 1) - 1) // s + 1
+                    for size, k, s, d in zip(padded, kernel, strides, dilations))
+    if out_h <= 0 or out_w <= 0:
+        raise LoweringError(f"Conv output would be empty ({out_h}x{out_w})")
+    x = ctx.value(0)
+    dtype = x.type.dtype
+    rows, depth = out_h * out_w, cg * kh * kw
+    if not any(p for pair in pads for p in pair) and dilations == [1, 1] \
+            and strides == [kh, kw]:
+        # Non-overlapping patches: crop, then [N, C, OH, KH, OW, KW] -> [N, OH, OW, C, KH, KW].
+        x = _slice(ctx, x, [(2, 0, out_h * kh, 1), (3, 0, out_w * kw, 1)])
+        x = _reshape(ctx, x, (n, channels, out_h, kh, out_w, kw))
+        x = ctx.emit("tensor.transpose", [x], perm=(0, 2, 4, 1, 3, 5))
+        patches = _reshape(ctx, x, (n, rows, channels * kh * kw))
+    else:
+        for axis, (before, after) in ((2, pads[0]), (3, pads[1])):
+            parts = []
+            for count in (before, after):
+                shape = list(x.type.shape)
+                shape[axis] = count
+                parts.append(ctx.literal(np.zeros(shape), dtype) if count else None)
+            if parts[0] is not None or parts[1] is not None:
+                x = ctx.emit("tensor.concat", [p for p in (parts[0], x, parts[1]) if p is not None],
+                             axis=axis)
+        flat = _reshape(ctx, x, (n, channels, padded[0] * padded[1]))
+        oy, ox = np.meshgrid(np.arange(out_h) * strides[0], np.arange(out_w) * strides[1],
+                             indexing="ij")
+        ky, kx = np.meshgrid(np.arange(kh) * dilations[0], np.arange(kw) * dilations[1],
+                             indexing="ij")
+        index = ((oy.reshape(-1, 1) + ky.reshape(1, -1)) * padded[1]
+                 + ox.reshape(-1, 1) + kx.reshape(1, -1)).astype(np.int64)    # [rows, KH*KW]
+        windows = ctx.emit("tensor.gather", [flat, ctx.importer.new_constant(index, "patches")],
+                           axis=2)                                              # [N, C, rows, KK]
+        windows = ctx.emit("tensor.transpose", [windows], perm=(0, 2, 1, 3))
+        patches = _reshape(ctx, windows, (n, rows, channels * kh * kw))
+    # Weight [M, C/g, KH, KW] -> [g, C/g*KH*KW, M/g] (or [C*KH*KW, M] when g = 1).
+    mg = m // groups
+    if ctx.is_known(1):
+        matrix_shape = (depth, m) if groups == 1 else (groups, depth, mg)
+        weight = ctx.derived_weight(
+            1, lambda w: w.reshape(groups, mg, depth).transpose(0, 2, 1).reshape(matrix_shape),
+            "_matrix")
+    else:
+        weight = _reshape(ctx, ctx.value(1), (groups, mg, depth))
+        weight = ctx.emit("tensor.transpose", [weight], perm=(0, 2, 1))
+        if groups == 1:
+            weight = _reshape(ctx, weight, (depth, m))
+    if groups == 1:
+        y = ctx.emit("tensor.matmul", [patches, weight])                     # [N, rows, M]
+    else:
+        grouped = _reshape(ctx, patches, (n, rows, groups, depth))
+        grouped = ctx.emit("tensor.transpose", [grouped], perm=(0, 2, 1, 3))  # [N, g, rows, depth]
+        y = ctx.emit("tensor.matmul", [grouped, weight])                     # [N, g, rows, M/g]
+        y = ctx.emit("tensor.transpose", [y], perm=(0, 2, 1, 3))
+        y = _reshape(ctx, y, (n, rows, m))
+    if ctx.has(2):
+        y = ctx.emit("arith.add", [y, ctx.value(2)])
+    y = ctx.emit("tensor.transpose", [y], perm=(0, 2, 1))
+    ctx.output(_reshape(ctx, y, (n, m, out_h, out_w)))
 
 
 # --------------------------------------------------------------------------- data movement
@@ -433,14 +572,133 @@ def lower_gather(ctx: NodeContext) -> None:
     axis = _normalize_axis(ctx.attrs.get("axis", 0), len(data_shape))
     if ctx.is_known(1) and not ctx.is_weight(1):
         indices = ctx.known(1)
-        if np.any(indices < 0):
-            indices = np.where(indices < 0, indices + data_shape[axis], indices)
-            index_value = ctx.importer.new_constant(indices)
+        core = folding.compact(indices)   # an index broadcast over the batch stays broadcast
+        if np.any(core < 0):
+            core = np.where(core < 0, core + data_shape[axis], core)
+            index_value = ctx.importer.new_constant(folding.broadcast(core, indices.shape))
         else:
             index_value = ctx.value(1)
     else:
         index_value = ctx.value(1)
     ctx.output(ctx.emit("tensor.gather", [ctx.value(0), index_value], axis=axis))
+
+
+def _strides(shape: Sequence[int]) -> list[int]:
+    """Element strides of a C-ordered array of ``shape``."""
+    out, step = [], 1
+    for dim in reversed(shape):
+        out.append(step)
+        step *= int(dim)
+    return out[::-1]
+
+
+def _index_value(ctx: NodeContext, index: int, dims: Any) -> Value:
+    """A run-time index input as i64 with negative entries wrapped by ``dims``
+    (a number, or a vector along the last axis for GatherND)."""
+    value = _same_type(ctx, ctx.value(index), "i64")
+    limit = ctx.literal(np.asarray(dims, dtype=np.int64), "i64")
+    negative = ctx.emit("arith.less", [value, ctx.literal(0, "i64")])
+    return ctx.emit("arith.select", [negative, ctx.emit("arith.add", [value, limit]), value])
+
+
+def _flat_gather(ctx: NodeContext, data: Value, lead: int, flat_index: Value | np.ndarray) -> Value:
+    """``data`` with its first ``lead`` axes merged into one, gathered along it
+    by ``flat_index`` (known or run time)."""
+    shape = data.type.shape
+    merged = _reshape(ctx, data, (math.prod(shape[:lead]),) + tuple(shape[lead:]))
+    if isinstance(flat_index, np.ndarray):
+        flat_index = ctx.importer.new_constant(flat_index.astype(np.int64), "indices")
+    return ctx.emit("tensor.gather", [merged, flat_index], axis=0)
+
+
+@_rule("GatherElements")
+def lower_gather_elements(ctx: NodeContext) -> None:
+    """``out[..i..] = data[..index[..i..] on axis..]`` as a ``tensor.gather`` of
+    the flattened data at flat positions: offsets of the other axes (known)
+    plus index × stride of the axis (folded when the index is known)."""
+    data_shape, index_shape = ctx.shape(0), ctx.shape(1)
+    rank = len(data_shape)
+    if len(index_shape) != rank:
+        raise LoweringError(f"GatherElements indices {list(index_shape)} and data "
+                            f"{list(data_shape)} differ in rank")
+    axis = _normalize_axis(ctx.attrs.get("axis", 0), rank)
+    if any(i != axis and n > d for i, (n, d) in enumerate(zip(index_shape, data_shape))):
+        raise LoweringError(f"GatherElements indices {list(index_shape)} exceed data "
+                            f"{list(data_shape)}")
+    strides = _strides(data_shape)
+    offsets = np.zeros([1 if i == axis else n for i, n in enumerate(index_shape)], np.int64)
+    for i, n in enumerate(index_shape):
+        if i != axis:
+            shape = [1] * rank
+            shape[i] = n
+            offsets = offsets + np.arange(n, dtype=np.int64).reshape(shape) * strides[i]
+    if ctx.is_known(1) and not ctx.is_weight(1):
+        index = folding._wrap_indices(ctx.known(1), data_shape[axis], "GatherElements")
+        flat: Value | np.ndarray = np.ascontiguousarray(
+            np.broadcast_to(offsets + index * strides[axis], index_shape))
+    else:
+        scaled = ctx.emit("arith.mul", [_index_value(ctx, 1, data_shape[axis]),
+                                        ctx.literal(strides[axis], "i64")])
+        flat = ctx.emit("arith.add", [scaled, ctx.importer.new_constant(offsets, "offsets")])
+    ctx.output(_flat_gather(ctx, ctx.value(0), rank, flat))
+
+
+@_rule("GatherND")
+def lower_gather_nd(ctx: NodeContext) -> None:
+    """GatherND as a ``tensor.gather`` of the data with its batch and indexed
+    axes merged: the flat position is Σ index[..., j] × stride_j plus the
+    batch offset (folded when the index is known)."""
+    data_shape, index_shape = ctx.shape(0), ctx.shape(1)
+    b = int(ctx.attrs.get("batch_dims", 0))
+    k = index_shape[-1] if index_shape else 0
+    if not index_shape or b + k > len(data_shape) or tuple(data_shape[:b]) != tuple(index_shape[:b]):
+        raise LoweringError(f"GatherND indices {list(index_shape)} (batch_dims={b}) do not fit "
+                            f"data {list(data_shape)}")
+    lead = data_shape[:b + k]
+    strides = _strides(lead)
+    batch_offsets = np.zeros([1] * (len(index_shape) - 1), np.int64)
+    for i in range(b):
+        shape = [1] * (len(index_shape) - 1)
+        shape[i] = index_shape[i]
+        batch_offsets = batch_offsets + np.arange(index_shape[i], dtype=np.int64).reshape(shape) \
+            * strides[i]
+    index_strides = np.array(strides[b:b + k], dtype=np.int64)
+    if ctx.is_known(1) and not ctx.is_weight(1):
+        index = folding._wrap_indices(ctx.known(1), data_shape[b:b + k], "GatherND")
+        flat: Value | np.ndarray = np.ascontiguousarray(np.broadcast_to(
+            batch_offsets + (index * index_strides).sum(axis=-1), index_shape[:-1]))
+    else:
+        wrapped = _index_value(ctx, 1, data_shape[b:b + k])
+        scaled = ctx.emit("arith.mul", [wrapped, ctx.literal(index_strides, "i64")])
+        flat = ctx.emit("tensor.reduce_sum", [scaled], axes=(len(index_shape) - 1,), keepdims=False)
+        if b:
+            flat = ctx.emit("arith.add", [flat, ctx.importer.new_constant(batch_offsets, "offsets")])
+    ctx.output(_flat_gather(ctx, ctx.value(0), b + k, flat))
+
+
+@_rule("CumSum")
+def lower_cumsum(ctx: NodeContext) -> None:
+    x = ctx.value(0)
+    axis = _normalize_axis(ctx.ints(1, "axis")[0], x.type.rank)
+    attributes = {}
+    if ctx.attrs.get("exclusive", 0):
+        attributes["exclusive"] = True
+    if ctx.attrs.get("reverse", 0):
+        attributes["reverse"] = True
+    ctx.output(ctx.emit("tensor.cumsum", [x], axis=axis, **attributes))
+
+
+@_rule("Trilu")
+def lower_trilu(ctx: NodeContext) -> None:
+    """Trilu of a run-time tensor: a select with the (known) triangle."""
+    x = ctx.value(0)
+    if x.type.rank < 2:
+        raise LoweringError(f"Trilu needs rank >= 2, got {list(x.type.shape)}")
+    k = ctx.ints(1, "k")[0] if ctx.has(1) else 0
+    rows, cols = x.type.shape[-2:]
+    keep = folding.trilu(np.ones((rows, cols), dtype=bool), k, bool(ctx.attrs.get("upper", 1)))
+    zero = ctx.literal(0, x.type.dtype)
+    ctx.output(ctx.emit("arith.select", [ctx.importer.new_constant(keep, "triangle"), x, zero]))
 
 
 @_rule("Concat")

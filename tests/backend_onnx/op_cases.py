@@ -143,6 +143,23 @@ case("arith.select", lambda rng: {"c": rng.random((3, 1)) < 0.5,
                                   "a": rng.standard_normal(S).astype(np.float32),
                                   "b": rng.standard_normal((4,)).astype(np.float32)},
      one("arith.select"))
+
+
+def _specials(rng: np.random.Generator) -> Arrays:
+    """Normal values with NaN, +inf and -inf among them."""
+    x = rng.standard_normal(S).astype(np.float32)
+    x[0, 0, :3] = [np.nan, np.inf, -np.inf]
+    x[1, 2, 1] = np.nan
+    return {"x": x}
+
+
+case("arith.isnan", _specials, one("arith.isnan"))
+case("arith.isnan.i64", lambda rng: {"x": rng.integers(-9, 9, S)}, one("arith.isnan"))
+case("arith.isinf", _specials, one("arith.isinf"))
+case("arith.isinf.positive-only", _specials, one("arith.isinf", detect_negative=False))
+case("arith.isinf.negative-only", _specials, one("arith.isinf", detect_positive=False))
+case("arith.select.isnan-guard", _specials, lambda b, a: [b.op(
+    "arith.select", b.op("arith.isnan", a[0]), b.constant(np.float32(0.0)), a[0])])
 case("arith.cast.f32-i64", lambda rng: {"x": (rng.standard_normal(S) * 10).astype(np.float32)},
      one("arith.cast", to="i64"))
 case("arith.cast.bool-f32", bools(S), one("arith.cast", to="f32"))
@@ -192,6 +209,10 @@ case("tensor.slice.negative-step", normal((5, 6)),
      one("tensor.slice", starts=(-1, 4), ends=(-(2**62), 0), axes=(0, -1), steps=(-1, -2)))
 case("tensor.expand", normal((3, 1)), one("tensor.expand", shape=(2, 3, 4)))
 case("tensor.expand.bidirectional", normal((3, 4)), one("tensor.expand", shape=(2, 1, 1)))
+case("tensor.cumsum", normal(S), one("tensor.cumsum", axis=1))
+case("tensor.cumsum.exclusive-reverse", normal(S),
+     one("tensor.cumsum", axis=-1, exclusive=True, reverse=True))
+case("tensor.cumsum.i64", lambda rng: {"x": rng.integers(0, 2, (2, 7))}, one("tensor.cumsum", axis=1))
 for _name in ("reduce_sum", "reduce_mean", "reduce_max"):
     case(f"tensor.{_name}", normal(S), one(f"tensor.{_name}", axes=(-1,)))
     case(f"tensor.{_name}.many-axes", normal(S), one(f"tensor.{_name}", axes=(0, 2), keepdims=False))

@@ -30,7 +30,7 @@ def test_initializers_listed_as_inputs_are_parameters() -> None:
     assert module.params["w"].kind == "weight"
 
 
-def test_rare_ops_on_constants_fold_through_the_reference_evaluator() -> None:
+def test_rare_ops_on_constants_fold_in_numpy() -> None:
     model = parse("""
 <ir_version: 8, opset_import: ["" : 17]>
 main (float[4] x) => (float[4] y)
