@@ -137,62 +137,330 @@ __all__ = [
     "PruneRecord",
     "PruneSite",
     "find_prune_sites",
-    "linear_role",
+    "GraphNode",
+    "StructuralPoint",
+    "find_structural_points",
+    "ir_graph",
     "load_profile",
     "prune_records",
 ]
 
 TRAINING_FUNCTIONS = ("backward", "train_step")
 
-#: Roles of Linear outputs, by the end of the module path (first match wins).
-_LINEAR_ROLES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?:^|\.)attention\.self\.query$"), "query"),
-    (re.compile(r"(?:^|\.)attention\.self\.key$"), "key"),
-    (re.compile(r"(?:^|\.)attention\.self\.value$"), "value"),
-    (re.compile(r"(?:^|\.)attention\.output\.dense$"), "attention_output"),
-    (re.compile(r"(?:^|\.)intermediate\.dense(?:_\d+)?$"), "intermediate"),
-    (re.compile(r"(?:^|\.)output\.dense$"), "output"),
-    (re.compile(r"(?:^|\.)pooler\.dense$"), "pooler"),
-    (re.compile(r"(?:^|\.)input_projection$"), "input_projection"),
-)
-_ATTENTION_SELF = re.compile(r"(?:^|\.)attention\.self$")
-_ATTENTION_OUTPUT_DENSE = "attention.output.dense"
-
 #: Ops whose result has a zero wherever their (only tensor) operand has one.
-_ZERO_PRESERVING = ("tensor.reshape", "tensor.transpose", "nn.gelu", "arith.tanh")
-
-_ACTIVATION_OPS = {"relu": ("nn.relu", {}), "gelu": ("nn.gelu", {}),
-                   "gelu_tanh": ("nn.gelu", {"approximate": "tanh"})}
+_ZERO_PRESERVING = ("tensor.reshape", "tensor.transpose", "nn.gelu", "arith.tanh", "nn.relu")
 
 SOURCES = ("profile", "measured", "assumed")
 
-
-def linear_role(loc: str | None) -> str | None:
-    """The prune role of a Linear at module path ``loc`` (``query``, ..., ``pooler``), or None."""
-    if not loc:
-        return None
-    for pattern, role in _LINEAR_ROLES:
-        if pattern.search(loc):
-            return role
-    return None
+# --------------------------------------------------------------------------- structure
 
 
-# --------------------------------------------------------------------------- finding prune points
+#: Roles of prune points, in the order a layer's points are listed.
+ROLES = ("query", "key", "value", "qkv", "attention_input", "scores", "probs", "context",
+         "attention_output", "intermediate", "output")
+
+
+@dataclass
+class GraphNode:
+    """One computation of a model graph, as the structural matcher sees it.
+
+    ``kind``: ``linear`` (a product by a rank-2 weight, bias included;
+    ``width = (in, out)``), ``matmul`` (a product of two activations),
+    ``attention`` (a fused softmax(q·kᵀ)·v), ``softmax`` (over the last axis),
+    ``act`` (an FFN nonlinearity: GELU, ReLU, SiLU's sigmoid, erf, tanh),
+    ``move`` (reshape, transpose, slice, concat, cast, dropout: values move),
+    ``ew`` (other elementwise arithmetic) or ``other`` (a barrier: layer norm,
+    gather, reductions, ...).  ``inputs``: indices of the nodes producing its
+    activation operands in operand order (``None`` for an argument, parameter
+    or constant).  ``label``: the module path, when the graph records one.
+    ``handle``: the adapter's own object (the IR op, the torch call site).
+    """
+
+    index: int
+    kind: str
+    inputs: list[int | None]
+    label: str = ""
+    width: tuple[int, int] | None = None
+    handle: Any = None
+
+
+@dataclass(frozen=True)
+class StructuralPoint:
+    """A prune point found by structure: ``name`` (``layer.<i>.<role>``), ``role``,
+    ``layer``, ``label`` (the module path of the op, for people), ``node`` whose output
+    is pruned, and ``internal`` (``scores``/``probs`` inside a fused attention node)."""
+
+    name: str
+    role: str
+    layer: int
+    label: str
+    node: int
+    internal: str | None = None
+
+
+_TRACE_THROUGH = ("move", "ew")
+_MAX_STACKED_FFN = 4
+
+
+def _consumers(nodes: list[GraphNode]) -> list[list[int]]:
+    users: list[list[int]] = [[] for _ in nodes]
+    for node in nodes:
+        for i in node.inputs:
+            if i is not None:
+                users[i].append(node.index)
+    return users
+
+
+def _back(nodes: list[GraphNode], start: int | None, through: tuple[str, ...],
+          targets: tuple[str, ...]) -> list[int]:
+    """Nodes of a kind in ``targets`` reached backwards from ``start`` through nodes of a
+    kind in ``through`` (``start`` itself counts), in graph order."""
+    found: set[int] = set()
+    seen: set[int] = set()
+    frontier = [start] if start is not None else []
+    while frontier:
+        i = frontier.pop()
+        if i is None or i in seen:
+            continue
+        seen.add(i)
+        node = nodes[i]
+        if node.kind in targets:
+            found.add(i)
+        elif node.kind in through:
+            frontier.extend(node.inputs)
+    return sorted(found)
+
+
+def _forward(nodes: list[GraphNode], users: list[list[int]], start: int, through: tuple[str, ...],
+             targets: tuple[str, ...]) -> list[tuple[int, int]]:
+    """``(node, operand index)`` of nodes of a kind in ``targets`` that read ``start``'s
+    output through nodes of a kind in ``through``."""
+    found: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    frontier = [start]
+    while frontier:
+        i = frontier.pop()
+        for user in users[i]:
+            node = nodes[user]
+            if node.kind in targets:
+                for k, src in enumerate(node.inputs):
+                    if src == i and (user, k) not in found:
+                        found.append((user, k))
+            elif node.kind in through and user not in seen:
+                seen.add(user)
+                frontier.append(user)
+    return sorted(found)
+
+
+def find_structural_points(nodes: list[GraphNode]) -> list[StructuralPoint]:
+    """The DynaProp prune points of a model graph, found by structure alone.
+
+    Per attention block ``i`` (numbered in graph order by its softmax or fused
+    attention): the projections feeding it -- ``query``/``key`` (Linears whose
+    outputs reach the two operands of the score product q·kᵀ through moves and
+    elementwise ops such as scaling or rotary embeddings), ``value`` (reaching
+    the value operand of probs·v), ``qkv`` (one Linear reaching several), and
+    ``attention_input`` (other Linears feeding the score, e.g. relative-position
+    projections); ``scores`` (the softmax input: q·kᵀ, scaled, masked, biased),
+    ``probs`` (the softmax output), ``context`` (probs·v) and
+    ``attention_output`` (the Linear reading the context).  Per feed-forward
+    block: ``intermediate``, the input of the FFN's second Linear (the
+    activation's output, or activation·up for gated FFNs), and ``output``, that
+    Linear's output.  An FFN is a Linear ``d -> f`` whose output reaches an
+    activation, and from there a Linear ``f -> d``.  Module paths are only labels.
+    """
+    users = _consumers(nodes)
+    points: list[StructuralPoint] = []
+    taken: set[tuple[int, str | None]] = set()
+    names: set[str] = set()
+    layer = -1
+
+    def add(role: str, node: int, internal: str | None = None) -> None:
+        if (node, internal) in taken:
+            return
+        taken.add((node, internal))
+        index = max(layer, 0)
+        name = f"layer.{index}.{role}"
+        k = 1
+        while name in names:
+            name = f"layer.{index}.{role}_{k}"
+            k += 1
+        names.add(name)
+        points.append(StructuralPoint(name, role, index, nodes[node].label, node, internal))
+
+    for node in nodes:
+        if node.kind == "softmax":
+            scores = node.inputs[0] if node.inputs else None
+            products = [i for i in _back(nodes, scores, _TRACE_THROUGH, ("matmul",))]
+            if scores is None or not products:
+                continue
+            pv = [(u, k) for u, k in _forward(nodes, users, node.index, ("move",),
+                                               ("matmul",)) if k == 0]
+            layer += 1
+            qk = products[0]
+            q_side = _back(nodes, nodes[qk].inputs[0], _TRACE_THROUGH, ("linear",))
+            k_side = _back(nodes, nodes[qk].inputs[1], _TRACE_THROUGH, ("linear",))
+            v_side = _back(nodes, nodes[pv[0][0]].inputs[1], _TRACE_THROUGH, ("linear",)) \
+                if pv else []
+            other = [lin for p in products[1:] for side in nodes[p].inputs
+                     for lin in _back(nodes, side, _TRACE_THROUGH, ("linear",))]
+            _add_projections(add, q_side, k_side, v_side, other)
+            add("scores", scores)
+            add("probs", node.index)
+            if pv:
+                context = pv[0][0]
+                add("context", context)
+                for user, _ in _forward(nodes, users, context, ("move",), ("linear",))[:1]:
+                    add("attention_output", user)
+        elif node.kind == "attention":
+            layer += 1
+            q_side, k_side, v_side = (
+                _back(nodes, node.inputs[i] if len(node.inputs) > i else None,
+                      _TRACE_THROUGH, ("linear",)) for i in range(3))
+            _add_projections(add, q_side, k_side, v_side, [])
+            add("scores", node.index, "scores")
+            add("probs", node.index, "probs")
+            add("context", node.index)
+            for user, _ in _forward(nodes, users, node.index, ("move",), ("linear",))[:1]:
+                add("attention_output", user)
+        elif node.kind == "linear" and node.width is not None:
+            # The FFN's last Linear: back from its input through an activation to a
+            # Linear, and on through stacked (activation, Linear) pairs, until a Linear
+            # whose input width is this one's output width (d -> f ... -> d).
+            d_out = node.width[1]
+            current, reads = node.index, []
+            for _ in range(_MAX_STACKED_FFN):
+                source = nodes[current].inputs[0] if nodes[current].inputs else None
+                acts = _back(nodes, source, _TRACE_THROUGH, ("act",))
+                if acts:
+                    firsts = [i for a in acts for i in _back(
+                        nodes, nodes[a].inputs[0] if nodes[a].inputs else None,
+                        _TRACE_THROUGH, ("linear",))]
+                else:   # a fused Linear+activation reads like an activation of its own
+                    firsts = [i for i in _back(nodes, source, _TRACE_THROUGH, ("linear",))
+                              if _fused_activation(nodes[i])]
+                firsts = [i for i in firsts if nodes[i].width is not None and i < current]
+                if source is None or not firsts:
+                    break
+                reads.append(source)
+                current = max(firsts)
+                if nodes[current].width[0] == d_out:
+                    if (node.index, None) not in taken:
+                        for value in reversed(reads):
+                            add("intermediate", value)
+                        add("output", node.index)
+                    break
+    return points
+
+
+def _fused_activation(node: GraphNode) -> bool:
+    return bool(getattr(node, "fused_activation", False)) or (
+        isinstance(node.handle, Op) and node.handle.name == "nn.linear"
+        and node.handle.attr("activation", "none") != "none")
+
+
+def _add_projections(add: Callable[..., None], q_side: list[int], k_side: list[int],
+                     v_side: list[int], other: list[int]) -> None:
+    sides = {}
+    for role, found in (("query", q_side), ("key", k_side), ("value", v_side)):
+        for node in found:
+            sides.setdefault(node, []).append(role)
+    for node in sorted(sides):
+        roles = sides[node]
+        add(roles[0] if len(roles) == 1 else "qkv", node)
+    for node in sorted(set(other) - set(sides)):
+        add("attention_input", node)
+
+
+# --------------------------------------------------------------------------- the IR as a graph
+
+#: IR ops by the matcher's node kind (anything else is ``other``).
+_IR_ACT = ("nn.gelu", "nn.relu", "arith.sigmoid", "arith.erf", "arith.tanh")
+_IR_MOVE = ("tensor.reshape", "tensor.transpose", "tensor.slice", "tensor.expand",
+            "tensor.concat", "arith.cast", "nn.prune")
+_IR_EW = ("arith.add", "arith.sub", "arith.mul", "arith.div", "arith.neg", "arith.select",
+          "arith.max", "arith.min")
 
 
 @dataclass
 class PruneSite:
     """A prune point found in a function.
 
+    ``name`` is the structural name (``layer.<i>.<role>``), ``label`` the
+    module path of the op that computes it (the importer's ``loc``).
     ``value`` is the value to prune; it is None for ``scores``/``probs``
-    inside a fused ``nn.attention`` (``op``), which keep their densities as
-    attributes of that op.  ``op`` is the op the point was found at.
+    inside a fused ``nn.attention`` (``op``), which the op prunes itself
+    (its ``tau``).  ``op`` is the op the point was found at.
     """
 
     name: str
     role: str
     value: Value | None
     op: Op
+    label: str = ""
+    layer: int = 0
+
+
+def ir_graph(ops: Iterable[Op]) -> tuple[list[GraphNode], list[Value | None]]:
+    """The matcher's graph of ``ops`` and each node's output value (a Linear's is its
+    bias add's result).  Values computed only from parameters and constants are weights,
+    not nodes; a prune op is transparent (the pass can run again)."""
+    nodes: list[GraphNode] = []
+    outputs: list[Value | None] = []
+    node_of: dict[int, int] = {}          # id(Value) -> node
+    folded: set[int] = set()              # bias adds folded into their Linear
+    for op in ops:
+        if id(op) in folded or op.name in ("func.return", "tensor.param", "tensor.constant"):
+            continue
+        active = [o for o in op.operands if id(o) in node_of or _is_argument(o)]
+        if not active:
+            continue                      # arithmetic on weights and constants
+        if op.name == "nn.prune":
+            if op.operands and id(op.operands[0]) in node_of:
+                node_of[id(op.results[0])] = node_of[id(op.operands[0])]
+            continue
+        inputs = [node_of.get(id(o)) for o in op.operands]
+        weight = op.name == "tensor.matmul" and _is_dense(op) and \
+            id(op.operands[1]) not in node_of and not _is_argument(op.operands[1])
+        index = len(nodes)
+        if op.name == "nn.linear" or weight:
+            w = op.operands[1].type.shape
+            out = _linear_output(op) if weight else op.results[0]
+            if out is not op.results[0]:
+                folded.add(id(out.owner))
+            node = GraphNode(index, "linear", inputs[:1], op.loc or "", (w[-2], w[-1]), op)
+        elif op.name == "tensor.matmul":
+            node, out = GraphNode(index, "matmul", inputs[:2], op.loc or "", None, op), \
+                op.results[0]
+        elif op.name == "nn.attention":
+            node, out = GraphNode(index, "attention", inputs, op.loc or "", None, op), \
+                op.results[0]
+        else:
+            x = op.operands[0] if op.operands else None
+            if op.name == "nn.softmax" and x is not None and \
+                    op.attr("axis", -1) % max(x.type.rank, 1) == x.type.rank - 1:
+                kind = "softmax"
+            elif op.name in _IR_ACT:
+                kind = "act"
+            elif op.name in _IR_MOVE:
+                kind = "move"
+            elif op.name in _IR_EW:
+                kind = "ew"
+            else:
+                kind = "other"
+            node, out = GraphNode(index, kind, inputs, op.loc or "", None, op), \
+                (op.results[0] if op.results else None)
+        nodes.append(node)
+        outputs.append(out)
+        for result in op.results:
+            node_of[id(result)] = index
+        if out is not None:
+            node_of[id(out)] = index
+    return nodes, outputs
+
+
+def _is_argument(value: Value) -> bool:
+    return not isinstance(value.owner, Op)
 
 
 def _is_dense(op: Op) -> bool:
@@ -218,30 +486,15 @@ def _linear_output(op: Op) -> Value:
 
 def find_prune_sites(ops: Iterable[Op]) -> list[PruneSite]:
     """The activation prune points among ``ops`` (a function's ops or its forward part), in
-    the order they are found.  See the module docstring for the rules."""
-    sites: list[PruneSite] = []
-    for op in ops:
-        if op.name == "nn.prune":
-            continue
-        if _is_dense(op):
-            role = linear_role(op.loc)
-            if role is None:
-                continue
-            if role == "attention_output":
-                prefix = op.loc[: -len(_ATTENTION_OUTPUT_DENSE)]  # type: ignore[index]
-                name = f"{prefix}attention.self.context"
-                sites.append(PruneSite(name, "context", _unpruned(op.operands[0], name), op))
-            sites.append(PruneSite(op.loc, role, _linear_output(op), op))  # type: ignore[arg-type]
-        elif op.name == "nn.softmax" and op.loc and _ATTENTION_SELF.search(op.loc):
-            x = op.operands[0]
-            if op.attr("axis", -1) % max(x.type.rank, 1) != x.type.rank - 1:
-                continue
-            name = f"{op.loc}.scores"
-            sites.append(PruneSite(name, "scores", _unpruned(x, name), op))
-            sites.append(PruneSite(f"{op.loc}.probs", "probs", op.results[0], op))
-        elif op.name == "nn.attention" and op.loc and _ATTENTION_SELF.search(op.loc):
-            sites.append(PruneSite(f"{op.loc}.scores", "scores", None, op))
-            sites.append(PruneSite(f"{op.loc}.probs", "probs", None, op))
+    the order they are found (:func:`find_structural_points` on :func:`ir_graph`)."""
+    nodes, outputs = ir_graph(ops)
+    sites = []
+    for point in find_structural_points(nodes):
+        op = nodes[point.node].handle
+        value = None if point.internal else outputs[point.node]
+        if value is not None:
+            value = _unpruned(value, point.name)
+        sites.append(PruneSite(point.name, point.role, value, op, point.label, point.layer))
     return sites
 
 
@@ -265,7 +518,7 @@ def _existing_prune(value: Value, name: str, role: str = "activation") -> Op | N
 
 
 def _insert_prune(func: Function, value: Value, name: str, tau: float, role: str = "activation",
-                  loc: str | None = None) -> Op:
+                  loc: str | None = None, label: str = "") -> Op:
     """``nn.prune(value)`` right after ``value`` is made; every other use reads the pruned value."""
     existing = _existing_prune(value, name, role)
     if existing is not None:
@@ -274,7 +527,8 @@ def _insert_prune(func: Function, value: Value, name: str, tau: float, role: str
     attrs: dict[str, Any] = {"tau": float(tau), "point": name}
     if role != "activation":
         attrs["role"] = role
-    op = Op("nn.prune", [value], [value.type.dense()], attrs, loc if loc is not None else name)
+    op = Op("nn.prune", [value], [value.type.dense()], attrs,
+            loc if loc is not None else (label or name))
     producer = value.owner if isinstance(value.owner, Op) else None
     if producer is not None and producer.parent is func:
         func.insert_after(op, producer)
@@ -284,22 +538,6 @@ def _insert_prune(func: Function, value: Value, name: str, tau: float, role: str
         if use.op is not op:
             use.op.set_operand(use.index, op.results[0])
     return op
-
-
-def _split_activation(func: Function, op: Op) -> Op:
-    """Split ``nn.linear {activation = a}`` into ``nn.linear`` and the activation op; returns
-    the new ``nn.linear`` (its result is the Linear's output, the prune point)."""
-    activation = op.attr("activation", "none")
-    linear = Op("nn.linear", list(op.operands), [op.results[0].type.dense()],
-                op.attributes.with_(activation=None), op.loc)
-    func.insert_before(linear, op)
-    kind, attrs = _ACTIVATION_OPS[activation]
-    parent = op.loc.rsplit(".", 1)[0] if op.loc and "." in op.loc else op.loc
-    act = Op(kind, [linear.results[0]], [op.results[0].type.dense()], attrs, parent)
-    func.insert_before(act, op)
-    op.results[0].replace_all_uses_with(act.results[0])
-    op.erase()
-    return linear
 
 
 # --------------------------------------------------------------------------- density profiles
@@ -462,6 +700,7 @@ class _Pruned:
     op: Op
     function: str
     key: tuple[str, str]            # (role, point)
+    label: str = ""                 # the module path, for profiles keyed by it
 
 
 @register_pass
@@ -558,11 +797,11 @@ class DynaPropPass(Pass):
         sites = self._prune_activations(forward, list(forward), tau_i, pruned, attention_ops)
         if not sites:
             raise UserError(
-                "dynaprop: found no prune point in @forward: no Linear (matmul by a rank-2 "
-                "weight, or nn.linear) at a module path such as '...attention.self.query', "
-                "'...intermediate.dense' or 'pooler.dense', and no softmax in "
-                "'...attention.self'.  The ONNX importer records these paths as op locations; "
-                "IR written by hand needs loc(\"...\") on those ops")
+                "dynaprop: found no prune point in @forward: no attention (a softmax over "
+                "the last axis of a product of two activations, or a fused nn.attention) and "
+                "no feed-forward block (a Linear d->f whose output reaches an activation and "
+                "then a Linear f->d).  Prune points are found by this structure, whatever "
+                "the modules are called")
         for name in TRAINING_FUNCTIONS:
             func = module.functions.get(name)
             if func is not None:
@@ -579,16 +818,15 @@ class DynaPropPass(Pass):
         for site in sites:
             tau = tau_i(site.name)
             if site.value is None:
-                site.op.set_attr("dynaprop:tau_i", float(tau))
+                # scores / probs inside a fused attention: the op prunes them itself
+                # (its ``tau``), so it stays one job.
+                site.op.set_attr("tau", float(tau))
+                site.op.set_attr(f"dynaprop:{site.role}_point", site.name)
                 if not any(op is site.op for _, op in attention_ops):
                     attention_ops.append((func.name, site.op))
                 continue
-            value = site.value
-            if site.op.name == "nn.linear" and site.op.attr("activation", "none") != "none" \
-                    and value is site.op.results[0]:
-                value = _split_activation(func, site.op).results[0]
-            op = _insert_prune(func, value, site.name, tau)
-            pruned.append(_Pruned(op, func.name, ("activation", site.name)))
+            op = _insert_prune(func, site.value, site.name, tau, label=site.label)
+            pruned.append(_Pruned(op, func.name, ("activation", site.name), site.label))
         return sites
 
     # -- training graphs
@@ -690,7 +928,8 @@ class DynaPropPass(Pass):
                 value.type = value.type.with_encoding(encoding)
         for _, op in attention_ops:
             for part in ("scores", "probs"):
-                density = self._looked_up(source, profile, ("activation", f"{op.loc}.{part}"))
+                density = self._looked_up(source, profile,
+                                          ("activation", op.attr(f"dynaprop:{part}_point", "")))
                 _set_attention_density(op, part, density, source)
 
     def _looked_up(self, source: str, profile: DensityProfile | None,
@@ -720,7 +959,7 @@ class DynaPropPass(Pass):
     def _record(self, module: Module, source: str, pruned: list[_Pruned],
                 attention_ops: list[tuple[str, Op]]) -> None:
         taus_i = [float(p.op.attributes["tau"]) for p in pruned if p.key[0] == "activation"] + \
-            [float(op.attributes["dynaprop:tau_i"]) for _, op in attention_ops]
+            [float(op.attr("tau", 0.0)) for _, op in attention_ops]
         taus_t = [float(p.op.attributes["tau"]) for p in pruned if p.key[0] != "activation"]
         tau_t_value = self.tau_t if self.tau_t is not None else (max(taus_t) if taus_t else 0.0)
         per_point = len(set(taus_i)) > 1 or len(set(taus_t)) > 1
@@ -972,7 +1211,7 @@ class _Observer:
             scores = (scores * np.asarray(scale, dtype)).astype(dtype, copy=False)
         if len(op.operands) > 3:
             scores = (scores + self.saved[id(op.operands[3])]).astype(dtype, copy=False)
-        tau = float(op.attr("dynaprop:tau_i", 0.0))
+        tau = float(op.attr("tau", 0.0))
         scores = prune(scores, tau)
         self.counts.add_internal(op, "scores", scores)
         self.counts.add_internal(op, "probs", prune(softmax(scores, -1), tau))
@@ -1008,14 +1247,14 @@ def prune_records(module: Module) -> list[PruneRecord]:
                     fname, op.attr("point", ""), op.attr("role", "activation"),
                     float(op.attributes["tau"]), enc.density if enc else None,
                     enc.source if enc else None, t.numel))
-            elif op.name == "nn.attention" and "dynaprop:tau_i" in op.attributes:
+            elif op.name == "nn.attention" and "dynaprop:scores_point" in op.attributes:
                 q, kt = op.operands[0].type, op.operands[1].type
                 batch = np.broadcast_shapes(q.shape[:-2], kt.shape[:-2])
                 elements = math.prod(batch) * q.shape[-2] * kt.shape[-1]
                 for part in ("scores", "probs"):
                     density = op.attr(f"dynaprop:{part}_density")
-                    records.append(PruneRecord(fname, f"{op.loc}.{part}", "activation",
-                                               float(op.attributes["dynaprop:tau_i"]),
+                    records.append(PruneRecord(fname, op.attr(f"dynaprop:{part}_point", ""),
+                                               "activation", float(op.attr("tau", 0.0)),
                                                None if density is None else float(density),
                                                op.attr(f"dynaprop:{part}_source"), elements, True))
     return records

@@ -170,7 +170,13 @@ def _scores(op: Op, x: list[np.ndarray]) -> np.ndarray:
 
 
 def _attention_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
-    p = softmax(_scores(op, x), -1)
+    tau = float(op.attributes.get("tau", 0.0))
+    if tau > 0.0:   # DynaProp inside the job: scores and probabilities pruned
+        from transcode_ir.ops_sparsity import prune
+
+        p = prune(softmax(prune(_scores(op, x), tau), -1), tau)
+    else:
+        p = softmax(_scores(op, x), -1)
     return [np.matmul(p, x[2]).astype(_out_dtype(op), copy=False)]
 
 
@@ -214,6 +220,11 @@ def _attention_cost(op: Op) -> OpCost:
 
 def _attention_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
     (g,) = grads
+    if float(op.attributes.get("tau", 0.0)) > 0.0:
+        from transcode_ir.errors import UserError
+
+        raise UserError("nn.attention with DynaProp pruning inside (tau > 0) has no gradient "
+                        "rule: differentiate (autodiff) before the dynaprop pass")
     q, kt, v = op.operands[:3]
     mask = op.operands[3] if len(op.operands) > 3 else None
     scale = op.attributes.get("scale", 1.0)
@@ -240,7 +251,10 @@ def _attention_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 
 define(OpDef(
     "nn.attention", ("q", "kt", "v", "mask?"),
-    {"scale": AttrSpec("float", False, 1.0)},
+    {"scale": AttrSpec("float", False, 1.0),
+     "tau": AttrSpec("float", False, 0.0,
+                     doc="DynaProp: scores and probabilities with |x| <= tau become 0 inside "
+                         "the job (set by the dynaprop pass; 0: no pruning)")},
     _attention_infer, _attention_eval, "matmul", cost=_attention_cost, grad=_attention_grad,
     doc="Fused attention softmax(q @ kt * scale + mask) @ v as one job: scores and "
         "probabilities stay on chip."))

@@ -595,8 +595,8 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
                   inputs: Sequence[OperandSpec], output: OperandSpec,
                   extra_level_bytes: Mapping[str, float]) -> _SearchTable:
     b, x, y, orders, count = _product_grid(info.dims, default)
-    key = (info.form, info.dims, info.dims2, info.rows, info.cols, bytes_per_element,
-           (int(b[count - 1]), int(x[count - 1]), int(y[count - 1]), count),
+    key = (info.form, info.dims, info.dims2, info.inner_density, info.rows, info.cols,
+           bytes_per_element, (int(b[count - 1]), int(x[count - 1]), int(y[count - 1]), count),
            tuple(operand_key(s) for s in inputs), operand_key(output),
            tuple(sorted(extra_level_bytes.items())))
     table = _TABLE_CACHE.get(key)

@@ -101,6 +101,10 @@ _FREE_CATEGORIES = ("view", "constant", "control")
 #: Data ops whose result has the nonzeros of their first operand.
 _DENSITY_PRESERVING = ("tensor.transpose", "tensor.expand", "tensor.slice")
 ROW_PASSES = 2          # softmax / layer norm: statistics pass, normalise pass
+#: A pruned tensor is stored compressed (values + 1-bit mask) below this density: the
+#: break-even of the mask at 8-bit data (1 - 1/8); wider data breaks even later, so this
+#: never stores compressed what would be larger than dense.
+COMPRESS_BELOW = 0.875
 
 # Loop orders as index arrays into (b, i, j, k), for the vectorised fetch counts.
 _DIM_INDEX = {"b": 0, "i": 1, "j": 2, "k": 3}
@@ -133,7 +137,16 @@ class TensorRef:
 
     @property
     def sparse(self) -> bool:
-        return self.source != "dense"
+        """Stored compressed (nonzeros plus a 1-bit mask per element): only when that is
+        smaller than the dense tensor at any data width of 8 bits or more, i.e. below
+        :data:`COMPRESS_BELOW` nonzeros; a denser pruned tensor is written dense by the
+        post-sparsity unit (its zeros are still skipped by the lanes)."""
+        return self.source != "dense" and self.density < COMPRESS_BELOW
+
+    @property
+    def stored_density(self) -> float:
+        """The fraction of the dense bytes its values take in storage."""
+        return self.density if self.sparse else 1.0
 
 
 @dataclass
@@ -157,6 +170,7 @@ class OpStatic:
     lookup: TensorRef | None = None                       # gather table: rows from main memory
     deps: tuple[int, ...] = ()
     writes_through: tuple[str, ...] = ()                  # output keys the function returns
+    inner_density: float = 1.0                            # attention: pruned probs (DynaProp)
 
     @property
     def kind(self) -> str:
@@ -169,6 +183,14 @@ class OpStatic:
             if ref.is_param and role in ("rhs", "weight", "lhs"):
                 return ref
         return None
+
+
+def _probs_density(op: Op) -> float:
+    """The density of the probabilities inside a fused attention pruned by DynaProp
+    (the second product, probs x v, skips their zeros)."""
+    if op.name != "nn.attention" or float(op.attributes.get("tau", 0.0)) <= 0.0:
+        return 1.0
+    return float(op.attributes.get("dynaprop:probs_density", 1.0))
 
 
 def _density(value: Value) -> tuple[float, str]:
@@ -209,6 +231,9 @@ class StaticFunction:
             refs[id(arg)] = TensorRef(f"arg:{arg.name}", arg.name or "arg", arg.type.numel,
                                       density, source, "activation_buffer", is_argument=True)
         returned: set[str] = set()
+        #: Prune ops done on the way out of their producer's lane (:meth:`_fold_prune`).
+        self.folded_prunes = 0
+        self._ir_index = {id(op): i for i, op in enumerate(func)}
         for ir_index, op in enumerate(func):
             opdef = get_opdef(op.name)
             category = opdef.category
@@ -224,6 +249,8 @@ class StaticFunction:
                     density, source = param.type.density, param.type.encoding.source
                 refs[id(value)] = TensorRef(f"param:{name}", name, value.type.numel, density,
                                             source, "weight_buffer", is_param=True)
+                continue
+            if op.name == "nn.prune" and self._fold_prune(op, refs, producer):
                 continue
             if category in _FREE_CATEGORIES:
                 if category == "view" and op.operands:
@@ -266,6 +293,35 @@ class StaticFunction:
         #: The module class each op runs on by default (:func:`default_unit`).
         self.default_units = [default_unit(info.op) for info in self.ops]
 
+    def _fold_prune(self, op: Op, refs: dict[int, TensorRef | None],
+                    producer: Mapping[str, int]) -> bool:
+        """Prune on the way out of the lane: an ``nn.prune`` whose operand is read by
+        nothing else and written by an op that does work is done by the post-sparsity
+        unit as that op writes its result (AccelTran's DynaTran), so it is no job of its
+        own: the producer writes the pruned tensor, at the pruned density.  Returns
+        whether the prune was folded (otherwise it runs on the sparsity units)."""
+        x = op.operands[0]
+        base = refs.get(id(x))
+        owner = x.owner
+        if base is None or not isinstance(owner, Op) or len(x.uses) != 1 \
+                or base.key not in producer or base.key != f"v{self._index_of(owner)}.0":
+            return False
+        info = self.ops[producer[base.key]]
+        if info.op is not owner:
+            return False
+        density, source = _density(op.results[0])
+        if source == "dense":
+            density, source = base.density, base.source
+        pruned = dataclasses.replace(base, density=density, source=source)
+        info.outputs = [pruned if ref.key == base.key else ref for ref in info.outputs]
+        refs[id(x)] = pruned
+        refs[id(op.results[0])] = pruned
+        self.folded_prunes += 1
+        return True
+
+    def _index_of(self, op: Op) -> int:
+        return self._ir_index.get(id(op), -1)
+
     # -- per form ----------------------------------------------------------
 
     def _describe(self, info: OpStatic, op: Op, category: str,
@@ -295,6 +351,7 @@ class StaticFunction:
                 add("mask", 3, "")
             info.macs = math.prod(info.dims) + math.prod(info.dims2)
             info.rows, info.cols = batch * q[-2], kt[-1]
+            info.inner_density = _probs_density(op)
         elif form == "matmul":
             info.dims = _matmul_like_dims(op)
             info.macs = math.prod(info.dims)
@@ -449,7 +506,7 @@ def _per_cycle_nj(accelerator: Accelerator, kind: str) -> float:
 def stored_bytes(ref: TensorRef, hw: HardwareConsts) -> float:
     """Bytes a tensor takes in its buffer (compressed values; its mask lives
     in the mask buffer)."""
-    return ref.numel * hw.bytes_per_element * ref.density
+    return ref.numel * hw.bytes_per_element * ref.stored_density
 
 
 # --------------------------------------------------------------------------- residency
@@ -640,12 +697,12 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
         else:
             fetches = np.ones_like(order_index)
             distinct = np.ones_like(order_index)
-        tensor = spec.ref.numel * bpe * spec.ref.density
+        tensor = spec.ref.numel * bpe * spec.ref.stored_density
         average_tile = tensor / distinct                       # real elements only
         moved = fetches * average_tile
         mask = fetches * (spec.ref.numel / distinct) / 8.0 if spec.ref.sparse else 0.0 * moved
         tile_elements = _tile_elements(spec.tile, spec.loops, b, x, y)
-        tile_bytes = tile_elements * bpe * spec.ref.density
+        tile_bytes = tile_elements * bpe * spec.ref.stored_density
         result["operands"].append({"spec": spec, "fetches": fetches, "distinct": distinct,
                                    "moved": moved, "mask": mask, "tile_bytes": tile_bytes,
                                    "tile_elements": tile_elements, "tensor": tensor})
@@ -739,7 +796,7 @@ def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np
     products = [(info.dims, [s for s in operands if s.role in ("lhs", "rhs")], density)]
     if info.form == "attention":
         second = [s for s in operands if s.role == "rhs2"]
-        density2 = second[0].ref.density if second else 1.0
+        density2 = (second[0].ref.density if second else 1.0) * info.inner_density
         products.append((info.dims2, second, density2))
     level_bytes = {lv: 0.0 * b for lv in ("main_memory", "activation_buffer", "weight_buffer",
                                           "mask_buffer")}
@@ -772,7 +829,7 @@ def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np
         if spec.role in ("lhs", "rhs", "rhs2"):
             continue
         entry = {"spec": spec, "fetches": np.ones_like(b), "distinct": np.ones_like(b),
-                 "tensor": spec.ref.numel * bpe * spec.ref.density,
+                 "tensor": spec.ref.numel * bpe * spec.ref.stored_density,
                  "tile_bytes": 0.0 * b, "tile_elements": 0 * b}
         entry["moved"] = entry["tensor"] + 0.0 * b
         entry["mask"] = (spec.ref.numel / 8.0 if spec.ref.sparse else 0.0) + 0.0 * b
@@ -941,7 +998,7 @@ def derive_mapped_op(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
     for spec in inputs + outputs:
         is_out = spec in outputs
         ref = spec.ref
-        tensor = ref.numel * bpe * ref.density
+        tensor = ref.numel * bpe * ref.stored_density
         mask = ref.numel / 8.0 if ref.sparse else 0.0
         if inline and not spec.streamed and not spec.fill_bytes and not spec.write_through:
             # Pruning runs in the post-sparsity units on the way out of the
@@ -1023,7 +1080,7 @@ def _signature_body(info: OpStatic, inputs: Sequence[OperandSpec],
                 s.loops, s.tile, s.streamed, round(s.fill_bytes, 3), s.write_through)
 
     spills = tuple(sorted(spill_level_bytes(info, plan).items()))
-    return (info.form, info.kind, info.dims, info.dims2, info.rows, info.cols,
+    return (info.form, info.kind, info.dims, info.dims2, info.rows, info.cols, info.inner_density,
             tuple(spec_key(s) for s in list(inputs) + list(outputs)), spills)
 
 
@@ -1075,7 +1132,8 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str |
     if cached is not None:
         return cached
     extra = spill_level_bytes(info, plan)
-    stage_key = (info.form, info.dims, info.dims2, info.rows, info.cols, hw.bytes_per_element,
+    stage_key = (info.form, info.dims, info.dims2, info.inner_density, info.rows, info.cols,
+                 hw.bytes_per_element,
                  tile, order, tuple(operand_key(s) for s in inputs), operand_key(outputs[0]),
                  tuple(sorted(extra.items())))
     cached_stage = _STAGE_CACHE.get(stage_key)
@@ -1113,6 +1171,7 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str |
             dens[0] *= spec.ref.density
         if spec.role == "rhs2":
             dens[1] *= spec.ref.density
+    dens[1] *= info.inner_density
     work, macs, effective, padded = [], 0, 0.0, 0.0
     for p, dims in enumerate(products):
         tiles = int(costs.lane_tiles[p][0])

@@ -351,6 +351,11 @@ def emit_attention(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
         scores = ctx.node1("Mul", [scores, ctx.scalar(scale, _dtype(op))])
     if len(x) > 3:
         scores = ctx.node1("Add", [scores, x[3]])
+    tau = float(op.attr("tau", 0.0))
+    if tau > 0.0:   # DynaProp inside the job (ops_fused.py): prune scores and probabilities
+        scores = _prune_node(ctx, scores, tau, _dtype(op))
+        probs = _prune_node(ctx, ctx.node1("Softmax", [scores], axis=-1), tau, _dtype(op))
+        return [ctx.node1("MatMul", [probs, x[2]])]
     return [ctx.node1("MatMul", [ctx.node1("Softmax", [scores], axis=-1), x[2]])]
 
 
@@ -630,14 +635,16 @@ def emit_adam(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- DynaProp (transcode_ir.ops_sparsity)
 
 
+def _prune_node(ctx: EmitContext, x: str, tau: float, dtype: str) -> str:
+    pruned = ctx.node1("LessOrEqual", [ctx.node1("Abs", [x]), ctx.scalar(tau, dtype)])
+    return ctx.node1("Where", [pruned, ctx.scalar(0.0, dtype), x])
+
+
 @emits("nn.prune")
 def emit_prune(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     """Where(Abs(x) <= tau, 0, x): tau in x's element type, as the interpreter
     compares it; NaN is kept (its comparison is false)."""
-    dtype = _dtype(op)
-    pruned = ctx.node1("LessOrEqual", [ctx.node1("Abs", x),
-                                       ctx.scalar(float(op.attributes["tau"]), dtype)])
-    return [ctx.node1("Where", [pruned, ctx.scalar(0.0, dtype), x[0]])]
+    return [_prune_node(ctx, x[0], float(op.attributes["tau"]), _dtype(op))]
 
 
 @emits("grad.prune")

@@ -244,8 +244,12 @@ def calibrate_thresholds(
         raise UserError(f"rounds: expected an integer >= 1, got {rounds!r}")
     point_list = None if points is None else list(points)
     probe = DynaProp(model, points=point_list, prune_weight_gradients=False, count=False)
-    all_paths = [info.path for info in probe.points]
-    probe.remove()
+    try:
+        if not probe.points:        # structural points are found on the first forward call
+            _run_batches(model, batches[:1], run)
+        all_paths = [info.path for info in probe.points]
+    finally:
+        probe.remove()
     if isinstance(target, Mapping):
         unknown = sorted(set(target) - set(all_paths))
         if unknown:

@@ -66,6 +66,7 @@ def build_profile(
         points[_strip(path, module_prefix)] = {
             "role": point.role,
             "layer": point.layer,
+            "label": point.label,
             "tau_i": point.tau_i,
             "tau_t": point.tau_t,
             "forward": _density_json(point.forward),

@@ -94,7 +94,8 @@ def measure_profile(
         calibration_batches = [b[:2] for b in _batches(data.train, batch_size, batches, seed + 1)]
         held_out = [b[:2] for b in _batches(data.validation, batch_size, batches, seed + 2)]
         if per_point:
-            paths = [info.path for info in find_prune_points(classifier)]
+            paths = [info.path for info in find_prune_points(classifier,
+                                                             *calibration_batches[0])]
             target: float | dict[str, float] = {path: target_sparsity for path in paths}
         else:
             target = target_sparsity

@@ -154,6 +154,7 @@ class PrunePointInfo:
     path: str
     role: str
     layer: int | None
+    label: str = ""          # the module path of the op (structural points), for people
 
 
 def _role_of(path: str) -> str:
@@ -181,16 +182,27 @@ def _zoo_encoders(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def find_prune_points(
-    model: nn.Module, exclude: Iterable[str] = DEFAULT_EXCLUDE
+    model: nn.Module, *example: object, **example_kwargs: object
 ) -> list[PrunePointInfo]:
-    """The prune points of ``model`` in execution order (see the module docstring)."""
-    encoders = _zoo_encoders(model)
-    if encoders:
-        points: list[PrunePointInfo] = []
-        for prefix, encoder in encoders:
-            for spec in encoder.config.prune_points(prefix=prefix):
-                points.append(PrunePointInfo(spec.path, spec.role, spec.layer))
-        return points
+    """The prune points of ``model`` found by structure (see :mod:`frontends.dynaprop.tracing`)
+    on one forward call ``model(*example, **example_kwargs)`` (run without gradients).
+
+    Names are ``layer.<i>.<role>``, the same the IR pass gives the imported model;
+    ``label`` is the module path the call was made in."""
+    from frontends.dynaprop.tracing import CallSites, discover
+
+    sites = CallSites(model)
+    try:
+        with _no_fast_path():
+            _, points, _ = discover(model, sites, example, example_kwargs)
+    finally:
+        sites.remove()
+    return [PrunePointInfo(p.name, p.role, p.layer, p.label) for p in points]
+
+
+def _module_points(model: nn.Module, exclude: Iterable[str]) -> list[PrunePointInfo]:
+    """Module outputs as prune points (``points=`` given by path): every nn.Linear and
+    PrunePoint module outside ``exclude`` (used only to check names)."""
     excluded = set(exclude)
     points = []
     for path, module in model.named_modules():
@@ -199,6 +211,21 @@ def find_prune_points(
         if isinstance(module, nn.Linear) or type(module).__name__ == "PrunePoint":
             points.append(PrunePointInfo(path, _role_of(path), _layer_of(path)))
     return points
+
+
+class _no_fast_path:
+    """Switch off nn.MultiheadAttention's fused inference path (its internals must be
+    visible as torch calls) for the duration."""
+
+    def __enter__(self) -> None:
+        mha = getattr(torch.backends, "mha", None)
+        self.before = mha.get_fastpath_enabled() if mha is not None else None
+        if mha is not None:
+            mha.set_fastpath_enabled(False)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.before is not None:
+            torch.backends.mha.set_fastpath_enabled(self.before)
 
 
 @dataclass
@@ -298,58 +325,135 @@ class DynaProp:
         self.count = count
         self.observer = observer
         self.enabled = True
-        modules = dict(model.named_modules())
-        if points is None:
-            infos = find_prune_points(model, exclude)
-        else:
-            infos = [PrunePointInfo(path, _role_of(path), _layer_of(path)) for path in points]
-        if not infos:
-            raise UserError(
-                f"{type(model).__name__} has no DynaProp prune points (no nn.Linear and no "
-                "PrunePoint modules outside the excluded names)"
-            )
+        self.encoder_prefix = ""
         self._points: dict[str, _Point] = {}
-        for info in infos:
-            if info.path not in modules:
-                raise UserError(
-                    f"prune point {info.path!r} is not a module of {type(model).__name__}"
-                )
-            if info.path in self._points:
-                raise UserError(f"prune point {info.path!r} is named twice")
-            self._points[info.path] = _Point(info)
-        self.encoder_prefix = _common_encoder_prefix(model)
         self._parameters: dict[str, _Parameter] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        for path, point in self._points.items():
-            handle = modules[path].register_forward_hook(
-                functools.partial(self._forward_hook, point)
-            )
-            self._handles.append(handle)
+        self._prune_weight_gradients = prune_weight_gradients
+        self._pending: tuple[object, object] = (tau_i, tau_t)
+        self._structural = points is None
+        self._sites = None
+        self._site_points: dict[str, _Point] = {}
+        self._mode = None
+        self._depth = 0
+        self._discovering = False
+        modules = dict(model.named_modules())
+        if self._structural:
+            from frontends.dynaprop.tracing import CallSites
+
+            # before CallSites' own root hook: discovery runs the model before its frame
+            self._handles.append(model.register_forward_pre_hook(
+                self._enter, with_kwargs=True, prepend=True))
+            self._sites = CallSites(model)
+            self._handles.append(model.register_forward_hook(self._exit, always_call=True))
+            self._fast_path = _no_fast_path()
+            self._fast_path.__enter__()
+        else:
+            infos = [PrunePointInfo(path, _role_of(path), _layer_of(path)) for path in points]
+            if not infos:
+                raise UserError(f"{type(model).__name__}: points= names no prune point")
+            for info in infos:
+                if info.path not in modules:
+                    raise UserError(
+                        f"prune point {info.path!r} is not a module of {type(model).__name__}"
+                    )
+                if info.path in self._points:
+                    raise UserError(f"prune point {info.path!r} is named twice")
+                self._points[info.path] = _Point(info)
+            for path, point in self._points.items():
+                handle = modules[path].register_forward_hook(
+                    functools.partial(self._forward_hook, point)
+                )
+                self._handles.append(handle)
         if prune_weight_gradients:
             for module_path, module in modules.items():
-                if not isinstance(module, nn.Linear):
+                if not isinstance(module, nn.Linear) and type(module).__name__ != "Conv1D":
                     continue
                 for leaf, parameter in module.named_parameters(recurse=False):
-                    if not parameter.requires_grad:
-                        continue
-                    name = f"{module_path}.{leaf}" if module_path else leaf
-                    record = _Parameter(name)
-                    self._parameters[name] = record
-                    self._handles.append(
-                        parameter.register_hook(functools.partial(self._weight_hook, record))
-                    )
-        try:
-            self.set_thresholds(tau_i, tau_t)
-        except UserError:
-            self.remove()
-            raise
+                    self._hook_parameter(f"{module_path}.{leaf}" if module_path else leaf,
+                                         parameter)
+        if not self._structural:
+            try:
+                self.set_thresholds(tau_i, tau_t)
+            except UserError:
+                self.remove()
+                raise
+        else:   # checked now for form; names are checked when the points are found
+            for value, label in ((tau_i, "tau_i"), (tau_t, "tau_t")):
+                if not isinstance(value, Mapping):
+                    check_threshold(value, label)
         _ATTACHED[model] = self
+
+    def _hook_parameter(self, name: str, parameter: nn.Parameter) -> None:
+        if not parameter.requires_grad or name in self._parameters:
+            return
+        record = _Parameter(name)
+        self._parameters[name] = record
+        self._handles.append(parameter.register_hook(functools.partial(self._weight_hook,
+                                                                       record)))
+
+    # ------------------------------------------------------------ structural mode
+
+    def _enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if self._discovering:
+            return
+        if self._depth == 0:
+            if not self._site_points:
+                self._discover(args, kwargs)
+            from frontends.dynaprop.tracing import TraceMode
+
+            self._mode = TraceMode(self._sites, self._at_call)
+            self._mode.__enter__()
+        self._depth += 1
+
+    def _exit(self, module: nn.Module, args: tuple, output: object) -> None:
+        if self._discovering or self._depth == 0:
+            return
+        self._depth -= 1
+        if self._depth == 0 and self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self._mode = None
+
+    def _discover(self, args: tuple, kwargs: dict) -> None:
+        from frontends.dynaprop.tracing import discover
+
+        self._discovering = True
+        try:
+            nodes, points, weights = discover(self.model, self._sites, args, kwargs)
+        finally:
+            self._discovering = False
+        if not points:
+            raise UserError(
+                f"{type(self.model).__name__} has no DynaProp prune points: no attention (a "
+                "softmax over the last axis of a product of two activations) and no "
+                "feed-forward block (a Linear d->f, an activation, a Linear f->d) in its "
+                "forward pass")
+        for p in points:
+            point = _Point(PrunePointInfo(p.name, p.role, p.layer, p.label))
+            self._points[p.name] = point
+            self._site_points[nodes[p.node].handle] = point
+        if self._prune_weight_gradients:
+            names = {id(param): name for name, param in self.model.named_parameters()}
+            for params in weights.values():
+                for param in params:
+                    if id(param) in names:
+                        self._hook_parameter(names[id(param)], param)
+        tau_i, tau_t = self._pending
+        self.set_thresholds(tau_i, tau_t)
+
+    def _at_call(self, key: str, output: torch.Tensor) -> torch.Tensor:
+        point = self._site_points.get(key)
+        if point is None or not self.enabled:
+            return output
+        replaced = self._apply(point, output)
+        return output if replaced is None else replaced
 
     # ------------------------------------------------------------------ API
 
     @property
     def points(self) -> list[PrunePointInfo]:
-        """The prune points, in the order they were found."""
+        """The prune points, in the order they were found (structural points are found on
+        the first forward call: empty before it)."""
         return [point.info for point in self._points.values()]
 
     @property
@@ -362,7 +466,13 @@ class DynaProp:
         tau_i: float | Mapping[str, float] | None = None,
         tau_t: float | Mapping[str, float] | None = None,
     ) -> None:
-        """Change τ_I and/or τ_T (``None`` keeps the current value)."""
+        """Change τ_I and/or τ_T (``None`` keeps the current value).  Before a structural
+        runtime has found its points (the first forward call), the values are kept and
+        applied then."""
+        if self._structural and not self._points:
+            old_i, old_t = self._pending
+            self._pending = (old_i if tau_i is None else tau_i, old_t if tau_t is None else tau_t)
+            return
         if tau_i is not None:
             values = _per_name(tau_i, list(self._points), "tau_i")
             for path, point in self._points.items():
@@ -397,6 +507,7 @@ class DynaProp:
                 path=path,
                 role=point.info.role,
                 layer=point.info.layer,
+                label=point.info.label,
                 tau_i=point.tau_i,
                 tau_t=point.tau_t,
                 forward=point.forward.density(),
@@ -416,6 +527,15 @@ class DynaProp:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if self._sites is not None:
+            self._sites.remove()
+            self._sites = None
+        if getattr(self, "_fast_path", None) is not None:
+            self._fast_path.__exit__(None, None, None)
+            self._fast_path = None
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self._mode = None
         if _ATTACHED.get(self.model) is self:
             del _ATTACHED[self.model]
 
@@ -437,6 +557,10 @@ class DynaProp:
                 f"DynaProp prune point {point.info.path!r} returned "
                 f"{type(output).__name__}, expected a tensor"
             )
+        return self._apply(point, output)
+
+    def _apply(self, point: _Point, output: torch.Tensor) -> torch.Tensor | None:
+        """Prune and count ``output`` at ``point``; the replacement, or None to keep it."""
         if self.observer is not None:
             self.observer(point.info.path, "forward", output.detach())
         if point.tau_i > 0.0:

@@ -76,6 +76,7 @@ class PointStatistics:
     tau_t: float
     forward: Density | None
     backward: Density | None
+    label: str = ""          # module path of the op (structural points)
 
 
 @dataclass(frozen=True)

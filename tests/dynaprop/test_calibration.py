@@ -46,11 +46,11 @@ def test_global_target_within_two_points_on_held_out(setup, target: float) -> No
 def test_per_point_targets_within_two_points_on_held_out(setup) -> None:
     model, calibration, held_out = setup
     targets = {
-        "bert.encoder.layer.0.attention.self.query": 0.5,
-        "bert.encoder.layer.0.attention.self.scores": 0.15,  # 3/4 are padded keys
-        "bert.encoder.layer.1.intermediate.dense": 0.7,
-        "bert.encoder.layer.1.attention.self.context": 0.4,
-        "bert.pooler.dense": 0.2,
+        "layer.0.query": 0.5,
+        "layer.0.scores": 0.15,  # 3/4 are padded keys
+        "layer.1.intermediate": 0.7,
+        "layer.1.context": 0.4,
+        "layer.1.output": 0.2,
     }
     result = calibrate_thresholds(model, calibration, targets, held_out=held_out)
     achieved = result.achieved(held_out=True)
@@ -58,14 +58,14 @@ def test_per_point_targets_within_two_points_on_held_out(setup) -> None:
     for path, target in targets.items():
         assert abs(achieved[path] - target) <= TOLERANCE, (path, achieved[path], target)
     # points not named keep τ = 0: only their exact zeros
-    untouched = result.held_out.points["bert.encoder.layer.0.attention.self.key"]
+    untouched = result.held_out.points["layer.0.key"]
     assert untouched.sparsity < 0.01
 
 
 def test_unreachable_targets_are_reported_not_hidden(setup) -> None:
     model, calibration, held_out = setup
-    probs = "bert.encoder.layer.0.attention.self.probs"  # padded keys are exactly 0
-    scores = "bert.encoder.layer.0.attention.self.scores"  # padded keys hold score - 1e4
+    probs = "layer.0.probs"  # padded keys are exactly 0
+    scores = "layer.0.scores"  # padded keys hold score - 1e4
     result = calibrate_thresholds(model, calibration, {probs: 0.05, scores: 0.9},
                                   held_out=held_out)
     assert result.tau_i[probs] == 0.0

@@ -55,12 +55,16 @@ def test_profile_inference_written_and_read_back(tmp_path: Path) -> None:
     profile = read_profile(path)
     assert profile["version"] == PROFILE_VERSION and profile["mode"] == "inference"
     assert profile["model"] == "bert-tiny" and profile["seed"] == 0
-    assert profile["module_prefix"] == "bert."
+    assert profile["module_prefix"] == ""  # structural names have no module prefix
     assert profile["thresholds"] == {"tau_i": 0.02, "tau_t": 0.0, "per_point": False}
     assert profile["data"]["task"] == "listops" and profile["data"]["batches"] == 2
     assert profile["data"]["sequence_length"] == 32
-    # keys are the encoder's own module paths (build_model), in execution order
-    assert list(profile["points"]) == [spec.path for spec in prune_points("bert-tiny")]
+    # keys are the structural names (the IR pass's), labels the module paths
+    assert sorted(profile["points"]) == sorted(
+        f"layer.{i}.{role}" for i in range(2) for role in (
+            "query", "key", "value", "scores", "probs", "context", "attention_output",
+            "intermediate", "output"))
+    assert profile["points"]["layer.1.key"]["label"] == "bert.encoder.layer.1.attention.self.key"
     forward = profile_densities(profile)
     assert all(0.0 < d < 1.0 for d in forward.values())
     assert profile_densities(profile, "backward") == {}
@@ -80,7 +84,7 @@ def test_profile_training_with_calibration(tmp_path: Path, capsys: pytest.Captur
     assert profile["thresholds"]["tau_i"] > 0
     backward = profile_densities(profile, "backward")
     assert set(backward) == set(profile["points"])
-    assert "encoder.layer.0.attention.self.query.weight" in profile["weight_gradients"]
+    assert "bert.encoder.layer.0.attention.self.query.weight" in profile["weight_gradients"]
     assert "classifier.weight" in profile["weight_gradients"]  # outside the encoder: kept
     assert profile["totals"]["backward"]["density"] < 1.0
 
@@ -97,7 +101,7 @@ def test_profile_validation_names_the_field(tmp_path: Path) -> None:
     bad = json.loads(path.read_text())
     first = next(iter(bad["points"]))
     bad["points"][first]["forward"]["density"] = 0.123
-    with pytest.raises(UserError, match=r"points\['encoder.layer.0.attention.self.query'\]"
+    with pytest.raises(UserError, match=rf"points\['{first}'\]"
                                         r".forward.density"):
         validate_profile(bad, "p.json")
     del bad["points"][first]["forward"]["density"]

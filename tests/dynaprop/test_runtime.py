@@ -275,7 +275,14 @@ def test_zoo_pruning_matches_an_independent_reference_forward_and_backward(
     ids, mask, labels = zoo_batch
     model = build_classifier("bert-tiny", 10, seed=4, vocab_size=50)
     tau_i, tau_t = 0.03, 2e-4
-    paths = [spec.path for spec in prune_points("bert-tiny", classifier=True)]
+    # The structural points, and the zoo module whose output is each one's value (the
+    # reference prunes module outputs): Linears and the FFN's activation by their label,
+    # scores/probs/context by the zoo's PrunePoint modules inside the self-attention.
+    points = find_prune_points(model, ids, mask)
+    module_of = {p.path: f"{p.label}.{p.role}" if p.role in ("scores", "probs", "context")
+                 else p.label for p in points}
+    assert len(points) == 18
+    paths = list(module_of.values())
     expected_logits, expected_grads = _reference_step(model, paths, tau_i, tau_t, ids, mask, labels)
 
     raw: dict[str, torch.Tensor] = {}
@@ -295,8 +302,11 @@ def test_zoo_pruning_matches_an_independent_reference_forward_and_backward(
     for name in expected_grads:
         assert torch.equal(grads[name], expected_grads[name]), name
     # every point: zero at or under τ_I, bit-identical above, and counted exactly
-    for path in paths:
-        before, after = raw[(path, "forward")], seen[path]
+    for path, module_path in module_of.items():
+        before, after = raw[(path, "forward")], seen[module_path]
+        if before.shape != after.shape:     # context: before the heads are merged
+            after = after.reshape(*before.shape[:1], before.shape[2], before.shape[1],
+                                  before.shape[3]).transpose(1, 2)
         keep = before.abs() > torch.tensor(tau_i)
         assert torch.equal(bits(after[keep]), bits(before[keep])), path
         assert torch.count_nonzero(after[~keep]) == 0, path
@@ -324,44 +334,84 @@ def test_removed_runtime_leaves_the_model_as_before(zoo_batch) -> None:
 
 
 def test_prune_points_of_zoo_and_generic_models() -> None:
+    """Points are found by structure and named layer.<i>.<role>; module paths are labels."""
     classifier = build_classifier("bert-tiny", 3, seed=0, vocab_size=20)
-    found = [p.path for p in find_prune_points(classifier)]
-    assert found == [s.path for s in prune_points("bert-tiny", classifier=True)]
-    assert found[:6] == [
-        "bert.encoder.layer.0.attention.self.query",
-        "bert.encoder.layer.0.attention.self.key",
-        "bert.encoder.layer.0.attention.self.value",
-        "bert.encoder.layer.0.attention.self.scores",
-        "bert.encoder.layer.0.attention.self.probs",
-        "bert.encoder.layer.0.attention.self.context",
-    ]
-    assert found[-1] == "bert.pooler.dense" and "bert.classifier" not in found
+    ids, mask = example_inputs(2, 8, vocab_size=20, seed=0)
+    found = find_prune_points(classifier, ids, mask)
+    roles = ["value", "query", "key", "scores", "probs", "context", "attention_output",
+             "intermediate", "output"]
+    assert sorted(p.path for p in found) == sorted(f"layer.{i}.{r}" for i in range(2)
+                                                   for r in roles)
+    by_name = {p.path: p for p in found}
+    assert by_name["layer.1.query"].label == "bert.encoder.layer.1.attention.self.query"
+    assert by_name["layer.0.intermediate"].label == "bert.encoder.layer.0.intermediate"
+    # nothing outside attention and the FFNs: not the pooler, not the classifier
+    assert not any("pooler" in p.label or "classifier" in p.label for p in found)
     runtime = DynaProp(classifier)
-    assert runtime.encoder_prefix == "bert."
+    assert runtime.points == []          # found on the first forward call
+    with torch.no_grad():
+        classifier(ids, mask)
+    assert [p.path for p in runtime.points] == [p.path for p in found]
     runtime.remove()
-    generic = [(p.path, p.role) for p in find_prune_points(TwoLayer())]
-    assert generic == [("first", "first"), ("middle", "middle"), ("second", "second")]
+
+
+class _Renamed(nn.Module):
+    """Attention and an FFN under names that look like nothing in BERT."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha = nn.Linear(8, 24)           # q, k, v in one projection
+        self.beta = nn.Linear(8, 8)
+        self.gamma = nn.Linear(8, 32)
+        self.delta = nn.Linear(32, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.alpha(x).chunk(3, dim=-1)
+        weights = torch.softmax(q @ k.transpose(-2, -1) / 8 ** 0.5, dim=-1)
+        x = x + self.beta(weights @ v)
+        return x + self.delta(F.silu(self.gamma(x)))
+
+
+def test_prune_points_found_under_any_names() -> None:
+    model = _Renamed()
+    x = torch.randn(2, 5, 8)
+    found = {p.path: p.label for p in find_prune_points(model, x)}
+    assert found == {"layer.0.qkv": "alpha", "layer.0.scores": "", "layer.0.probs": "",
+                     "layer.0.context": "", "layer.0.attention_output": "beta",
+                     "layer.0.intermediate": "", "layer.0.output": "delta"}
+    with DynaProp(model, 0.05) as runtime, torch.no_grad():
+        model(x)
+        stats = runtime.statistics()
+    assert set(stats.points) == set(found)
+    assert all(p.forward is not None for p in stats.points.values())
+
+
+def test_a_model_without_structure_has_no_points() -> None:
+    model = TwoLayer()
+    runtime = DynaProp(model)
+    with pytest.raises(UserError, match="no DynaProp prune points"), torch.no_grad():
+        model(torch.randn(2, 4))
+    runtime.remove()
 
 
 def test_runtime_user_errors() -> None:
     model = TwoLayer()
     with pytest.raises(UserError, match="tau_i: expected a finite number >= 0"):
-        DynaProp(model, tau_i=-0.1)
+        DynaProp(model, tau_i=-0.1, points=["first"])
     with pytest.raises(UserError, match="unknown prune point or parameter 'nope'"):
-        DynaProp(model, tau_i={"nope": 0.1})
+        DynaProp(model, tau_i={"nope": 0.1}, points=["first"])
     with pytest.raises(UserError, match="is not a module"):
         DynaProp(model, points=["missing"])
-    runtime = DynaProp(model)
+    runtime = DynaProp(model, points=["first"])
     with pytest.raises(UserError, match="already has a DynaProp runtime"):
-        DynaProp(model)
+        DynaProp(model, points=["first"])
     runtime.remove()
-    with pytest.raises(UserError, match="no DynaProp prune points"):
-        DynaProp(nn.Sequential(nn.ReLU()))
 
 
 def test_per_point_thresholds() -> None:
     model = TwoLayer()
-    with DynaProp(model, {"middle": 10.0}, 0.0) as runtime:
+    with DynaProp(model, {"middle": 10.0}, 0.0, points=["first", "middle", "second"]) \
+            as runtime:
         with torch.no_grad():
             out = model(torch.randn(3, 4))
         tau_i, _ = runtime.thresholds()
@@ -384,7 +434,8 @@ def test_importing_the_packages_does_not_import_torch() -> None:
 def test_count_false_counts_nothing_but_still_prunes(backend: str) -> None:
     model = TwoLayer()
     x = torch.randn(4, 4)
-    with DynaProp(model, 10.0, 1.0, count=False, backend=backend) as runtime:
+    with DynaProp(model, 10.0, 1.0, count=False, backend=backend,
+                  points=["first", "middle", "second"]) as runtime:
         out = model(x)
         out.sum().backward()
         stats = runtime.statistics()
