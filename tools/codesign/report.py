@@ -130,6 +130,13 @@ def status_text(db: str | Path) -> str:
             reasons[reason[:90]] = reasons.get(reason[:90], 0) + 1
         for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]:
             lines.append(f"  failed x{count}: {reason}")
+        claims = store.claims()
+        if claims:
+            owners = sorted({(c["machine"].split("/")[0], c["pid"]) for c in claims})
+            lines.append(f"  being evaluated now: {len(claims)} point"
+                         f"{'s' if len(claims) != 1 else ''} claimed by "
+                         + ", ".join(f"pid {pid} on {host}" for host, pid in owners)
+                         + " (a claim whose owner died is taken over by the next sweep)")
         sources = {}
         for row in store.rows():
             sources[row["accuracy_source"]] = sources.get(row["accuracy_source"], 0) + 1

@@ -462,7 +462,11 @@ class ResultsStore:
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def claims(self) -> list[dict[str, Any]]:
-        """The claims table (points being evaluated now), oldest first."""
+        """The claims table (points being evaluated now), oldest first; empty
+        for a file from before claims that was only opened to read."""
+        if self._connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                    "name = 'claims'").fetchone() is None:
+            return []
         cursor = self._connection.execute("SELECT * FROM claims ORDER BY heartbeat, key")
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
