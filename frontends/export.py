@@ -78,6 +78,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from transcode_ir.errors import UserError
+from transcode_ir.fileio import FileError, describe_os_error, output_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
@@ -86,6 +87,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DEFAULT_OPSET",
     "EXPORTERS",
+    "OPSETS",
+    "check_export_options",
     "ExportResult",
     "export_onnx",
     "module_path_of",
@@ -95,6 +98,14 @@ __all__ = [
 
 EXPORTERS: tuple[str, ...] = ("torchscript", "dynamo")
 DEFAULT_OPSET: dict[str, int] = {"torchscript": 17, "dynamo": 18}
+#: Opsets each exporter is asked for (torch 2.13: the TorchScript exporter
+#: stops at 20, ``torch.onnx._constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET``;
+#: the dynamo exporter starts at 18; the importer reads 10 and newer).
+OPSETS: dict[str, tuple[int, int]] = {"torchscript": (10, 20), "dynamo": (18, 23)}
+#: Batch x sequence of the example inputs that the exporter traces: the
+#: forward pass runs on them, so they are bounded (a symbolic export runs at
+#: any size afterwards).
+MAX_EXAMPLE_TOKENS = 2**20
 INPUT_NAMES: tuple[str, str] = ("input_ids", "attention_mask")
 _EMPTY_SCOPE = "_empty_nn_module_stack_from_metadata_hook"
 #: Exporters mark the second and later calls of one module with ``@N``.
@@ -152,11 +163,7 @@ def export_onnx(
 
     from frontends.zoo import build_model, example_inputs, resolve_config
 
-    if exporter not in EXPORTERS:
-        raise UserError(f"unknown exporter {exporter!r}; expected one of {', '.join(EXPORTERS)}")
-    for label, value in (("batch", batch), ("seq", seq)):
-        if not isinstance(value, int) or value <= 0:
-            raise UserError(f"{label}: expected a positive integer, got {value!r}")
+    check_export_options(exporter, batch, seq, opset)
     opset = DEFAULT_OPSET[exporter] if opset is None else int(opset)
 
     if isinstance(model_or_name, torch.nn.Module):
@@ -181,18 +188,8 @@ def export_onnx(
     start = time.perf_counter()
     cpu_start = time.process_time()
     try:
-        if exporter == "torchscript":
-            proto = _export_torchscript(model, inputs, outputs, opset, dynamic)
-            used_dynamic = dynamic
-        else:
-            # torch.export specialises a dimension whose example size is 1, so the
-            # dynamic export traces with at least 2 rows and 2 tokens.
-            trace_inputs = (
-                example_inputs(max(batch, 2), max(seq, 2), vocab, seed) if dynamic else inputs
-            )
-            proto, used_dynamic = _export_dynamo(
-                model, trace_inputs, outputs, opset, dynamic, max_seq
-            )
+        proto, used_dynamic = _run_exporter(model, model_label, exporter, inputs, outputs, opset,
+                                            dynamic, batch, seq, vocab, seed, max_seq)
     finally:
         model.train(was_training)
     _rename_transposed_weights(proto, model)
@@ -210,14 +207,81 @@ def export_onnx(
         metadata["transcode.description"] = config.description
     _set_model_metadata(proto, metadata)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(path))
-    if check:
-        # Checking the file (C++ reads it) avoids serialising a large proto twice.
-        onnx.checker.check_model(str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FileError(describe_os_error(err, path)) from None
+    # Written to a temporary beside the target, checked there, then renamed:
+    # a failed write or check leaves no half-written model behind.
+    with output_path(path) as temporary:
+        onnx.save(proto, str(temporary))
+        if check:
+            # Checking the file (C++ reads it) avoids serialising a large proto twice.
+            try:
+                onnx.checker.check_model(str(temporary))
+            except onnx.checker.ValidationError as err:
+                raise UserError(f"{model_label}: the {exporter} exporter wrote a model that "
+                                f"onnx.checker rejects at opset {opset} "
+                                f"({_first_line(err)}); try the default opset "
+                                f"{DEFAULT_OPSET[exporter]}") from None
     seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
     return ExportResult(path, exporter, opset, used_dynamic, seconds, outputs, cpu_seconds)
+
+
+def check_export_options(exporter: str, batch: int, seq: int, opset: int | None) -> None:
+    """Refuse options the exporters cannot take, before torch is imported."""
+    if exporter not in EXPORTERS:
+        raise UserError(f"unknown exporter {exporter!r}; expected one of {', '.join(EXPORTERS)}")
+    for label, value in (("batch", batch), ("seq", seq)):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise UserError(f"{label}: expected a positive integer, got {value!r}")
+    if batch * seq > MAX_EXAMPLE_TOKENS:
+        raise UserError(f"batch x seq = {batch} x {seq} = {batch * seq:,} example tokens; the "
+                        f"exporter runs the model on them, and accepts at most "
+                        f"{MAX_EXAMPLE_TOKENS:,} (a symbolic export -- the default -- runs at "
+                        "any batch and sequence afterwards)")
+    if opset is not None:
+        low, high = OPSETS[exporter]
+        if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+            raise UserError(f"opset {opset!r}: the {exporter} exporter takes opsets {low} to "
+                            f"{high} (default {DEFAULT_OPSET[exporter]})")
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _run_exporter(model: Any, label: str, exporter: str, inputs: Any, outputs: Sequence[str],
+                  opset: int, dynamic: bool, batch: int, seq: int, vocab: int, seed: int,
+                  max_seq: int | None) -> tuple[Any, bool]:
+    """Run the chosen torch exporter; its failures become a :class:`UserError`
+    naming the model, exporter and opset (torch's traceback says nothing a
+    user can act on)."""
+    try:
+        if exporter == "torchscript":
+            return _export_torchscript(model, inputs, outputs, opset, dynamic), dynamic
+        # torch.export specialises a dimension whose example size is 1, so the
+        # dynamic export traces with at least 2 rows and 2 tokens.
+        from frontends.zoo import example_inputs
+
+        trace_inputs = (
+            example_inputs(max(batch, 2), max(seq, 2), vocab, seed) if dynamic else inputs
+        )
+        return _export_dynamo(model, trace_inputs, outputs, opset, dynamic, max_seq)
+    except (UserError, KeyboardInterrupt):
+        raise
+    except MemoryError:
+        raise UserError(f"{label}: out of memory while the {exporter} exporter traced the model "
+                        f"at batch {batch} x seq {seq}; use smaller example sizes") from None
+    except Exception as err:  # noqa: BLE001 - any exporter failure is reported, not traced
+        raise UserError(f"{label}: the {exporter} exporter failed at opset {opset} "
+                        f"({_first_line(err)}); the default opset {DEFAULT_OPSET[exporter]} "
+                        f"works for every zoo model") from None
 
 
 def _dynamic_axes(outputs: Sequence[str]) -> dict[str, dict[int, str]]:

@@ -7,20 +7,28 @@ be cheap to import: torch, onnx and onnxruntime are imported inside handlers,
 so ``tcc --help`` starts fast.
 
 User mistakes raise :class:`transcode_ir.errors.UserError`; the driver prints
-them as one paragraph on stderr and exits non-zero, without a traceback.
+them as one paragraph on stderr and exits non-zero, without a traceback.  An
+:class:`OSError` that reaches the driver (a full disk, a permission, a folder
+given as a file, in a path no command checked) is a problem of the user's
+files too: it is printed the same way, naming the path
+(:func:`transcode_ir.fileio.describe_os_error`).  Set ``TCC_TRACEBACK=1`` to
+get the traceback of either instead.
+
+Integer flags use :func:`tools.flags.bounded_int` so that a size too big for the
+toolkit's 64-bit arithmetic is a usage error, not an overflow later.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
 from transcode_ir.errors import UserError
 
 __all__ = ["build_parser", "main"]
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -55,13 +63,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.func(args)
     except UserError as err:
+        if os.environ.get("TCC_TRACEBACK"):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:
+        return 0
+    except OSError as err:
+        if os.environ.get("TCC_TRACEBACK"):
+            raise
+        from transcode_ir.fileio import describe_os_error
+
+        action = "read" if isinstance(err, (FileNotFoundError, IsADirectoryError)) else "write"
+        print(f"error: {describe_os_error(err, err.filename, action)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
     return int(code or 0)
 
 

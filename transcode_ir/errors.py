@@ -35,7 +35,15 @@ def caret_snippet(text: str, line: int, column: int) -> str:
     if not 1 <= line <= len(lines):
         return ""
     src = lines[line - 1]
-    return f"  {src}\n  {' ' * (max(column, 1) - 1)}^"
+    column = max(column, 1)
+    if len(src) > _SNIPPET_WIDTH:  # long (generated, minified) lines: a window around the place
+        start = max(0, column - 1 - _SNIPPET_WIDTH // 2)
+        src = src[start:start + _SNIPPET_WIDTH]
+        column -= start
+    return f"  {src}\n  {' ' * (column - 1)}^"
+
+
+_SNIPPET_WIDTH = 160
 
 
 class ParseError(UserError):

@@ -9,6 +9,7 @@ here (call :func:`transcode_ir.verifier.verify_module`).
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -55,6 +56,60 @@ class _TypeError(ValueError):
     pass
 
 
+# Limits of the text form.  Beyond them a file is refused with a message
+# instead of a RecursionError (nested arrays are built recursively) or a
+# ValueError from int() (Python refuses to convert more than 4,300 digits).
+MAX_NESTING = 64          #: arrays nested in an attribute value
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_MAX_INT_DIGITS = 19      # 2**63 - 1 has 19 digits
+
+
+def parse_int(text: str, what: str = "integer", low: int = INT64_MIN) -> int:
+    """``text`` as an int that fits in 64 bits (sizes, attributes, dims)."""
+    digits = text.lstrip("+-")
+    if len(digits.lstrip("0")) > _MAX_INT_DIGITS:
+        shown = text if len(text) <= 24 else f"{text[:12]}...{text[-6:]} ({len(digits)} digits)"
+        raise _TypeError(f"{what} {shown} does not fit in 64 bits; accepted: "
+                         f"{low}..{INT64_MAX}")
+    value = int(text)
+    if not low <= value <= INT64_MAX:
+        raise _TypeError(f"{what} {value} is out of range; accepted: {low}..{INT64_MAX}")
+    return value
+
+
+def _dimensions(text: str, where: str) -> tuple[int, ...]:
+    dims = tuple(parse_int(d, "dimension", 0) for d in text if d)
+    if math.prod(dims) > INT64_MAX:
+        raise _TypeError(f"{where} has {math.prod(dims):.3g} elements, more than 64-bit sizes "
+                         "can count")
+    return dims
+
+
+_NESTING_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|\[|\]')
+
+
+def _check_nesting(text: str, filename: str) -> None:
+    """Refuse arrays nested deeper than :data:`MAX_NESTING` (a linear scan
+    that skips strings and comments), before the recursive tree walk."""
+    if text.count("[") <= MAX_NESTING:
+        return
+    depth = 0
+    for match in _NESTING_TOKENS.finditer(text):
+        token = match.group()
+        if token == "[":
+            depth += 1
+            if depth > MAX_NESTING:
+                offset = match.start()
+                line = text.count("\n", 0, offset) + 1
+                column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+                raise ParseError(f"arrays nested more than {MAX_NESTING} deep in IR text; "
+                                 f"attribute values may nest at most {MAX_NESTING} levels",
+                                 SourceLocation(filename, line, column),
+                                 caret_snippet(text, line, column))
+        elif token == "]":
+            depth = max(0, depth - 1)
+
+
 @functools.lru_cache(maxsize=4096)
 def parse_type(text: str) -> TensorType:
     """Parse ``tensor<4x128xf32>`` (optionally with ``, #sparse<0.5, measured>``)."""
@@ -64,7 +119,7 @@ def parse_type(text: str) -> TensorType:
     if m is None:
         raise _TypeError(f"malformed tensor type {text!r}; expected e.g. tensor<4x128xf32> or "
                          "tensor<4x128xf32, #sparse<0.5, measured>>")
-    dims = tuple(int(d) for d in m.group(1).split("x") if d)
+    dims = _dimensions(m.group(1).split("x"), text if len(text) <= 60 else "a tensor type")
     dtype = m.group(2)
     if dtype not in DTYPES:
         raise _TypeError(f"unknown element type {dtype!r} in {text!r}; accepted: {', '.join(DTYPES)}")
@@ -87,15 +142,20 @@ def _parse_dense(text: str) -> DenseAttr:
     dtype = m.group(1)
     if dtype not in DTYPES:
         raise _TypeError(f"unknown element type {dtype!r} in dense attribute")
-    shape = tuple(int(d) for d in m.group(2).split(",") if d.strip())
+    shape = _dimensions([d.strip() for d in m.group(2).split(",")], "dense attribute")
     items = [v.strip() for v in m.group(3).split(",") if v.strip()]
     if dtype == "bool":
         values: list[Any] = [v == "true" for v in items]
     elif dtype.startswith("f"):
         values = [float(v) for v in items]
     else:
-        values = [int(v) for v in items]
-    count = int(np.prod(shape)) if shape else 1
+        info = np.iinfo(numpy_dtype(dtype))
+        values = [parse_int(v, f"{dtype} value") for v in items]
+        for value in values:
+            if not info.min <= value <= info.max:
+                raise _TypeError(f"{dtype} value {value} is out of range; accepted: "
+                                 f"{info.min}..{info.max}")
+    count = math.prod(shape)
     if len(values) != count:
         raise _TypeError(f"dense attribute of shape {list(shape)} needs {count} values, got {len(values)}")
     arr = np.array(values, dtype=numpy_dtype(dtype)).reshape(shape)
@@ -133,7 +193,10 @@ class _ToNodes(Transformer):
 
     # values
     def int_value(self, tok: Token) -> int:
-        return int(tok)
+        try:
+            return parse_int(str(tok))
+        except _TypeError as err:
+            raise self._err(tok, str(err)) from None
 
     def float_value(self, tok: Token) -> float:
         return float(tok)
@@ -244,7 +307,16 @@ def _lark() -> Lark:
     return Lark(_grammar(), parser="lalr", lexer="contextual", maybe_placeholders=False)
 
 
+_LOOKS_LIKE_IR = re.compile(r"(?:\s|//[^\n]*)*module\b")
+
+
 def _syntax_error(err: UnexpectedInput, filename: str, text: str) -> ParseError:
+    if not _LOOKS_LIKE_IR.match(text):
+        # Not IR text at all (a binary, an ONNX file, /etc/passwd): say so,
+        # and do not quote the file's lines.
+        return ParseError("not IR text: the file does not begin with `module @NAME {` (after "
+                          "comments); expected the text form of a module (.tir)",
+                          SourceLocation(filename, 1, 1))
     line, col = getattr(err, "line", 0) or 0, getattr(err, "column", 0) or 0
     if isinstance(err, UnexpectedToken):
         expected = sorted(err.expected)
@@ -279,6 +351,7 @@ def parse_module(text: str, filename: str = "<input>", params: Mapping[str, np.n
     beside the text); parameters without data keep ``data=None``.
     """
     transformer = _ToNodes(filename, text)
+    _check_nesting(text, filename)
     try:
         tree = _lark().parse(text)
         node = transformer.transform(tree)

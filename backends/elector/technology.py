@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from transcode_ir.errors import ParseError, SourceLocation, UserError, caret_snippet
+from transcode_ir.errors import ParseError, SourceLocation, UserError
 
 __all__ = [
     "BUILTIN_TECHNOLOGY_DIR",
@@ -78,6 +78,11 @@ _TOP_LEVEL_KEYS = ("format", "name", "description", "units", "note", "reference_
 class TechnologyError(UserError):
     """A technology file that is malformed, missing, or asked for something it
     does not characterise."""
+
+
+class TechnologyJSONError(ParseError, TechnologyError):
+    """A technology file that is not JSON: its ``file:line:col``, never its
+    content (the file may be anything the user named)."""
 
 
 # --------------------------------------------------------------------------- cost records
@@ -730,10 +735,18 @@ def _resolve(name_or_path: str | Path, relative_to: Path | None) -> tuple[Path, 
     builtin = None if looks_like_path else _builtin_path(text)
     if builtin is not None:
         return builtin, True
+    if not text.lower().endswith(".json"):
+        # Only library names and .json files are ever opened: a value naming
+        # some other file (a typo, or /etc/passwd) is not read, let alone
+        # quoted in an error.
+        raise TechnologyError(
+            f"technology {text!r} not found: it is not a built-in technology (built-in: "
+            f"{', '.join(list_technologies())}) nor a path ending in .json; give a "
+            "built-in name or a transcode-technology/1 JSON file")
     path = Path(text).expanduser()
     if not path.is_absolute() and relative_to is not None:
         path = relative_to / path
-    if not text or not path.is_file():
+    if not path.is_file():
         raise TechnologyError(
             f"technology {text!r} not found: it is not a built-in technology "
             f"(built-in: {', '.join(list_technologies())}) and there is no file {path}"
@@ -742,17 +755,33 @@ def _resolve(name_or_path: str | Path, relative_to: Path | None) -> tuple[Path, 
     return path.resolve(), False
 
 
+#: Technology tables are a few kilobytes; a bigger file is not one.
+MAX_TECHNOLOGY_BYTES = 16 * 2**20
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    expected = "expected a transcode-technology/1 JSON object"
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise TechnologyError(f"cannot read technology file {path}: {err}") from None
+        size = path.stat().st_size
+        if size > MAX_TECHNOLOGY_BYTES:
+            raise TechnologyError(f"technology file {path} is {size:,} bytes, more than the "
+                                  f"{MAX_TECHNOLOGY_BYTES // 2**20} MiB a technology table "
+                                  f"may have; {expected}")
+        raw = path.read_bytes()
+    except OSError as err:
+        raise TechnologyError(f"cannot read technology file {path}: "
+                              f"{err.strerror or type(err).__name__}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise TechnologyError(f"technology file {path} is not UTF-8 text (byte {err.start} "
+                              f"cannot be decoded); {expected}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ParseError(f"malformed JSON in technology file: {err.msg}",
-                         SourceLocation(str(path), err.lineno, err.colno),
-                         caret_snippet(text, err.lineno, err.colno)) from None
+        # Position only: the content of a file that is not JSON is not quoted.
+        raise TechnologyJSONError(f"malformed JSON in technology file: {err.msg}; {expected}",
+                                  SourceLocation(str(path), err.lineno, err.colno)) from None
     except RecursionError:
         raise TechnologyError(f"technology file {path}: JSON nested too deeply") from None
     if not isinstance(data, dict):

@@ -58,8 +58,11 @@ def modules(draw) -> Module:
             v = b.op("tensor.reshape", x, shape=[x.type.numel], loc=loc)
             v = b.op("tensor.reshape", v, shape=list(x.type.shape), loc=loc)
         if draw(st.booleans()):
-            v.owner.set_attr("note:tag", draw(st.one_of(names, st.integers(), floats.map(float),
-                                                        st.booleans(), st.lists(st.integers(), max_size=3))))
+            # Integer attributes are 64-bit in the text form (the parser refuses
+            # wider ones with a message: issue 13).
+            int64 = st.integers(-2**63, 2**63 - 1)
+            v.owner.set_attr("note:tag", draw(st.one_of(names, int64, floats.map(float),
+                                                        st.booleans(), st.lists(int64, max_size=3))))
         values.append(v)
     outs = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))
     f.set_outputs(outs, [f"out{i}" for i in range(len(outs))])

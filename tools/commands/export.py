@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tools.flags import bounded_int
 from transcode_ir.errors import UserError
 
 DEFAULT_OPSET = 18
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write")
     parser.add_argument("--function", default="forward",
                         help="function of the module to export (default: forward)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+    parser.add_argument("--opset", type=bounded_int(1, 1000), default=DEFAULT_OPSET,
                         help=f"ONNX opset of the default domain (default: {DEFAULT_OPSET})")
     parser.add_argument("--no-check", action="store_true",
                         help="skip onnx.checker (full check with strict shape inference)")
@@ -33,9 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backends.onnx import save_onnx
+    from transcode_ir.fileio import check_output_path
     from transcode_ir.serialization import load_module
 
+    check_output_path(args.output, "ONNX model")
     module = load_module(args.module)
     func = _function(module, args.function, args.module)
     read = _parameters_read(func)
@@ -48,9 +50,33 @@ def run(args: argparse.Namespace) -> int:
             f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); ONNX models "
             f"carry their weights, so {npz} must sit beside the .tir file "
             f"({'it is missing' if not npz.exists() else 'it lacks these arrays'})")
-    path = save_onnx(module, args.output, args.function, args.opset, check=not args.no_check)
+    path = _save(module, args.output, args.function, args.opset, check=not args.no_check)
     print(f"wrote {path} (@{args.function}, opset {args.opset})")
     return 0
+
+
+def _save(module, path: Path, function: str, opset: int, check: bool) -> Path:
+    """:func:`backends.onnx.save_onnx`, written atomically (a temporary file
+    renamed into place): the model is built first, then written."""
+    import onnx
+
+    from backends.onnx.exporter import export_function, initializer_bytes
+    from transcode_ir.fileio import output_path
+
+    model = export_function(module, function, opset, check=check)
+    with output_path(path) as temporary:
+        if initializer_bytes(model) >= _PROTOBUF_LIMIT:
+            # External data is named after the final file (its folder is the
+            # temporary's); only the .onnx itself is replaced atomically.
+            onnx.save_model(model, str(temporary), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=path.name + ".data")
+        else:
+            onnx.save_model(model, str(temporary))
+    return path
+
+
+#: As in backends/onnx/exporter.py: protobuf cannot serialise 2 GiB or more.
+_PROTOBUF_LIMIT = 2**31 - 2**20
 
 
 def _function(module, name: str, path: Path):  # -> Function

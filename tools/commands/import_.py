@@ -20,6 +20,8 @@ from typing import Any
 from transcode_ir.errors import UserError
 
 _SHAPE_ARGUMENT = re.compile(r"^(?P<name>[^=]+)=(?P<dims>\d+(x\d+)*)?$")
+#: The largest size of one dimension (the same bound as --batch and --seq).
+MAX_DIM = 2**31 - 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,7 +56,13 @@ def parse_input_shapes(arguments: list[str]) -> dict[str, tuple[int, ...]]:
         dims = match.group("dims")
         if name in shapes:
             raise UserError(f"--input-shape gives input {name!r} twice")
-        shapes[name] = tuple(int(d) for d in dims.split("x")) if dims else ()
+        sizes = dims.split("x") if dims else []
+        for size in sizes:
+            if len(size.lstrip("0")) > len(str(MAX_DIM)) or not 1 <= int(size) <= MAX_DIM:
+                shown = size if len(size) <= 24 else f"{size[:12]}... ({len(size)} digits)"
+                raise UserError(f"--input-shape {name}: dimension {shown} is out of range; "
+                                f"accepted: 1..{MAX_DIM} per dimension")
+        shapes[name] = tuple(int(d) for d in sizes)
     return shapes
 
 
@@ -65,12 +73,19 @@ def run(args: argparse.Namespace) -> int:
     from transcode_ir.serialization import save_module
     from transcode_ir.verifier import verify_module
 
+    from transcode_ir.fileio import check_output_path
+
     shapes = parse_input_shapes(args.input_shape)
+    target = args.output
+    if target and target != "-":
+        if Path(target).suffix == ".npz":
+            raise UserError(f"-o {target}: give the .tir path; the parameters are written "
+                            "beside it as .npz")
+        check_output_path(target)            # before the (long) import
     module = import_onnx(args.model, shapes or None, name=args.name,
                          recognize_gelu=not args.no_gelu_recognition)
     verify_module(module)
     text = print_module(module)
-    target = args.output
     label = str(target) if target and target != "-" else "<stdout>"
     reparsed = parse_module(text, label)
     verify_module(reparsed)
@@ -79,11 +94,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     elif target:
         path = Path(target)
-        if path.suffix == ".npz":
-            raise UserError(f"-o {target}: give the .tir path; the parameters are written "
-                            "beside it as .npz")
-        if path.parent and not path.parent.exists():
-            raise UserError(f"-o {target}: directory {path.parent} does not exist")
         save_module(module, path)
         npz = path.with_suffix(".npz")
         stored = f" and {npz} ({len(module.params)} parameters)" if module.params else ""

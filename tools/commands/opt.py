@@ -73,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.module:
         raise UserError("tcc opt needs an IR file (or - for stdin), or --list-passes")
+    if args.output is not None:
+        from transcode_ir.fileio import check_output_path
+
+        check_output_path(args.output)      # before the passes run
     manager = _manager(args)
     if args.split_input_file:
         return _run_split(args, manager)
@@ -118,7 +122,7 @@ def _with_calibration(pipeline: str, calibration: Path) -> str:
 
     from transcode_ir.passes import format_pipeline, parse_pipeline
 
-    if not calibration.exists():
+    if not calibration.is_file():
         raise UserError(f"--calibration {calibration}: no such file; give an .npz of real inputs "
                         "named like the arguments of @forward")
     passes = list(parse_pipeline(pipeline))
@@ -178,17 +182,18 @@ def _run_split(args: argparse.Namespace, manager) -> int:
             print(f"error: {err}", file=sys.stderr)
             sys.stderr.flush()
     if args.output is not None:
-        args.output.write_text(f"\n{SPLIT_MARKER}\n".join(outputs))
+        from transcode_ir.fileio import write_text
+
+        write_text(args.output, f"\n{SPLIT_MARKER}\n".join(outputs))
     else:
         sys.stdout.write(f"{SPLIT_MARKER}\n".join(outputs))
     return 1 if failures else 0
 
 
 def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
+    from transcode_ir.fileio import read_text
+
+    return read_text(path, "IR file", "IR text (.tir)")
 
 
 def _split(text: str) -> list[tuple[str, int]]:

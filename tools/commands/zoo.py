@@ -18,6 +18,8 @@ import argparse
 import json
 from typing import Any
 
+from tools.flags import bounded_int
+
 __all__ = ["register"]
 
 
@@ -48,13 +50,16 @@ def register(subparsers: Any) -> None:
     export.add_argument("model", metavar="NAME|DESCRIPTION")
     export.add_argument("-o", "--output", required=True, help="ONNX file to write")
     export.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
-    export.add_argument("--batch", type=int, default=1, help="example batch size (default 1)")
-    export.add_argument("--seq", type=int, default=128,
+    export.add_argument("--batch", type=bounded_int(), default=1,
+                        help="example batch size (default 1)")
+    export.add_argument("--seq", type=bounded_int(), default=128,
                         help="example sequence length (default 128)")
-    export.add_argument("--opset", type=int, default=None,
-                        help="ONNX opset (default 17 for torchscript, 18 for dynamo)")
-    export.add_argument("--seed", type=int, default=0, help="weight and input seed (default 0)")
-    export.add_argument("--vocab-size", type=int, default=None,
+    export.add_argument("--opset", type=bounded_int(1, 1000), default=None,
+                        help="ONNX opset (default 17 for torchscript, 18 for dynamo; "
+                             "torchscript takes 10-20, dynamo 18 and newer)")
+    export.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0,
+                        help="weight and input seed (default 0)")
+    export.add_argument("--vocab-size", type=bounded_int(), default=None,
                         help="vocabulary size (default 30522)")
     export.add_argument("--static", action="store_true",
                         help="fixed batch and sequence instead of symbolic dimensions")
@@ -140,8 +145,12 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from frontends.export import export_onnx, verify_export
+    from frontends.export import check_export_options, export_onnx, verify_export
     from frontends.zoo import build_model, resolve_config
+    from transcode_ir.fileio import check_output_path
+
+    check_output_path(args.output, "ONNX model")      # before torch is imported
+    check_export_options(args.exporter, args.batch, args.seq, args.opset)
     from frontends.zoo.hf import is_family, verify_family_export
 
     if is_family(args.model):   # transformers family entry (frontends/hf)
@@ -158,7 +167,6 @@ def _export(args: argparse.Namespace) -> int:
                   f"{error:.2e} ({'ok' if error <= 1e-4 else 'FAILED, above 1e-4'})")
             return 0 if error <= 1e-4 else 1
         return 0
-
     config = resolve_config(args.model, args.vocab_size)
     model = build_model(config, seed=args.seed)
     result = export_onnx(
