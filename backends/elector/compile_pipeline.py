@@ -214,3 +214,173 @@ def evaluate(static, accelerator: Accelerator, objective: str = "latency",  # no
     mappings, plan = map_function(static, accelerator, objective, respect_attributes, check)
     mapped = schedule_function(static, accelerator, mappings, plan=plan)
     return simulate_analytical(mapped, accelerator, timeline=False)
+
+
+# --------------------------------------------------------------------------- decoders
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """What a decoder run simulates: the prefill of ``context`` prompt tokens
+    and ``steps`` decode steps; step ``j`` (1-based) feeds one token per
+    sequence over a cache of ``context + j - 1`` tokens.  ``cache_lengths``
+    are the cache lengths of the steps actually simulated (the others are
+    interpolated linearly between their neighbours).  ``cache_inputs`` name
+    the graph inputs holding the cache (key and value per layer)."""
+
+    context: int
+    steps: int
+    cache_lengths: tuple[int, ...]
+    cache_inputs: tuple[str, ...]
+    layers: int
+    kv_heads: int
+    head_dim: int
+    prefill: bool = True
+
+    @property
+    def step_cache_lengths(self) -> list[int]:
+        return [self.context + j for j in range(self.steps)]
+
+
+def decode_cache_lengths(context: int, steps: int, samples: int | None) -> tuple[int, ...]:
+    """Cache lengths to simulate: every step's when ``samples`` is None or
+    at least ``steps``, else ``samples`` (>= 2) evenly spaced lengths
+    including the first (``context``) and the last (``context + steps - 1``)."""
+    last = context + steps - 1
+    if samples is None or samples >= steps:
+        return tuple(range(context, last + 1))
+    if samples < 2:
+        raise UserError(f"--decode-samples {samples}: interpolating {steps} decode steps needs "
+                        "at least 2 simulated cache lengths (the first and the last)")
+    picked = {context + round(i * (steps - 1) / (samples - 1)) for i in range(samples)}
+    return tuple(sorted(picked))
+
+
+def append_cache_outputs(module: Module, cache_inputs: tuple[str, ...] | list[str]) -> int:
+    """Make a decode step append to its cache instead of copying it.
+
+    An exported decode step returns ``present = concat(past, new)``: the
+    whole cache, rewritten every step.  A KV-cache implementation writes
+    only the new token's keys and values in place.  Each function result
+    that is a ``tensor.concat`` whose first operand is a cache input becomes
+    that concat's other operand (the new rows); the concat stays as the
+    attention's operand.  Returns how many results were rewritten."""
+    func = module.function("forward")
+    cache_args = {id(arg) for arg in func.args if arg.name in set(cache_inputs)}
+    outputs = list(func.outputs)
+    changed = 0
+    for index, value in enumerate(outputs):
+        op = value.producer if hasattr(value, "producer") else None
+        if op is None or op.name != "tensor.concat" or len(op.operands) != 2:
+            continue
+        if id(op.operands[0]) in cache_args:
+            outputs[index] = op.operands[1]
+            changed += 1
+    if changed:
+        func.set_outputs(outputs, list(func.result_names))
+    return changed
+
+
+def cache_traffic(outcome: CompileOutcome, cache_inputs: tuple[str, ...] | list[str]
+                  ) -> dict[str, list[float]]:
+    """Bytes of the KV cache moved per level in one simulated step: the
+    cache inputs, the ops that read them directly (the concatenation that
+    appends the new rows) and their results, and the function results
+    (the appended rows, or the whole cache after a prefill).  Level ->
+    ``[read, written]``."""
+    from backends.elector.schedule import LEVELS
+
+    func = outcome.module.function("forward")
+    names = set(cache_inputs)
+    cache_ids = {id(arg) for arg in func.args if arg.name in names}
+    returned = {id(v) for v in func.outputs}
+    for index, op in enumerate(func):
+        if op.name == "func.return":
+            continue
+        reads_cache = any(id(v) in cache_ids for v in op.operands)
+        for k, res in enumerate(op.results):
+            if reads_cache or id(res) in returned:
+                if id(res) in returned and res.type.rank != 4:
+                    continue               # logits: not the cache
+                names.add(f"{op.name}#{index}" + (f".{k}" if len(op.results) > 1 else ""))
+    out = {level: [0.0, 0.0] for level in LEVELS}
+    for op in outcome.mapped.ops:
+        for t in op.operands:
+            if t.value not in names or t.role == "scores":
+                continue
+            out["main_memory"][0] += t.main_memory_read_bytes
+            out["main_memory"][1] += t.main_memory_write_bytes
+            out[t.level][0] += t.buffer_read_bytes
+            out[t.level][1] += t.buffer_write_bytes
+    return out
+
+
+@dataclass
+class DecodeOutcome:
+    """The prefill outcome (None without a prefill graph), the decode-step
+    outcomes by cache length, and the :class:`~backends.elector.report.DecodeReport`."""
+
+    prefill: CompileOutcome | None
+    steps: dict[int, CompileOutcome]
+    report: object
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def compile_decode(build, options: CompileOptions, plan: DecodePlan,  # noqa: ANN001
+                   accelerator: Accelerator | None = None) -> DecodeOutcome:
+    """Compile a decoder's prefill and decode steps (see :class:`DecodePlan`).
+
+    ``build(tokens, past)`` returns a fresh IR module: ``past == 0`` the
+    prefill graph bound to ``tokens = plan.context`` prompt tokens, else the
+    decode-step graph bound to one token over a cache of ``past`` tokens.
+    Each is compiled by :func:`compile_module` with ``options`` (its batch;
+    ``seq`` set to the tokens of the step); decode steps first get
+    :func:`append_cache_outputs`."""
+    from dataclasses import replace
+
+    from backends.elector.design_library import resolve_design
+    from backends.elector.report import DecodeReport
+
+    if options.train:
+        raise UserError("--train does not apply to a decoder's prefill and decode steps; "
+                        "drop --train, or compile a training step without --context/--decode-steps")
+    if accelerator is None:
+        accelerator = resolve_design(options.hw)
+    times: dict[str, float] = {"import": 0.0, "compile": 0.0}
+    prefill = None
+    if plan.prefill:
+        t0 = time.perf_counter()
+        module = build(plan.context, 0)
+        times["import"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        prefill = compile_module(module, replace(options, seq=plan.context), accelerator)
+        prefill.report.notes.append(f"prefill: {plan.context} prompt tokens per sequence from an "
+                                    "empty cache; its latency is the time to first token")
+        times["compile"] += time.perf_counter() - t0
+    steps: dict[int, CompileOutcome] = {}
+    appended: dict[int, int] = {}
+    for past in plan.cache_lengths:
+        t0 = time.perf_counter()
+        module = build(1, past)
+        appended[past] = append_cache_outputs(module, plan.cache_inputs)
+        times["import"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        steps[past] = compile_module(module, replace(options, seq=1), accelerator)
+        steps[past].report.notes.append(
+            f"decode step: 1 token per sequence over a cache of {past} tokens"
+            + (" (appended in place)" if appended[past] else ""))
+        times["compile"] += time.perf_counter() - t0
+    traffic = {past: cache_traffic(outcome, plan.cache_inputs) for past, outcome in steps.items()}
+    prefill_traffic = cache_traffic(prefill, ()) if prefill is not None else None
+    report = DecodeReport(
+        model=options.model_name, source=options.source, design=accelerator.name,
+        design_hash=steps[plan.cache_lengths[0]].report.design_hash,
+        clock_hz=accelerator.clock_hz, tool_version=options.tool_version,
+        batch=options.batch, plan=plan,
+        bytes_per_element=accelerator.data_width_bits / 8,
+        activation_buffer_bytes=accelerator.activation_buffer.size_bytes,
+        prefill=prefill.report if prefill is not None else None,
+        steps={past: outcome.report for past, outcome in steps.items()},
+        cache_traffic=traffic, prefill_cache_traffic=prefill_traffic,
+        appended=appended, shape_sources=list(options.shape_sources))
+    return DecodeOutcome(prefill, steps, report, times)

@@ -33,7 +33,7 @@ from backends.elector.costing import ENERGY_LABELS
 from backends.elector.mapping import format_bytes
 from backends.elector.schedule import LEVELS, MappedFunction, SimulationResult
 
-__all__ = ["SCHEMA_VERSION", "Report", "layer_of"]
+__all__ = ["SCHEMA_VERSION", "DecodeReport", "Report", "layer_of"]
 
 SCHEMA_VERSION = 1
 _LAYER = re.compile(r"^(.*?\.\d+)(\.|$)")
@@ -320,6 +320,256 @@ class Report:
         directory.mkdir(parents=True, exist_ok=True)
         return [write_energy_plot(self, directory / "energy.png"),
                 write_utilisation_plot(self, directory / "utilisation.png")]
+
+
+# --------------------------------------------------------------------------- decoders
+
+
+@dataclass
+class DecodeReport:
+    """A causal LM with a KV cache on one design: the prefill of the prompt
+    (time to first token) and the decode steps (per-token latency and energy
+    as the cache grows), with the cache's size and traffic per level.
+
+    ``plan`` is the :class:`backends.elector.compile_pipeline.DecodePlan`;
+    ``prefill`` the prefill's :class:`Report` (None without a prefill graph);
+    ``steps`` a :class:`Report` per simulated cache length;
+    ``cache_traffic`` per simulated cache length, level -> ``[read,
+    written]`` bytes of the cache in that step; ``appended`` per cache length
+    how many results were turned into in-place appends."""
+
+    model: str
+    source: str
+    design: str
+    design_hash: str
+    clock_hz: float
+    tool_version: str
+    batch: int | None
+    plan: Any
+    bytes_per_element: float
+    activation_buffer_bytes: int
+    prefill: Report | None
+    steps: dict[int, Report]
+    cache_traffic: dict[int, dict[str, list[float]]]
+    prefill_cache_traffic: dict[str, list[float]] | None = None
+    appended: dict[int, int] = field(default_factory=dict)
+    shape_sources: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ derived
+
+    @property
+    def bytes_per_token(self) -> float:
+        """Cache bytes per token: 2 (key, value) x layers x KV heads x head
+        dim x batch x bytes per element."""
+        p = self.plan
+        return 2 * p.layers * p.kv_heads * p.head_dim * (self.batch or 1) * self.bytes_per_element
+
+    def cache_bytes(self, tokens: int) -> float:
+        return self.bytes_per_token * tokens
+
+    def step_rows(self) -> list[dict[str, Any]]:
+        """One row per decode step: ``step`` (1-based), ``cache_length``,
+        ``cycles``, ``seconds``, ``energy_nj``, ``simulated`` (False:
+        interpolated linearly in cache length between simulated neighbours)."""
+        known = sorted(self.steps)
+        rows = []
+        for j, length in enumerate(self.plan.step_cache_lengths, start=1):
+            if length in self.steps:
+                r = self.steps[length].result
+                rows.append({"step": j, "cache_length": length, "cycles": r.cycles,
+                             "seconds": r.seconds, "energy_nj": r.energy.total_nj,
+                             "simulated": True})
+                continue
+            lo = max(k for k in known if k < length)
+            hi = min(k for k in known if k > length)
+            w = (length - lo) / (hi - lo)
+            a, b = self.steps[lo].result, self.steps[hi].result
+            rows.append({"step": j, "cache_length": length,
+                         "cycles": a.cycles + w * (b.cycles - a.cycles),
+                         "seconds": a.seconds + w * (b.seconds - a.seconds),
+                         "energy_nj": a.energy.total_nj + w * (b.energy.total_nj
+                                                               - a.energy.total_nj),
+                         "simulated": False})
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        p = self.plan
+        rows = self.step_rows()
+        first = self.steps[p.context].result
+        total_s = sum(r["seconds"] for r in rows)
+        total_nj = sum(r["energy_nj"] for r in rows)
+        out: dict[str, Any] = {
+            "ttft_cycles": self.prefill.result.cycles if self.prefill else None,
+            "ttft_seconds": self.prefill.result.seconds if self.prefill else None,
+            "prefill_energy_nj": self.prefill.result.energy.total_nj if self.prefill else None,
+            "per_token_cycles": first.cycles, "per_token_seconds": first.seconds,
+            "per_token_energy_nj": first.energy.total_nj,
+            "per_token_energy_nj_per_sequence": first.energy.total_nj / (self.batch or 1),
+            "decode_steps": p.steps, "decode_seconds": total_s, "decode_energy_nj": total_nj,
+            "mean_token_seconds": total_s / p.steps, "mean_token_energy_nj": total_nj / p.steps,
+            "decode_tokens_per_s": (self.batch or 1) * p.steps / total_s if total_s else None,
+            "simulated_steps": sum(1 for r in rows if r["simulated"]),
+        }
+        if self.prefill:
+            out["end_to_end_seconds"] = self.prefill.result.seconds + total_s
+            out["end_to_end_energy_nj"] = self.prefill.result.energy.total_nj + total_nj
+        return out
+
+    def cache_summary(self) -> dict[str, Any]:
+        p = self.plan
+        end = p.context + p.steps
+        per_token = self.bytes_per_token
+        fits = int(self.activation_buffer_bytes // per_token) if per_token else 0
+        return {
+            "layers": p.layers, "kv_heads": p.kv_heads, "head_dim": p.head_dim,
+            "batch": self.batch, "bytes_per_element": self.bytes_per_element,
+            "bytes_per_token": per_token,
+            "bytes_at_context": self.cache_bytes(p.context),
+            "tokens_at_end": end, "bytes_at_end": self.cache_bytes(end),
+            "lives_between_steps": "main_memory",
+            "activation_buffer_bytes": self.activation_buffer_bytes,
+            "fits_activation_buffer_at_end": self.cache_bytes(end) <= self.activation_buffer_bytes,
+            "max_tokens_in_activation_buffer": fits,
+            "traffic_per_step": {str(k): {lv: {"read": v[0], "written": v[1]}
+                                          for lv, v in t.items()}
+                                 for k, t in self.cache_traffic.items()},
+            "prefill_traffic": ({lv: {"read": v[0], "written": v[1]}
+                                 for lv, v in self.prefill_cache_traffic.items()}
+                                if self.prefill_cache_traffic is not None else None),
+        }
+
+    def notes(self) -> list[str]:
+        p = self.plan
+        out = []
+        simulated = sorted(self.steps)
+        if len(simulated) < p.steps:
+            out.append(f"{len(simulated)} of {p.steps} decode steps simulated (cache lengths "
+                       f"{', '.join(map(str, simulated))}); the others are interpolated "
+                       "linearly in cache length between their simulated neighbours "
+                       "(--decode-samples all simulates every step)")
+        else:
+            out.append(f"every decode step simulated (cache lengths {simulated[0]}.."
+                       f"{simulated[-1]})")
+        if all(self.appended.get(k) for k in simulated):
+            out.append("decode steps append to the cache in place: the exported graph returns "
+                       "concat(past, new) as its present key/value; tcc returns the new rows "
+                       "instead (what a KV-cache implementation writes), while attention still "
+                       "reads the whole concatenated cache")
+        else:
+            out.append("some decode steps return the whole cache (no concat(past, new) found to "
+                       "turn into an append): their main-memory writes include a copy of the "
+                       "cache")
+        out.append("the cache lives in main memory between steps (tcc's function arguments "
+                   "start in main memory) and is read from there by every decode step")
+        out.append("the prefill and every decode step load the weights from main memory (tcc's "
+                   "parameters start there), as for a model larger than the weight buffer; "
+                   "a model whose weights stay on chip between steps would be faster")
+        return out
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.plan
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "decode",
+            "tool": {"name": "tcc", "version": self.tool_version},
+            "model": {"name": self.model, "source": self.source, "batch": self.batch,
+                      "context": p.context, "decode_steps": p.steps,
+                      "shape_sources": list(self.shape_sources)},
+            "design": {"name": self.design, "hash": self.design_hash, "clock_hz": self.clock_hz},
+            "summary": self.summary(),
+            "steps": self.step_rows(),
+            "kv_cache": self.cache_summary(),
+            "notes": self.notes(),
+            "prefill": self.prefill.to_json() if self.prefill else None,
+            "decode": {str(k): r.to_json() for k, r in sorted(self.steps.items())},
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_json(), indent=1, default=float) + "\n")
+        return path
+
+    # ------------------------------------------------------------------ text
+
+    def to_text(self, max_ops: int = 40) -> str:
+        p = self.plan
+        s = self.summary()
+        c = self.cache_summary()
+        out = [f"tcc compile: {self.model} (decoder with KV cache, batch {self.batch}, "
+               f"context {p.context}, {p.steps} decode step{'s' if p.steps != 1 else ''})",
+               f"design     {self.design} @ {self.design_hash} "
+               f"({self.clock_hz / 1e6:g} MHz); tcc {self.tool_version}"]
+        if self.shape_sources:
+            out.append("shapes     " + "; ".join(self.shape_sources))
+        out.append(f"simulated  {'prefill of ' + str(p.context) + ' tokens; ' if self.prefill else ''}"
+                   f"decode steps at cache lengths {', '.join(map(str, sorted(self.steps)))} "
+                   f"({s['simulated_steps']} of {p.steps} steps)")
+        out.append("")
+        rows = []
+        if self.prefill:
+            rows.append(("time to first token", f"{s['ttft_cycles']:,.0f}",
+                         _seconds(s["ttft_seconds"]), _nj(s["prefill_energy_nj"]),
+                         f"prefill of {p.context} tokens"))
+        rows.append((f"per token @ context {p.context}", f"{s['per_token_cycles']:,.0f}",
+                     _seconds(s["per_token_seconds"]), _nj(s["per_token_energy_nj"]),
+                     f"decode step over a cache of {p.context} tokens"
+                     + (f"; {_nj(s['per_token_energy_nj_per_sequence'])} per sequence"
+                        if (self.batch or 1) > 1 else "")))
+        step_cycles = sum(r["cycles"] for r in self.step_rows())
+        rows.append((f"{p.steps} decode step{'s' if p.steps != 1 else ''}", f"{step_cycles:,.0f}",
+                     _seconds(s["decode_seconds"]), _nj(s["decode_energy_nj"]),
+                     f"mean {_seconds(s['mean_token_seconds'])}, "
+                     f"{_nj(s['mean_token_energy_nj'])} per step; "
+                     f"{s['decode_tokens_per_s']:,.0f} tokens/s"))
+        if self.prefill:
+            rows.append((f"prompt + {p.steps} token{'s' if p.steps != 1 else ''}",
+                         f"{s['ttft_cycles'] + step_cycles:,.0f}",
+                         _seconds(s["end_to_end_seconds"]), _nj(s["end_to_end_energy_nj"]),
+                         "prefill, then the decode steps"))
+        out.append(_table(("generation", "cycles", "latency", "energy", "what"), rows))
+        if not self.prefill:
+            out.append("time to first token: not reported, no prefill graph (give --prefill "
+                       "FILE with a decode-step ONNX file)")
+        out.append("")
+        out.append(_table(("step", "cache", "cycles", "latency", "energy", "figure"),
+                          [(str(r["step"]), f"{r['cache_length']:,}", f"{r['cycles']:,.0f}",
+                            _seconds(r["seconds"]), _nj(r["energy_nj"]),
+                            "simulated" if r["simulated"] else "interpolated")
+                           for r in self.step_rows()]))
+        out.append("")
+        out.append(f"KV cache   2 (key, value) x {p.layers} layers x {p.kv_heads} KV heads x "
+                   f"{p.head_dim} head dim x batch {self.batch} x "
+                   f"{self.bytes_per_element:g} bytes = {format_bytes(c['bytes_per_token'])} per "
+                   f"token; {format_bytes(c['bytes_at_context'])} at context {p.context}, "
+                   f"{format_bytes(c['bytes_at_end'])} after {p.steps} step"
+                   f"{'s' if p.steps != 1 else ''} ({c['tokens_at_end']:,} tokens)")
+        fit = ("fits" if c["fits_activation_buffer_at_end"] else "does not fit")
+        out.append(f"           lives in main memory between steps; at {c['tokens_at_end']:,} "
+                   f"tokens it {fit} in the {format_bytes(self.activation_buffer_bytes)} "
+                   f"activation buffer (which holds up to {c['max_tokens_in_activation_buffer']:,}"
+                   " tokens of it)")
+        traffic = self.cache_traffic[p.context]
+        head = ("cache bytes per level", f"step @{p.context} read", "written")
+        rows = [(lv.replace("_", " "), format_bytes(v[0]), format_bytes(v[1]))
+                for lv, v in traffic.items()]
+        if self.prefill_cache_traffic is not None:
+            head = head + ("prefill read", "written")
+            rows = [row + (format_bytes(self.prefill_cache_traffic[lv][0]),
+                           format_bytes(self.prefill_cache_traffic[lv][1]))
+                    for row, lv in zip(rows, traffic)]
+        out.append(_table(head, rows))
+        out.append("")
+        out.extend(f"note: {note}" for note in self.notes())
+        if self.prefill:
+            out.append("")
+            out.append(f"=== prefill ({p.context} tokens) " + "=" * 40)
+            out.append(self.prefill.to_text(max_ops=max_ops))
+        out.append("")
+        out.append(f"=== decode step (cache of {p.context} tokens) " + "=" * 30)
+        out.append(self.steps[p.context].to_text(max_ops=max_ops))
+        return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- formatting

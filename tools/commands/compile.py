@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["MAX_BATCH", "MAX_SEQ", "ShapeChoice", "bound_shapes", "choose_onnx_shapes",
-           "compile_model", "import_onnx_file", "load_model", "register", "run"]
+           "compile_decoder", "compile_model", "import_onnx_file", "load_model", "register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,6 +71,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="per-op rows in the text report (the N longest; default 40)")
     parser.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
                         help="exporter for zoo: models (default torchscript)")
+    decoder = parser.add_argument_group(
+        "decoders with a KV cache", "time to first token and per-token latency/energy of a "
+        "causal LM (zoo:NAME of a decoder, or a decode-step .onnx with past key/value inputs)")
+    decoder.add_argument("--context", type=int, metavar="L",
+                         help="prompt length: prefill of L tokens, then decode steps over a "
+                              "cache of L, L+1, ... tokens (default 128)")
+    decoder.add_argument("--decode-steps", type=int, metavar="N",
+                         help="decode steps after the prefill (default 1)")
+    decoder.add_argument("--decode-samples", metavar="K|all", default=None,
+                         help=f"decode steps simulated, evenly spaced in cache length including "
+                              f"the first and last; the rest are interpolated "
+                              f"(default {DEFAULT_DECODE_SAMPLES}; 'all': every step)")
+    decoder.add_argument("--prefill", metavar="FILE",
+                         help="the prefill ONNX graph of a decode-step .onnx MODEL (without it "
+                              "no time to first token is reported)")
     parser.set_defaults(func=run)
 
 
@@ -451,7 +466,231 @@ def compile_model(source: str, hw: str, *, batch: int | None = None, seq: int | 
     return compile_module(module, compile_options, accelerator)
 
 
+# --------------------------------------------------------------------------- decoders
+
+DEFAULT_DECODE_SAMPLES = 3
+
+
+def cache_signatures(signatures) -> list:  # noqa: ANN001
+    """The graph inputs that hold a KV cache: rank 4 with ``past`` in the name
+    (``past_key_values.0.key``, ``past_key_0``), in graph order."""
+    return [sig for sig in signatures if len(sig.dims) == 4 and "past" in sig.name.lower()]
+
+
+def _decoder_shapes(signatures, label: str, batch: int, tokens: int, past: int
+                    ) -> dict[str, tuple[int, ...]]:
+    """Input shapes of a prefill (``past == 0``) or decode-step graph: cache
+    inputs ``[batch, kv_heads, past, head_dim]``, a mask ``[batch, past +
+    tokens]``, token-like inputs (ids, positions) ``[batch, tokens]``."""
+    from transcode_ir.errors import UserError
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    cache = {sig.name for sig in cache_signatures(signatures)}
+    for sig in signatures:
+        if sig.name in cache:
+            want = (batch, sig.dims[1], past, sig.dims[3])
+        elif len(sig.dims) == 2:
+            want = (batch, past + tokens if "mask" in sig.name.lower() else tokens)
+        else:
+            raise UserError(f"{label}: input {sig.name!r} {_describe_dims(sig.dims)} is neither "
+                            "token ids [batch, sequence], a mask [batch, sequence] nor a cache "
+                            "tensor [batch, kv_heads, past_sequence, head_dim]; tcc does not "
+                            "know how to bind it for a prefill or decode step")
+        for axis, (dim, size) in enumerate(zip(sig.dims, want)):
+            if isinstance(dim, int) and dim != size:
+                raise UserError(f"{label}: input {sig.name!r} has the static shape "
+                                f"{_describe_dims(sig.dims)}, but this step needs "
+                                f"{_describe_dims(want)} (axis {axis}); export the decoder "
+                                "with dynamic batch and sequence axes")
+        shapes[sig.name] = want
+    return shapes
+
+
+def _max_positions_of(model) -> int | None:  # noqa: ANN001
+    for prop in model.metadata_props:
+        if prop.key == "transcode.max_positions" and prop.value.isdigit() and int(prop.value):
+            return int(prop.value)
+    found = onnx_max_positions(model)
+    return found[0] if found else None
+
+
+def compile_decoder(source: str, hw: str, *, batch: int | None = None,
+                    context: int | None = None, steps: int | None = None,
+                    samples: int | None = DEFAULT_DECODE_SAMPLES, prefill: str | None = None,
+                    seed: int = 0, **options):  # -> DecodeOutcome
+    """``tcc compile --context L --decode-steps N``: a causal LM's prefill
+    of ``L`` prompt tokens (time to first token) and ``N`` decode steps over
+    a cache growing from ``L`` (see docs/compile.md, "Decoders with a KV
+    cache").  ``source``: ``zoo:NAME`` of a decoder family (exported with
+    :func:`frontends.hf.kv_cache.export_decoder`), or a decode-step ONNX
+    file with ``past`` cache inputs (``prefill``: its prefill graph, else no
+    time to first token).  ``samples``: decode steps simulated (None: all)."""
+    from backends.elector.compile_pipeline import DecodePlan, compile_decode, decode_cache_lengths
+    from backends.elector.design_library import resolve_design
+    from tools.version import TOOL_VERSION
+    from transcode_ir.errors import UserError
+
+    accelerator = resolve_design(hw)
+    sources: list[str] = []
+    if context is None:
+        context = DEFAULT_SEQ
+        sources.append(f"context {context} is tcc's default (--context)")
+    if steps is None:
+        steps = 1
+        sources.append("1 decode step is the default (--decode-steps)")
+    for flag, value in (("--context", context), ("--decode-steps", steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise UserError(f"{flag} must be a positive integer, got {value!r}")
+    _check_bounds(batch, context + steps, "--batch", "--context + --decode-steps")
+    if samples is not None and samples <= 0:
+        raise UserError(f"--decode-samples must be a positive integer or 'all', got {samples}")
+    lengths = decode_cache_lengths(context, steps, samples)
+    if source.endswith(".tir"):
+        raise UserError(f"{source}: a .tir file is bound to one step's shapes; --context and "
+                        "--decode-steps need the decoder's ONNX graphs (zoo:NAME of a decoder, "
+                        "or a decode-step .onnx file with past key/value inputs)")
+    with tempfile.TemporaryDirectory(prefix="tcc-decode-") as folder:
+        if source.startswith("zoo:"):
+            name = source[4:]
+            from frontends.hf.kv_cache import decoder_family
+
+            try:
+                family = decoder_family(name)
+            except UserError as err:
+                raise UserError(f"--context/--decode-steps need a causal language model with a "
+                                f"KV cache: {err}") from None
+            if family.max_positions and context + steps > family.max_positions:
+                raise UserError(_positions_message(source, context, steps, family.max_positions))
+            from frontends.hf.kv_cache import export_decoder   # imports torch
+
+            exported = export_decoder(name, folder, seed)
+            decode_path, prefill_path = exported.decode, exported.prefill
+        else:
+            decode_path = Path(source)
+            if not decode_path.is_file():
+                raise UserError(f"{source}: no such file (give a decode-step .onnx file or "
+                                "zoo:NAME of a decoder)")
+            prefill_path = Path(prefill) if prefill else None
+            if prefill_path is not None and not prefill_path.is_file():
+                raise UserError(f"--prefill {prefill}: no such file")
+            name = decode_path.stem.removesuffix("-decode")
+        decode_model = _read_onnx(decode_path)
+        decode_sigs = onnx_signatures(decode_model)
+        cache = cache_signatures(decode_sigs)
+        if not cache:
+            inputs = ", ".join(f"{s.name} {_describe_dims(s.dims)}" for s in decode_sigs)
+            raise UserError(f"--context/--decode-steps: {source} is not a decoder with a KV "
+                            f"cache: none of its inputs ({inputs or 'none'}) is a past key/value "
+                            "tensor [batch, kv_heads, past_sequence, head_dim]; give a decode-step "
+                            "graph (frontends/hf/kv_cache.py exports one) or zoo:NAME of a decoder")
+        if len(cache) % 2 or not all(isinstance(s.dims[1], int) and isinstance(s.dims[3], int)
+                                     for s in cache):
+            raise UserError(f"{source}: its {len(cache)} past key/value inputs must come in "
+                            "key/value pairs with fixed KV-head and head-dim axes, e.g. "
+                            "past_key_values.0.key [batch, 4, past_sequence, 16]")
+        positions = _max_positions_of(decode_model)
+        if positions and context + steps > positions:
+            raise UserError(_positions_message(source, context, steps, positions))
+        batch_dim = cache[0].dims[0]
+        if isinstance(batch_dim, int):
+            if batch is not None and batch != batch_dim:
+                raise UserError(f"--batch {batch}: {source} fixes the batch at {batch_dim} (its "
+                                f"input {cache[0].name!r} {_describe_dims(cache[0].dims)})")
+            batch = batch_dim
+            sources.insert(0, f"batch {batch} taken from the model's fixed input shape "
+                              f"{cache[0].name!r} {_describe_dims(cache[0].dims)}")
+        elif batch is None:
+            batch = accelerator.mapping.batch
+            sources.insert(0, f"batch {batch} taken from the design's mapping batch "
+                              f"({accelerator.name}); the model's batch axis is symbolic")
+        _check_bounds(batch, None, "the batch", "")
+        prefill_sigs = None
+        if prefill_path is not None:
+            prefill_model = _read_onnx(prefill_path)
+            prefill_sigs = onnx_signatures(prefill_model)
+            if cache_signatures(prefill_sigs):
+                raise UserError(f"{prefill_path}: a prefill graph takes no past key/value "
+                                "inputs; give the graph that starts from an empty cache")
+            del prefill_model
+        del decode_model
+        from frontends.onnx import import_onnx
+
+        def build(tokens: int, past: int):  # noqa: ANN202 - -> Module
+            if past == 0:
+                shapes = _decoder_shapes(prefill_sigs, str(prefill_path), batch, tokens, 0)
+                return import_onnx(prefill_path, shapes, name=f"{name}-prefill")
+            shapes = _decoder_shapes(decode_sigs, str(decode_path), batch, tokens, past)
+            return import_onnx(decode_path, shapes, name=f"{name}-decode")
+
+        from backends.elector.compile_pipeline import CompileOptions
+
+        plan = DecodePlan(context=context, steps=steps, cache_lengths=lengths,
+                          cache_inputs=tuple(s.name for s in cache), layers=len(cache) // 2,
+                          kv_heads=int(cache[0].dims[1]), head_dim=int(cache[0].dims[3]),
+                          prefill=prefill_path is not None)
+        compile_options = CompileOptions(hw=hw, batch=batch, seq=context, model_name=name,
+                                         source=source, tool_version=TOOL_VERSION,
+                                         shape_sources=sources, **options)
+        return compile_decode(build, compile_options, plan, accelerator)
+
+
+def _positions_message(source: str, context: int, steps: int, positions: int) -> str:
+    return (f"--context {context} with --decode-steps {steps}: {source} has {positions} "
+            f"positions, and the last decode step would put token {context + steps} at "
+            f"position {context + steps - 1}; give --context + --decode-steps of at most "
+            f"{positions}")
+
+
 # --------------------------------------------------------------------------- the command
+
+
+def _decode_samples(text: str | None) -> int | None:
+    from transcode_ir.errors import UserError
+
+    if text is None:
+        return DEFAULT_DECODE_SAMPLES
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"--decode-samples expects a positive integer or 'all', got {text!r}"
+                        ) from None
+
+
+def run_decoder(args: argparse.Namespace) -> int:
+    from transcode_ir.errors import UserError
+
+    if args.seq is not None:
+        raise UserError("--seq does not apply with --context/--decode-steps: the prompt length "
+                        "is --context (the decode steps process one token each)")
+    if args.train:
+        raise UserError("--train does not apply with --context/--decode-steps (a decoder's "
+                        "prefill and decode steps are inference)")
+    if args.exporter != "torchscript":
+        raise UserError("--exporter: decoder graphs with a KV cache are exported with the "
+                        "TorchScript exporter (frontends/hf/kv_cache.py); drop --exporter")
+    outcome = compile_decoder(args.model, args.hw, batch=args.batch, context=args.context,
+                              steps=args.decode_steps, samples=_decode_samples(args.decode_samples),
+                              prefill=args.prefill, sim=args.sim, pipeline=args.pipeline,
+                              objective=args.objective)
+    report = outcome.report
+    sys.stdout.write(report.to_text(max_ops=args.max_ops) + "\n")
+    if args.json is not None:
+        report.write_json(args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    if args.plots is not None:
+        step = report.steps[report.plan.context]
+        for path in step.write_plots(args.plots):
+            print(f"wrote {path} (the decode step at context {report.plan.context})",
+                  file=sys.stderr)
+    if args.emit_ir is not None:
+        from transcode_ir.printer import print_module
+
+        args.emit_ir.write_text(print_module(outcome.steps[report.plan.context].module))
+        print(f"wrote {args.emit_ir} (the decode step at context {report.plan.context})",
+              file=sys.stderr)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -459,6 +698,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.optimizer != "adam" and not args.train:
         raise UserError("--optimizer only applies with --train")
+    if (args.context is not None or args.decode_steps is not None
+            or args.decode_samples is not None or args.prefill is not None):
+        return run_decoder(args)
     outcome = compile_model(args.model, args.hw, batch=args.batch, seq=args.seq,
                             exporter=args.exporter, train=args.train, optimizer=args.optimizer,
                             sim=args.sim, pipeline=args.pipeline, objective=args.objective)

@@ -1,0 +1,47 @@
+"""Fixtures of the decoder (KV cache) tests: prefill and decode-step graphs of
+small decoders (2 layers, hidden 64), exported once and kept in pytest's
+cache directory (``.pytest_cache/d/decode_exports``) under a key that hashes
+what the export depends on (frontends/hf/kv_cache.py, families.py, torch and
+transformers versions).  A fresh export of one model costs about 5 s of CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+
+def export_key(name: str) -> str:
+    from importlib.metadata import version
+
+    import frontends.hf
+
+    root = Path(frontends.hf.__file__).parent
+    digest = hashlib.sha256(f"{name} torch {version('torch')} transformers "
+                            f"{version('transformers')} onnx {version('onnx')}".encode())
+    for source in ("kv_cache.py", "families.py"):
+        digest.update((root / source).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class DecoderExports:
+    """``paths(name)`` -> (prefill.onnx, decode.onnx), exported at most once."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def paths(self, name: str) -> tuple[Path, Path]:
+        folder = self.folder / f"{name}-{export_key(name)}"
+        prefill, decode = folder / f"{name}-prefill.onnx", folder / f"{name}-decode.onnx"
+        if not (prefill.exists() and decode.exists()):
+            from frontends.hf.kv_cache import export_decoder
+
+            export_decoder(name, folder)
+        return prefill, decode
+
+
+@pytest.fixture(scope="session")
+def decoders(request: pytest.FixtureRequest) -> DecoderExports:
+    return DecoderExports(Path(request.config.cache.mkdir("decode_exports")))

@@ -1,0 +1,162 @@
+"""Decoders with a KV cache: prefill (time to first token) and decode steps
+(per-token latency and energy as the cache grows), issue 11 item 6.
+
+Models: gpt2-tiny and qwen2-tiny (2 layers, hidden 64; Qwen2 with 4 heads
+and 2 KV heads), exported once per session (conftest.py).  CPU: about 25 s
+for the file on a fresh cache (two exports of ~5 s, six small compiles),
+about 15 s with the exports cached.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tools.cli import main
+
+#: 20-bit data in the library designs: 2.5 bytes per element.
+BYTES_PER_ELEMENT = 2.5
+
+
+def test_export_matches_transformers_with_a_real_cache(decoders) -> None:
+    """The flat-tensor wrapper is honest: onnxruntime on the two graphs gives
+    the logits and cache transformers gives (prefill, then one decode step)."""
+    import onnxruntime as ort
+    import torch
+
+    from frontends.hf.families import get_family
+    from frontends.hf.kv_cache import _build
+
+    prefill, decode = decoders.paths("gpt2-tiny")
+    model = _build(get_family("gpt2-tiny"), seed=0)
+    ids = np.random.default_rng(0).integers(0, 1000, (1, 5)).astype(np.int64)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    first = ort.InferenceSession(str(prefill), options).run(None, {"input_ids": ids})
+    with torch.no_grad():
+        out = model(input_ids=torch.from_numpy(ids), use_cache=True)
+    np.testing.assert_allclose(first[0][:, -1], out.logits[:, -1].numpy(), atol=1e-4)
+    cache = out.past_key_values
+    np.testing.assert_allclose(first[1], cache.layers[0].keys.numpy(), atol=1e-5)
+    token = out.logits[:, -1].argmax(-1, keepdim=True)
+    feeds = {"input_ids": token.numpy()}
+    for i in range(2):
+        feeds[f"past_key_values.{i}.key"] = first[1 + 2 * i]
+        feeds[f"past_key_values.{i}.value"] = first[2 + 2 * i]
+    second = ort.InferenceSession(str(decode), options).run(None, feeds)
+    with torch.no_grad():
+        step = model(input_ids=token, past_key_values=cache, use_cache=True)
+    np.testing.assert_allclose(second[0][:, -1], step.logits[:, -1].numpy(), atol=1e-4)
+    assert second[1].shape == (1, 4, 6, 16)          # the cache grew by one token
+
+
+@pytest.fixture(scope="module")
+def gpt2_decode(decoders):
+    """gpt2-tiny, batch 1, context 64, 4 decode steps, 2 simulated (64 and 67)."""
+    from tools.commands.compile import compile_decoder
+
+    prefill, decode = decoders.paths("gpt2-tiny")
+    return compile_decoder(str(decode), "acceltran-edge", batch=1, context=64, steps=4,
+                           samples=2, prefill=str(prefill))
+
+
+def test_ttft_and_per_token_figures(gpt2_decode) -> None:
+    report = gpt2_decode.report
+    summary = report.summary()
+    prefill = gpt2_decode.prefill.result
+    first, last = gpt2_decode.steps[64].result, gpt2_decode.steps[67].result
+    assert summary["ttft_seconds"] == prefill.seconds > 0
+    assert summary["per_token_seconds"] == first.seconds > 0
+    assert summary["per_token_energy_nj"] == first.energy.total_nj > 0
+    # a decode step (one token) is cheaper than the prefill of 64 tokens
+    assert first.cycles < prefill.cycles and first.energy.total_nj < prefill.energy.total_nj
+    # per-token cost grows with the cache it attends over
+    assert last.cycles > first.cycles and last.energy.total_nj > first.energy.total_nj
+    # steps 2 and 3 are interpolated between the simulated 64 and 67
+    rows = report.step_rows()
+    assert [r["cache_length"] for r in rows] == [64, 65, 66, 67]
+    assert [r["simulated"] for r in rows] == [True, False, False, True]
+    assert rows[1]["cycles"] == pytest.approx(first.cycles + (last.cycles - first.cycles) / 3)
+    assert summary["decode_seconds"] == pytest.approx(sum(r["seconds"] for r in rows))
+    assert summary["end_to_end_seconds"] == pytest.approx(prefill.seconds
+                                                          + summary["decode_seconds"])
+    # what was simulated is what the sub-reports say
+    assert (gpt2_decode.prefill.report.batch, gpt2_decode.prefill.report.seq) == (1, 64)
+    assert (gpt2_decode.steps[64].report.batch, gpt2_decode.steps[64].report.seq) == (1, 1)
+    args = {a.name: a.type.shape for a in gpt2_decode.steps[67].module.function("forward").args}
+    assert args["past_key_values.1.value"] == (1, 4, 67, 16)
+
+
+def test_cache_bytes_worked_by_hand(gpt2_decode) -> None:
+    """2 (K, V) x 2 layers x 4 KV heads x 16 head dim x 64 tokens x batch 1 x
+    2.5 bytes = 40,960 bytes at context 64; each step appends 640 bytes."""
+    report = gpt2_decode.report
+    cache = report.cache_summary()
+    assert cache["bytes_per_token"] == 2 * 2 * 4 * 16 * 1 * BYTES_PER_ELEMENT == 640
+    assert cache["bytes_at_context"] == 40_960
+    assert cache["bytes_at_end"] == 640 * 68
+    # the simulated decode step reads the whole cache from main memory once
+    # and writes one token's keys and values back (an append, not a copy)
+    read, written = report.cache_traffic[64]["main_memory"]
+    assert read == 40_960 and written == 640
+    assert report.cache_traffic[67]["main_memory"] == [640 * 67, 640]
+    # the prefill writes the cache of its 64 tokens
+    assert report.prefill_cache_traffic["main_memory"][1] == 40_960
+    assert cache["fits_activation_buffer_at_end"]
+    assert cache["max_tokens_in_activation_buffer"] == 4 * 2**20 // 640
+
+
+def test_grouped_query_cache_on_the_command_line(decoders, tmp_path, capsys) -> None:
+    """qwen2-tiny keeps 2 KV heads for 4 query heads: the cache counts KV heads.
+    2 x 2 layers x 2 KV heads x 16 x 32 tokens x batch 2 x 2.5 B = 20,480 B."""
+    prefill, decode = decoders.paths("qwen2-tiny")
+    out_json = tmp_path / "decode.json"
+    code = main(["compile", str(decode), "--prefill", str(prefill), "--hw", "acceltran-edge",
+                 "--batch", "2", "--context", "32", "--decode-steps", "1", "--json", str(out_json),
+                 "--max-ops", "5"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    text = captured.out
+    assert text.startswith("tcc compile: qwen2-tiny (decoder with KV cache, batch 2, "
+                           "context 32, 1 decode step)")
+    for needle in ("time to first token", "per token @ context 32", "cache bytes per level",
+                   "2 (key, value) x 2 layers x 2 KV heads x 16 head dim x batch 2 x 2.5 bytes "
+                   "= 640 B per token; 20 KiB at context 32",
+                   "=== prefill (32 tokens)", "=== decode step (cache of 32 tokens)"):
+        assert needle in text, needle
+    data = json.loads(out_json.read_text())
+    assert data["kind"] == "decode" and data["model"]["context"] == 32
+    assert data["kv_cache"]["bytes_at_context"] == 2 * 2 * 2 * 16 * 32 * 2 * BYTES_PER_ELEMENT
+    assert data["kv_cache"]["traffic_per_step"]["32"]["main_memory"]["read"] == 20_480
+    assert data["summary"]["ttft_seconds"] > 0 and data["summary"]["per_token_seconds"] > 0
+    assert data["prefill"]["model"]["seq"] == 32 and data["decode"]["32"]["model"]["seq"] == 1
+
+
+def test_decode_flags_on_a_model_without_a_cache_are_an_error(tmp_path, capsys) -> None:
+    from tests.elector_compile.test_shapes import _token_model
+
+    path = _token_model(tmp_path / "encoder.onnx", ["batch", "sequence"])
+    code = main(["compile", str(path), "--hw", "acceltran-edge", "--decode-steps", "4"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "is not a decoder with a KV cache" in err and "ids [batch, sequence]" in err
+    code = main(["compile", "zoo:bert-tiny", "--hw", "acceltran-edge", "--context", "16"])
+    err = capsys.readouterr().err
+    assert code == 1 and "KV cache" in err and "gpt2-tiny" in err and "Traceback" not in err
+
+
+def test_decode_flag_errors_before_any_work(decoders, capsys) -> None:
+    prefill, decode = decoders.paths("gpt2-tiny")
+    cases = [
+        (["--context", "100", "--decode-steps", "29"], "has 128 positions"),
+        (["--context", "16", "--seq", "16"], "--seq does not apply"),
+        (["--context", "16", "--train"], "--train does not apply"),
+        (["--context", "16", "--decode-steps", "4", "--decode-samples", "1"], "at least 2"),
+        (["--context", "0"], "--context must be a positive integer"),
+    ]
+    for flags, message in cases:
+        code = main(["compile", str(decode), "--hw", "acceltran-edge", *flags])
+        err = capsys.readouterr().err
+        assert code == 1 and message in err, (flags, err)
