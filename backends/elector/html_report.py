@@ -427,8 +427,6 @@ def render_report(data: Mapping[str, Any], report: Any = None,
     """The HTML page of a JSON report (``Report.to_json()``); ``report``: the
     :class:`~backends.elector.report.Report` itself, for the utilisation
     timeline (not in the JSON); ``design_text``: the design's DSL text."""
-    from backends.elector.report import layer_of  # noqa: F401  (same layer names)
-
     model, design, summary = data["model"], data["design"], data["summary"]
     energy = data["energy"]
     title = (f"{model['name']} on {design['name']} ({model['function']}, {model['mode']}"

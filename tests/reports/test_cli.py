@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tools.cli import main
 from tools.codesign.store import ResultsStore
+
+# One xdist worker builds the shared fixtures (compiles, sweep database) once.
+pytestmark = pytest.mark.xdist_group("reports")
 
 
 def test_sweep_export_html_names_every_design(sweep_db, tmp_path, capsys) -> None:

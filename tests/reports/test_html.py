@@ -25,6 +25,9 @@ CHROMIUM = os.environ.get("TCC_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
+# One xdist worker builds the shared fixtures (compiles, sweep database) once.
+pytestmark = pytest.mark.xdist_group("reports")
+
 
 @pytest.fixture(scope="module")
 def browser():

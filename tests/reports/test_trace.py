@@ -24,6 +24,9 @@ from backends.elector.trace import trace_from_json, track_label
 METADATA = {"process_name": "name", "thread_name": "name", "process_sort_index": "sort_index",
             "thread_sort_index": "sort_index"}
 
+# One xdist worker builds the shared fixtures (compiles, sweep database) once.
+pytestmark = pytest.mark.xdist_group("reports")
+
 
 def _refuse_constant(name: str) -> float:
     raise AssertionError(f"{name} is not JSON")
