@@ -44,6 +44,19 @@ def test_sweep_errors(tmp_path, capsys) -> None:
     assert main(["sweep", "transcode-space", "--db", str(tmp_path / "x.sqlite"), "--strategy",
                  "annealing", "--synthetic"]) != 0
     assert "unknown strategy" in capsys.readouterr().err
+    db = tmp_path / "ok.sqlite"
+    assert main(["sweep", "transcode-space", "--synthetic", "--db", str(db), "--budget", "2",
+                 "--executor", "inline", "--quiet", "--no-report"]) == 0
+    capsys.readouterr()
+    for target in (tmp_path / "missing" / "r.csv", tmp_path):       # no folder; a folder
+        assert main(["sweep", "export", str(db), "--csv", str(target)]) != 0
+        err = capsys.readouterr().err
+        assert str(target) in err and "Traceback" not in err
+    (tmp_path / "a-file").write_text("x")
+    assert main(["sweep", "transcode-space", "--synthetic", "--db", str(db), "--budget", "2",
+                 "--executor", "inline", "--quiet", "--no-report", "--plots",
+                 str(tmp_path / "a-file")]) != 0
+    assert "a file, not a folder" in capsys.readouterr().err
 
 
 def test_codesign_joint_pareto_synthetic(tmp_path, capsys) -> None:

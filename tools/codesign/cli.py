@@ -230,6 +230,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, space: Any, evaluator: Any) -> Any:
     from tools.codesign.sweep import run_sweep
 
+    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
+        raise UserError(f"--plots {args.plots}: a file, not a folder (give a folder for "
+                        "pareto.png and best_so_far.png)")
+
     options: dict[str, Any] = {}
     if args.patience is not None:
         if args.strategy != "boshcode":
@@ -253,8 +257,13 @@ def run_sweep_status(db: str) -> int:
 def run_sweep_export(db: str, csv_path: str | None, json_path: str | None) -> int:
     from tools.codesign.report import export_csv, export_json
 
+    from transcode_ir.fileio import check_output_path
+
     if not csv_path and not json_path:
         raise UserError("tcc sweep export DB needs --csv FILE or --json FILE")
+    for path, what in ((csv_path, "CSV"), (json_path, "JSON")):
+        if path:
+            check_output_path(path, what)                 # before reading the database
     if csv_path:
         print(f"wrote {export_csv(db, csv_path)} rows to {csv_path}")
     if json_path:

@@ -140,10 +140,7 @@ def plot_pareto(rows: Iterable[Mapping[str, Any]], path: str | Path,
         figure.text(0.01, 0.01, f"{len(front) - max_labels} more front points not labelled",
                     fontsize=7, color="0.3")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    return _save(figure, path)
 
 
 def plot_best_so_far(curves: Mapping[str, Sequence[float]], path: str | Path,
@@ -171,9 +168,21 @@ def plot_best_so_far(curves: Mapping[str, Sequence[float]], path: str | Path,
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
+    return _save(figure, path)
+
+
+def _save(figure: Any, path: str | Path) -> Path:
+    """Write a PNG atomically (a temporary file beside it, then a rename); a
+    folder that cannot be made or written is one error naming it."""
+    from transcode_ir.fileio import FileError, describe_os_error, output_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FileError(describe_os_error(error, path.parent, "create the folder")) from None
+    with output_path(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
     return path
 
 

@@ -173,7 +173,9 @@ def export_csv(db: str | Path, path: str | Path) -> int:
 
     with ResultsStore(db, readonly=True) as store, store.decoding():
         rows = store.rows()
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    from transcode_ir.fileio import open_output
+
+    with open_output(path, "w") as handle:           # atomic; OSError -> one message
         writer = csv.DictWriter(handle, fieldnames=_EXPORT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -206,5 +208,7 @@ def export_json(db: str | Path, path: str | Path) -> int:
             return [clean(v) for v in value]
         return value
 
-    Path(path).write_text(json.dumps(clean(document), indent=1) + "\n", encoding="utf-8")
+    from transcode_ir.fileio import write_text
+
+    write_text(path, json.dumps(clean(document), indent=1) + "\n")
     return len(rows)
