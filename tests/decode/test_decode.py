@@ -129,7 +129,8 @@ def test_grouped_query_cache_on_the_command_line(decoders, tmp_path, capsys) -> 
     data = json.loads(out_json.read_text())
     assert data["kind"] == "decode" and data["model"]["context"] == 32
     assert data["kv_cache"]["bytes_at_context"] == 2 * 2 * 2 * 16 * 32 * 2 * BYTES_PER_ELEMENT
-    assert data["kv_cache"]["traffic_per_step"]["32"]["main_memory"]["read"] == 20_480
+    assert data["kv_cache"]["traffic_per_step"]["32"]["main_memory"] == {"read": 20_480,
+                                                                       "written": 640}
     assert data["summary"]["ttft_seconds"] > 0 and data["summary"]["per_token_seconds"] > 0
     assert data["prefill"]["model"]["seq"] == 32 and data["decode"]["32"]["model"]["seq"] == 1
 
@@ -160,3 +161,29 @@ def test_decode_flag_errors_before_any_work(decoders, capsys) -> None:
         code = main(["compile", str(decode), "--hw", "acceltran-edge", *flags])
         err = capsys.readouterr().err
         assert code == 1 and message in err, (flags, err)
+
+
+def test_decoder_file_without_decode_flags_says_what_it_simulated(decoders, capsys) -> None:
+    _, decode = decoders.paths("gpt2-tiny")
+    code = main(["compile", str(decode), "--hw", "tiny-test", "--batch", "1", "--seq", "4",
+                 "--max-ops", "3"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "the model takes a KV cache" in out and "4 new tokens over 4 cached ones" in out
+
+
+def test_compiling_an_onnx_decoder_does_not_import_torch(decoders, tmp_path) -> None:
+    """Decode flags on ONNX files stay torch-free (only zoo: exports need torch)."""
+    import os
+    import subprocess
+    import sys
+
+    prefill, decode = decoders.paths("gpt2-tiny")
+    script = ("import sys\nfrom tools.cli import main\n"
+              f"code = main(['compile', {str(decode)!r}, '--prefill', {str(prefill)!r}, "
+              "'--hw', 'tiny-test', '--batch', '1', '--context', '4', '--max-ops', '1'])\n"
+              "assert code == 0\nassert 'torch' not in sys.modules, 'torch imported'\n"
+              "assert 'transformers' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -207,3 +207,11 @@ def test_outputs_that_need_no_work_say_nothing_to_compute(tmp_path, capsys) -> N
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["summary"]["nothing_to_compute"] is True
     assert data["summary"]["achieved_fraction"] is None
+
+
+@pytest.mark.parametrize("model, positions", [("zoo:bert-tiny", 512), ("zoo:gpt2-tiny", 128)])
+def test_zoo_sequence_past_positions_is_refused_before_export(capsys, model, positions) -> None:
+    code, out, err = _compile(capsys, model, "--hw", "acceltran-edge", "--seq",
+                              str(positions + 1))
+    assert code == 1 and out == ""
+    assert f"has {positions} positions" in err

@@ -342,8 +342,16 @@ def load_model(source: str, batch: int | None, seq: int | None,
         module = load_module(path)
         return module, path.stem, _tir_shapes(module, source, batch, seq)
     model = _read_onnx(path)
-    shapes, choice = choose_onnx_shapes(onnx_signatures(model), batch, seq, design_batch,
+    signatures = onnx_signatures(model)
+    shapes, choice = choose_onnx_shapes(signatures, batch, seq, design_batch,
                                         design_name, str(path), onnx_max_positions(model))
+    cache = cache_signatures(signatures)
+    if cache:
+        choice.sources.append(
+            f"the model takes a KV cache ({cache[0].name} {_describe_dims(cache[0].dims)}, ...): "
+            "its past axis is bound like any sequence axis, so this simulates "
+            f"{choice.seq} new tokens over {choice.seq} cached ones; --context L "
+            "--decode-steps N reports time to first token and per-token figures")
     from frontends.onnx import import_onnx
 
     _require_outputs(len(model.graph.output), str(path))
@@ -390,9 +398,15 @@ def _zoo_shapes(name: str, batch: int | None, seq: int | None, design_batch: int
     _check_bounds(batch, seq, batch_origin, "--seq")
     positions = None
     try:
-        from frontends.zoo.registry import resolve_config
+        from frontends.hf.families import get_family
 
-        positions = getattr(resolve_config(name), "max_position_embeddings", None)
+        family = get_family(name)
+        if family is not None and family.kind != "vision":
+            positions = family.max_positions or None
+        else:
+            from frontends.zoo.registry import resolve_config
+
+            positions = getattr(resolve_config(name), "max_position_embeddings", None)
     except Exception:  # noqa: BLE001 - an unknown name is reported by the export itself
         positions = None
     if isinstance(positions, int) and seq > positions:
@@ -603,6 +617,8 @@ def compile_decoder(source: str, hw: str, *, batch: int | None = None,
             batch = accelerator.mapping.batch
             sources.insert(0, f"batch {batch} taken from the design's mapping batch "
                               f"({accelerator.name}); the model's batch axis is symbolic")
+        else:
+            sources.insert(0, f"batch {batch} from --batch")
         _check_bounds(batch, None, "the batch", "")
         prefill_sigs = None
         if prefill_path is not None:
