@@ -68,6 +68,12 @@ def _finish(process: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _machine() -> str:
+    from tools.codesign.lifetime import owner_identity
+
+    return owner_identity().machine
+
+
 def _table(db: Path, query: str) -> list[tuple]:
     connection = sqlite3.connect(db, timeout=30)
     try:
@@ -115,6 +121,16 @@ def test_killing_one_sweep_lets_the_other_finish_its_points(tmp_path: Path) -> N
     assert by_victim > 0 and result["evaluated"] + by_victim == distinct     # none twice
     assert _table(db, "SELECT COUNT(*) FROM claims")[0][0] == 0
     assert result["taken_over"] >= held
+    victim_db = tmp_path / "victim.sqlite"                 # status names an abandoned claim
+    victim_db.write_bytes(db.read_bytes())
+    connection = sqlite3.connect(victim_db)
+    connection.execute("INSERT INTO claims VALUES ('k', 'o', ?, ?, 0, 0)",
+                       (_machine(), victim.pid))
+    connection.commit()
+    connection.close()
+    from tools.codesign.report import status_text
+
+    assert "1 abandoned claim (its sweep is gone" in status_text(victim_db)
     print(f"victim stored {by_victim}, survivor evaluated {result['evaluated']}, "
           f"took over {result['taken_over']} claim(s) ({held} left just after the kill)")
 

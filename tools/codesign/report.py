@@ -132,11 +132,23 @@ def status_text(db: str | Path) -> str:
             lines.append(f"  failed x{count}: {reason}")
         claims = store.claims()
         if claims:
-            owners = sorted({(c["machine"].split("/")[0], c["pid"]) for c in claims})
-            lines.append(f"  being evaluated now: {len(claims)} point"
-                         f"{'s' if len(claims) != 1 else ''} claimed by "
-                         + ", ".join(f"pid {pid} on {host}" for host, pid in owners)
-                         + " (a claim whose owner died is taken over by the next sweep)")
+            import time
+
+            from tools.codesign.store import _abandoned
+
+            now = time.time()
+            gone = [c for c in claims if _abandoned((c["owner"], c["machine"], c["pid"],
+                                                     c["start"], c["heartbeat"]), now)]
+            live = [c for c in claims if c not in gone]
+            if live:
+                owners = sorted({(c["machine"].split("/")[0], c["pid"]) for c in live})
+                lines.append(f"  being evaluated now: {len(live)} point"
+                             f"{'s' if len(live) != 1 else ''} claimed by "
+                             + ", ".join(f"pid {pid} on {host}" for host, pid in owners))
+            if gone:
+                lines.append(f"  {len(gone)} abandoned claim{'s' if len(gone) != 1 else ''} "
+                             "(its sweep is gone; the next sweep that needs the point takes "
+                             "it over)")
         sources = {}
         for row in store.rows():
             sources[row["accuracy_source"]] = sources.get(row["accuracy_source"], 0) + 1
