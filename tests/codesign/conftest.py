@@ -8,8 +8,10 @@
 * ``joint_space``: a joint space with a model space, transcode-space and a
   schedule space, for strategy tests with the synthetic evaluator.
 
-The ``ray`` marker groups the test that starts a local Ray instance
-(``pytest -m ray`` / ``-m "not ray"``).
+The ``ray`` marker groups the tests that start Ray (``pytest -m ray`` /
+``-m "not ray"``): the in-process RayExecutor test, the Ray Client test and
+the kill/socket-table test of a Ray sweep; they share the xdist group "ray"
+so that only one Ray instance runs at a time under ``make test``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ design_space "codesign-test-space" {
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "ray: starts a local Ray instance (about 40 s)")
+    config.addinivalue_line("markers", "ray: starts a Ray instance (25-40 s each on an idle VM)")
 
 
 @pytest.fixture(scope="session")

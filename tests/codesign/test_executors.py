@@ -42,6 +42,7 @@ def test_worker_crash_is_recorded_and_the_rest_complete() -> None:
 
 
 @pytest.mark.ray
+@pytest.mark.xdist_group("ray")      # one Ray instance at a time
 def test_ray_and_local_pool_give_identical_results(tmp_path, small_space_file,
                                                    model_cache_dir) -> None:
     ray = pytest.importorskip("ray")

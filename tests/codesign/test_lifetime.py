@@ -97,6 +97,7 @@ def test_pool_workers_and_resource_tracker_end_with_a_killed_sweep(tmp_path: Pat
 
 
 @pytest.mark.ray
+@pytest.mark.xdist_group("ray")      # one Ray instance at a time
 def test_default_ray_sweep_listens_on_loopback_only_and_ends_with_its_parent(
         tmp_path: Path) -> None:
     pytest.importorskip("ray")

@@ -108,6 +108,7 @@ def ray_head():
 
 
 @pytest.mark.ray
+@pytest.mark.xdist_group("ray")      # one Ray instance at a time
 def test_ray_client_sweep_matches_the_local_pool(ray_head, tmp_path, small_space_file,
                                                  model_cache_dir) -> None:
     from tools.codesign.modelcache import ModelKey
