@@ -294,7 +294,8 @@ def find_structural_points(nodes: list[GraphNode]) -> list[StructuralPoint]:
             products = [i for i in _back(nodes, scores, _TRACE_THROUGH, ("matmul",))]
             if scores is None or not products:
                 continue
-            pv = [(u, k) for u, k in _forward(nodes, users, node.index, ("move",),
+            # probs · v: through moves, dropout and guards such as where(isnan(p), 0, p)
+            pv = [(u, k) for u, k in _forward(nodes, users, node.index, _TRACE_THROUGH,
                                                ("matmul",)) if k == 0]
             layer += 1
             qk = products[0]
@@ -376,7 +377,7 @@ def _add_projections(add: Callable[..., None], q_side: list[int], k_side: list[i
 
 #: IR ops by the matcher's node kind (anything else is ``other``).
 _IR_ACT = ("nn.gelu", "nn.relu", "arith.sigmoid", "arith.erf", "arith.tanh")
-_IR_MOVE = ("tensor.reshape", "tensor.transpose", "tensor.slice", "tensor.expand",
+_IR_MOVE = ("tensor.reshape", "tensor.transpose", "tensor.slice", "tensor.expand", "tensor.gather",
             "tensor.concat", "arith.cast", "nn.prune")
 _IR_EW = ("arith.add", "arith.sub", "arith.mul", "arith.div", "arith.neg", "arith.select",
           "arith.max", "arith.min")

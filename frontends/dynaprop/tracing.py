@@ -43,6 +43,8 @@ from passes.dynaprop import GraphNode, StructuralPoint, find_structural_points
 __all__ = ["CallSites", "discover", "node_kind"]
 
 _LINEAR = {"linear"}
+#: Composite functionals whose insides are traced (see :meth:`TraceMode._open_up`).
+_OPEN_UP = {"multi_head_attention_forward"}
 _PRODUCTS = {"matmul", "__matmul__", "__rmatmul__", "bmm", "baddbmm", "mm", "addmm"}
 _SOFTMAX = {"softmax", "_softmax"}
 _ACT = {"gelu", "relu", "relu_", "silu", "silu_", "sigmoid", "sigmoid_", "tanh", "tanh_",
@@ -196,6 +198,8 @@ class TraceMode(TorchFunctionMode):
         name = getattr(func, "__name__", "")
         if name == "scaled_dot_product_attention":
             return self._sdpa(*args, **kwargs)
+        if name in _OPEN_UP:
+            return self._open_up(func, args, kwargs)
         key = self.sites.key(name)
         result = func(*args, **kwargs)
         if self.on_result is None:
@@ -203,6 +207,19 @@ class TraceMode(TorchFunctionMode):
         elif isinstance(result, torch.Tensor):
             result = self.on_result(key, result)
         return result
+
+    def _open_up(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """Run a composite functional (``F.multi_head_attention_forward``) with this mode
+        active inside it, so that its projections, softmax and products are traced and
+        pruned like any other.  Its own torch-function check is bypassed for the call
+        (it would hand the whole function to this mode again)."""
+        original = F.has_torch_function
+        F.has_torch_function = lambda *a, **k: False
+        try:
+            with self:
+                return func(*args, **kwargs)
+        finally:
+            F.has_torch_function = original
 
     def _call(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         return self.__torch_function__(func, (), args, kwargs)
