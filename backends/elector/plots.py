@@ -53,9 +53,16 @@ def new_figure(width: float, height: float) -> Any:
 
 
 def save_figure(figure: Any, path: str | Path, dpi: int = 110) -> Path:
+    """Write a PNG atomically (:func:`transcode_ir.fileio.output_path`)."""
+    from transcode_ir.fileio import FileError, describe_os_error, output_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FileError(describe_os_error(err, path.parent, "create the folder")) from None
+    with output_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format="png")
     return path
 
 

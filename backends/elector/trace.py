@@ -172,15 +172,19 @@ def write_trace(report: Any, path: str | Path) -> Path:
 
 
 def write_text(path: str | Path, text: str, flag: str) -> Path:
-    """Write an output file; a path that cannot be written is the user's error."""
+    """Write an output file atomically (:mod:`transcode_ir.fileio`), making
+    its folder when missing; a path that cannot be written is one error
+    naming the flag and the path."""
     from transcode_ir.errors import UserError
+    from transcode_ir.fileio import FileError, describe_os_error
+    from transcode_ir.fileio import write_text as write_atomically
 
     path = Path(path)
     try:
-        if path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"{flag} {path}: cannot write the file ({err.strerror or err}); "
-                        "give a path in a writable folder") from None
-    return path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise FileError(describe_os_error(err, path.parent, "create the folder")) from None
+        return write_atomically(path, text)
+    except UserError as err:
+        raise UserError(f"{flag}: {err}") from None
