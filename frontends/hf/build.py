@@ -62,6 +62,14 @@ class TorchTransformerEncoder(torch.nn.Module):
             activation="gelu", batch_first=True)
         self.encoder = torch.nn.TransformerEncoder(
             layer, config["num_layers"], enable_nested_tensor=False)
+        # TransformerEncoder deep-copies one layer: every layer starts equal.
+        # Re-draw the later ones so that the layers differ, as trained ones do.
+        for copy in self.encoder.layers[1:]:
+            for module in copy.modules():
+                if hasattr(module, "_reset_parameters"):
+                    module._reset_parameters()
+                elif isinstance(module, torch.nn.Linear):
+                    module.reset_parameters()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
@@ -81,8 +89,27 @@ def build_family_model(name_or_family: str | Family, seed: int = 0) -> torch.nn.
         transformers.logging.set_verbosity_error()
         config = getattr(transformers, family.config_class)(**family.config)
         model = getattr(transformers, family.model_class)(config)
+    _spread_constant_parameters(model, seed)
     model.eval()
     return model
+
+
+def _spread_constant_parameters(model: torch.nn.Module, seed: int) -> None:
+    """Give every parameter that its initialiser left constant (zero biases,
+    unit norm scales) small seeded random values around that constant.
+
+    Checks then see each bias and scale (a transposed or dropped bias would
+    go unnoticed at zero), and no two distinct parameters are equal, so an
+    exporter or importer that merges equal initializers cannot hide behind
+    identical values.  Tied parameters stay one tensor (they are visited once).
+    """
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            flat = parameter.detach().reshape(-1)
+            if flat.numel() and bool(torch.all(flat == flat[0])):
+                noise = torch.randn(parameter.shape, generator=generator) * 0.02
+                parameter.add_(noise.to(parameter.dtype))
 
 
 def example_feeds(family: Family, batch: int = 2, seq: int = 16,
