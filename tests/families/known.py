@@ -16,8 +16,6 @@ CUMSUM = "importer: CumSum of a model input (RoBERTa's position ids) -- hf-ops"
 CONV2D = "importer: Conv with 2 spatial axes (ViT's patch embedding) -- hf-ops"
 TIED_TRANSPOSED = ("importer: the TorchScript exporter folds the tied LM head's transpose into "
                    "a second initializer, which stays a second IR parameter -- hf-ops")
-DYNAPROP_STRUCTURAL = ("dynaprop: prune points are found by BERT module paths "
-                       "('...attention.self.query'), none in this family -- dynaprop")
 
 KNOWN: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -36,7 +34,6 @@ _add(("vit-tiny",), _BOTH, "*", CONV2D)
 _add(("distilbert-tiny", "gpt2-tiny", "llama-tiny", "qwen2-tiny"), ("torchscript",), "*", ISNAN)
 _add(("distilbert-tiny", "gpt2-tiny", "llama-tiny", "qwen2-tiny", "t5-encoder-tiny"), ("dynamo",),
      "*", GATHERND)
-_add(("t5-encoder-tiny", "torch-encoder-tiny"), _BOTH, "dynaprop", DYNAPROP_STRUCTURAL)
 
 
 def reason(name: str, exporter: str, cell: str) -> str | None:
