@@ -42,7 +42,14 @@ from backends.elector.design import Accelerator
 from backends.elector.schedule import MappedFunction, SimulationResult
 
 __all__ = [
+    "KV_CACHE_PLACEMENTS",
     "SIMULATORS",
+    "DecodeOutcome",
+    "DecodePlan",
+    "append_cache_outputs",
+    "cache_traffic",
+    "compile_decode",
+    "decode_cache_lengths",
     "CompileOptions",
     "CompileOutcome",
     "compile_module",
@@ -236,10 +243,35 @@ class DecodePlan:
     kv_heads: int
     head_dim: int
     prefill: bool = True
+    kv_cache: str = "auto"          # where the cache lives between steps (KV_CACHE_PLACEMENTS)
 
     @property
     def step_cache_lengths(self) -> list[int]:
         return [self.context + j for j in range(self.steps)]
+
+
+#: ``--kv-cache``: ``auto`` keeps the cache in the activation buffer between
+#: steps while it fits there and in main memory once it does not;
+#: ``main-memory`` always there; ``on-chip`` always in the activation buffer
+#: (refused when it does not fit).
+KV_CACHE_PLACEMENTS = ("auto", "main-memory", "on-chip")
+
+
+def cache_on_chip(plan: DecodePlan, past: int, bytes_per_token: float,
+                  capacity: float) -> bool:
+    """Whether the cache of ``past`` tokens lives in the activation buffer
+    (``capacity`` bytes) at the start of a decode step."""
+    if plan.kv_cache == "main-memory":
+        return False
+    if plan.kv_cache == "on-chip":
+        return True
+    return bytes_per_token * past <= capacity
+
+
+def replace_plan(plan: DecodePlan, cache_lengths: tuple[int, ...]) -> DecodePlan:
+    from dataclasses import replace
+
+    return replace(plan, cache_lengths=cache_lengths)
 
 
 def decode_cache_lengths(context: int, steps: int, samples: int | None) -> tuple[int, ...]:
@@ -344,8 +376,31 @@ def compile_decode(build, options: CompileOptions, plan: DecodePlan,  # noqa: AN
     if options.train:
         raise UserError("--train does not apply to a decoder's prefill and decode steps; "
                         "drop --train, or compile a training step without --context/--decode-steps")
+    if plan.kv_cache not in KV_CACHE_PLACEMENTS:
+        raise UserError(f"unknown --kv-cache {plan.kv_cache!r}; accepted: "
+                        + ", ".join(KV_CACHE_PLACEMENTS))
     if accelerator is None:
         accelerator = resolve_design(options.hw)
+    from backends.elector.mapping import format_bytes
+    from backends.elector.tiling import ATTR_RESIDENT_ARGS
+
+    per_token = (2 * plan.layers * plan.kv_heads * plan.head_dim * (options.batch or 1)
+                 * accelerator.data_width_bits / 8)
+    capacity = accelerator.activation_buffer.size_bytes
+    last = plan.context + plan.steps - 1
+    if plan.kv_cache == "on-chip" and per_token * last > capacity:
+        raise UserError(
+            f"--kv-cache on-chip: the cache of {last:,} tokens takes {format_bytes(per_token * last)}"
+            f" ({format_bytes(per_token)} per token), more than the "
+            f"{format_bytes(capacity)} activation buffer of {accelerator.name} (it holds "
+            f"{int(capacity // per_token):,} tokens); use --kv-cache auto or main-memory, or "
+            "fewer tokens")
+    if plan.kv_cache == "auto":
+        fit = int(capacity // per_token)
+        if plan.cache_lengths[0] <= fit < plan.cache_lengths[-1] and fit not in plan.cache_lengths:
+            # the step where the cache leaves the buffer: simulate both sides of it
+            extra = {fit, fit + 1} & set(plan.step_cache_lengths)
+            plan = replace_plan(plan, tuple(sorted(set(plan.cache_lengths) | extra)))
     times: dict[str, float] = {"import": 0.0, "compile": 0.0}
     prefill = None
     if plan.prefill:
@@ -363,16 +418,24 @@ def compile_decode(build, options: CompileOptions, plan: DecodePlan,  # noqa: AN
         t0 = time.perf_counter()
         module = build(1, past)
         appended[past] = append_cache_outputs(module, plan.cache_inputs)
+        if cache_on_chip(plan, past, per_token, capacity):
+            module.attributes = module.attributes.with_(
+                **{ATTR_RESIDENT_ARGS: tuple(plan.cache_inputs)})
         times["import"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         steps[past] = compile_module(module, replace(options, seq=1), accelerator)
         steps[past].report.notes.append(
             f"decode step: 1 token per sequence over a cache of {past} tokens"
-            + (" (appended in place)" if appended[past] else ""))
+            + (" (appended in place)" if appended[past] else "") + "; the cache starts in "
+            + ("the activation buffer" if cache_on_chip(plan, past, per_token, capacity)
+               else "main memory"))
         times["compile"] += time.perf_counter() - t0
     traffic = {past: cache_traffic(outcome, plan.cache_inputs) for past, outcome in steps.items()}
     prefill_traffic = cache_traffic(prefill, ()) if prefill is not None else None
+    placement = {past: ("activation_buffer" if cache_on_chip(plan, past, per_token, capacity)
+                        else "main_memory") for past in plan.cache_lengths}
     report = DecodeReport(
+        placement=placement,
         model=options.model_name, source=options.source, design=accelerator.name,
         design_hash=steps[plan.cache_lengths[0]].report.design_hash,
         clock_hz=accelerator.clock_hz, tool_version=options.tool_version,

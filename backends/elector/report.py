@@ -354,6 +354,8 @@ class DecodeReport:
     prefill_cache_traffic: dict[str, list[float]] | None = None
     appended: dict[int, int] = field(default_factory=dict)
     shape_sources: list[str] = field(default_factory=list)
+    #: Where the cache starts each simulated step: ``activation_buffer`` or ``main_memory``.
+    placement: dict[int, str] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ derived
 
@@ -426,7 +428,9 @@ class DecodeReport:
             "bytes_per_token": per_token,
             "bytes_at_context": self.cache_bytes(p.context),
             "tokens_at_end": end, "bytes_at_end": self.cache_bytes(end),
-            "lives_between_steps": "main_memory",
+            "placement_mode": getattr(p, "kv_cache", "main-memory"),
+            "lives_between_steps": self.placement.get(p.context, "main_memory"),
+            "placement": {str(k): v for k, v in sorted(self.placement.items())},
             "activation_buffer_bytes": self.activation_buffer_bytes,
             "fits_activation_buffer_at_end": self.cache_bytes(end) <= self.activation_buffer_bytes,
             "max_tokens_in_activation_buffer": fits,
@@ -459,8 +463,24 @@ class DecodeReport:
             out.append("some decode steps return the whole cache (no concat(past, new) found to "
                        "turn into an append): their main-memory writes include a copy of the "
                        "cache")
-        out.append("the cache lives in main memory between steps (tcc's function arguments "
-                   "start in main memory) and is read from there by every decode step")
+        mode = getattr(p, "kv_cache", "main-memory")
+        fit = int(self.activation_buffer_bytes // self.bytes_per_token) if self.bytes_per_token \
+            else 0
+        if mode == "auto":
+            out.append(f"--kv-cache auto: the cache stays in the activation buffer between steps "
+                       f"while it fits (up to {fit:,} tokens at this batch) and lives in main "
+                       "memory once it does not; a step whose cache is on chip does not read it "
+                       "from main memory unless the step's other tensors evict it (then it is "
+                       "spilled and read back, as the traffic table shows)")
+        elif mode == "on-chip":
+            out.append("--kv-cache on-chip: the cache stays in the activation buffer between "
+                       "steps (unless a step's other tensors evict it: see the traffic table)")
+        else:
+            out.append("--kv-cache main-memory: the cache lives in main memory between steps "
+                       "and every decode step reads it from there")
+        out.append("function results are written to main memory: the appended rows of each "
+                   "step and the cache the prefill leaves are counted as main-memory writes "
+                   "whatever the placement")
         out.append("the prefill and every decode step load the weights from main memory (tcc's "
                    "parameters start there), as for a model larger than the weight buffer; "
                    "a model whose weights stay on chip between steps would be faster")
@@ -546,10 +566,15 @@ class DecodeReport:
                    f"{format_bytes(c['bytes_at_end'])} after {p.steps} step"
                    f"{'s' if p.steps != 1 else ''} ({c['tokens_at_end']:,} tokens)")
         fit = ("fits" if c["fits_activation_buffer_at_end"] else "does not fit")
-        out.append(f"           lives in main memory between steps; at {c['tokens_at_end']:,} "
-                   f"tokens it {fit} in the {format_bytes(self.activation_buffer_bytes)} "
-                   f"activation buffer (which holds up to {c['max_tokens_in_activation_buffer']:,}"
-                   " tokens of it)")
+        where = {"activation_buffer": "the activation buffer", "main_memory": "main memory"}
+        places = sorted(set(self.placement.values()))
+        lives = (where[places[0]] if len(places) == 1 else
+                 f"{where.get(self.placement.get(p.context), 'main memory')} at context "
+                 f"{p.context}, main memory once it outgrows the buffer")
+        out.append(f"           lives in {lives} between steps (--kv-cache "
+                   f"{c['placement_mode']}); at {c['tokens_at_end']:,} tokens it {fit} in the "
+                   f"{format_bytes(self.activation_buffer_bytes)} activation buffer (which holds "
+                   f"up to {c['max_tokens_in_activation_buffer']:,} tokens of it)")
         traffic = self.cache_traffic[p.context]
         head = ("cache bytes per level", f"step @{p.context} read", "written")
         rows = [(lv.replace("_", " "), format_bytes(v[0]), format_bytes(v[1]))

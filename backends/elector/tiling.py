@@ -118,6 +118,11 @@ def _innermost(relevant: str) -> np.ndarray:
                      for order in LOOP_ORDERS])
 
 
+#: Module attribute: names of function arguments that are already in their
+#: buffer when the function starts (see :class:`TensorRef`).
+ATTR_RESIDENT_ARGS = "map:resident_args"
+
+
 # --------------------------------------------------------------------------- static facts
 
 
@@ -134,6 +139,10 @@ class TensorRef:
     buffer: str                 # activation_buffer / weight_buffer
     is_param: bool = False
     is_argument: bool = False
+    #: A function argument already in its buffer when the function starts
+    #: (module attribute :data:`ATTR_RESIDENT_ARGS`: a decoder's KV cache kept
+    #: on chip between steps): no main-memory fill when it gets room.
+    starts_on_chip: bool = False
 
     @property
     def sparse(self) -> bool:
@@ -226,10 +235,12 @@ class StaticFunction:
         self.ops: list[OpStatic] = []
         refs: dict[int, TensorRef | None] = {}          # id(Value) -> storage (None: free)
         producer: dict[str, int] = {}                   # storage key -> op index
+        on_chip = set(module.attributes.get(ATTR_RESIDENT_ARGS, ()) or ())
         for arg in func.args:
             density, source = _density(arg)
             refs[id(arg)] = TensorRef(f"arg:{arg.name}", arg.name or "arg", arg.type.numel,
-                                      density, source, "activation_buffer", is_argument=True)
+                                      density, source, "activation_buffer", is_argument=True,
+                                      starts_on_chip=arg.name in on_chip)
         returned: set[str] = set()
         #: Prune ops done on the way out of their producer's lane (:meth:`_fold_prune`).
         self.folded_prunes = 0
@@ -623,8 +634,9 @@ def _plan_residency(static: StaticFunction, hw: HardwareConsts,
                 streamed.add(ref.key)
                 continue
             hold(level, ref.key, size)
-            plan.fills[i][ref.key] = size
-            in_memory.add(ref.key)
+            if not ref.starts_on_chip:
+                plan.fills[i][ref.key] = size
+                in_memory.add(ref.key)
         for ref in info.outputs:
             refs_by_key[ref.key] = ref
             size = stored_bytes(ref, hw)

@@ -54,12 +54,13 @@ def test_export_matches_transformers_with_a_real_cache(decoders) -> None:
 
 @pytest.fixture(scope="module")
 def gpt2_decode(decoders):
-    """gpt2-tiny, batch 1, context 64, 4 decode steps, 2 simulated (64 and 67)."""
+    """gpt2-tiny, batch 1, context 64, 4 decode steps, 2 simulated (64 and 67),
+    the cache in main memory between steps."""
     from tools.commands.compile import compile_decoder
 
     prefill, decode = decoders.paths("gpt2-tiny")
     return compile_decoder(str(decode), "acceltran-edge", batch=1, context=64, steps=4,
-                           samples=2, prefill=str(prefill))
+                           samples=2, prefill=str(prefill), kv_cache="main-memory")
 
 
 def test_ttft_and_per_token_figures(gpt2_decode) -> None:
@@ -115,7 +116,7 @@ def test_grouped_query_cache_on_the_command_line(decoders, tmp_path, capsys) -> 
     out_json = tmp_path / "decode.json"
     code = main(["compile", str(decode), "--prefill", str(prefill), "--hw", "acceltran-edge",
                  "--batch", "2", "--context", "32", "--decode-steps", "1", "--json", str(out_json),
-                 "--max-ops", "5"])
+                 "--max-ops", "5", "--kv-cache", "main-memory"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     text = captured.out
@@ -124,6 +125,7 @@ def test_grouped_query_cache_on_the_command_line(decoders, tmp_path, capsys) -> 
     for needle in ("time to first token", "per token @ context 32", "cache bytes per level",
                    "2 (key, value) x 2 layers x 2 KV heads x 16 head dim x batch 2 x 2.5 bytes "
                    "= 640 B per token; 20 KiB at context 32",
+                   "lives in main memory between steps (--kv-cache main-memory)",
                    "=== prefill (32 tokens)", "=== decode step (cache of 32 tokens)"):
         assert needle in text, needle
     data = json.loads(out_json.read_text())
@@ -187,3 +189,31 @@ def test_compiling_an_onnx_decoder_does_not_import_torch(decoders, tmp_path) -> 
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_cache_on_chip_while_it_fits(decoders, gpt2_decode) -> None:
+    """--kv-cache auto keeps the cache in the activation buffer while it fits:
+    on acceltran-edge (4 MiB) gpt2-tiny's 40 KiB cache is not read from main
+    memory, and the step is faster than with the cache in main memory.  On
+    tiny-test (8 KiB activation buffer: 12 tokens of 640 B) the cache leaves
+    the buffer after 12 tokens; both sides of that step are simulated."""
+    from tools.commands.compile import compile_decoder
+
+    _, decode = decoders.paths("gpt2-tiny")
+    on_chip = compile_decoder(str(decode), "acceltran-edge", batch=1, context=64, steps=1)
+    assert on_chip.report.placement == {64: "activation_buffer"}
+    assert on_chip.report.cache_traffic[64]["main_memory"] == [0, 640]
+    assert on_chip.steps[64].result.cycles < gpt2_decode.steps[64].result.cycles
+    small = compile_decoder(str(decode), "tiny-test", batch=1, context=8, steps=8, samples=2)
+    assert sorted(small.steps) == [8, 12, 13, 15]
+    assert small.report.placement == {8: "activation_buffer", 12: "activation_buffer",
+                                      13: "main_memory", 15: "main_memory"}
+    assert small.report.cache_traffic[13]["main_memory"][0] >= 13 * 640
+
+
+def test_cache_forced_on_chip_that_does_not_fit_is_refused(decoders, capsys) -> None:
+    _, decode = decoders.paths("gpt2-tiny")
+    code = main(["compile", str(decode), "--hw", "tiny-test", "--batch", "1", "--context", "64",
+                 "--kv-cache", "on-chip"])
+    err = capsys.readouterr().err
+    assert code == 1 and "--kv-cache on-chip" in err and "holds 12 tokens" in err

@@ -83,6 +83,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help=f"decode steps simulated, evenly spaced in cache length including "
                               f"the first and last; the rest are interpolated "
                               f"(default {DEFAULT_DECODE_SAMPLES}; 'all': every step)")
+    decoder.add_argument("--kv-cache", choices=("auto", "main-memory", "on-chip"), default=None,
+                         help="where the cache lives between decode steps: auto (default: the "
+                              "activation buffer while it fits, else main memory), main-memory, "
+                              "on-chip")
     decoder.add_argument("--prefill", metavar="FILE",
                          help="the prefill ONNX graph of a decode-step .onnx MODEL (without it "
                               "no time to first token is reported)")
@@ -531,7 +535,7 @@ def _max_positions_of(model) -> int | None:  # noqa: ANN001
 def compile_decoder(source: str, hw: str, *, batch: int | None = None,
                     context: int | None = None, steps: int | None = None,
                     samples: int | None = DEFAULT_DECODE_SAMPLES, prefill: str | None = None,
-                    seed: int = 0, **options):  # -> DecodeOutcome
+                    kv_cache: str = "auto", seed: int = 0, **options):  # -> DecodeOutcome
     """``tcc compile --context L --decode-steps N``: a causal LM's prefill
     of ``L`` prompt tokens (time to first token) and ``N`` decode steps over
     a cache growing from ``L`` (see docs/compile.md, "Decoders with a KV
@@ -643,7 +647,7 @@ def compile_decoder(source: str, hw: str, *, batch: int | None = None,
         plan = DecodePlan(context=context, steps=steps, cache_lengths=lengths,
                           cache_inputs=tuple(s.name for s in cache), layers=len(cache) // 2,
                           kv_heads=int(cache[0].dims[1]), head_dim=int(cache[0].dims[3]),
-                          prefill=prefill_path is not None)
+                          prefill=prefill_path is not None, kv_cache=kv_cache)
         compile_options = CompileOptions(hw=hw, batch=batch, seq=context, model_name=name,
                                          source=source, tool_version=TOOL_VERSION,
                                          shape_sources=sources, **options)
@@ -688,7 +692,8 @@ def run_decoder(args: argparse.Namespace) -> int:
                         "TorchScript exporter (frontends/hf/kv_cache.py); drop --exporter")
     outcome = compile_decoder(args.model, args.hw, batch=args.batch, context=args.context,
                               steps=args.decode_steps, samples=_decode_samples(args.decode_samples),
-                              prefill=args.prefill, sim=args.sim, pipeline=args.pipeline,
+                              prefill=args.prefill, kv_cache=args.kv_cache or "auto",
+                              sim=args.sim, pipeline=args.pipeline,
                               objective=args.objective)
     report = outcome.report
     sys.stdout.write(report.to_text(max_ops=args.max_ops) + "\n")
@@ -715,7 +720,8 @@ def run(args: argparse.Namespace) -> int:
     if args.optimizer != "adam" and not args.train:
         raise UserError("--optimizer only applies with --train")
     if (args.context is not None or args.decode_steps is not None
-            or args.decode_samples is not None or args.prefill is not None):
+            or args.decode_samples is not None or args.prefill is not None
+            or args.kv_cache is not None):
         return run_decoder(args)
     outcome = compile_model(args.model, args.hw, batch=args.batch, seq=args.seq,
                             exporter=args.exporter, train=args.train, optimizer=args.optimizer,
