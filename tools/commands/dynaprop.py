@@ -21,6 +21,7 @@ import argparse
 import math
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from transcode_ir.errors import UserError
@@ -91,7 +92,18 @@ def register(subparsers: Any) -> None:
 
 def _model_and_task(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="bert-tiny",
-                        help="zoo name or FlexiBERT description (default bert-tiny)")
+                        help="zoo name or FlexiBERT description (default bert-tiny), an ONNX "
+                        "file, or a Hugging Face model folder (save_pretrained; read from disk "
+                        "only); the last two need --tokens or --text")
+    parser.add_argument("--tokens", default=None, metavar="FILE",
+                        help="your own inputs: one sequence of integer token ids per line "
+                        "(spaces or commas), or an .npy/.npz integer array [N, L]")
+    parser.add_argument("--text", default=None, metavar="FILE",
+                        help="your own inputs: one example per line, tokenized by the model "
+                        "folder's tokenizer (or --tokenizer)")
+    parser.add_argument("--tokenizer", default=None, metavar="DIR",
+                        help="a folder with tokenizer files for --text (default: the model "
+                        "folder)")
     parser.add_argument("--task", default="listops", help="offline task (default listops)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of weights, data and batch order (default 0)")
@@ -178,7 +190,83 @@ def _tool() -> str:
     return f"tcc {TOOL_VERSION}"
 
 
+def _user_inputs(args: argparse.Namespace, source: Any) -> tuple[Any, Any]:
+    from frontends.dynaprop.user_models import read_sequences
+
+    if args.tokens is None and args.text is None:
+        raise UserError(f"--model {args.model}: an ONNX file or model folder runs on your own "
+                        "inputs: give --tokens FILE or --text FILE")
+    tokenizer = Path(args.tokenizer) if args.tokenizer else (
+        source.path if source.kind == "folder" else None)
+    return read_sequences(args.tokens, args.text, args.max_length, tokenizer)
+
+
+def _input_data(args: argparse.Namespace, ids: Any) -> dict[str, Any]:
+    return {"task": "user inputs", "file": str(args.tokens or args.text),
+            "examples": int(ids.shape[0]), "length": int(ids.shape[1]),
+            "sequence_length": int(ids.shape[1])}
+
+
+def _user_study(args: argparse.Namespace, source: Any) -> int:
+    from frontends.dynaprop.user_models import fidelity_study, write_study
+
+    tau_i = parse_threshold_list(args.tau_i, "--tau-i")
+    _positive(args.batch_size, "--batch-size")
+    ids, mask = _user_inputs(args, source)
+    rows = fidelity_study(source, ids, mask, tau_i, args.batch_size)
+    paths = write_study(rows, source, _input_data(args, ids), Path(args.out))
+    print(paths["table"].read_text(encoding="utf-8"), end="")
+    print(f"wrote {paths['table']}, {paths['json']}")
+    return 0
+
+
+def _user_profile(args: argparse.Namespace, source: Any) -> int:
+    import tempfile
+
+    from frontends.dynaprop.profile import build_profile, write_profile
+    from frontends.dynaprop.user_models import profile_folder, profile_onnx
+
+    tau_i = _parse_single(args.tau_i, "--tau-i")
+    if args.mode != "inference":
+        raise UserError(f"--mode {args.mode}: profiles of an ONNX file or a model folder are "
+                        "inference profiles (your inputs carry no labels to train on)")
+    if args.target_sparsity is not None or args.per_point:
+        raise UserError("--target-sparsity: calibrating thresholds needs a zoo model; give "
+                        "--tau-i for an ONNX file or a model folder")
+    _positive(args.batch_size, "--batch-size")
+    ids, mask = _user_inputs(args, source)
+    data = _input_data(args, ids)
+    if source.kind == "onnx":
+        with tempfile.TemporaryDirectory() as scratch:
+            measured = profile_onnx(source.path, ids, mask, tau_i, args.batch_size, Path(scratch))
+        from frontends.dynaprop.statistics import Density, DynaPropStatistics, PointStatistics
+
+        statistics = DynaPropStatistics({
+            name: PointStatistics(name, entry["role"], entry["layer"], tau_i, 0.0,
+                                  Density(entry["forward"]["elements"],
+                                          entry["forward"]["zeros"]), None)
+            for name, entry in measured["points"].items()})
+        data["batches"] = measured["batches"]
+        description = "ONNX file, densities measured by the IR interpreter"
+    else:
+        statistics, cls = profile_folder(source.path, ids, mask, tau_i, args.batch_size)
+        data["batches"] = -(-len(ids) // args.batch_size)
+        description = f"{cls} from a Hugging Face folder, torch runtime"
+    profile = build_profile(statistics, model=str(source.path), description=description,
+                            seed=args.seed, mode="inference", tau_i=tau_i, tau_t=0.0, data=data,
+                            tool=_tool())
+    path = write_profile(profile, args.output)
+    print(f"wrote {path}: {len(profile['points'])} prune points, forward density "
+          f"{profile['totals']['forward']['density']:.4f}")
+    return 0
+
+
 def _study(args: argparse.Namespace) -> int:
+    from frontends.dynaprop.user_models import model_source
+
+    source = model_source(args.model)
+    if source.kind != "zoo":
+        return _user_study(args, source)
     model = _resolve_model(args.model)
     tau_i = parse_threshold_list(args.tau_i, "--tau-i")
     tau_t = parse_threshold_list(args.tau_t, "--tau-t")
@@ -232,6 +320,14 @@ def _study(args: argparse.Namespace) -> int:
 
 
 def _profile(args: argparse.Namespace) -> int:
+    from frontends.dynaprop.user_models import model_source
+
+    source = model_source(args.model)
+    if source.kind != "zoo":
+        return _user_profile(args, source)
+    if args.tokens or args.text:
+        raise UserError("--tokens/--text are for an ONNX file or a model folder; a zoo model "
+                        "is profiled on --task data")
     model = _resolve_model(args.model)
     tau_i = _parse_single(args.tau_i, "--tau-i")
     tau_t = _parse_single(args.tau_t, "--tau-t")
