@@ -36,11 +36,13 @@ How the cache is passed
     source names in reports) gain its attribute ``model.`` as a prefix.
 
 Choices (the issue is silent on them)
-    * ``attn_implementation="eager"``: the default ``sdpa`` path of the decode
-      step exports an ``IsNaN`` node the importer does not read yet (see
-      /work/wt/NOTES.md, "to hf-ops"); eager attention computes the same
-      thing with MatMul/Softmax, which the importer fuses into
-      ``nn.attention`` anyway.
+    * ``attn_implementation="eager"``: the default ``sdpa`` decode step
+      guards its softmax against fully masked rows (``IsNaN`` + ``Where``),
+      which keeps the ``fuse`` pass from forming ``nn.attention`` (the
+      accelerator's pipelined attention, scores kept on chip): the step
+      would be costed as separate matmul, softmax and select ops.  Eager
+      attention computes the same function and fuses.  (Before the importer
+      read ``IsNaN`` the sdpa decode step did not import at all.)
     * No ``attention_mask`` input: one unpadded sequence per batch row, the
       causal mask is built by the model from the cache length.
     * ``logits_to_keep=1``: the prefill computes the LM head for the last
