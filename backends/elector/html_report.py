@@ -447,7 +447,9 @@ def render_report(data: Mapping[str, Any], report: Any = None,
         figures["utilisation"] = utilisation
     cards = [("latency", f"{summary['cycles']:,.0f} cycles", _seconds(summary["seconds"])),
              ("roofline", f"{summary['roofline_cycles']:,.0f} cycles",
-              f"{summary['roofline_bound']}-bound; achieved {summary['achieved_fraction']:.1%}"),
+              f"{summary['roofline_bound']}-bound; achieved {summary['achieved_fraction']:.1%}"
+              if summary.get("achieved_fraction") is not None
+              else "no ratio: nothing to compute or under one cycle"),
              ("energy", _nj(energy["total_nj"]),
               f"dynamic {_nj(energy['dynamic_nj'])}, leakage {_nj(energy['leakage_nj'])}"),
              ("area", f"{data['area']['total_um2'] / 1e6:,.3f} mm2",

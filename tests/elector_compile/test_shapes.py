@@ -177,10 +177,12 @@ def test_scalar_model_prints_no_ratio(tmp_path, capsys) -> None:
     path = tmp_path / "scalar.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     code, out, err = _compile(capsys, str(path), "--hw", "acceltran-edge", "--json",
-                              str(tmp_path / "r.json"))
+                              str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html"),
+                              "--trace", str(tmp_path / "trace.json"))
     assert code == 0, err
     assert "of the roof" not in out and "sequences/s" not in out
     assert "warning: the roofline is" in out and "no batch axis" in out
+    assert "no ratio" in (tmp_path / "r.html").read_text()
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["summary"]["achieved_fraction"] is None
     assert data["summary"]["throughput_sequences_per_s"] is None

@@ -705,6 +705,18 @@ def run_decoder(args: argparse.Namespace) -> int:
         for path in step.write_plots(args.plots):
             print(f"wrote {path} (the decode step at context {report.plan.context})",
                   file=sys.stderr)
+    if args.html is not None:
+        from backends.elector.html_report import design_text, write_html
+
+        written = write_html(report.steps[report.plan.context], args.html, design_text(args.hw))
+        print(f"wrote {written} (the decode step at context {report.plan.context})",
+              file=sys.stderr)
+    if args.trace is not None:
+        from backends.elector.trace import write_trace
+
+        written = write_trace(report.steps[report.plan.context], args.trace)
+        print(f"wrote {written} (the decode step at context {report.plan.context})",
+              file=sys.stderr)
     if args.emit_ir is not None:
         from transcode_ir.printer import print_module
 
