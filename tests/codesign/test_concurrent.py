@@ -84,7 +84,7 @@ def _table(db: Path, query: str) -> list[tuple]:
 
 def test_two_identical_sweeps_on_one_database_evaluate_each_point_once(tmp_path: Path) -> None:
     db = tmp_path / "shared.sqlite"
-    first, second = (_finish(p) for p in _launch(tmp_path, db, 2, delay=0.02))
+    first, second = (_finish(p) for p in _launch(tmp_path, db, 2, delay=0.03))
     distinct = _table(db, "SELECT COUNT(*) FROM results")[0][0]
     assert first["keys"] == second["keys"] and len(first["keys"]) == distinct
     assert first["trials"] == second["trials"] == BUDGET
@@ -102,8 +102,10 @@ def test_killing_one_sweep_lets_the_other_finish_its_points(tmp_path: Path) -> N
     victim, survivor = _launch(tmp_path, db, 2, delay=0.05)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        try:
-            if _table(db, "SELECT COUNT(*) FROM results")[0][0] >= 20:
+        try:                                      # both under way, the victim with 5+
+            if _table(db, "SELECT COUNT(*) FROM results")[0][0] >= 20 and _table(
+                    db, f"SELECT COUNT(*) FROM results WHERE worker LIKE '%:{victim.pid}'"
+                    )[0][0] >= 5:
                 break
         except sqlite3.OperationalError:          # the schema is not there yet
             pass
