@@ -1,6 +1,6 @@
 """Benchmark: importing BERT-Base from ONNX, and ``tcc --help``.
 
-    .venv/bin/python bench/bench_import.py [--onnx PATH] [--repeat 3]
+    .venv/bin/python bench/bench_import.py [--onnx PATH] [--repeat 3] [--no-hf]
 
 Prints a table of wall times:
 
@@ -16,8 +16,15 @@ Prints a table of wall times:
 * **tcc --help**: a fresh ``python -m tools.cli --help``, interpreter start
   included.  Target: ≤ 0.5 s, and torch must not be imported (checked).
 
-The ONNX file is exported once, beforehand and outside the timing, to
-``out/bench/bert-base-b1-s128-torchscript.onnx`` (or ``--onnx``).
+* **Hugging Face BERT-Base** (issue 11): ``transformers.BertModel`` with
+  the default ``BertConfig`` (12 layers, hidden 768; seeded random weights,
+  built from the config), exported through the plain call
+  ``model(input_ids, attention_mask)`` at a fixed batch 1 and sequence 128
+  with each torch exporter.  Same measurement (import + verify + print in a
+  fresh process); target: <= 1 s of CPU for the import.
+
+The ONNX files are exported once, beforehand and outside the timing, to
+``out/bench/`` (``--onnx`` names the zoo file).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ for _ in range(2):
                     "print": printed - verified, "total": printed - start,
                     "cpu": time.process_time() - cpu,
                     "ops": len(module["forward"]), "params": len(module.params),
+                    "weights": sum(p.kind == "weight" for p in module.params.values()),
                     "chars": len(text)})
     del module
 print(json.dumps(results))
@@ -64,6 +72,30 @@ import sys, tools.cli
 tools.cli.build_parser()
 print(" ".join(m for m in ("torch", "onnx", "onnxruntime", "numpy", "lark") if m in sys.modules))
 """
+
+
+HF_FILES = {exporter: REPO / "out" / "bench" / f"bert-base-hf-b1-s128-{exporter}.onnx"
+            for exporter in ("torchscript", "dynamo")}
+
+
+def ensure_hf_onnx(exporter: str) -> Path:
+    """The Hugging Face BERT-Base export (built from BertConfig(), fixed batch 1 x 128)."""
+    path = HF_FILES[exporter]
+    if path.exists():
+        return path
+    import torch
+    import transformers
+
+    from frontends.hf import export_family, get_family
+
+    print(f"exporting Hugging Face BERT-Base ({exporter}) to {path} (once, not timed) ...",
+          file=sys.stderr)
+    torch.manual_seed(0)
+    model = transformers.BertModel(transformers.BertConfig()).eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    export_family(model, path, exporter, batch=1, seq=128, family=get_family("bert-hf-tiny"),
+                  dynamic=False, check=False)
+    return path
 
 
 def ensure_onnx(path: Path) -> Path:
@@ -103,9 +135,12 @@ def main() -> int:
     parser.add_argument("--onnx", type=Path, default=DEFAULT_ONNX,
                         help="BERT-Base ONNX file (exported if missing)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
+    parser.add_argument("--no-hf", action="store_true",
+                        help="skip the Hugging Face BERT-Base exports")
     args = parser.parse_args()
 
     path = ensure_onnx(args.onnx)
+    hf = {} if args.no_hf else {exporter: ensure_hf_onnx(exporter) for exporter in HF_FILES}
     cold, warm = time_import(path, args.repeat)
     help_times = time_help(max(args.repeat, 5))
     loaded = subprocess.run([sys.executable, "-c", _MODULES_RUN], cwd=REPO, check=True,
@@ -143,6 +178,20 @@ def main() -> int:
         print(f"{label:<40} {best_time:>8.3f} {median:>9.3f} {target_text:>9}{mark}")
     print(f"modules imported by tcc --help: {', '.join(loaded) or 'none'}"
           f"{'  (torch imported!)' if 'torch' in loaded else ''}")
+    if hf:
+        print()
+        print("Hugging Face BERT-Base (BertConfig(), plain call, fixed batch 1 x 128), fresh process "
+              "each, best / median of", args.repeat)
+        print(f"{'exporter':<12} {'MB':>5} {'ops':>5} {'weights':>7} {'import s':>9} {'cold s':>7} "
+              f"{'cold CPU s':>10} {'median':>7} {'warm CPU s':>10} {'target':>7}")
+        for exporter, hf_path in hf.items():
+            hf_cold, hf_warm = time_import(hf_path, args.repeat)
+            cpu = best(hf_cold, "cpu")
+            print(f"{exporter:<12} {os.path.getsize(hf_path) / 1e6:>5.0f} {hf_cold[0]['ops']:>5} "
+                  f"{hf_cold[0]['weights']:>7} {best(hf_cold, 'import'):>9.3f} "
+                  f"{best(hf_cold, 'total'):>7.3f} {cpu:>10.3f} "
+                  f"{statistics.median(r['cpu'] for r in hf_cold):>7.3f} {best(hf_warm, 'cpu'):>10.3f} "
+                  f"{'1.00':>7}{' ok' if cpu <= 1.0 else ' OVER'}")
     return 0
 
 

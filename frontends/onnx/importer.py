@@ -18,7 +18,9 @@ How a model is imported
 
    * ``Constant`` nodes and initializers are known arrays.
    * A node whose inputs are all known is *folded*: evaluated with numpy
-     (:mod:`frontends.onnx.folding`, or ``onnx.reference`` for rarer ops).
+     (:mod:`frontends.onnx.folding`; broadcast arrays stay broadcast views,
+     and an elementwise fold of more than :data:`LARGE_FOLD_LIMIT` elements
+     is lowered instead, so nothing of the batch's size is materialised).
      ``Shape`` and ``Size`` of an IR value fold too, since its shape is static.
      So every shape computation (Shape → Gather → Unsqueeze → Concat →
      Reshape, Range, ConstantOfShape, Equal/Where on constants, Cast, ...)
