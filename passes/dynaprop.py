@@ -34,39 +34,41 @@ probabilities of padded keys) is recorded.
 Prune points and their names
 ============================
 
-Found structurally in ``@forward`` (and in the forward part of ``@backward``
-and ``@train_step``), by op kind and source location (``loc``, the module
-path that the ONNX importer records), and named by the module path the torch
-runtime uses, so that profile keys, IR and reports agree:
+Found by **structure** (:func:`find_structural_points` on :func:`ir_graph`), in
+``@forward`` and in the forward part of ``@backward`` and ``@train_step``; the
+module path the importer records (``loc``) is kept only as a label (the prune
+op's ``loc``).  The torch runtime runs the same matcher on the torch calls of
+the model (:mod:`frontends.dynaprop.tracing`), so a profile's keys are the
+pass's names.  Per attention block ``i`` (numbered in graph order):
 
-=================  =========================================  =====================================
-role               point name (layer ``i``)                    the value pruned
-=================  =========================================  =====================================
-query, key, value  ``encoder.layer.i.attention.self.query``     output of the Linear (bias added),
-                   (``.key``, ``.value``)                        before the heads are split
-scores             ``encoder.layer.i.attention.self.scores``    QKᵀ·scale + mask, the softmax input
-probs              ``encoder.layer.i.attention.self.probs``     the softmax output
-context            ``encoder.layer.i.attention.self.context``   probs·V with the heads merged: the
-                                                                 input of attention.output.dense
-attention_output   ``encoder.layer.i.attention.output.dense``   output of the Linear
-intermediate       ``encoder.layer.i.intermediate.dense[_k]``   output of the Linear (before GELU)
-output             ``encoder.layer.i.output.dense``             output of the Linear
-input_projection   ``encoder.layer.i.input_projection``         output of the Linear
-pooler             ``pooler.dense``                             output of the Linear (before tanh)
-=================  =========================================  =====================================
+=================  =========================  =============================================
+role               point name                 the value pruned
+=================  =========================  =============================================
+query, key, value  ``layer.i.query`` ...      output of a Linear that reaches the q / k
+                                              operand of the score product (or v of
+                                              probs·v) through moves and elementwise ops
+qkv                ``layer.i.qkv``            one Linear feeding several (GPT-2, MHA)
+attention_input    ``layer.i.attention_input`` other Linears feeding the scores (DeBERTa's
+                                              relative-position projections)
+scores             ``layer.i.scores``         the softmax input: q·kᵀ, scaled, masked
+probs              ``layer.i.probs``          the softmax output
+context            ``layer.i.context``        probs·v (before the heads are merged)
+attention_output   ``layer.i.attention_output`` output of the Linear reading the context
+intermediate       ``layer.i.intermediate``   the FFN's activation output (act·up when
+                                              gated): the second Linear's input
+output             ``layer.i.output``         output of the FFN's last Linear
+=================  =========================  =============================================
 
-A Linear is a ``tensor.matmul`` by a rank-2 weight, with the bias ``arith.add``
-that follows it, or a fused ``nn.linear``; a fused ``nn.linear`` with an
-activation is split into ``nn.linear``, ``nn.prune`` and the activation, since
-the runtime prunes the Linear's output before the activation.  Scores and
-probs are the input and output of an ``nn.softmax`` located in
-``*.attention.self``.  After ``fuse``, scores and probs are internal to an
-``nn.attention`` op: the pass records them as attributes of that op --
-``dynaprop:tau_i``, ``dynaprop:scores_density``/``_source`` and
-``dynaprop:probs_density``/``_source`` -- for the cost model.  The fused op's
-numpy semantics do not prune inside (its definition is not DynaProp's), so
-for values equal to the torch runtime's run ``dynaprop`` before ``fuse``; the
-prune ops then keep the attention chain unfused, which is exact.
+A Linear is a ``tensor.matmul`` by a rank-2 weight (bias add included) or an
+``nn.linear``; an FFN is a Linear ``d -> f`` reaching an activation and then a
+Linear ``f -> d`` (stacked FFNs: ``intermediate_1``, ... per activation).
+**Fused ops stay fused**: a prune op follows an ``nn.linear`` (with or without
+activation -- the accelerator's post-sparsity unit prunes on the way out of
+the lane, and the cost model folds the prune into the producing op); the
+scores and probabilities inside a fused ``nn.attention`` are pruned by the op
+itself (its ``tau`` attribute, set by this pass; ONNX export and interpreter
+both honour it), and their densities and names are attributes of it:
+``dynaprop:scores_density``/``_source``/``_point`` and the same for ``probs``.
 
 Training graphs (after ``autodiff``)
 ====================================
@@ -94,7 +96,7 @@ Propagation
 
 A pruned value's zeros survive the ops that only move or map elements with
 f(0) = 0 (``tensor.reshape``, ``tensor.transpose``, ``nn.gelu``,
-``arith.tanh``): their results get an encoding too, so the matrix product
+``arith.tanh``, ``nn.relu``): their results get an encoding too, so the matrix product
 that reads Q after the heads are split sees Q's density on its operand.
 With a calibration they are measured; otherwise they carry the prune
 point's figure (exact for reshape and transpose; GELU and tanh map nonzeros

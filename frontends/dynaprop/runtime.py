@@ -42,32 +42,22 @@ gradient after τ_T pruning (what the producing layer's backward reads).
 Prune points and their names
 ============================
 
-A prune point is named by its **module path** in the wrapped model
-(``named_modules()``), and its tensor is that module's output:
+By default the points are found **by structure** on the first forward call
+(:mod:`frontends.dynaprop.tracing`): the torch calls of the model are traced
+once and the matcher the IR pass uses (:func:`passes.dynaprop.find_structural_points`)
+finds the projections feeding attention, scores, probabilities, context, the
+attention output and the FFN's activation and output, in any model (BERT,
+DistilBERT, GPT-2, T5, Llama, ``nn.TransformerEncoder``, ...).  Points are named
+``layer.<i>.<role>`` -- the names the IR pass gives the exported model, so a
+profile drives the pass -- and carry the module path of the call as a label.
+Later calls prune at those call sites (module path, invocation, call name and
+count).  ``points=`` names module outputs to prune instead (every listed module's
+output; a user's own ``PrunePoint`` identity modules, or any module).  Profiles
+have no module prefix (``encoder_prefix`` is ``""``).
 
-==================  ==============================================  =============
-role                module path (layer ``i``)                        module
-==================  ==============================================  =============
-query / key/ value  ``encoder.layer.i.attention.self.query``, ...    nn.Linear
-scores              ``encoder.layer.i.attention.self.scores``        PrunePoint
-probs               ``encoder.layer.i.attention.self.probs``         PrunePoint
-context             ``encoder.layer.i.attention.self.context``       PrunePoint
-attention_output    ``encoder.layer.i.attention.output.dense``       nn.Linear
-intermediate        ``encoder.layer.i.intermediate.dense[_k]``       nn.Linear
-output              ``encoder.layer.i.output.dense``                 nn.Linear
-input_projection    ``encoder.layer.i.input_projection``             nn.Linear
-pooler              ``pooler.dense``                                 nn.Linear
-==================  ==============================================  =============
-
-For a zoo model the list is the zoo's own (:func:`frontends.zoo.prune_points`,
-found by locating each zoo ``EncoderModel`` inside the wrapped model, so a
-classifier's points carry its ``bert.`` prefix).  For any other model the
-points are every ``nn.Linear`` and every module whose class is called
-``PrunePoint``, minus those whose last path component is in ``exclude``
-(``classifier`` by default: logits are not pruned).  ``points=`` names them
-explicitly.  Profiles strip the encoder prefix (:attr:`DynaProp.encoder_prefix`)
-so that their keys are the paths of :func:`frontends.zoo.build_model`, which
-the ONNX importer records as each op's ``loc``.
+Weight gradients: every parameter of an ``nn.Linear`` (or GPT-2 ``Conv1D``)
+and every parameter a traced Linear call reads (``nn.MultiheadAttention``'s
+packed projection).
 """
 
 from __future__ import annotations

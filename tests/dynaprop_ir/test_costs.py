@@ -25,3 +25,20 @@ def test_zero_density_compiles(bert_tiny, density: float) -> None:  # noqa: ANN0
         # every product reads at least one fully pruned operand: no effective MACs
         pruned_products = [op for op in products if op.effective_macs == 0.0]
         assert pruned_products, "a product of pruned operands still does work"
+
+
+def test_measured_sparsity_never_costs_more(bert_tiny, tmp_path) -> None:  # noqa: ANN001
+    """Fused ops stay fused and prunes are done on the way out of the lane: with the
+    densities the interpreter measures, and even with nothing pruned (density 1), the
+    compiled model costs no more than the unpruned one."""
+    npz = bert_tiny.calibration(tmp_path / "inputs.npz", samples=2)
+    dense = _compile(bert_tiny.module(), "default")
+    nothing = _compile(bert_tiny.module(), "default,dynaprop{tau-i=0.02,density=1.0}")
+    assert nothing.result.cycles == dense.result.cycles
+    assert nothing.result.energy.total_nj == pytest.approx(dense.result.energy.total_nj)
+    measured = _compile(bert_tiny.module(), f"default,dynaprop{{tau-i=0.02,calibration={npz}}}")
+    assert measured.result.cycles <= dense.result.cycles
+    assert measured.result.energy.total_nj <= dense.result.energy.total_nj
+    # no prune op is a job of its own, and no fused op was split
+    kinds = [op.kind for op in measured.mapped.ops]
+    assert "nn.prune" not in kinds and "nn.gelu" not in kinds
