@@ -2,9 +2,10 @@
 (per-token latency and energy as the cache grows), issue 11 item 6.
 
 Models: gpt2-tiny and qwen2-tiny (2 layers, hidden 64; Qwen2 with 4 heads
-and 2 KV heads), exported once per session (conftest.py).  CPU: about 25 s
-for the file on a fresh cache (two exports of ~5 s, six small compiles),
-about 15 s with the exports cached.
+and 2 KV heads), exported once per session (conftest.py).  CPU: about 19 s
+for the file on a fresh export cache (two exports, ~10 small compiles, one
+subprocess), less with the exports cached (measured on the loaded 2-core
+machine, one worker).
 """
 
 from __future__ import annotations

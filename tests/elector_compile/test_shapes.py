@@ -2,7 +2,7 @@
 (issue 11 item 4, issue 13 item 1).  Each test feeds the input that failed.
 
 Tiny hand-built ONNX graphs (onnx.helper, no torch): the whole file runs in
-about 3 s of CPU.
+about 5 s of CPU.
 """
 
 from __future__ import annotations
