@@ -396,9 +396,13 @@ def _zoo_shapes(name: str, batch: int | None, seq: int | None, design_batch: int
         batch = design_batch
         batch_origin = f"the design's mapping batch ({design_name})"
         sources.append(f"batch {batch} taken from the design's mapping batch ({design_name})")
+    else:
+        sources.append(f"batch {batch} from --batch")
     if seq is None:
         seq = DEFAULT_SEQ
         sources.append(f"sequence {seq} is tcc's default")
+    else:
+        sources.append(f"sequence {seq} from --seq")
     _check_bounds(batch, seq, batch_origin, "--seq")
     positions = None
     try:
