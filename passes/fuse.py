@@ -101,11 +101,28 @@ def _scores(value: Value) -> tuple[Op, float] | None:
     return None
 
 
+def _nan_guarded(probs: Value) -> Value | None:
+    """``p`` if ``probs`` is ``select(isnan(p), 0, p)`` (torch's SDPA export
+    guards fully masked rows so) and nothing else reads ``p`` or the test."""
+    select = producer(probs, "arith.select")
+    if select is None or not has_one_use(probs):
+        return None
+    test, zero, p = select.operands
+    isnan = producer(test, "arith.isnan")
+    if isnan is None or isnan.operands[0] is not p or splat_value(zero) != 0.0 \
+            or not has_one_use(test) or len(p.uses) != 2 or select.result.type != p.type:
+        return None
+    return p
+
+
 @ATTENTION_PATTERNS.rule("tensor.matmul")
 def fuse_attention(rw: Rewriter, op: Op) -> bool:
     probs, v = op.operands
+    guarded = _nan_guarded(probs)   # hook (hf-ops): absorb the SDPA export's NaN guard
+    if guarded is not None:
+        probs = guarded
     softmax = producer(probs, "nn.softmax")
-    if softmax is None or not has_one_use(probs) or v.type.rank < 2:
+    if softmax is None or (guarded is None and not has_one_use(probs)) or v.type.rank < 2:
         return False
     scores = softmax.operands[0]
     if softmax.attributes.get("axis", -1) % scores.type.rank != scores.type.rank - 1 or \
@@ -133,7 +150,9 @@ def fuse_attention(rw: Rewriter, op: Op) -> bool:
     operands = [q, kt, v] + ([mask] if mask is not None else [])
     if mask is not None and mask.type.dtype != q.type.dtype:
         return False
-    attrs = {"scale": scale} if scale != 1.0 else {}
+    attrs: dict[str, object] = {"scale": scale} if scale != 1.0 else {}
+    if guarded is not None:
+        attrs["nan_to_zero"] = True
     # The scores keep q @ kt's shape (checked above), so the fused result has op's type.
     rw.replace_op(op, rw.create("nn.attention", operands, attrs, loc=mm.loc).result)
     return True

@@ -176,7 +176,10 @@ def _attention_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
 
         p = prune(softmax(prune(_scores(op, x), tau), -1), tau)
     else:
-        p = softmax(_scores(op, x), -1)
+        with np.errstate(invalid="ignore"):
+            p = softmax(_scores(op, x), -1)
+    if op.attributes.get("nan_to_zero", False):
+        p = np.where(np.isnan(p), np.zeros((), p.dtype), p)
     return [np.matmul(p, x[2]).astype(_out_dtype(op), copy=False)]
 
 
@@ -205,9 +208,10 @@ def fused_parts(op: Op) -> list[tuple[str, OpCost]]:
         b2 = op.results[0].type.numel * v.shape[-2]
         steps = (op.attributes.get("scale", 1.0) != 1.0) + (len(op.operands) > 3)
         elementwise = scores.numel * steps
+        guard = scores.numel if op.attributes.get("nan_to_zero", False) else 0
         return [("matmul", OpCost(b1 + b2, elementwise, _bytes([o.type for o in op.operands]),
                                   op.results[0].type.nbytes)),
-                ("softmax", OpCost(0, 5 * scores.numel))]
+                ("softmax", OpCost(0, 5 * scores.numel + guard))]
     raise ValueError(f"{op.name} is not a fused op")
 
 
@@ -235,6 +239,8 @@ def _attention_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
     if mask is not None:
         s = b.op("arith.add", s, mask)
     p = b.op("nn.softmax", s, axis=-1)
+    if op.attributes.get("nan_to_zero", False):   # guarded rows: zero probabilities, no gradient
+        p = b.op("arith.select", b.op("arith.isnan", p), _scalar_like(b, 0.0, p), p)
     dp, dv = grad_matmul(b, p, v, g, need_lhs=True, need_rhs=_needs(b, v))
     ds = b.op("grad.softmax", dp, p, axis=-1)
     dmask = None
@@ -252,6 +258,9 @@ def _attention_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 define(OpDef(
     "nn.attention", ("q", "kt", "v", "mask?"),
     {"scale": AttrSpec("float", False, 1.0),
+     "nan_to_zero": AttrSpec("bool", False, False,
+                             doc="NaN probabilities (a row of -inf scores: fully masked) become "
+                                 "0, the guard torch's SDPA export writes as Where(IsNaN(p), 0, p)"),
      "tau": AttrSpec("float", False, 0.0,
                      doc="DynaProp: scores and probabilities with |x| <= tau become 0 inside "
                          "the job (set by the dynaprop pass; 0: no pruning)")},

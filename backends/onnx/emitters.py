@@ -355,8 +355,11 @@ def emit_attention(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     if tau > 0.0:   # DynaProp inside the job (ops_fused.py): prune scores and probabilities
         scores = _prune_node(ctx, scores, tau, _dtype(op))
         probs = _prune_node(ctx, ctx.node1("Softmax", [scores], axis=-1), tau, _dtype(op))
-        return [ctx.node1("MatMul", [probs, x[2]])]
-    return [ctx.node1("MatMul", [ctx.node1("Softmax", [scores], axis=-1), x[2]])]
+    else:
+        probs = ctx.node1("Softmax", [scores], axis=-1)
+    if op.attr("nan_to_zero", False):   # the SDPA export's guard of fully masked rows
+        probs = ctx.node1("Where", [ctx.node1("IsNaN", [probs]), ctx.scalar(0.0, _dtype(op)), probs])
+    return [ctx.node1("MatMul", [probs, x[2]])]
 
 
 # --------------------------------------------------------------------------- training (transcode_ir.ops_training)

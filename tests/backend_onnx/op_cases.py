@@ -269,6 +269,17 @@ case("nn.attention", _attention_inputs(True), one("nn.attention", scale=0.5))
 case("nn.attention.no-mask", _attention_inputs(False), one("nn.attention"))
 
 
+def _fully_masked(rng: np.random.Generator) -> Arrays:
+    arrays = _attention_inputs(True)(rng)
+    arrays["mask"] = np.zeros((2, 1, 3, 5), np.float32)
+    arrays["mask"][1, 0, 2, :] = -np.inf          # one query row sees no key: NaN, guarded to 0
+    arrays["mask"][0, 0, :, 4] = -np.inf
+    return arrays
+
+
+case("nn.attention.nan-to-zero", _fully_masked, one("nn.attention", scale=0.5, nan_to_zero=True))
+
+
 # --------------------------------------------------------------------------- training ops (ops_training)
 
 def _labels(shape: tuple[int, ...], classes: int, dtype: type = np.int64,

@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from frontends.onnx import import_onnx
 from tests.passes.test_gradient_rules import check_gradients, rand
-from transcode_ir import Interpreter, verify_module
+from transcode_ir import Interpreter, TensorType, verify_module
 from transcode_ir.passes import get_pass
 
 
@@ -119,3 +119,45 @@ def test_gather_elements_and_gather_nd_gradients_match_torch() -> None:
         return (picked * xt).sum() + chosen
 
     _close(grads["table"], _torch_grad(fn, x, table, target))
+
+
+def test_guarded_attention_gradient() -> None:
+    """nn.attention with the SDPA NaN guard (finite scores: the guard changes nothing)."""
+    check_gradients({"q": rand(2, 3, 4), "kt": rand(2, 4, 5), "v": rand(2, 5, 2), "m": rand(2, 1, 5)},
+                    lambda b, v: b.op("nn.attention", v["q"], v["kt"], v["v"], v["m"], scale=0.5,
+                                      nan_to_zero=True))
+
+
+def test_fuse_absorbs_the_sdpa_nan_guard() -> None:
+    """matmul(select(isnan(p), 0, p), v) with p = softmax(q @ kt * s + mask) fuses
+    into one nn.attention {nan_to_zero} that computes the same, fully masked rows included."""
+    from transcode_ir import Builder, Function, Module, run_function
+
+    m = Module("m")
+    f = m.add_function(Function("forward", [TensorType((2, 3, 4)), TensorType((2, 4, 5)),
+                                            TensorType((2, 5, 2)), TensorType((2, 3, 5))],
+                                ["q", "kt", "v", "mask"], []))
+    f.set_outputs([], [])
+    b = Builder(f)
+    q, kt, v, mask = f.args
+    s = b.op("arith.add", b.op("arith.mul", b.op("tensor.matmul", q, kt),
+                               b.constant(np.float32(0.5))), mask)
+    p = b.op("nn.softmax", s, axis=-1)
+    guarded = b.op("arith.select", b.op("arith.isnan", p), b.constant(np.float32(0.0)), p)
+    f.set_outputs([b.op("tensor.matmul", guarded, v)], ["y"])
+    rng = np.random.default_rng(2)
+    feeds = {"q": rng.standard_normal((2, 3, 4)).astype(np.float32),
+             "kt": rng.standard_normal((2, 4, 5)).astype(np.float32),
+             "v": rng.standard_normal((2, 5, 2)).astype(np.float32),
+             "mask": np.zeros((2, 3, 5), np.float32)}
+    feeds["mask"][1, 1, :] = -np.inf
+    (before,) = run_function(m, "forward", feeds)
+    get_pass("fuse").apply(m)
+    get_pass("dce").apply(m)
+    kinds = [op.name for op in m["forward"]]
+    assert kinds.count("nn.attention") == 1 and "arith.isnan" not in kinds, kinds
+    (attention,) = [op for op in m["forward"] if op.name == "nn.attention"]
+    assert attention.attributes["nan_to_zero"] is True
+    (after,) = run_function(m, "forward", feeds)
+    np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)
+    assert np.all(after[1, 1] == 0)
