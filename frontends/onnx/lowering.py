@@ -625,17 +625,36 @@ def lower_gather_elements(ctx: NodeContext) -> None:
     if any(i != axis and n > d for i, (n, d) in enumerate(zip(index_shape, data_shape))):
         raise LoweringError(f"GatherElements indices {list(index_shape)} exceed data "
                             f"{list(data_shape)}")
-    strides = _strides(data_shape)
-    offsets = np.zeros([1 if i == axis else n for i, n in enumerate(index_shape)], np.int64)
-    for i, n in enumerate(index_shape):
-        if i != axis:
-            shape = [1] * rank
+    known = ctx.is_known(1) and not ctx.is_weight(1)
+    lead = 0
+    if known:
+        # Leading axes the known index repeats along (DeBERTa's relative positions,
+        # expanded over batch and heads) stay axes of the gather: the flat index
+        # covers the other axes only, so its size does not grow with them.
+        core = folding.compact(ctx.known(1))
+        while lead < axis and core.shape[lead] == 1 and index_shape[lead] == data_shape[lead]:
+            lead += 1
+    inner_data, inner_index = data_shape[lead:], index_shape[lead:]
+    strides = _strides(inner_data)
+    inner_axis = axis - lead
+    offsets = np.zeros([1 if i == inner_axis else n for i, n in enumerate(inner_index)], np.int64)
+    for i, n in enumerate(inner_index):
+        if i != inner_axis:
+            shape = [1] * len(inner_index)
             shape[i] = n
             offsets = offsets + np.arange(n, dtype=np.int64).reshape(shape) * strides[i]
-    if ctx.is_known(1) and not ctx.is_weight(1):
-        index = folding._wrap_indices(ctx.known(1), data_shape[axis], "GatherElements")
+    if known:
+        index = folding._wrap_indices(core.reshape(core.shape[lead:]), data_shape[axis],
+                                      "GatherElements")
         flat: Value | np.ndarray = np.ascontiguousarray(
-            np.broadcast_to(offsets + index * strides[axis], index_shape))
+            np.broadcast_to(offsets + index * strides[inner_axis], inner_index))
+        if lead:
+            rows = math.prod(data_shape[:lead])
+            data = _reshape(ctx, ctx.value(0), (rows, math.prod(inner_data)))
+            picked = ctx.emit("tensor.gather", [data, ctx.importer.new_constant(flat, "indices")],
+                              axis=1)
+            ctx.output(_reshape(ctx, picked, index_shape))
+            return
     else:
         scaled = ctx.emit("arith.mul", [_index_value(ctx, 1, data_shape[axis]),
                                         ctx.literal(strides[axis], "i64")])

@@ -146,6 +146,24 @@ def test_gather_elements(opset: int, runtime: set, axis: int) -> None:
         assert "tensor.gather" in op_names(module)
 
 
+def test_gather_elements_with_an_index_repeated_over_batch_and_heads() -> None:
+    """DeBERTa's c2p/p2c: relative positions [S, S'] expanded to [B, H, S, S']
+    pick from run-time scores [B, H, S, 2K]; the index stays [S, S'] in the IR."""
+    relative = RNG.integers(-8, 8, (1, 1, 5, 6)).astype(np.int64)
+    const = lambda name, a: helper.make_node("Constant", [], [name],  # noqa: E731
+                                             value=numpy_helper.from_array(a, name))
+    nodes = [const("relative", relative), const("shape", np.array([2, 3, 5, 6], np.int64)),
+             helper.make_node("Expand", ["relative", "shape"], ["index"]),
+             helper.make_node("GatherElements", ["scores", "index"], ["y"], axis=-1)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [2, 3, 5, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 5, 6])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    module = check(model, {"scores": RNG.standard_normal((2, 3, 5, 8)).astype(np.float32)})
+    (gather,) = [op for op in module["forward"] if op.name == "tensor.gather"]
+    assert gather.operands[1].type.shape == (5, 6)
+
+
 def test_gather_elements_on_a_buffer_longer_than_64() -> None:
     """BERT's embeddings: the token_type_ids buffer [1, 512] expanded and
     gathered at the position ids [1, 128], then looked up in the token-type
