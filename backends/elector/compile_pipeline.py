@@ -43,6 +43,7 @@ from backends.elector.schedule import MappedFunction, SimulationResult
 
 __all__ = [
     "KV_CACHE_PLACEMENTS",
+    "WEIGHT_PLACEMENTS",
     "SIMULATORS",
     "DecodeOutcome",
     "DecodePlan",
@@ -77,6 +78,7 @@ class CompileOptions:
     source: str = ""
     tool_version: str = "unknown"     # passed in by the tools layer (tools/version.py)
     shape_sources: list[str] = field(default_factory=list)   # where batch and seq came from
+    weights_on_chip: bool = False     # parameters start in the weight buffer (decode steps)
 
 
 @dataclass
@@ -184,6 +186,11 @@ def compile_module(module: Module, options: CompileOptions,
     if "forward" in module.functions and not module.function("forward").outputs:
         raise UserError(f"{options.model_name}: @forward returns nothing, so there is nothing "
                         "to compute; give a model with outputs")
+    if options.weights_on_chip:
+        from backends.elector.tiling import ATTR_RESIDENT_PARAMS
+
+        module.attributes = module.attributes.with_(
+            **{ATTR_RESIDENT_PARAMS: tuple(sorted(module.params))})
     function = "train_step" if options.train else "forward"
     if function not in module.functions:
         raise UserError(f"the pipeline {pipeline_text!r} did not build @{function}"
@@ -244,6 +251,7 @@ class DecodePlan:
     head_dim: int
     prefill: bool = True
     kv_cache: str = "auto"          # where the cache lives between steps (KV_CACHE_PLACEMENTS)
+    weights: str = "auto"           # where the weights live between steps (WEIGHT_PLACEMENTS)
 
     @property
     def step_cache_lengths(self) -> list[int]:
@@ -255,6 +263,13 @@ class DecodePlan:
 #: ``main-memory`` always there; ``on-chip`` always in the activation buffer
 #: (refused when it does not fit).
 KV_CACHE_PLACEMENTS = ("auto", "main-memory", "on-chip")
+
+
+#: ``--decode-weights``: ``auto`` keeps the weights in the weight buffer between
+#: decode steps when they all fit there (the prefill, or the step before, left
+#: them there); ``main-memory`` loads them from main memory every step.  The
+#: prefill always loads them (a cold start).
+WEIGHT_PLACEMENTS = ("auto", "main-memory")
 
 
 def cache_on_chip(plan: DecodePlan, past: int, bytes_per_token: float,
@@ -412,30 +427,45 @@ def compile_decode(build, options: CompileOptions, plan: DecodePlan,  # noqa: AN
         prefill.report.notes.append(f"prefill: {plan.context} prompt tokens per sequence from an "
                                     "empty cache; its latency is the time to first token")
         times["compile"] += time.perf_counter() - t0
+    if plan.weights not in WEIGHT_PLACEMENTS:
+        raise UserError(f"unknown --decode-weights {plan.weights!r}; accepted: "
+                        + ", ".join(WEIGHT_PLACEMENTS))
     steps: dict[int, CompileOutcome] = {}
     appended: dict[int, int] = {}
+    weight_bytes = None
+    weights_on_chip = False
     for past in plan.cache_lengths:
         t0 = time.perf_counter()
         module = build(1, past)
+        if weight_bytes is None:
+            weight_bytes = sum(p.type.numel for p in module.params.values()) \
+                * accelerator.data_width_bits / 8
+            weights_on_chip = (plan.weights == "auto"
+                               and weight_bytes <= accelerator.weight_buffer.size_bytes)
         appended[past] = append_cache_outputs(module, plan.cache_inputs)
         if cache_on_chip(plan, past, per_token, capacity):
             module.attributes = module.attributes.with_(
                 **{ATTR_RESIDENT_ARGS: tuple(plan.cache_inputs)})
         times["import"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        steps[past] = compile_module(module, replace(options, seq=1), accelerator)
+        steps[past] = compile_module(module, replace(options, seq=1,
+                                                     weights_on_chip=weights_on_chip),
+                                     accelerator)
         steps[past].report.notes.append(
             f"decode step: 1 token per sequence over a cache of {past} tokens"
             + (" (appended in place)" if appended[past] else "") + "; the cache starts in "
             + ("the activation buffer" if cache_on_chip(plan, past, per_token, capacity)
-               else "main memory"))
+               else "main memory") + ", the weights in "
+            + ("the weight buffer" if weights_on_chip else "main memory"))
         times["compile"] += time.perf_counter() - t0
     traffic = {past: cache_traffic(outcome, plan.cache_inputs) for past, outcome in steps.items()}
     prefill_traffic = cache_traffic(prefill, ()) if prefill is not None else None
     placement = {past: ("activation_buffer" if cache_on_chip(plan, past, per_token, capacity)
                         else "main_memory") for past in plan.cache_lengths}
     report = DecodeReport(
-        placement=placement,
+        placement=placement, weight_bytes=weight_bytes or 0.0,
+        weight_buffer_bytes=accelerator.weight_buffer.size_bytes,
+        weights_on_chip=weights_on_chip,
         model=options.model_name, source=options.source, design=accelerator.name,
         design_hash=steps[plan.cache_lengths[0]].report.design_hash,
         clock_hz=accelerator.clock_hz, tool_version=options.tool_version,

@@ -356,6 +356,11 @@ class DecodeReport:
     shape_sources: list[str] = field(default_factory=list)
     #: Where the cache starts each simulated step: ``activation_buffer`` or ``main_memory``.
     placement: dict[int, str] = field(default_factory=dict)
+    #: Parameter bytes (at the data width), the weight buffer, and whether
+    #: decode steps start with the weights in it.
+    weight_bytes: float = 0.0
+    weight_buffer_bytes: int = 0
+    weights_on_chip: bool = False
 
     # ------------------------------------------------------------------ derived
 
@@ -481,9 +486,20 @@ class DecodeReport:
         out.append("function results are written to main memory: the appended rows of each "
                    "step and the cache the prefill leaves are counted as main-memory writes "
                    "whatever the placement")
-        out.append("the prefill and every decode step load the weights from main memory (tcc's "
-                   "parameters start there), as for a model larger than the weight buffer; "
-                   "a model whose weights stay on chip between steps would be faster")
+        mode = getattr(p, "weights", "main-memory")
+        sizes = (f"{format_bytes(self.weight_bytes)} of parameters, "
+                 f"{format_bytes(self.weight_buffer_bytes)} weight buffer")
+        if self.weights_on_chip:
+            out.append(f"--decode-weights auto: the weights fit the weight buffer ({sizes}), so "
+                       "decode steps start with them there (the prefill loaded them); the "
+                       "prefill itself loads them from main memory (a cold start, in the TTFT)")
+        elif mode == "auto":
+            out.append(f"--decode-weights auto: the weights do not fit the weight buffer "
+                       f"({sizes}), so the prefill and every decode step load them from main "
+                       "memory")
+        else:
+            out.append(f"--decode-weights main-memory: the prefill and every decode step load the "
+                       f"weights from main memory ({sizes})")
         return out
 
     # ------------------------------------------------------------------ JSON
@@ -501,6 +517,10 @@ class DecodeReport:
             "summary": self.summary(),
             "steps": self.step_rows(),
             "kv_cache": self.cache_summary(),
+            "weights": {"mode": getattr(p, "weights", "main-memory"),
+                        "bytes": self.weight_bytes,
+                        "weight_buffer_bytes": self.weight_buffer_bytes,
+                        "on_chip_between_steps": self.weights_on_chip},
             "notes": self.notes(),
             "prefill": self.prefill.to_json() if self.prefill else None,
             "decode": {str(k): r.to_json() for k, r in sorted(self.steps.items())},

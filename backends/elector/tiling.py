@@ -118,9 +118,10 @@ def _innermost(relevant: str) -> np.ndarray:
                      for order in LOOP_ORDERS])
 
 
-#: Module attribute: names of function arguments that are already in their
-#: buffer when the function starts (see :class:`TensorRef`).
+#: Module attributes: names of function arguments / parameters that are
+#: already in their buffer when the function starts (see :class:`TensorRef`).
 ATTR_RESIDENT_ARGS = "map:resident_args"
+ATTR_RESIDENT_PARAMS = "map:resident_params"
 
 
 # --------------------------------------------------------------------------- static facts
@@ -139,9 +140,10 @@ class TensorRef:
     buffer: str                 # activation_buffer / weight_buffer
     is_param: bool = False
     is_argument: bool = False
-    #: A function argument already in its buffer when the function starts
-    #: (module attribute :data:`ATTR_RESIDENT_ARGS`: a decoder's KV cache kept
-    #: on chip between steps): no main-memory fill when it gets room.
+    #: A function argument or parameter already in its buffer when the
+    #: function starts (module attributes :data:`ATTR_RESIDENT_ARGS` /
+    #: :data:`ATTR_RESIDENT_PARAMS`: a decoder's KV cache and weights kept on
+    #: chip between steps): no main-memory fill when it gets room.
     starts_on_chip: bool = False
 
     @property
@@ -236,6 +238,7 @@ class StaticFunction:
         refs: dict[int, TensorRef | None] = {}          # id(Value) -> storage (None: free)
         producer: dict[str, int] = {}                   # storage key -> op index
         on_chip = set(module.attributes.get(ATTR_RESIDENT_ARGS, ()) or ())
+        on_chip_params = set(module.attributes.get(ATTR_RESIDENT_PARAMS, ()) or ())
         for arg in func.args:
             density, source = _density(arg)
             refs[id(arg)] = TensorRef(f"arg:{arg.name}", arg.name or "arg", arg.type.numel,
@@ -259,7 +262,8 @@ class StaticFunction:
                 if param is not None and param.type.encoding is not None:
                     density, source = param.type.density, param.type.encoding.source
                 refs[id(value)] = TensorRef(f"param:{name}", name, value.type.numel, density,
-                                            source, "weight_buffer", is_param=True)
+                                            source, "weight_buffer", is_param=True,
+                                            starts_on_chip=name in on_chip_params)
                 continue
             if op.name == "nn.prune" and self._fold_prune(op, refs, producer):
                 continue

@@ -218,3 +218,27 @@ def test_cache_forced_on_chip_that_does_not_fit_is_refused(decoders, capsys) -> 
                  "--kv-cache", "on-chip"])
     err = capsys.readouterr().err
     assert code == 1 and "--kv-cache on-chip" in err and "holds 12 tokens" in err
+
+
+def test_weights_stay_on_chip_between_steps_when_they_fit(decoders, gpt2_decode) -> None:
+    """--decode-weights auto: gpt2-tiny's ~494 KiB of parameters fit
+    acceltran-edge's 8 MiB weight buffer, so a decode step does not load them
+    from main memory; with main-memory it loads the ones it reads."""
+    from tools.commands.compile import compile_decoder
+
+    _, decode = decoders.paths("gpt2-tiny")
+    cold = compile_decoder(str(decode), "acceltran-edge", batch=1, context=64, steps=1,
+                           kv_cache="main-memory", weights="main-memory")
+    warm = gpt2_decode.steps[64]                      # kv main-memory, weights auto
+    report = gpt2_decode.report
+    assert report.weights_on_chip and not cold.report.weights_on_chip
+    assert report.weight_bytes == cold.report.weight_bytes > 400 * 1024
+    warm_read = warm.result.bytes_by_level["main_memory"][0]
+    cold_read = cold.steps[64].result.bytes_by_level["main_memory"][0]
+    # warm: the cache (40,960 B) and a few bytes of token ids and constants;
+    # cold: also every weight the step reads (gathers read only their rows)
+    assert 40_960 <= warm_read < 40_960 + 1024
+    assert cold_read - warm_read > 0.6 * report.weight_bytes
+    assert warm.result.cycles < cold.steps[64].result.cycles
+    # the prefill is a cold start either way
+    assert gpt2_decode.prefill.result.bytes_by_level["main_memory"][0] > 0.6 * report.weight_bytes

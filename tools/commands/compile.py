@@ -87,6 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="where the cache lives between decode steps: auto (default: the "
                               "activation buffer while it fits, else main memory), main-memory, "
                               "on-chip")
+    decoder.add_argument("--decode-weights", choices=("auto", "main-memory"), default=None,
+                         help="where the weights are at the start of a decode step: auto "
+                              "(default: the weight buffer when they all fit, else main memory), "
+                              "main-memory (loaded every step)")
     decoder.add_argument("--prefill", metavar="FILE",
                          help="the prefill ONNX graph of a decode-step .onnx MODEL (without it "
                               "no time to first token is reported)")
@@ -539,7 +543,8 @@ def _max_positions_of(model) -> int | None:  # noqa: ANN001
 def compile_decoder(source: str, hw: str, *, batch: int | None = None,
                     context: int | None = None, steps: int | None = None,
                     samples: int | None = DEFAULT_DECODE_SAMPLES, prefill: str | None = None,
-                    kv_cache: str = "auto", seed: int = 0, **options):  # -> DecodeOutcome
+                    kv_cache: str = "auto", weights: str = "auto", seed: int = 0,
+                    **options):  # -> DecodeOutcome
     """``tcc compile --context L --decode-steps N``: a causal LM's prefill
     of ``L`` prompt tokens (time to first token) and ``N`` decode steps over
     a cache growing from ``L`` (see docs/compile.md, "Decoders with a KV
@@ -651,7 +656,8 @@ def compile_decoder(source: str, hw: str, *, batch: int | None = None,
         plan = DecodePlan(context=context, steps=steps, cache_lengths=lengths,
                           cache_inputs=tuple(s.name for s in cache), layers=len(cache) // 2,
                           kv_heads=int(cache[0].dims[1]), head_dim=int(cache[0].dims[3]),
-                          prefill=prefill_path is not None, kv_cache=kv_cache)
+                          prefill=prefill_path is not None, kv_cache=kv_cache,
+                          weights=weights)
         compile_options = CompileOptions(hw=hw, batch=batch, seq=context, model_name=name,
                                          source=source, tool_version=TOOL_VERSION,
                                          shape_sources=sources, **options)
@@ -697,6 +703,7 @@ def run_decoder(args: argparse.Namespace) -> int:
     outcome = compile_decoder(args.model, args.hw, batch=args.batch, context=args.context,
                               steps=args.decode_steps, samples=_decode_samples(args.decode_samples),
                               prefill=args.prefill, kv_cache=args.kv_cache or "auto",
+                              weights=args.decode_weights or "auto",
                               sim=args.sim, pipeline=args.pipeline,
                               objective=args.objective)
     report = outcome.report
@@ -737,7 +744,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--optimizer only applies with --train")
     if (args.context is not None or args.decode_steps is not None
             or args.decode_samples is not None or args.prefill is not None
-            or args.kv_cache is not None):
+            or args.kv_cache is not None or args.decode_weights is not None):
         return run_decoder(args)
     outcome = compile_model(args.model, args.hw, batch=args.batch, seq=args.seq,
                             exporter=args.exporter, train=args.train, optimizer=args.optimizer,
