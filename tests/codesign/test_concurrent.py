@@ -101,7 +101,10 @@ def test_killing_one_sweep_lets_the_other_finish_its_points(tmp_path: Path) -> N
     db = tmp_path / "shared.sqlite"
     victim, survivor = _launch(tmp_path, db, 2, delay=0.05)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while True:
+        for process in (victim, survivor):
+            assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the sweeps did not get under way in 120 s"
         try:                                      # both under way, the victim with 5+
             if _table(db, "SELECT COUNT(*) FROM results")[0][0] >= 20 and _table(
                     db, f"SELECT COUNT(*) FROM results WHERE worker LIKE '%:{victim.pid}'"

@@ -168,6 +168,23 @@ _REQUIRED = {
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
+def _while_locked(step: Any, seconds: float = 60.0) -> Any:
+    """Run ``step``, again while SQLite says the database is locked.  Switching a
+    new file to WAL while another process does the same can fail at once with
+    "database is locked" (SQLite does not wait on its busy handler there): seen
+    in 1 of 25 trials of three processes opening one new file together."""
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
 def damaged(path: str | Path, what: str) -> UserError:
     """The error for a file that is not a usable results database."""
     return UserError(f"{path}: {what}.  It is not a usable results database; it was left as "
@@ -242,11 +259,11 @@ class ResultsStore:
                                                    isolation_level=None,
                                                    check_same_thread=False)
             self._connection.execute("PRAGMA busy_timeout=60000")
-            tables = self._check_contents() if exists else set()
+            tables = _while_locked(self._check_contents) if exists else set()
             if not readonly:
-                self._connection.execute("PRAGMA journal_mode=WAL")
+                _while_locked(lambda: self._connection.execute("PRAGMA journal_mode=WAL"))
                 self._connection.execute("PRAGMA synchronous=NORMAL")
-                self._create_schema()
+                _while_locked(self._create_schema)
             elif not tables:
                 raise damaged(self.path, "an SQLite database with no tables (no sweep has "
                               "written to it)")
@@ -342,6 +359,14 @@ class ResultsStore:
         from tools.version import TOOL_VERSION
 
         created_by = f"tcc {TOOL_VERSION}".replace("'", "")
+        try:
+            self._create_schema_once(created_by)
+        except sqlite3.Error:
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            raise
+
+    def _create_schema_once(self, created_by: str) -> None:
         self._connection.executescript(
             "BEGIN IMMEDIATE;\n" + _SCHEMA
             + f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');\n"
