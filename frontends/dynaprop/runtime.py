@@ -324,6 +324,7 @@ class DynaProp:
         self._structural = points is None
         self._sites = None
         self._site_points: dict[str, _Point] = {}
+        self._site_names: set[str] = set()
         self._mode = None
         self._depth = 0
         self._discovering = False
@@ -392,7 +393,7 @@ class DynaProp:
                 self._discover(args, kwargs)
             from frontends.dynaprop.tracing import TraceMode
 
-            self._mode = TraceMode(self._sites, self._at_call)
+            self._mode = TraceMode(self._sites, self._at_call, self._site_names)
             self._mode.__enter__()
         self._depth += 1
 
@@ -422,6 +423,7 @@ class DynaProp:
             point = _Point(PrunePointInfo(p.name, p.role, p.layer, p.label))
             self._points[p.name] = point
             self._site_points[nodes[p.node].handle] = point
+        self._site_names = {key.rsplit("|", 1)[1].rsplit("#", 1)[0] for key in self._site_points}
         if self._prune_weight_gradients:
             names = {id(param): name for name, param in self.model.named_parameters()}
             for params in weights.values():

@@ -155,10 +155,14 @@ class TraceMode(TorchFunctionMode):
     may replace a call's result)."""
 
     def __init__(self, sites: CallSites,
-                 on_result: Callable[[str, torch.Tensor], torch.Tensor] | None = None) -> None:
+                 on_result: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+                 names: set[str] | None = None) -> None:
         super().__init__()
         self.sites = sites
         self.on_result = on_result
+        #: When pruning: the call names that have prune points (keys count per name, so
+        #: calls of other names need no bookkeeping at all).
+        self.names = names
         self.nodes: list[GraphNode] = []
         self._node_of: dict[int, tuple[int, weakref.ref]] = {}
         self.weights: dict[str, list[torch.Tensor]] = {}
@@ -200,6 +204,8 @@ class TraceMode(TorchFunctionMode):
             return self._sdpa(*args, **kwargs)
         if name in _OPEN_UP:
             return self._open_up(func, args, kwargs)
+        if self.names is not None and name not in self.names:
+            return func(*args, **kwargs)
         key = self.sites.key(name)
         result = func(*args, **kwargs)
         if self.on_result is None:
