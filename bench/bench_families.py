@@ -31,7 +31,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 SHORT = {"export": "export", "import": "import", "shared": "shared", "inference": "infer",
-         "training": "train", "event": "event", "dynaprop": "dynaprop", "to-onnx": "IR→ONNX"}
+         "training": "train", "gradients": "grads", "event": "event", "dynaprop": "dynaprop", "to-onnx": "IR→ONNX"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -160,10 +160,16 @@ def export_family(
     """Export a family model through the plain HF call; returns an ``ExportResult``."""
     import onnx
 
-    from frontends.export import DEFAULT_OPSET, EXPORTERS, ExportResult, _set_model_metadata
+    from frontends.export import (
+        DEFAULT_OPSET,
+        ExportResult,
+        _first_line,
+        _set_model_metadata,
+        check_export_options,
+    )
+    from transcode_ir.fileio import FileError, describe_os_error, output_path
 
-    if exporter not in EXPORTERS:
-        raise UserError(f"unknown exporter {exporter!r}; expected one of {', '.join(EXPORTERS)}")
+    check_export_options(exporter, batch, seq, opset)
     if isinstance(name_or_model, torch.nn.Module):
         if family is None:
             raise UserError("export_family: pass family= with a model")
@@ -187,11 +193,18 @@ def export_family(
     outputs = output_names_of(model, feeds)
     start = time.perf_counter()
     cpu_start = time.process_time()
-    if exporter == "torchscript":
-        proto = _export_torchscript(model, family, feeds, outputs, opset, dynamic)
-        used_dynamic = dynamic
-    else:
-        proto, used_dynamic = _export_dynamo(model, family, feeds, outputs, opset, dynamic)
+    try:
+        if exporter == "torchscript":
+            proto = _export_torchscript(model, family, feeds, outputs, opset, dynamic)
+            used_dynamic = dynamic
+        else:
+            proto, used_dynamic = _export_dynamo(model, family, feeds, outputs, opset, dynamic)
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - any exporter failure is reported, not traced
+        raise UserError(f"{family.name}: the {exporter} exporter failed at opset {opset} "
+                        f"({_first_line(err)}); the default opset {DEFAULT_OPSET[exporter]} "
+                        f"exports every family with both exporters") from None
     _set_model_metadata(proto, {
         "transcode.model": family.name,
         "transcode.family": family.family,
@@ -204,10 +217,19 @@ def export_family(
         "transcode.dynamic": "true" if used_dynamic else "false",
     })
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(path))
-    if check:
-        onnx.checker.check_model(str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FileError(describe_os_error(err, path)) from None
+    with output_path(path) as temporary:     # atomic: no half-written file on failure
+        onnx.save(proto, str(temporary))
+        if check:
+            try:
+                onnx.checker.check_model(str(temporary))
+            except onnx.checker.ValidationError as err:
+                raise UserError(f"{family.name}: the {exporter} exporter wrote a model that "
+                                f"onnx.checker rejects at opset {opset} ({_first_line(err)}); "
+                                f"try the default opset {DEFAULT_OPSET[exporter]}") from None
     return ExportResult(path, exporter, opset, used_dynamic, time.perf_counter() - start,
                         outputs, time.process_time() - cpu_start)
 

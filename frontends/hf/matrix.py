@@ -12,9 +12,13 @@ the stage fails and returns a short figure when it passes:
                parameter duplicates another torch parameter
 ``inference``  ``tcc compile`` (default pipeline, analytical simulator)
 ``training``   ``tcc compile --train`` (autodiff, Adam)
+``gradients``  the IR's ``@backward`` (autodiff, cross-entropy on the logits or the last
+               hidden state) = torch autograd: the loss ≤ 1e-4 relative, every
+               parameter gradient within 1e-4 of the largest gradient in the model
 ``event``      ``tcc compile --sim event``
-``dynaprop``   ``cleanup,dynaprop{tau-i=0.01,density=0.5}``: every Linear
-               output and every attention softmax is a prune point
+``dynaprop``   ``cleanup,dynaprop{tau-i=0.01,density=0.5}``: every layer has
+               DynaProp's points (q/k/v or qkv, scores, probs, context,
+               attention output, FFN intermediate and output)
 ``to-onnx``    IR → ONNX (backends/onnx) run by onnxruntime = interpreter ≤ 1e-4
 
 Tolerance (as tests/backend_onnx): ``|a − e| ≤ 1e-4·(|e| + max|e|)`` elementwise.
@@ -38,7 +42,8 @@ __all__ = ["CELLS", "EXPORTERS", "RTOL", "TRACE_BATCH", "TRACE_SEQ", "Subject", 
 
 RTOL = 1e-4
 EXPORTERS = ("torchscript", "dynamo")
-CELLS = ("export", "import", "shared", "inference", "training", "event", "dynaprop", "to-onnx")
+CELLS = ("export", "import", "shared", "inference", "training", "gradients", "event", "dynaprop",
+         "to-onnx")
 #: Example sizes of the exports; the checks run dynamic exports at other sizes.
 TRACE_BATCH, TRACE_SEQ = 2, 16
 CHECK_BATCH, CHECK_SEQ = 3, 11
@@ -196,32 +201,96 @@ def compile_training(subject: Subject) -> str:
     return _latency_text(_compile(subject, train=True, optimizer="adam"))
 
 
+def check_gradients(subject: Subject) -> str:
+    """``@backward`` against torch autograd on the same inputs and labels."""
+    import torch
+
+    from backends.elector.compile_pipeline import loss_output
+    from transcode_ir import Interpreter, run_pipeline
+
+    assert subject.module is not None, "no import"
+    module = subject.module.clone()
+    output = loss_output(module)
+    names = list(module.function("forward").result_names)
+    index = names.index(output) if output else 0
+    options = "loss=cross-entropy,optimizer=sgd" + (f",output={output}" if output else "")
+    module = run_pipeline(module, f"cleanup,autodiff{{{options}}}").module
+    feeds = subject.feeds()
+    prediction_shape = module.function("forward").outputs[index].type.shape
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, prediction_shape[-1], prediction_shape[:-1]).astype(np.int64)
+    if "attention_mask" in feeds and labels.shape == feeds["attention_mask"].shape:
+        labels[feeds["attention_mask"] == 0] = -100
+    backward = module.function("backward")
+    results = Interpreter(module).run("backward", {**feeds, "labels": labels})
+    ir = dict(zip(backward.result_names, results))
+
+    model = subject.model
+    model.zero_grad(set_to_none=True)
+    with torch.enable_grad():
+        outputs = model(**{k: torch.from_numpy(v) for k, v in feeds.items()})
+        if isinstance(outputs, torch.Tensor):
+            prediction = outputs
+        else:
+            prediction = outputs[subject.export.output_names[index]]
+        loss = torch.nn.functional.cross_entropy(
+            prediction.reshape(-1, prediction.shape[-1]), torch.from_numpy(labels).reshape(-1),
+            ignore_index=-100)
+        loss.backward()
+    assert_close(np.asarray(ir["loss"]).reshape(()), loss.detach().numpy().reshape(()), "loss")
+    grads = {id(p): p.grad.numpy() for p in model.parameters() if p.grad is not None}
+    values = {id(p): p.detach().numpy() for p in model.parameters()}
+    scale = max(float(np.max(np.abs(g))) for g in grads.values())
+    compared, problems = 0, []
+    for name, param in module.params.items():
+        key = f"{name}.grad"
+        if key not in ir or param.data is None:
+            continue
+        data = np.asarray(param.data)
+        match = [(k, False) for k, v in values.items() if v.shape == data.shape
+                 and np.array_equal(v, data)]
+        match += [(k, True) for k, v in values.items() if v.ndim == 2
+                  and v.T.shape == data.shape and np.array_equal(v.T, data)]
+        if len(match) != 1:
+            continue           # merged or folded constants: no one torch parameter to compare
+        k, transposed = match[0]
+        want = grads.get(k, np.zeros_like(values[k]))
+        want = want.T if transposed else want
+        error = float(np.max(np.abs(np.asarray(ir[key]) - want)))
+        compared += 1
+        if error > RTOL * scale:
+            problems.append(f"{name}: off by {error:.3g} (largest gradient {scale:.3g})")
+    assert not problems, "gradients differ from torch: " + "; ".join(problems[:5])
+    assert compared >= len(values) // 2, (
+        f"only {compared} of {len(values)} parameters could be matched to torch's")
+    return f"{compared} gradients = torch"
+
+
 def compile_event(subject: Subject) -> str:
     return _latency_text(_compile(subject, sim="event"))
 
 
 def check_dynaprop(subject: Subject) -> str:
-    """Every Linear output and every attention softmax gets a prune point."""
+    """Every layer gets DynaProp's prune points: the projections feeding attention
+    (query, key, value or a fused qkv), scores, probs, context, attention output,
+    the FFN's activation input and output (names ``layer.<i>.<role>``); the
+    pruned module still runs."""
     from transcode_ir import Interpreter, run_pipeline
 
     assert subject.module is not None, "no import"
     module = run_pipeline(subject.module.clone(), "cleanup,dynaprop{tau-i=0.01,density=0.5}").module
-    forward = list(module["forward"])
-    prunes = [op for op in forward if op.name == "nn.prune"]
-    params = set()
-    for op in forward:
-        if op.name == "tensor.param" or op.name.endswith(".param"):
-            params.update(id(r) for r in op.results)
-    linears = sum(1 for op in forward if op.name == "nn.linear" or op.name == "tensor.matmul"
-                  and len(op.operands) > 1 and len(op.operands[1].type.shape) == 2)
-    softmaxes = sum(1 for op in forward if op.name == "nn.softmax")
-    wanted = linears + 2 * softmaxes
-    assert len(prunes) >= wanted, (f"{len(prunes)} prune points; want one per Linear output "
-                                   f"({linears}) and two per attention softmax ({softmaxes})")
+    points = {str(op.attr("point")) for op in module["forward"] if op.name == "nn.prune"}
+    missing = []
+    for layer in range(subject.family.layers):
+        roles = {p.split(".", 2)[2] for p in points if p.startswith(f"layer.{layer}.")}
+        want = {"scores", "probs", "context", "attention_output", "intermediate", "output"}
+        want |= {"qkv"} if "qkv" in roles else {"query", "key", "value"}
+        missing += [f"layer.{layer}.{role}" for role in sorted(want - roles)]
+    assert not missing, f"no prune point for {', '.join(missing)} (found {sorted(points)})"
     outputs = Interpreter(module).run("forward", subject.feeds())
     assert all(np.isfinite(np.asarray(o, dtype=np.float64)).all() for o in outputs
                if np.asarray(o).dtype.kind == "f"), "non-finite outputs after pruning"
-    return f"{len(prunes)} prune points"
+    return f"{len(points)} prune points"
 
 
 def check_to_onnx(subject: Subject) -> str:
@@ -245,6 +314,7 @@ _RUNNERS = {
     "shared": check_shared,
     "inference": compile_inference,
     "training": compile_training,
+    "gradients": check_gradients,
     "event": compile_event,
     "dynaprop": check_dynaprop,
     "to-onnx": check_to_onnx,
