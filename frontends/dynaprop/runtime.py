@@ -190,19 +190,6 @@ def find_prune_points(
     return [PrunePointInfo(p.name, p.role, p.layer, p.label) for p in points]
 
 
-def _module_points(model: nn.Module, exclude: Iterable[str]) -> list[PrunePointInfo]:
-    """Module outputs as prune points (``points=`` given by path): every nn.Linear and
-    PrunePoint module outside ``exclude`` (used only to check names)."""
-    excluded = set(exclude)
-    points = []
-    for path, module in model.named_modules():
-        if not path or path.rsplit(".", 1)[-1] in excluded:
-            continue
-        if isinstance(module, nn.Linear) or type(module).__name__ == "PrunePoint":
-            points.append(PrunePointInfo(path, _role_of(path), _layer_of(path)))
-    return points
-
-
 class _no_fast_path:
     """Switch off nn.MultiheadAttention's fused inference path (its internals must be
     visible as torch calls) for the duration."""
@@ -278,9 +265,12 @@ class DynaProp:
     >>> runtime.remove()                                # doctest: +SKIP  (or ``with``)
 
     ``tau_i`` / ``tau_t`` are one threshold for every point, or a mapping from
-    point path (and, for ``tau_t``, Linear parameter name) to threshold;
-    points a mapping does not name keep τ = 0.  ``points`` overrides
-    discovery; ``prune_weight_gradients=False`` leaves parameter gradients
+    point name (and, for ``tau_t``, Linear parameter name) to threshold;
+    points a mapping does not name keep τ = 0.  Points are found by structure
+    on the first forward call; ``points`` (module paths) prunes those modules'
+    outputs instead.  ``exclude`` is accepted for compatibility and has no
+    effect (structural points never include classifier heads);
+    ``prune_weight_gradients=False`` leaves parameter gradients
     alone (and uncounted); ``count=False`` skips counting where it is not
     free.  ``observer`` (used by calibration) is called with each point's
     tensor before pruning: ``observer(path, "forward", y)`` and
