@@ -217,3 +217,31 @@ def test_zoo_sequence_past_positions_is_refused_before_export(capsys, model, pos
                               str(positions + 1))
     assert code == 1 and out == ""
     assert f"has {positions} positions" in err
+
+
+def test_zoo_model_without_a_sequence_axis_binds_no_sequence(tmp_path, capsys, monkeypatch) -> None:
+    """zoo:vit-tiny failed with '--seq 128: ... has no sequence axis' although
+    no --seq was given (the export's trace size was passed on as a flag).  The
+    export is replaced by a hand-built image model: [batch, 3, 8, 8] -> MatMul."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    import frontends.export
+
+    def fake_export(name, path, **_):  # noqa: ANN001, ANN202
+        weight = numpy_helper.from_array(np.ones((8, 4), np.float32), "proj.weight")
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["pixel_values", "proj.weight"], ["out"],
+                              name="/proj/MatMul")], "image",
+            [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT,
+                                           ["batch", 3, 8, 8])],
+            [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 3, 8, 4])],
+            [weight])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+    monkeypatch.setattr(frontends.export, "export_onnx", fake_export)
+    code, out, err = _compile(capsys, "zoo:vit-tiny", "--hw", "acceltran-edge")
+    assert code == 0, err
+    assert "(forward, inference, batch 4)" in out and "the model has no sequence axis" in out
+    code, _, err = _compile(capsys, "zoo:vit-tiny", "--hw", "acceltran-edge", "--seq", "16")
+    assert code == 1 and "no sequence axis" in err

@@ -338,9 +338,21 @@ def load_model(source: str, batch: int | None, seq: int | None,
         with tempfile.TemporaryDirectory(prefix="tcc-compile-") as folder:
             path = Path(folder) / f"{name.replace(':', '_')}.onnx"
             export_onnx(name, path, exporter=exporter, batch=choice.batch, seq=choice.seq)
-            module = import_onnx_file(path, choice.batch, choice.seq, copy_weights=True)
+            # Bind what the export has: a model without a sequence axis (ViT)
+            # takes no sequence, whatever default the export was traced with.
+            model = _read_onnx(path)
+            shapes, bound = choose_onnx_shapes(onnx_signatures(model), choice.batch, seq,
+                                               choice.batch, design_name, source)
+            del model
+            from frontends.onnx import import_onnx
+
+            module = import_onnx(path, shapes or None, copy_weights=True)
         module.name = name
-        return module, name, choice
+        sources = [text for text in choice.sources
+                   if bound.seq is not None or not text.startswith("sequence")]
+        if bound.seq is None and seq is None:
+            sources.append("the model has no sequence axis")
+        return module, name, ShapeChoice(bound.batch, bound.seq, sources)
     path = Path(source)
     if not path.is_file():
         raise UserError(f"{source}: no such file (give an .onnx or .tir file, or zoo:NAME)")
