@@ -31,7 +31,8 @@ from frontends.tasks.listops import ListOpsConfig
 from frontends.tasks.trainer import TrainConfig, TrainResult, majority_baseline, train_classifier
 from transcode_ir.errors import UserError
 
-__all__ = ["STUDY_FORMAT", "STUDY_VERSION", "StudyResult", "StudyRow", "run_study"]
+__all__ = ["STUDY_FORMAT", "STUDY_VERSION", "StudyResult", "StudyRow", "load_checkpoint",
+           "run_study"]
 
 STUDY_FORMAT = "transcode.dynaprop-study"
 STUDY_VERSION = 1
@@ -221,6 +222,7 @@ def run_study(
     train_config: TrainConfig | None = None,
     jobs: int = 1,
     on_row: Callable[[StudyRow], None] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> StudyResult:
     """Train every (τ_I, τ_T) pair (τ_T varies fastest) and collect a :class:`StudyResult`.
 
@@ -228,6 +230,13 @@ def run_study(
     with ``train_config.threads`` threads); every setting is seeded on its own,
     so the rows are the same for any ``jobs``.  ``on_row`` sees rows as they
     finish; the result keeps grid order.
+
+    ``checkpoint``: a JSON-lines file where each finished setting is appended
+    (and flushed to disk) as it finishes, with everything that determined it.
+    Settings already there with the same model, task and training
+    configuration are taken from it instead of trained again, so a study cut
+    short (Ctrl-C, a killed job) resumes where it stopped when run again.
+    ``on_row`` is not called for reused rows.
     """
     from frontends.tasks import load_task
 
@@ -247,31 +256,94 @@ def run_study(
         majority_accuracy=majority_baseline(data),
     )
     grid = [(tau_i, tau_t) for tau_i in tau_i_values for tau_t in tau_t_values]
-    if jobs == 1 or len(grid) == 1:
-        for tau_i, tau_t in grid:
+    identity = _setting_identity(result)
+    rows: dict[int, StudyRow] = {}
+    if checkpoint is not None:
+        finished = load_checkpoint(checkpoint, identity)
+        for index, setting in enumerate(grid):
+            if setting in finished:
+                rows[index] = finished[setting]
+    todo = [index for index in range(len(grid)) if index not in rows]
+
+    def finish(index: int, row: StudyRow) -> None:
+        rows[index] = row
+        if checkpoint is not None:
+            _append_checkpoint(checkpoint, identity, row)
+        if on_row is not None:
+            on_row(row)
+
+    if todo and (jobs == 1 or len(todo) == 1):
+        for index in todo:
+            tau_i, tau_t = grid[index]
             trained = train_classifier(
                 model, data, train_config, tau_i=tau_i, tau_t=tau_t, dynaprop=True
             )
-            row = StudyRow.from_result(trained)
-            result.rows.append(row)
-            if on_row is not None:
-                on_row(row)
-        return result
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+            finish(index, StudyRow.from_result(trained))
+    elif todo:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    rows: dict[int, StudyRow] = {}
-    context = multiprocessing.get_context("spawn")  # no forked torch thread pools
-    with ProcessPoolExecutor(max_workers=min(jobs, len(grid)), mp_context=context) as pool:
-        futures = {
-            pool.submit(_train_setting, model, task, task_config, train_config, tau_i, tau_t):
-            index
-            for index, (tau_i, tau_t) in enumerate(grid)
-        }
-        for future in as_completed(futures):
-            row = future.result()
-            rows[futures[future]] = row
-            if on_row is not None:
-                on_row(row)
+        context = multiprocessing.get_context("spawn")  # no forked torch thread pools
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context)
+        try:
+            futures = {
+                pool.submit(_train_setting, model, task, task_config, train_config,
+                            *grid[index]): index
+                for index in todo
+            }
+            for future in as_completed(futures):
+                finish(futures[future], future.result())
+        except BaseException:
+            # Ctrl-C (or a failed setting): finished rows are in the checkpoint
+            # already; settings in flight are dropped, not waited for.
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
+            raise
+        pool.shutdown(wait=True)
     result.rows.extend(rows[index] for index in range(len(grid)))
     return result
+
+
+def _setting_identity(result: StudyResult) -> dict[str, Any]:
+    """What determines a row besides its (τ_I, τ_T) (threads and jobs do not)."""
+    train = {k: v for k, v in result.train_config.items() if k != "threads"}
+    return {"format": STUDY_FORMAT, "version": STUDY_VERSION, "model": result.model,
+            "task": result.task, "task_config": result.task_config, "train_config": train}
+
+
+def load_checkpoint(path: str | Path, identity: dict[str, Any]
+                    ) -> dict[tuple[float, float], StudyRow]:
+    """Rows of ``path`` (see :func:`run_study`) whose identity matches, by (τ_I, τ_T).
+    A missing file is empty; a torn last line (a kill while writing) is skipped."""
+    path = Path(path)
+    found: dict[tuple[float, float], StudyRow] = {}
+    if not path.is_file():
+        return found
+    wanted = json.dumps(identity, sort_keys=True)
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+            if json.dumps(entry["identity"], sort_keys=True) != wanted:
+                continue
+            values = {k: (math.nan if v is None else v) for k, v in entry["row"].items()}
+            row = StudyRow(**values)
+        except (ValueError, KeyError, TypeError):
+            continue
+        found[(row.tau_i, row.tau_t)] = row
+    return found
+
+
+def _append_checkpoint(path: str | Path, identity: dict[str, Any], row: StudyRow) -> None:
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"identity": identity,
+                       "row": {k: _json_number(v) for k, v in asdict(row).items()}},
+                      sort_keys=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())

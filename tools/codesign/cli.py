@@ -172,6 +172,11 @@ def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
             print(f"  {values}  | {space.describe(trial.point)}")
     best_metrics = None
     report = None
+    if result.stopped == "interrupted":
+        print(f"interrupted: {len(result.trials)} trials recorded and every finished "
+              "evaluation kept in the database; run the same command again to resume",
+              file=sys.stderr)
+        return 130
     if result.best is not None and not args.no_report and math.isfinite(result.best.score):
         report = final_report(space, evaluator, result.best.point, args.final_sim)
         print()

@@ -78,6 +78,12 @@ def _initialise_worker(evaluator: Any, space: Any, parent_pid: int | None = None
 
         end_with_parent(parent_pid, kernel_signal)
     gc.set_threshold(*WORKER_GC_THRESHOLDS)
+    # Ctrl-C on a terminal signals the whole process group: the sweep (the
+    # parent) handles it -- it marks the sweep interrupted and ends the
+    # workers -- so a worker does not die with its own traceback.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER["evaluator"] = evaluator
     _WORKER["space"] = space
     evaluator.setup()
@@ -237,6 +243,19 @@ class LocalPoolExecutor(Executor):
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def abort(self) -> None:
+        """End the workers now, dropping evaluations in flight (after Ctrl-C)."""
+        if self._pool is not None:
+            processes = list((getattr(self._pool, "_processes", None) or {}).values())
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    process.terminate()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    process.join(5)
             self._pool = None
 
 

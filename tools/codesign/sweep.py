@@ -77,7 +77,8 @@ class SweepResult:
     evaluated: int                  # evaluated in this run
     reused: int                     # answered from the store in this run
     seconds: float
-    stopped: str                    # "budget", "converged", "exhausted"
+    stopped: str                    # "budget", "converged", "exhausted", "target reached",
+    #                                 "time limit", "interrupted" (Ctrl-C)
     objective: Any
     space: Any
     best: Trial | None = None
@@ -184,97 +185,109 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
         stopped = "budget"
         progress.start(budget, f"{name}")
         best = -math.inf
-        while len(trials) < budget:
-            if target is not None and best >= target:
-                stopped = "target reached"
-                break
-            if stop_on_convergence and search.converged:
-                stopped = "converged"
-                break
-            if time_limit is not None and time.perf_counter() - started > time_limit:
-                stopped = "time limit"
-                break
-            if search.exhausted_space:
-                stopped = "exhausted"
-                break
-            count = min(batch_size, budget - len(trials))
-            points = search.ask(count)
-            keys = [point_key(space, evaluator, p) for p in points]
-            base = len(trials)
-            for offset, key in enumerate(keys):
-                expected = recorded.get(base + offset)
-                if expected is not None and expected != key:
-                    raise UserError(
-                        f"sweep {name!r}: replaying the strategy proposed a different point at "
-                        f"trial {base + offset} than the stored run (the strategy is not "
-                        "deterministic, or the space, evaluator or tool changed); start a new "
-                        "sweep with another --name")
-            stored = store.get_many(keys)
-            outcomes: dict[str, Any] = {k: r.outcome() for k, r in stored.items()}
-            todo: list[int] = []
-            for position, key in enumerate(keys):
-                if key not in outcomes and key not in {keys[i] for i in todo}:
-                    todo.append(position)
-            if todo:
-                if not runner_started:
-                    runner = executor if isinstance(executor, Executor) else runner
-                    assert runner is not None
-                    runner.start(evaluator, space)
-                    runner_started = True
-                # Each point is claimed just before it goes to a worker; points
-                # another live sweep holds are skipped, then waited for (their
-                # results are taken as stored ones) or taken over if abandoned.
-                run = list(todo)
-                admit: Any = lambda index, run=run: claimer.claim(keys[run[index]])  # noqa: E731
-                while True:
-                    for index, outcome in (runner.run([points[i] for i in run], admit)
-                                           if run else ()):
-                        position = run[index]
-                        point, key = points[position], keys[position]
-                        store.put(key, point_identity(space, evaluator, point),
-                                  point.to_json(), space.describe(point),
-                                  f"{space.hardware.name}#{point.hardware}", outcome)
-                        outcomes[key] = outcome
-                        evaluated += 1
+        try:
+            while len(trials) < budget:
+                if target is not None and best >= target:
+                    stopped = "target reached"
+                    break
+                if stop_on_convergence and search.converged:
+                    stopped = "converged"
+                    break
+                if time_limit is not None and time.perf_counter() - started > time_limit:
+                    stopped = "time limit"
+                    break
+                if search.exhausted_space:
+                    stopped = "exhausted"
+                    break
+                count = min(batch_size, budget - len(trials))
+                points = search.ask(count)
+                keys = [point_key(space, evaluator, p) for p in points]
+                base = len(trials)
+                for offset, key in enumerate(keys):
+                    expected = recorded.get(base + offset)
+                    if expected is not None and expected != key:
+                        raise UserError(
+                            f"sweep {name!r}: replaying the strategy proposed a different point at "
+                            f"trial {base + offset} than the stored run (the strategy is not "
+                            "deterministic, or the space, evaluator or tool changed); start a new "
+                            "sweep with another --name")
+                stored = store.get_many(keys)
+                outcomes: dict[str, Any] = {k: r.outcome() for k, r in stored.items()}
+                todo: list[int] = []
+                for position, key in enumerate(keys):
+                    if key not in outcomes and key not in {keys[i] for i in todo}:
+                        todo.append(position)
+                if todo:
+                    if not runner_started:
+                        runner = executor if isinstance(executor, Executor) else runner
+                        assert runner is not None
+                        runner.start(evaluator, space)
+                        runner_started = True
+                    # Each point is claimed just before it goes to a worker; points
+                    # another live sweep holds are skipped, then waited for (their
+                    # results are taken as stored ones) or taken over if abandoned.
+                    run = list(todo)
+                    admit: Any = lambda index, run=run: claimer.claim(keys[run[index]])  # noqa: E731
+                    while True:
+                        for index, outcome in (runner.run([points[i] for i in run], admit)
+                                               if run else ()):
+                            position = run[index]
+                            point, key = points[position], keys[position]
+                            store.put(key, point_identity(space, evaluator, point),
+                                      point.to_json(), space.describe(point),
+                                      f"{space.hardware.name}#{point.hardware}", outcome)
+                            outcomes[key] = outcome
+                            evaluated += 1
+                            failed += outcome.status != "ok"
+                            best = max(best, objective.score(outcome))
+                            if len(outcomes) < len(keys):
+                                progress.update(base + len(outcomes), evaluated, reused, failed,
+                                                best if math.isfinite(best) else None)
+                        missing = [i for i in todo if keys[i] not in outcomes]
+                        if not missing:
+                            break
+                        for key, result in store.get_many([keys[i] for i in missing]).items():
+                            outcomes[key] = result.outcome()
+                            stored[key] = result
+                        missing = [i for i in missing if keys[i] not in outcomes]
+                        run, admit = [i for i in missing if claimer.claim(keys[i])], None
+                        if missing and not run:
+                            time.sleep(CLAIM_POLL_SECONDS)
+                told = [outcomes[k] for k in keys]
+                search.tell(points, told)
+                rows = []
+                for offset, (point, key, outcome) in enumerate(zip(points, keys, told)):
+                    score = objective.score(outcome)
+                    cached = key in stored
+                    reused += cached
+                    if cached:
                         failed += outcome.status != "ok"
-                        best = max(best, objective.score(outcome))
-                        if len(outcomes) < len(keys):
-                            progress.update(base + len(outcomes), evaluated, reused, failed,
-                                            best if math.isfinite(best) else None)
-                    missing = [i for i in todo if keys[i] not in outcomes]
-                    if not missing:
-                        break
-                    for key, result in store.get_many([keys[i] for i in missing]).items():
-                        outcomes[key] = result.outcome()
-                        stored[key] = result
-                    missing = [i for i in missing if keys[i] not in outcomes]
-                    run, admit = [i for i in missing if claimer.claim(keys[i])], None
-                    if missing and not run:
-                        time.sleep(CLAIM_POLL_SECONDS)
-            told = [outcomes[k] for k in keys]
-            search.tell(points, told)
-            rows = []
-            for offset, (point, key, outcome) in enumerate(zip(points, keys, told)):
-                score = objective.score(outcome)
-                cached = key in stored
-                reused += cached
-                if cached:
-                    failed += outcome.status != "ok"
-                best = max(best, score)
-                trials.append(Trial(base + offset, point, key, outcome, score, cached))
-                if base + offset not in recorded:
-                    rows.append((base + offset, key, int(cached), score))
-            if rows:
-                store.add_trials(sweep_id, rows)
-            progress.update(len(trials), evaluated, reused, failed,
-                            best if math.isfinite(best) else None)
-        if len(trials) >= budget:
-            store.set_sweep_state(sweep_id, "done")
+                    best = max(best, score)
+                    trials.append(Trial(base + offset, point, key, outcome, score, cached))
+                    if base + offset not in recorded:
+                        rows.append((base + offset, key, int(cached), score))
+                if rows:
+                    store.add_trials(sweep_id, rows)
+                progress.update(len(trials), evaluated, reused, failed,
+                                best if math.isfinite(best) else None)
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+            if runner_started and runner is not None and runner is not executor:
+                getattr(runner, "abort", runner.close)()
+                runner_started = False
+        # Every finished evaluation is already committed (store.put as it
+        # arrives).  A sweep cut short -- Ctrl-C or --time-limit -- is marked
+        # 'interrupted', never left 'running'; the same command resumes it.
+        store.set_sweep_state(sweep_id, "interrupted" if stopped in ("interrupted", "time limit")
+                              else "done")
     except sqlite3.DatabaseError as error:
         raise store._sqlite_error(error) from None
     finally:
         if runner is not None and runner is not executor and runner_started:
-            runner.close()
+            try:
+                runner.close()
+            except KeyboardInterrupt:            # a second Ctrl-C while closing
+                pass
         if claimer is not None:
             claimer.close()
         store.close()

@@ -301,9 +301,16 @@ def _study(args: argparse.Namespace) -> int:
             file=sys.stderr, flush=True,
         )
 
-    result = run_study(model, tau_i, tau_t, task=args.task.strip().lower(),
-                       task_config=task_config, train_config=train_config, jobs=jobs,
-                       on_row=progress)
+    # Finished settings are kept as they finish; the same command resumes (cli helper).
+    checkpoint = Path(args.out) / "study.settings.jsonl"
+    try:
+        result = run_study(model, tau_i, tau_t, task=args.task.strip().lower(),
+                           task_config=task_config, train_config=train_config, jobs=jobs,
+                           on_row=progress, checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        print(f"interrupted: {done[0]} finished setting(s) of this run kept in {checkpoint}; "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
     result.command = (
         f"tcc dynaprop study --model {model} --task {args.task} "
         f"--tau-i {','.join(f'{v:g}' for v in tau_i)} --tau-t {','.join(f'{v:g}' for v in tau_t)} "
