@@ -36,7 +36,10 @@ MAC lanes skip the zeros.
     τ = 0 point alone.
 
 Costs: one comparison (or select) per element, bytes of the operands read
-and of the result written at the IR's element types.  What the pruned value
+and of the result written at the IR's element types (the op's own figure; the
+ELECTOR model folds a prune into the op producing its operand -- the
+post-sparsity unit prunes on the way out of the lane -- when nothing else reads
+that operand).  What the pruned value
 costs to store and move (nonzeros plus a mask) is the cost model's business,
 from the density in the result's type; :mod:`transcode_ir.activation_memory`
 computes the activation-memory figure the same way.
