@@ -82,3 +82,12 @@ def test_tcc_compile_zoo_family(capsys: pytest.CaptureFixture[str]) -> None:
                  "--batch", "1", "--seq", "16"]) == 0
     out = capsys.readouterr().out
     assert "torch-encoder-tiny" in out and "latency" in out.lower()
+
+
+@pytest.mark.xdist_group("vit-tiny")
+def test_tcc_compile_zoo_vision_family(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compile", "zoo:vit-tiny", "--hw", "acceltran-edge", "--batch", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "vit-tiny" in out and "no sequence axis" in out
+    assert main(["compile", "zoo:vit-tiny", "--hw", "acceltran-edge", "--seq", "16"]) != 0
+    assert "sequence axis" in capsys.readouterr().err
