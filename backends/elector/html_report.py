@@ -602,21 +602,19 @@ def _axis_scale(values: Sequence[float]) -> str:
 def render_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Sequence[float]],
                  metrics: tuple[str, str] = ("latency_ms", "energy_nj"), title: str = "",
                  best_key: str | None = None, reports: Mapping[str, str] | None = None,
-                 source: str = "") -> str:
+                 source: str = "", front_metrics: Sequence[str] | None = None) -> str:
     """The HTML page of a results database's rows (``ResultsStore.rows()``).
     ``reports``: ``{result key: href}`` of full compile reports written
     beside the page (a click on such a point opens it)."""
-    from tools.codesign.objectives import METRIC_DIRECTIONS, pareto_front
-    from tools.codesign.plots import _LABELS, _scale, design_label
+    from tools.codesign.plots import _LABELS, _scale, design_label, front_label, front_rows
 
     reports = dict(reports or {})
     x, y = metrics
     ok = [r for r in rows if r.get("status") == "ok" and r.get(x) is not None
           and r.get(y) is not None]
     failed = sum(1 for r in rows if r.get("status") != "ok")
-    front = pareto_front(ok, lambda r: (r[x], r[y]),
-                         (METRIC_DIRECTIONS.get(x, "min"), METRIC_DIRECTIONS.get(y, "min")))
-    front.sort(key=lambda r: r[x])
+    front = front_rows(ok, x, y, front_metrics)       # the best point's front (cli helper)
+    projected = bool(front_metrics) and set(front_metrics) != {x, y}
     front_keys = {r["key"] for r in front}
     x_label, x_div = _scale(x, [r[x] for r in ok])
     y_label, y_div = _scale(y, [r[y] for r in ok])
@@ -640,9 +638,9 @@ def render_sweep(rows: Sequence[Mapping[str, Any]], curves: Mapping[str, Sequenc
         marker = {"size": 7, "color": accuracy, "colorscale": "Viridis", "opacity": 0.7,
                   "colorbar": {"title": {"text": "accuracy"}, "len": 0.6}}
     traces = [points(others, f"evaluated ({len(ok)})", marker),
-              points(front, f"Pareto front ({len(front)})",
+              points(front, front_label(x, y, front_metrics, len(front)),
                      {"size": 10, "color": "#d62728", "line": {"color": "#fff", "width": 1}},
-                     "lines+markers+text")]
+                     "markers+text" if projected else "lines+markers+text")]
     traces[1]["line"] = {"shape": "hv", "color": "#d62728", "width": 1.5}
     best = [r for r in ok if r["key"] == best_key]
     if best:
@@ -745,7 +743,9 @@ def _design_card(row: Mapping[str, Any], metrics: tuple[str, str], href: str | N
 def write_sweep_html(db: str | Path, path: str | Path,
                      metrics: tuple[str, str] = ("latency_ms", "energy_nj"),
                      best_key: str | None = None, best_report: Any = None,
-                     best_design_text: str | None = None, title: str = "") -> list[Path]:
+                     best_design_text: str | None = None, title: str = "",
+                     front_metrics: Sequence[str] | None = None,
+                     keys: Any = None) -> list[Path]:
     """Write the sweep page of ``db`` to ``path``; with ``best_report`` (a
     Report of the best point) also its compile report beside it
     (``<stem>-best.html``), which a click on the best point opens.  Returns
@@ -756,6 +756,9 @@ def write_sweep_html(db: str | Path, path: str | Path,
     path = Path(path)
     with ResultsStore(db, readonly=True) as store, store.decoding():
         rows = store.rows()
+    if keys is not None:
+        wanted = set(keys)
+        rows = [r for r in rows if r["key"] in wanted]
     written = []
     reports: dict[str, str] = {}
     if best_report is not None and best_key is not None:
@@ -769,7 +772,7 @@ def write_sweep_html(db: str | Path, path: str | Path,
         reports[best_key] = best_path.name
         written.append(best_path)
     page = render_sweep(rows, best_so_far_curves(db), metrics, title, best_key, reports,
-                        source=f"results database {Path(db).name}")
+                        source=f"results database {Path(db).name}", front_metrics=front_metrics)
     from backends.elector.trace import write_text
 
     return [write_text(path, page, "--html"), *written]

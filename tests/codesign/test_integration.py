@@ -28,12 +28,18 @@ def small(small_space_file, model_cache_dir):
 def test_exhausted_small_space_finds_the_brute_force_optimum(small, tmp_path) -> None:
     space, evaluator = small
     objective = WeightedObjective()
-    brute = {space.encode(p): objective.score(evaluate_safely(evaluator, space, p))
-             for p in space.enumerate()}
+    outcomes = {space.encode(p): evaluate_safely(evaluator, space, p) for p in space.enumerate()}
+    brute = {k: objective.score(o) for k, o in outcomes.items()}
     assert len(brute) == 64
     assert any(math.isinf(s) for s in brute.values())            # some designs do not fit
+    # the default objective (range scale, calibrated on the first round) too
+    default = run_sweep(space, evaluator, "random", db=tmp_path / "all.sqlite",
+                        budget=space.size, seed=2, executor="inline")
+    ranged = {k: default.objective.score(o) for k, o in outcomes.items()}
+    assert default.best.score == max(ranged.values())
+    assert ranged[space.encode(default.best.point)] == max(ranged.values())
     result = run_sweep(space, evaluator, "random", db=tmp_path / "all.sqlite",
-                       budget=space.size, seed=2, executor="inline")
+                       budget=space.size, seed=2, executor="inline", objective=objective)
     assert len({t.key for t in result.trials}) == 64
     assert result.best.score == max(brute.values())
     assert brute[space.encode(result.best.point)] == max(brute.values())

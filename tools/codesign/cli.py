@@ -81,6 +81,11 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
                            "(e.g. pareto:latency_ms,energy_nj,accuracy)")
     goal.add_argument("--weights", help="override weights, e.g. accuracy=0.5,latency=0.1,"
                       "dynamic_energy=0.2,leakage_energy=0.1,area=0.1")
+    goal.add_argument("--normalise", default="range", choices=("range", "paper"),
+                      help="how the weighted score scales each cost: range (default: log of "
+                           "the space's own spread, measured on the first round) | paper (the "
+                           "paper's fixed normalisers, 4e9 cycles etc.; barely discriminates "
+                           "within one space); see docs/codesign.md")
     goal.add_argument("--max-area", type=float, metavar="MM2", help="hard limit on area")
     goal.add_argument("--max-latency", type=float, metavar="MS", help="hard limit on latency")
     out = parser.add_argument_group("output")
@@ -118,7 +123,8 @@ def _objective(args: argparse.Namespace) -> Any:
                 weights[name.strip()] = float(value)
             except ValueError:
                 raise UserError(f"--weights {item!r}: expected NAME=NUMBER") from None
-    guide = WeightedObjective(weights, constraints=constraints)
+    scale = "fixed" if args.normalise == "paper" else "range"
+    guide = WeightedObjective(weights, constraints=constraints, scale=scale)
     if args.objective == "weighted":
         return guide
     if args.objective.startswith("pareto:"):
@@ -195,7 +201,9 @@ def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
         metrics = ("latency_ms", "energy_nj")
         if hasattr(result.objective, "metrics") and len(result.objective.metrics) >= 2:
             metrics = tuple(result.objective.metrics[:2])
-        paths = write_plots(args.db, args.plots, metrics, best, baseline)
+        paths = write_plots(args.db, args.plots, metrics, best, baseline,
+                            front_metrics=result.objective.front_metrics(),
+                            keys={t.key for t in result.trials})
         print("plots: " + ", ".join(str(p) for p in paths))
     if getattr(args, "html", None):
         from backends.elector.html_report import write_sweep_html
@@ -205,7 +213,9 @@ def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
             metrics = tuple(result.objective.metrics[:2])
         paths = write_sweep_html(args.db, args.html, metrics,
                                  result.best.key if result.best is not None else None,
-                                 getattr(report, "report", None))
+                                 getattr(report, "report", None),
+                                 front_metrics=result.objective.front_metrics(),
+                                 keys={t.key for t in result.trials})
         print("html: " + ", ".join(str(p) for p in paths))
     return 0
 

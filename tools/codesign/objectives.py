@@ -33,6 +33,29 @@ negative for a metric beyond its normaliser; nothing clips it.  When no
 accuracy source is configured the accuracy term is left out (it is a constant
 for a fixed model, so the ranking of designs does not change).
 
+Range scale (``scale="range"``, what ``tcc sweep`` and ``tcc codesign`` use
+by default).  With the paper's normalisers every term of a real space sits
+within a hair of its maximum -- BERT-Base designs score 0.49994-0.49997 -- so
+the score barely discriminates and its ranking is the area's.  The range
+scale normalises each cost term by the space's own spread instead, measured
+on the sweep's first round of proposals that has a feasible point (seeded, so
+a resumed or repeated sweep measures the same ranges)::
+
+    term = weight * (log hi - log value) / (log hi - log lo)
+
+where ``lo`` and ``hi`` are the smallest and largest value of the metric in
+that round (a single value ``v`` gives ``lo = v/2``, ``hi = 2v``).  A term is
+1 at the round's best value, 0 at its worst, and keeps going beyond them
+(nothing clips it).  Logarithms, because latencies, energies and areas of a
+space span decades.  The ranges are reported with the result
+(:meth:`WeightedObjective.describe`); scores of two sweeps are comparable only
+when their ranges are the same.
+
+Either way the score is strictly decreasing in every weighted cost metric, so
+the best point is always on the Pareto front of the metrics the score weighs
+(:meth:`WeightedObjective.front_metrics`), which is the front the plots draw
+for a weighted objective.
+
 A failed evaluation (infeasible mapping, crash) and a point that breaks a hard
 constraint (``area <= A mm^2``, ``latency <= L ms``) score worst
 (``-inf``); the reason is kept.
@@ -127,6 +150,17 @@ class Objective:
     def to_json(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    #: False until a range-scaled objective has measured its ranges.
+    calibrated = True
+
+    def calibrate(self, outcomes: Iterable[Any]) -> bool:
+        """Measure what the score needs from a round of outcomes (range scale)."""
+        return False
+
+    def front_metrics(self) -> tuple[str, ...]:
+        """The metrics on whose Pareto front the best point lies."""
+        return ()
+
     def infeasibility(self, outcome: Any) -> str | None:
         """Why ``outcome`` scores worst (failed, or a constraint), or None."""
         if outcome.status != "ok":
@@ -141,8 +175,15 @@ class WeightedObjective(Objective):
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     normalisers: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_NORMALISERS))
     constraints: Constraints = Constraints()
+    #: "fixed" (the normalisers above) or "range" (the space's own spread,
+    #: measured on the first round with a feasible point; see the module docstring).
+    scale: str = "fixed"
+    #: Range scale: ``{term: (lo, hi)}`` once calibrated (not part of the identity).
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        if self.scale not in ("fixed", "range"):
+            raise UserError(f"objective scale {self.scale!r}: expected fixed or range")
         unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise UserError(f"objective weights: unknown term(s) {', '.join(sorted(unknown))}; "
@@ -162,8 +203,47 @@ class WeightedObjective(Objective):
             weight = self.weights.get(term, 0.0)
             if weight:
                 value = float(metrics[metric])
-                out[term] = weight * (1.0 - value / self.normalisers[term])
+                if self.scale == "range":
+                    low, high = self.ranges.get(term, (value / 2, value * 2))
+                    if value <= 0 or low <= 0:
+                        out[term] = weight if value <= low else 0.0
+                    else:
+                        out[term] = weight * (math.log(high) - math.log(value)) / (
+                            math.log(high) - math.log(low))
+                else:
+                    out[term] = weight * (1.0 - value / self.normalisers[term])
         return out
+
+    @property
+    def calibrated(self) -> bool:
+        return self.scale == "fixed" or bool(self.ranges)
+
+    def calibrate(self, outcomes: Iterable[Any]) -> bool:
+        """Range scale: take each cost term's range from the feasible
+        ``outcomes`` (a round of proposals), once; True when it did."""
+        if self.calibrated:
+            return False
+        feasible = [o.metrics for o in outcomes if self.infeasibility(o) is None]
+        if not feasible:
+            return False
+        for term, metric in _TERM_METRIC.items():
+            values = [float(m[metric]) for m in feasible
+                      if m.get(metric) is not None and float(m[metric]) > 0]
+            if not values:
+                continue
+            low, high = min(values), max(values)
+            if high <= low * (1 + 1e-12):
+                low, high = low / 2, high * 2
+            self.ranges[term] = (low, high)
+        return bool(self.ranges)
+
+    def front_metrics(self) -> tuple[str, ...]:
+        """The metrics the score weighs (positive weights): its best point is
+        non-dominated over these."""
+        names = [_TERM_METRIC[t] for t in _TERM_METRIC if self.weights.get(t, 0.0) > 0]
+        if self.weights.get("accuracy", 0.0) > 0:
+            names.append("accuracy")
+        return tuple(names)
 
     def score(self, outcome: Any) -> float:
         if self.infeasibility(outcome) is not None:
@@ -175,6 +255,9 @@ class WeightedObjective(Objective):
         for term, weight in self.weights.items():
             if term == "accuracy":
                 parts.append(f"{weight:g}*accuracy")
+            elif self.scale == "range":
+                low, high = self.ranges.get(term, (math.nan, math.nan))
+                parts.append(f"{weight:g}*log-range({_TERM_METRIC[term]}; {low:.4g}..{high:.4g})")
             else:
                 parts.append(f"{weight:g}*(1 - {_TERM_METRIC[term]}/{self.normalisers[term]:g})")
         limits = [f"{k}={v:g}" for k, v in self.constraints.to_json().items() if v is not None]
@@ -182,8 +265,12 @@ class WeightedObjective(Objective):
                                                   if limits else "")
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "weighted", "weights": dict(self.weights),
-                "normalisers": dict(self.normalisers), "constraints": self.constraints.to_json()}
+        document = {"kind": "weighted", "weights": dict(self.weights),
+                    "normalisers": dict(self.normalisers),
+                    "constraints": self.constraints.to_json()}
+        if self.scale != "fixed":                 # the identity of fixed-scale sweeps is unchanged
+            document["scale"] = self.scale
+        return document
 
 
 @dataclass(frozen=True)
@@ -212,8 +299,17 @@ class ParetoObjective(Objective):
     def score(self, outcome: Any) -> float:
         if self.infeasibility(outcome) is not None:
             return WORST
-        return WeightedObjective(self.guide.weights, self.guide.normalisers,
-                                 self.constraints).score(outcome)
+        return sum(self.guide.terms(outcome.metrics).values())
+
+    @property
+    def calibrated(self) -> bool:
+        return self.guide.calibrated
+
+    def calibrate(self, outcomes: Iterable[Any]) -> bool:
+        return self.guide.calibrate(outcomes)
+
+    def front_metrics(self) -> tuple[str, ...]:
+        return self.metrics
 
     def values(self, outcome: Any) -> tuple[float, ...]:
         if self.infeasibility(outcome) is not None:

@@ -75,16 +75,38 @@ def design_label(row: Mapping[str, Any]) -> str:
     return hardware or str(row.get("key", ""))[:10]
 
 
+def front_rows(rows: Sequence[Mapping[str, Any]], x: str, y: str,
+               front_metrics: Sequence[str] | None = None) -> list[Mapping[str, Any]]:
+    """The Pareto-optimal rows, sorted by ``x``: over ``x`` and ``y``, or over
+    ``front_metrics`` when given (the metrics a weighted objective weighs, on
+    whose front its best point always lies; drawn projected on ``x``, ``y``)."""
+    from tools.codesign.objectives import METRIC_DIRECTIONS, pareto_front
+
+    names = tuple(front_metrics) if front_metrics else (x, y)
+    # a metric no row has (accuracy when none was asked) does not take part
+    names = tuple(m for m in names if any(r.get(m) is not None for r in rows)) or (x, y)
+    usable = [r for r in rows if all(r.get(m) is not None for m in names)]
+    front = pareto_front(usable, lambda r: tuple(float(r[m]) for m in names),
+                         tuple(METRIC_DIRECTIONS.get(m, "min") for m in names))
+    front.sort(key=lambda r: r[x])
+    return front
+
+
+def front_label(x: str, y: str, front_metrics: Sequence[str] | None, count: int) -> str:
+    if not front_metrics or set(front_metrics) == {x, y}:
+        return f"Pareto front ({count})"
+    return f"Pareto-optimal in {', '.join(front_metrics)} ({count})"
+
+
 def plot_pareto(rows: Iterable[Mapping[str, Any]], path: str | Path,
                 x: str = "latency_ms", y: str = "energy_nj", title: str = "",
                 best: Mapping[str, Any] | None = None,
-                baseline: Mapping[str, Any] | None = None, max_labels: int = 12) -> Path:
+                baseline: Mapping[str, Any] | None = None, max_labels: int = 12,
+                front_metrics: Sequence[str] | None = None) -> Path:
     """Scatter of ``x`` against ``y`` over result rows (dicts with metric
     columns and ``status``), the front of the two (both minimised unless the
     metric is accuracy) highlighted and its points (up to ``max_labels``)
     labelled with their design."""
-    from tools.codesign.objectives import METRIC_DIRECTIONS, pareto_front
-
     rows = [r for r in rows if r.get("status") == "ok" and r.get(x) is not None
             and r.get(y) is not None]
     extra = [p for p in (best, baseline) if p is not None and p.get(x) is not None]
@@ -102,12 +124,11 @@ def plot_pareto(rows: Iterable[Mapping[str, Any]], path: str | Path,
                                alpha=0.6, label=f"evaluated ({len(rows)})", **colours)
         if coloured:
             figure.colorbar(scatter, ax=axes, label="accuracy")
-        directions = (METRIC_DIRECTIONS[x], METRIC_DIRECTIONS[y])
-        front = pareto_front(rows, lambda r: (r[x], r[y]), directions)
-        front.sort(key=lambda r: r[x])
+        front = front_rows(rows, x, y, front_metrics)
+        projected = bool(front_metrics) and set(front_metrics) != {x, y}
         axes.step([r[x] / x_div for r in front], [r[y] / y_div for r in front], where="post",
-                  color="tab:red", linewidth=1.5, marker="o", markersize=4,
-                  label=f"Pareto front ({len(front)})")
+                  color="tab:red", linewidth=0 if projected else 1.5, marker="o",
+                  markersize=4, label=front_label(x, y, front_metrics, len(front)))
         names = [design_label(r) for r in front[:max_labels]]
         prefix = names[0].split("#")[0] + "#" if names and "#" in names[0] else ""
         if prefix and all(n.startswith(prefix) for n in names):
@@ -204,14 +225,21 @@ def best_so_far_curves(db: str | Path) -> dict[str, list[float]]:
 
 def write_plots(db: str | Path, directory: str | Path, metrics: tuple[str, str] = (
         "latency_ms", "energy_nj"), best: Mapping[str, Any] | None = None,
-        baseline: Mapping[str, Any] | None = None, title: str = "") -> list[Path]:
-    """Write ``pareto.png`` and ``best_so_far.png`` for ``db`` into ``directory``."""
+        baseline: Mapping[str, Any] | None = None, title: str = "",
+        front_metrics: Sequence[str] | None = None,
+        keys: Iterable[str] | None = None) -> list[Path]:
+    """Write ``pareto.png`` and ``best_so_far.png`` for ``db`` into ``directory``
+    (``keys``: only these results, e.g. one sweep's; ``front_metrics``: see
+    :func:`front_rows`)."""
     from tools.codesign.store import ResultsStore
 
     directory = Path(directory)
     with ResultsStore(db, readonly=True) as store:
         rows = store.rows()
+    if keys is not None:
+        wanted = set(keys)
+        rows = [r for r in rows if r["key"] in wanted]
     paths = [plot_pareto(rows, directory / "pareto.png", metrics[0], metrics[1], title, best,
-                         baseline),
+                         baseline, front_metrics=front_metrics),
              plot_best_so_far(best_so_far_curves(db), directory / "best_so_far.png")]
     return paths

@@ -159,7 +159,7 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
         raise UserError(f"budget must be >= 0, got {budget}")
     if batch_size < 1:
         raise UserError(f"batch size must be >= 1, got {batch_size}")
-    objective = objective or WeightedObjective()
+    objective = objective or WeightedObjective(scale="range")
     strategy_options = dict(strategy_options or {})
     progress = progress or SilentProgress()
     config, digest = sweep_config(space, evaluator, objective, strategy, strategy_options, seed,
@@ -254,6 +254,9 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
                         if missing and not run:
                             time.sleep(CLAIM_POLL_SECONDS)
                 told = [outcomes[k] for k in keys]
+                if not objective.calibrated and objective.calibrate(told):
+                    # range scale: measured on this round, before any score is told
+                    best = max((objective.score(o) for o in told), default=-math.inf)
                 search.tell(points, told)
                 rows = []
                 for offset, (point, key, outcome) in enumerate(zip(points, keys, told)):
