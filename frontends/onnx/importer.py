@@ -356,6 +356,48 @@ class _Importer:
             else:
                 self.constant_sources[init.name] = init.name
 
+    def _find_tied_tables(self) -> dict[str, tuple[str, Any]]:
+        """Embedding tables whose transpose is also a weight of a matrix product:
+        a tied LM head (GPT-2, Qwen2), which both exporters write twice (the
+        table for the Gather, its folded transpose for the MatMul).  Table name
+        -> (name of the transposed copy, the MatMul node reading it)."""
+        tables: dict[str, tuple[int, ...]] = {}
+        for node in self.graph.node:
+            if node.op_type == "Gather" and node.input and node.input[0] in self.weight_sources \
+                    and node.input[0] in self.initializers:
+                axis = node_attributes(node).get("axis", 0)
+                dims = tuple(self.initializers[node.input[0]].dims)
+                if axis == 0 and len(dims) == 2 and dims[0] != dims[1]:
+                    tables[node.input[0]] = dims
+        if not tables:
+            return {}
+        wanted = {(dims[1], dims[0]): name for name, dims in tables.items()}
+        tied: dict[str, tuple[str, Any]] = {}
+        transposed = {node.output[0]: node.input[0] for node in self.graph.node
+                      if node.op_type == "Transpose" and node.input[0] in tables
+                      and node_attributes(node).get("perm", [1, 0]) == [1, 0]}
+        for node in self.graph.node:
+            if node.op_type != "MatMul" or len(node.input) != 2:
+                continue
+            name = node.input[1]
+            table = transposed.get(name)
+            if table is not None and table not in tied:
+                # Transpose(table) not folded by the exporter: fold it now, as the walk would.
+                self.constants[name] = np.ascontiguousarray(self.known(table).T)
+                self.weight_sources[name] = (table, "_transposed")
+                tied[table] = (name, node)
+                continue
+            if name not in self.initializers or name not in self.weight_sources:
+                continue
+            table = wanted.get(tuple(self.initializers[name].dims))
+            if table is None or table in tied or name == table:
+                continue
+            a, b = self.known(table), self.known(name)
+            if a.dtype == b.dtype and np.array_equal(a[:4, :4].T, b[:4, :4]) \
+                    and np.array_equal(a.T, b):
+                tied[table] = (name, node)
+        return tied
+
     def _used_as_weight(self, name: str) -> bool:
         """True if every use of ``name`` is the weight operand of MatMul, Gemm or Conv."""
         uses = [(node.op_type, index) for node in self.graph.node
@@ -430,6 +472,7 @@ class _Importer:
         from frontends.onnx.lowering import LOWERINGS, lower_gelu
 
         self._register_initializers()
+        self.tied_tables = self._find_tied_tables()
         self.used_names = {i for n in self.graph.node for i in n.input}
         self.used_names.update(o.name for o in self.graph.output)
         signatures = self._signatures()
@@ -707,6 +750,17 @@ class _Importer:
             value = self.emit_parameter(param_name, array, kind)
         self.values[name] = value
         return value
+
+    def materialize_for(self, name: str, node: onnx.NodeProto, consumer_op: str,
+                        operand_index: int) -> Value:
+        """:meth:`materialize` as if for ``node`` (a later node: its module path
+        names the parameter), at the current position."""
+        current = self.node
+        self.node = node
+        try:
+            return self.materialize(name, consumer_op, operand_index)
+        finally:
+            self.node = current
 
     def _weight_key(self, name: str, weight: tuple[str, str]) -> tuple[str, ...]:
         """What identifies a weight whatever ONNX name it has: its initializer

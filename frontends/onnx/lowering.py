@@ -580,6 +580,16 @@ def lower_gather(ctx: NodeContext) -> None:
             index_value = ctx.value(1)
     else:
         index_value = ctx.value(1)
+    tied = ctx.importer.tied_tables.get(ctx.node.input[0]) if axis == 0 else None
+    if tied is not None:
+        # A tied LM head: one parameter, in the layout of the head's matrix product
+        # ([hidden, vocab], named as the head's weight); the lookup gathers its
+        # columns and moves the hidden axis last (a transpose of activations only).
+        matrix = ctx.importer.materialize_for(tied[0], tied[1], "MatMul", 1)
+        columns = ctx.emit("tensor.gather", [matrix, index_value], axis=1)
+        rank = columns.type.rank
+        ctx.output(ctx.emit("tensor.transpose", [columns], perm=tuple(range(1, rank)) + (0,)))
+        return
     ctx.output(ctx.emit("tensor.gather", [ctx.value(0), index_value], axis=axis))
 
 

@@ -325,3 +325,38 @@ def test_fold_only_ops_match_onnxruntime(op: str) -> None:
     model, feeds = _graph(op, inputs, set(), 18, **attrs)
     module = check(model, feeds, round_trip=False)
     assert op_names(module) <= {"tensor.constant", "tensor.param", "func.return"}
+
+
+# ----------------------------------------------------------------------------- tied LM head
+
+
+def tied_head_model(transposed_initializer: bool) -> tuple[onnx.ModelProto, dict]:
+    """GPT-2's tied embedding: Gather(table, ids) ... MatMul(h, tableᵀ), the
+    transpose written as a second initializer (TorchScript, dynamo's optimizer)
+    or as a Transpose node (dynamo with dynamic shapes)."""
+    table = RNG.standard_normal((12, 4)).astype(np.float32)
+    inits = [numpy_helper.from_array(table, "wte.weight")]
+    nodes = [helper.make_node("Gather", ["wte.weight", "ids"], ["h"], name="/wte/Gather"),
+             helper.make_node("Tanh", ["h"], ["t"])]
+    if transposed_initializer:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(table.T), "onnx::MatMul_9"))
+        nodes.append(helper.make_node("MatMul", ["t", "onnx::MatMul_9"], ["logits"],
+                                      name="/lm_head/MatMul"))
+    else:
+        nodes += [helper.make_node("Transpose", ["wte.weight"], ["wte_t"], perm=[1, 0]),
+                  helper.make_node("MatMul", ["t", "wte_t"], ["logits"], name="/lm_head/MatMul")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [2, 5])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2, 5, 12])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.producer_name = "pytorch"
+    return model, {"ids": RNG.integers(0, 12, (2, 5)).astype(np.int64)}
+
+
+@pytest.mark.parametrize("transposed_initializer", [True, False])
+def test_tied_lm_head_is_one_parameter(transposed_initializer: bool) -> None:
+    module = check(*tied_head_model(transposed_initializer))
+    weights = {name: p.type.shape for name, p in module.params.items() if p.kind == "weight"}
+    # Named as the head's weight (a made-up initializer name) or as the table's transpose.
+    name = "lm_head.weight_transposed" if transposed_initializer else "wte.weight_transposed"
+    assert weights == {name: (4, 12)}

@@ -161,3 +161,23 @@ def test_fuse_absorbs_the_sdpa_nan_guard() -> None:
     (after,) = run_function(m, "forward", feeds)
     np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)
     assert np.all(after[1, 1] == 0)
+
+
+def test_tied_lm_head_gradient_sums_both_uses() -> None:
+    """One parameter for the tied table: its gradient is the lookup's plus the head's."""
+    import torch
+
+    from tests.frontend.test_hf_ops import tied_head_model
+
+    model, feeds = tied_head_model(True)
+    module = import_onnx(model)
+    get_pass("autodiff", loss="mse", optimizer="sgd").apply(module)
+    verify_module(module)
+    target = np.random.default_rng(4).standard_normal((2, 5, 12)).astype(np.float32)
+    results = Interpreter(module).run("backward", {"ids": feeds["ids"], "target": target})
+    grads = dict(zip(module["backward"].result_names[1:], results[1:]))
+    matrix = module.params["lm_head.weight_transposed"].data
+    w = torch.tensor(np.ascontiguousarray(matrix.T), requires_grad=True)    # the torch table [V, H]
+    logits = torch.tanh(w[torch.tensor(feeds["ids"])]) @ w.T
+    ((logits - torch.tensor(target)) ** 2).mean().backward()
+    _close(grads["lm_head.weight_transposed.grad"], w.grad.numpy().T)
