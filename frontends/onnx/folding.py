@@ -44,6 +44,7 @@ __all__ = [
     "numpy_dtype_of_onnx",
     "reshape_target",
     "slice_ranges",
+    "wrap_indices",
     "split_sizes",
     "squeeze_shape",
     "unsqueeze_shape",
@@ -489,7 +490,7 @@ for _name, _fn in {"ReduceSum": np.sum, "ReduceMean": np.mean, "ReduceMax": np.m
 # --------------------------------------------------------------------------- indexing, scans, masks
 
 
-def _wrap_indices(indices: np.ndarray, dims: Any, what: str) -> np.ndarray:
+def wrap_indices(indices: np.ndarray, dims: Any, what: str) -> np.ndarray:
     """Negative indices counted from the end; out-of-range ones are an error."""
     indices = np.asarray(indices).astype(np.int64, copy=False)
     dims = np.asarray(dims, dtype=np.int64)
@@ -509,7 +510,7 @@ def gather_elements(data: np.ndarray, indices: np.ndarray, axis: int) -> np.ndar
         if i != axis and n > d:
             raise FoldingError(f"GatherElements indices {list(indices.shape)} exceed data "
                                f"{list(data.shape)} on axis {i}")
-    index = _wrap_indices(indices, data.shape[axis], "GatherElements")
+    index = wrap_indices(indices, data.shape[axis], "GatherElements")
     cut = tuple(slice(None) if i == axis else slice(0, n) for i, n in enumerate(index.shape))
     return np.take_along_axis(data[cut], index, axis=axis)
 
@@ -522,7 +523,7 @@ def gather_nd(data: np.ndarray, indices: np.ndarray, batch_dims: int = 0) -> np.
     if indices.ndim < 1 or b + k > data.ndim or data.shape[:b] != indices.shape[:b]:
         raise FoldingError(f"GatherND indices {list(indices.shape)} (batch_dims={b}) do not "
                            f"fit data {list(data.shape)}")
-    index = _wrap_indices(indices, data.shape[b:b + k], "GatherND")
+    index = wrap_indices(indices, data.shape[b:b + k], "GatherND")
     out_shape = indices.shape[:-1] + data.shape[b + k:]
     batch = math.prod(data.shape[:b])
     flat_data = data.reshape((batch,) + data.shape[b:])
@@ -590,7 +591,7 @@ def _scatter_reduce(reduction: str) -> Callable[[np.ndarray, Any, np.ndarray], N
 def _scatter_nd(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
     data, indices, updates = np.array(x[0]), np.asarray(x[1]), np.asarray(x[2])
     k = indices.shape[-1]
-    index = _wrap_indices(indices, data.shape[:k], "ScatterND").reshape(-1, k)
+    index = wrap_indices(indices, data.shape[:k], "ScatterND").reshape(-1, k)
     values = updates.reshape((index.shape[0],) + data.shape[k:])
     apply = _scatter_reduce(attrs.get("reduction", "none"))
     for row, value in zip(index, values):
@@ -602,7 +603,7 @@ def _scatter_nd(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndar
 def _scatter_elements(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
     data, indices, updates = np.array(x[0]), np.asarray(x[1]), np.asarray(x[2])
     axis = normalize_axis(attrs.get("axis", 0), data.ndim, "ScatterElements axis")
-    index = _wrap_indices(indices, data.shape[axis], "ScatterElements")
+    index = wrap_indices(indices, data.shape[axis], "ScatterElements")
     grid = list(np.indices(index.shape, sparse=True))
     grid[axis] = index
     _scatter_reduce(attrs.get("reduction", "none"))(data, tuple(grid), updates)

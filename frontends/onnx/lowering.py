@@ -654,7 +654,7 @@ def lower_gather_elements(ctx: NodeContext) -> None:
             shape[i] = n
             offsets = offsets + np.arange(n, dtype=np.int64).reshape(shape) * strides[i]
     if known:
-        index = folding._wrap_indices(core.reshape(core.shape[lead:]), data_shape[axis],
+        index = folding.wrap_indices(core.reshape(core.shape[lead:]), data_shape[axis],
                                       "GatherElements")
         flat: Value | np.ndarray = np.ascontiguousarray(
             np.broadcast_to(offsets + index * strides[inner_axis], inner_index))
@@ -693,7 +693,7 @@ def lower_gather_nd(ctx: NodeContext) -> None:
             * strides[i]
     index_strides = np.array(strides[b:b + k], dtype=np.int64)
     if ctx.is_known(1) and not ctx.is_weight(1):
-        index = folding._wrap_indices(ctx.known(1), data_shape[b:b + k], "GatherND")
+        index = folding.wrap_indices(ctx.known(1), data_shape[b:b + k], "GatherND")
         flat: Value | np.ndarray = np.ascontiguousarray(np.broadcast_to(
             batch_offsets + (index * index_strides).sum(axis=-1), index_shape[:-1]))
     else:
