@@ -7,10 +7,6 @@ from ``import`` on, since they all need the import) to the reason.
 
 from __future__ import annotations
 
-TIED_TRANSPOSED = ("importer: both exporters fold the tied LM head's transpose into a second "
-                   "initializer (lm_head.weight_transposed), which stays a second IR parameter "
-                   "-- hf-ops")
-
 KNOWN: dict[tuple[str, str], dict[str, str]] = {}
 
 
@@ -21,9 +17,6 @@ def _add(names: tuple[str, ...], exporters: tuple[str, ...], cell: str, reason: 
 
 
 _BOTH = ("torchscript", "dynamo")
-_add(("gpt2-tiny", "qwen2-tiny"), _BOTH, "shared", TIED_TRANSPOSED)
-# ... so each copy gets only the gradient of its own use (torch sums both into one).
-_add(("gpt2-tiny", "qwen2-tiny"), _BOTH, "gradients", TIED_TRANSPOSED)
 
 
 def reason(name: str, exporter: str, cell: str) -> str | None:
