@@ -9,6 +9,14 @@ one.  File-system failures -- a missing folder, a folder given as a file, a
 file given as a folder, no permission, a full or read-only device -- become a
 :class:`FileError` naming the path and what to do, instead of a traceback.
 
+``-`` means standard output for every output (and standard input for
+inputs read through :func:`read_bytes` / :func:`read_text`): :func:`open_output`
+then writes to ``sys.stdout`` (its binary buffer for ``"wb"``), and
+:func:`output_path` gives the library a temporary file whose bytes are copied
+to standard output when the block ends.  :func:`is_stdio` tells a command that
+a path is ``-`` (to put its own messages on stderr, or to refuse a second
+output that would go there too).
+
 It lives in the core (and imports nothing above it) because the core writes
 ``.tir`` + ``.npz`` itself (:func:`transcode_ir.serialization.save_module`);
 the ``tcc`` commands use it for every other output.
@@ -30,6 +38,7 @@ __all__ = [
     "check_input_file",
     "check_output_path",
     "describe_os_error",
+    "is_stdio",
     "open_output",
     "output_path",
     "read_bytes",
@@ -96,9 +105,24 @@ def describe_os_error(err: OSError, path: str | Path | None = None, action: str 
     return f"cannot {action} {shown}: {reason}"
 
 
+def is_stdio(path: str | Path | None) -> bool:
+    """True when ``path`` is ``-`` (standard output or input)."""
+    return path is not None and str(path) == "-"
+
+
+def _stdout_binary() -> IO[bytes]:
+    import sys
+
+    sys.stdout.flush()
+    return getattr(sys.stdout, "buffer", None) or sys.stdout  # type: ignore[return-value]
+
+
 def check_output_path(path: str | Path, what: str = "output") -> Path:
     """Fail early, before long work, when ``path`` cannot be an output file:
-    its folder is missing or is a file, or ``path`` is a folder."""
+    its folder is missing or is a file, or ``path`` is a folder.  ``-``
+    (standard output) always can."""
+    if is_stdio(path):
+        return Path("-")
     path = Path(path)
     if path.is_dir():
         raise FileError(f"cannot write {what} {path}: it is a folder; give a file name inside it")
@@ -114,7 +138,9 @@ def check_output_path(path: str | Path, what: str = "output") -> Path:
 
 
 def check_input_file(path: str | Path, what: str = "input") -> Path:
-    """``path`` as a :class:`Path` when it is a readable regular file."""
+    """``path`` as a :class:`Path` when it is a readable regular file (or ``-``)."""
+    if is_stdio(path):
+        return Path("-")
     path = Path(path)
     if path.is_dir():
         raise FileError(f"{what} {path} is a folder; give a file")
@@ -138,7 +164,21 @@ def output_path(path: str | Path) -> Iterator[Path]:
     name (onnx.save, savefig, ...); on a clean exit it replaces ``path``
     atomically, on an exception it is removed and ``path`` is left as it
     was.  An :class:`OSError` inside the block becomes a :class:`FileError`
-    naming ``path``."""
+    naming ``path``.  ``-``: the temporary file's bytes go to standard output."""
+    if is_stdio(path):
+        descriptor, temporary = tempfile.mkstemp(prefix=".tcc-stdout.", suffix=".tmp")
+        os.close(descriptor)
+        try:
+            yield Path(temporary)
+            stream = _stdout_binary()
+            with open(temporary, "rb") as written:
+                while chunk := written.read(1 << 20):
+                    stream.write(chunk)
+            stream.flush()
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        return
     path = Path(path)
     if path.is_dir():
         raise FileError(f"cannot write {path}: it is a folder; give a file name inside it")
@@ -179,6 +219,13 @@ def open_output(path: str | Path, mode: str = "w", *, encoding: str = "utf-8") -
     is left as it was.  ``mode`` is ``"w"`` (text) or ``"wb"``."""
     if mode not in ("w", "wb"):
         raise ValueError(f"open_output mode must be 'w' or 'wb', got {mode!r}")
+    if is_stdio(path):                       # standard output, left open
+        import sys
+
+        stream = _stdout_binary() if mode == "wb" else sys.stdout
+        yield stream
+        stream.flush()
+        return
     with output_path(path) as temporary:
         try:
             stream = (open(temporary, "wb") if mode == "wb"
@@ -205,7 +252,13 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def read_bytes(path: str | Path, what: str = "input") -> bytes:
-    """The bytes of ``path``, or a :class:`FileError` naming it."""
+    """The bytes of ``path`` (``-``: standard input), or a :class:`FileError` naming it."""
+    if is_stdio(path):
+        import sys
+
+        stream = getattr(sys.stdin, "buffer", sys.stdin)
+        data = stream.read()
+        return data.encode() if isinstance(data, str) else data
     try:
         return Path(path).read_bytes()
     except OSError as err:

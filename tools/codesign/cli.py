@@ -269,20 +269,25 @@ def run_sweep_status(db: str) -> int:
     return 0
 
 
-def run_sweep_export(db: str, csv_path: str | None, json_path: str | None) -> int:
-    from tools.codesign.report import export_csv, export_json
+def run_sweep_export(db: str, csv_path: str | None, json_path: str | None,
+                     parquet_path: str | None = None) -> int:
+    from tools.codesign.report import export_csv, export_json, export_parquet
+    from tools.console import wrote
 
-    from transcode_ir.fileio import check_output_path
+    from transcode_ir.fileio import check_output_path, is_stdio
 
-    if not csv_path and not json_path:
-        raise UserError("tcc sweep export DB needs --csv FILE or --json FILE")
-    for path, what in ((csv_path, "CSV"), (json_path, "JSON")):
-        if path:
-            check_output_path(path, what)                 # before reading the database
-    if csv_path:
-        print(f"wrote {export_csv(db, csv_path)} rows to {csv_path}")
-    if json_path:
-        print(f"wrote {export_json(db, json_path)} rows to {json_path}")
+    outputs = [(csv_path, "CSV", export_csv), (json_path, "JSON", export_json),
+               (parquet_path, "Parquet", export_parquet)]
+    outputs = [(path, what, write) for path, what, write in outputs if path]
+    if not outputs:
+        raise UserError("tcc sweep export DB needs --csv FILE, --json FILE or --parquet FILE "
+                        "(- for standard output)")
+    if sum(is_stdio(path) for path, _, _ in outputs) > 1:
+        raise UserError("tcc sweep export: only one output can be - (standard output)")
+    for path, what, _ in outputs:
+        check_output_path(path, what)                 # before reading the database
+    for path, what, write in outputs:
+        wrote(path, f"{write(db, path)} rows of {what}")
     return 0
 
 

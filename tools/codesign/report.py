@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FinalReport", "compare", "export_csv", "export_json", "final_report", "status_text"]
+__all__ = ["FinalReport", "compare", "export_csv", "export_json", "export_parquet", "export_table",
+           "final_report", "hardware_columns", "status_text"]
 
 
 class FinalReport:
@@ -173,26 +174,185 @@ def status_text(db: str | Path) -> str:
     return "\n".join(lines)
 
 
-_EXPORT_COLUMNS = ("key", "status", "reason", "model", "hardware", "schedule", "pipeline",
-                   "accuracy", "accuracy_source", "simulator", "latency_cycles", "latency_ms",
+#: Columns of ``tcc sweep export --csv/--parquet``, before the hardware's
+#: ``hw_*`` columns (see :func:`export_table`).
+_EXPORT_COLUMNS = ("sweep", "sweep_state", "trial", "objective", "score",
+                   "key", "status", "reason", "model", "batch", "sequence_length", "function",
+                   "simulator", "pipeline", "tile", "order", "tau_i", "tau_t",
+                   "accuracy", "accuracy_source", "latency_cycles", "latency_ms",
                    "dynamic_energy_nj", "leakage_energy_nj", "energy_nj", "area_mm2",
-                   "seconds", "worker", "tool_version", "description")
+                   "seconds", "worker", "tool_version", "hardware")
+
+#: The unit each dimension's base value is in, as a column-name suffix.
+_UNIT_SUFFIX = {"frequency": "_hz", "size": "_bytes", "bandwidth": "_bytes_per_s",
+                "energy": "_nj", "bits": "_bits"}
 
 
-def export_csv(db: str | Path, path: str | Path) -> int:
-    """Write every result row to a CSV file; returns the row count."""
+def hardware_columns(text: str) -> dict[str, Any]:
+    """Every parameter of a design (DSL text) as ``hw_<block>_<key><unit>``
+    columns: numbers in base units (Hz, bytes, bytes/s, nJ, bits; the unit in
+    the name), switches as booleans, words as text; a value left to the
+    technology's default (a bandwidth, an energy per access) is None.
+    ``config`` (banks-ranks-channels) and ``tiles`` (b x x x y) are split."""
+    from backends.elector.hwdsl import BLOCK_SCHEMAS, TOP_LEVEL_FIELDS, _syntax_and_settings
+
+    _, settings, _ = _syntax_and_settings(text, "<export>", False)
+    out: dict[str, Any] = {}
+    fields = [((), key, spec) for key, spec in TOP_LEVEL_FIELDS.items() if key != "description"]
+    fields += [((block,), key, spec) for block, schema in BLOCK_SCHEMAS.items()
+               for key, spec in schema.fields.items()]
+    for prefix, key, spec in fields:
+        value = settings.values.get((*prefix, key), spec.default)
+        name = "hw_" + "_".join((*prefix, key))
+        if spec.kind == "config":
+            for part, number in zip(("banks", "ranks", "channels"), value or (None,) * 3):
+                out[f"{name}_{part}"] = number
+        elif spec.kind == "dims":
+            for part, number in zip(("b", "x", "y"), value or (None,) * 3):
+                out[f"{name}_{part}"] = number
+        elif spec.kind in _UNIT_SUFFIX:
+            if value is not None:
+                value = int(value) if spec.kind in ("size", "bits") else float(value)
+            out[name + _UNIT_SUFFIX[spec.kind]] = value
+        elif spec.kind == "count":
+            out[name] = int(value) if value is not None else None
+        else:
+            out[name] = value
+    return out
+
+
+def _objective_label(objective: Mapping[str, Any]) -> str:
+    kind = objective.get("kind", "")
+    if kind == "pareto":
+        return "pareto:" + ",".join(objective.get("metrics", []))
+    if kind == "weighted":
+        return "weighted (" + ("range" if objective.get("scale") == "range" else "paper") + \
+            " scale)"
+    return str(kind)
+
+
+def export_table(db: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """The export's columns and rows: one row per result and sweep that
+    tried it (first trial), plus results no sweep of the file recorded
+    (sweep empty).  Every field is typed (numbers are numbers)."""
     from tools.codesign.store import ResultsStore
 
     with ResultsStore(db, readonly=True) as store, store.decoding():
-        rows = store.rows()
+        results = store.rows()
+        sweeps = store.sweeps()
+        trials = {entry["id"]: store.trials(entry["id"]) for entry in sweeps}
+    hardware_cache: dict[str, dict[str, Any]] = {}
+    base: dict[str, dict[str, Any]] = {}
+    hw_names: list[str] = []
+    for row in results:
+        identity = json.loads(row.get("identity") or "{}")
+        evaluator = identity.get("evaluator") or json.loads(row.get("evaluator") or "{}")
+        schedule = json.loads(row.get("schedule") or "{}")
+        text = (identity.get("point") or {}).get("hardware")
+        hardware: dict[str, Any] = {}
+        if isinstance(text, str):
+            if text not in hardware_cache:
+                try:
+                    hardware_cache[text] = hardware_columns(text)
+                except Exception:            # a design this version cannot read: no hw columns
+                    hardware_cache[text] = {}
+            hardware = hardware_cache[text]
+            for name in hardware:
+                if name not in hw_names:
+                    hw_names.append(name)
+        record = {name: row.get(name) for name in _EXPORT_COLUMNS if name in row}
+        record.update({
+            "batch": hardware.get("hw_mapping_batch"),
+            "sequence_length": evaluator.get("seq"),
+            "function": evaluator.get("function"),
+            "tile": schedule.get("tile"), "order": schedule.get("order"),
+            "tau_i": schedule.get("tau_i"), "tau_t": schedule.get("tau_t"),
+        })
+        record.update(hardware)
+        base[row["key"]] = record
+    out: list[dict[str, Any]] = []
+    used: set[tuple[int, str]] = set()
+    for entry in sweeps:
+        label = _objective_label(entry["config"].get("objective") or {})
+        for seq, key, _, score in trials[entry["id"]]:
+            if key in base and (entry["id"], key) not in used:
+                used.add((entry["id"], key))
+                out.append({**base[key], "sweep": entry["name"], "sweep_state": entry["state"],
+                            "trial": seq, "objective": label, "score": score})
+    in_a_sweep = {key for _, key in used}
+    out.extend(record for key, record in base.items() if key not in in_a_sweep)
+    columns = list(_EXPORT_COLUMNS) + hw_names + ["description"]
+    for record in out:
+        record.setdefault("description", None)
+        for name in columns:
+            value = record.setdefault(name, None)
+            if isinstance(value, float) and not math.isfinite(value):
+                record[name] = None
+    descriptions = {row["key"]: row.get("description") for row in results}
+    for record in out:
+        record["description"] = descriptions.get(record["key"])
+    return columns, out
+
+
+def export_csv(db: str | Path, path: str | Path) -> int:
+    """Write :func:`export_table` as CSV (``-``: standard output); returns the row count."""
+    columns, rows = export_table(db)
     from transcode_ir.fileio import open_output
 
     with open_output(path, "w") as handle:           # atomic; OSError -> one message
-        writer = csv.DictWriter(handle, fieldnames=_EXPORT_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow(row)
     return len(rows)
+
+
+def export_parquet(db: str | Path, path: str | Path) -> int:
+    """Write :func:`export_table` as Parquet (pyarrow, imported here only)."""
+    columns, rows = export_table(db)
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        from transcode_ir.errors import UserError
+
+        raise UserError("--parquet needs pyarrow (pip install pyarrow==26.0.1); --csv and "
+                        "--json need nothing") from None
+    table = pa.Table.from_pylist(rows, schema=_arrow_schema(pa, columns, rows))
+    from transcode_ir.fileio import output_path
+
+    with output_path(path) as temporary:
+        pq.write_table(table, str(temporary))
+    return len(rows)
+
+
+def _arrow_schema(pa: Any, columns: list[str], rows: list[dict[str, Any]]) -> Any:
+    """Column types: fixed for the known numeric columns, else from the values
+    (by the unit suffix when a column is empty everywhere)."""
+    fixed = {"trial": pa.int64(), "batch": pa.int64(), "sequence_length": pa.int64(),
+             "latency_cycles": pa.float64(), "score": pa.float64(), "accuracy": pa.float64(),
+             **{m: pa.float64() for m in ("latency_ms", "dynamic_energy_nj", "tau_i", "tau_t",
+                                          "leakage_energy_nj", "energy_nj", "area_mm2",
+                                          "seconds")}}
+    fields = []
+    for name in columns:
+        kinds = {type(r[name]) for r in rows if r.get(name) is not None}
+        if name in fixed:
+            kind = fixed[name]
+        elif not kinds and name.endswith(("_hz", "_per_s", "_nj")):
+            kind = pa.float64()
+        elif not kinds and name.endswith(("_bytes", "_bits")):
+            kind = pa.int64()
+        elif kinds == {bool}:
+            kind = pa.bool_()
+        elif kinds and kinds <= {int}:
+            kind = pa.int64()
+        elif kinds and kinds <= {int, float}:
+            kind = pa.float64()
+        else:
+            kind = pa.string()
+        fields.append(pa.field(name, kind))
+    return pa.schema(fields)
 
 
 def export_json(db: str | Path, path: str | Path) -> int:

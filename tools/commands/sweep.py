@@ -4,7 +4,7 @@
         [--strategy random|evolution|boshcode|tpe|nsga2] [--budget N] [--seed S] \\
         [--executor local|ray|ray://ADDR] [--workers N] [--plots DIR]
     tcc sweep status DB
-    tcc sweep export DB --csv FILE | --json FILE | --html FILE
+    tcc sweep export DB --csv FILE | --json FILE | --parquet FILE | --html FILE
 
 Every evaluated point goes into the SQLite database keyed by a hash of what
 determined it; running the same command again resumes (nothing is evaluated
@@ -37,8 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="zoo:NAME or a FlexiBERT description (default zoo:bert-base)")
     parser.add_argument("--accuracy", default="none",
                         help="none (default) | measured | table:FILE | surrogate:FILE")
-    parser.add_argument("--csv", help="export: CSV file to write")
-    parser.add_argument("--json", help="export: JSON file to write")
+    parser.add_argument("--csv", help="export: CSV file to write (- for standard output): one "
+                        "row per result and sweep, every hardware parameter a typed hw_* "
+                        "column in base units")
+    parser.add_argument("--json", help="export: JSON file to write (- for standard output)")
+    parser.add_argument("--parquet", help="export: Parquet file to write (typed columns; "
+                        "needs pyarrow)")
     add_common_options(parser, default_strategy="random", default_budget=200)
     for action in parser._actions:
         if action.dest == "db":
@@ -60,11 +64,13 @@ def run(args: argparse.Namespace) -> int:
         if args.space == "export" and args.html:
             from backends.elector.html_report import write_sweep_html
 
+            from tools.console import wrote
+
             for path in write_sweep_html(database, args.html):
-                print(f"wrote {path}")
-            if not args.csv and not args.json:
+                wrote(path)
+            if not args.csv and not args.json and not args.parquet:
                 return 0
-        return cli.run_sweep_export(database, args.csv, args.json)
+        return cli.run_sweep_export(database, args.csv, args.json, args.parquet)
     if args.database:
         raise UserError(f"unexpected argument {args.database!r}; give the database with --db")
     if not args.db:
