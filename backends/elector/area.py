@@ -172,17 +172,10 @@ class AreaBreakdown:
             mark = " *" if row.inferred else ""
             body.append((row.item + mark, f"{row.count:,}", f"{row.unit_area_um2:,.2f}",
                          f"{row.area_mm2:,.3f}", f"{share:6.1%}"))
-        body.append(("total", "", "", f"{self.total_mm2:,.3f}", "100.0%"))
-        widths = [max(len(line[column]) for line in [header] + body) for column in range(5)]
+        from transcode_ir.tables import format_table
 
-        def render(line: tuple[str, ...]) -> str:
-            cells = [line[0].ljust(widths[0])]
-            cells += [cell.rjust(width) for cell, width in zip(line[1:], widths[1:])]
-            return "  ".join(cells).rstrip()
-
-        rule = "  ".join("-" * width for width in widths)
-        lines = [render(header), rule] + [render(line) for line in body[:-1]]
-        lines += [rule, render(body[-1])]
+        lines = format_table(header, body, total=("total", "", "", f"{self.total_mm2:,.3f}",
+                                                  "100.0%")).split("\n")
         mode = "training" if self.training else "inference"
         lines.insert(0, f"area of {self.design!r} ({mode} hardware, technology "
                         f"{self.technology}); PE area {self.pe_area_mm2:,.4f} mm2")

@@ -665,16 +665,6 @@ def _mapping_text(op: Any) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
            total: Sequence[str] | None = None) -> str:
-    body = [tuple(header)] + [tuple(r) for r in rows] + ([tuple(total)] if total else [])
-    widths = [max(len(line[c]) for line in body) for c in range(len(header))]
+    from transcode_ir.tables import format_table   # the one table helper (issue 14 item 8)
 
-    def render(line: Sequence[str]) -> str:
-        cells = [line[0].ljust(widths[0])]
-        cells += [cell.rjust(w) for cell, w in zip(line[1:], widths[1:])]
-        return "  ".join(cells).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    lines = [render(header), rule] + [render(r) for r in rows]
-    if total:
-        lines += [rule, render(total)]
-    return "\n".join(lines)
+    return format_table(header, rows, total=total)

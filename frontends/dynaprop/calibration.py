@@ -127,11 +127,12 @@ class Calibration:
         return rows
 
     def format_table(self) -> str:
-        lines = [f"{'point':<48} {'target':>7} {'tau':>11} {'calib':>7} {'held-out':>8}"]
-        for path, target, tau, calibration, held in self.rows():
-            held_text = f"{held:8.4f}" if held is not None else f"{'-':>8}"
-            lines.append(f"{path:<48} {target:7.4f} {tau:11.4e} {calibration:7.4f} {held_text}")
-        return "\n".join(lines)
+        from transcode_ir.tables import format_table
+
+        return format_table(("point", "target", "tau", "calib", "held-out"), [
+            (path, f"{target:.4f}", f"{tau:.4e}", f"{calibration:.4f}",
+             f"{held:.4f}" if held is not None else "-")
+            for path, target, tau, calibration, held in self.rows()])
 
 
 def weighted_quantile(values: torch.Tensor, weights: torch.Tensor, q: float) -> float:

@@ -102,11 +102,9 @@ class StudyResult:
         }
 
     def format_table(self) -> str:
-        """A fixed-width text table, one line per setting (percentages)."""
-        header = (
-            f"{'tau_i':>7} {'tau_t':>8} {'val acc':>8} {'test acc':>8} {'act sp':>7} "
-            f"{'grad sp':>7} {'wgrad sp':>8} {'loss':>6} {'sec':>6}"
-        )
+        """A text table, one line per setting (percentages)."""
+        from transcode_ir.tables import format_table
+
         lines = [
             (
                 f"DynaProp study: {self.model} on {self.task}, seed {self.seed}, "
@@ -119,16 +117,14 @@ class StudyResult:
                 "activation-gradient sparsity during training; wgrad sp = weight-gradient "
                 "sparsity during training (all element-weighted, %)"
             ),
-            header,
-            "-" * len(header),
         ]
-        for row in self.rows:
-            lines.append(
-                f"{row.tau_i:7.4g} {row.tau_t:8.2g} {_percent(row.validation_accuracy):>8} "
-                f"{_percent(row.test_accuracy):>8} {_percent(row.activation_sparsity):>7} "
-                f"{_percent(row.gradient_sparsity):>7} {_percent(row.weight_gradient_sparsity):>8} "
-                f"{row.final_loss:6.3f} {row.seconds:6.1f}"
-            )
+        header = ("tau_i", "tau_t", "val acc", "test acc", "act sp", "grad sp", "wgrad sp",
+                  "loss", "sec")
+        rows = [(f"{row.tau_i:.4g}", f"{row.tau_t:.2g}", _percent(row.validation_accuracy),
+                 _percent(row.test_accuracy), _percent(row.activation_sparsity),
+                 _percent(row.gradient_sparsity), _percent(row.weight_gradient_sparsity),
+                 f"{row.final_loss:.3f}", f"{row.seconds:.1f}") for row in self.rows]
+        lines.append(format_table(header, rows, align="r" * len(header)))
         return "\n".join(lines)
 
     def plot(self, path: str | Path) -> Path:

@@ -347,10 +347,14 @@ def write_study(rows: list[dict[str, float]], source: ModelSource, data: dict[st
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"DynaProp fidelity study: {source.kind} {source.path}",
              f"inputs: {data['file']} ({data['examples']} sequences of {data['length']} tokens)",
-             "", f"{'tau_i':>8}  {'act. sparsity':>13}  {'rel. error':>10}  {'argmax agree':>12}"]
-    for row in rows:
-        lines.append(f"{row['tau_i']:>8g}  {100 * row['activation_sparsity']:>12.1f}%  "
-                     f"{row['relative_error']:>10.2e}  {100 * row['argmax_agreement']:>11.1f}%")
+             ""]
+    from transcode_ir.tables import format_table
+
+    lines.append(format_table(
+        ("tau_i", "act. sparsity", "rel. error", "argmax agree"),
+        [(f"{row['tau_i']:g}", f"{100 * row['activation_sparsity']:.1f}%",
+          f"{row['relative_error']:.2e}", f"{100 * row['argmax_agreement']:.1f}%")
+         for row in rows], align="rrrr"))
     table = out / "study.txt"
     table.write_text("\n".join(lines) + "\n", encoding="utf-8")
     document = out / "study.json"

@@ -20,6 +20,7 @@ def test_zoo_list(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].split()[:5] == ["name", "layers", "hidden", "heads", "FFN"]
+    assert set(lines[1]) == {"-", " "}                       # the table helper's rule
     for name in ZOO:
         assert any(line.startswith(name + " ") for line in lines), name
     base = next(line for line in lines if line.startswith("bert-base "))
@@ -37,7 +38,9 @@ def test_zoo_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     # The BERT/FlexiBERT zoo, then the transformers family entries (frontends/hf).
     assert [row["name"] for row in rows] == list(ZOO) + family_names()
     tiny = rows[0]
-    assert tiny["layers"] == 2 and tiny["hidden"] == "128" and tiny["heads"] == "2"
+    assert tiny["layers"] == 2 and tiny["hidden"] == 128 and tiny["heads"] == 2  # numbers
+    mixed = next(row for row in rows if row["name"] == "flexibert-mix-b")
+    assert mixed["hidden"] == [128, 256]                                          # a range
     assert tiny["parameters"] == ZOO["bert-tiny"].parameter_count()
     assert tiny["description"] == "l2:h128:sdp*2:ff512"
 

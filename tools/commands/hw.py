@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="hw_command", metavar="HW_COMMAND")
 
     listing = commands.add_parser("list", help="library designs and design spaces")
+    listing.add_argument("--json", action="store_true",
+                         help="a JSON list of {name, kind, description, path}")
     listing.set_defaults(func=_list)
 
     show = commands.add_parser("show", help="print a design (normalised) and its area")
@@ -48,14 +50,23 @@ def _list(args: argparse.Namespace) -> int:
     from backends.elector import list_library
 
     entries = list_library()
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps([{"name": e.name, "kind": e.kind, "description": e.description,
+                           "path": str(e.path)} for e in entries], indent=2))
+        return 0
+    from transcode_ir.tables import format_table
+
     width = max(len(entry.name) for entry in entries)
     for kind, title in (("design", "designs"), ("space", "design spaces")):
         chosen = [entry for entry in entries if entry.kind == kind]
         if not chosen:
             continue
         print(f"{title}:")
-        for entry in chosen:
-            print(f"  {entry.name.ljust(width)}  {entry.description}")
+        # one width for both groups, so the descriptions line up
+        print(format_table(None, [(e.name.ljust(width), e.description) for e in chosen],
+                           align="ll", indent="  "))
     return 0
 
 
@@ -103,10 +114,10 @@ def _print_space(space, training: bool) -> None:
     print()
     print(f"design space {space.name!r}: {space.size:,} points, "
           f"{len(space.parameters)} parameters")
-    width = max((len(parameter.name) for parameter in space.parameters), default=0)
-    for parameter in space.parameters:
-        print(f"  {parameter.name.ljust(width)}  {parameter.count:>3}  "
-              f"{', '.join(parameter.labels)}")
+    from transcode_ir.tables import format_table
+
+    print(format_table(None, [(p.name, f"{p.count:>3}", ", ".join(p.labels))
+                              for p in space.parameters], align="lrl", indent="  "))
     first, last = space.point(0), space.point(space.size - 1)
     print(f"area of point 0: {area_breakdown(first, training).total_mm2:,.2f} mm2; "
           f"of point {space.size - 1}: {area_breakdown(last, training).total_mm2:,.2f} mm2 "

@@ -102,21 +102,29 @@ def _list(args: argparse.Namespace) -> int:
 
     rows = [_summary(name) for name in list_models()] + family_rows()   # + transformers families
     if args.json:
-        print(json.dumps(rows, indent=2))
+        # numbers as numbers: a size all layers share is an integer, a size that
+        # varies across layers (FlexiBERT) is [smallest, largest]
+        print(json.dumps([{k: _json_size(v) if k in ("hidden", "heads", "ffn") else v
+                           for k, v in r.items()} for r in rows], indent=2))
         return 0
+    from transcode_ir.tables import format_table
+
     header = ("name", "layers", "hidden", "heads", "FFN", "head types", "parameters")
-    table = [header] + [
-        (r["name"], str(r["layers"]), r["hidden"], r["heads"], r["ffn"], r["head_types"],
+    print(format_table(header, [
+        (r["name"], r["layers"], r["hidden"], r["heads"], r["ffn"], r["head_types"],
          f"{r['parameters']:,}" if r["parameters"] is not None else "on build")
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    right = {1, 2, 3, 4, 6}
-    for row in table:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w)
-                 for i, (cell, w) in enumerate(zip(row, widths))]
-        print("  ".join(cells).rstrip())
+        for r in rows], align="lrrrrlr"))
     return 0
+
+
+def _json_size(text: Any) -> Any:
+    """``"128"`` -> 128, ``"128-256"`` -> [128, 256] (other values unchanged)."""
+    if isinstance(text, str):
+        parts = text.split("-")
+        if all(part.isdigit() for part in parts) and len(parts) in (1, 2):
+            numbers = [int(part) for part in parts]
+            return numbers[0] if len(numbers) == 1 else numbers
+    return text
 
 
 def _describe(args: argparse.Namespace) -> int:
