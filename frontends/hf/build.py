@@ -24,8 +24,10 @@ import numpy as np
 from frontends.hf.families import Family, get_family
 from transcode_ir.errors import UserError
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")          # never the hub: configs only
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Never the hub: models are built from configs.  Forced (not defaulted) so that an
+# environment saying otherwise cannot make a build reach the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
