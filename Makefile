@@ -2,13 +2,17 @@
 #   make demo   - set up .venv and compile a zoo model onto a library design
 #   make test   - set up .venv and run the whole test suite
 #   make bench  - set up .venv and run the benchmarks (prints tables)
+#   make fuzz   - set up .venv and run the input fuzzers long (FUZZ_EXAMPLES each;
+#                 prints the count and time of each; make test runs them briefly)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+FUZZ_EXAMPLES ?= 1000
+
+.PHONY: setup demo test bench fuzz clean
 
 setup: $(STAMP)
 
@@ -29,6 +33,10 @@ test: setup
 
 bench: setup
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+fuzz: setup
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	$(BIN)/python -m tests.hardening.run_fuzz --examples $(FUZZ_EXAMPLES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

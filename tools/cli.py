@@ -74,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from transcode_ir.fileio import describe_os_error
 
-        action = "read" if isinstance(err, (FileNotFoundError, IsADirectoryError)) else "write"
+        action = "write"
+        if isinstance(err, FileNotFoundError) and err.filename is not None:
+            # A missing folder on the way to the file is a failed write; a
+            # missing file in an existing folder, a failed read.
+            parent = os.path.dirname(os.fspath(err.filename)) or "."
+            action = "read" if os.path.isdir(parent) else "write"
         print(f"error: {describe_os_error(err, err.filename, action)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -112,6 +112,8 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -122,7 +124,9 @@ from backends.elector.area import module_inventory
 from backends.elector.costing import area_by_class, busy_module_cycles, energy_breakdown
 from backends.elector.design import Accelerator
 from backends.elector.event_compare import explain_difference
-from backends.elector.event_stages import LEVEL_INDEX, UNITS_PER_CYCLE, StagePlan, plan_op
+from backends.elector.event_stages import (
+    LEVEL_INDEX, MAX_TABLE_PERIOD, UNITS_PER_CYCLE, StagePlan, plan_op,
+)
 from backends.elector.schedule import (
     LEVELS,
     STALL_CLASSES,
@@ -133,8 +137,10 @@ from backends.elector.schedule import (
     TimelinePoint,
 )
 from backends.elector.tiling import HardwareConsts, hardware_consts
+from transcode_ir.errors import UserError
 
-__all__ = ["EVENT_NOTES", "MODES", "explain_difference", "simulate_event"]
+__all__ = ["EVENT_NOTES", "MODES", "EventMemoryError", "explain_difference", "memory_estimate",
+           "memory_limit", "simulate_event"]
 
 MODES = ("waves", "per-tile")
 
@@ -163,6 +169,26 @@ _DENSE_SNAPSHOTS = 1 << 14
 #: mode (numpy's per-call overhead exceeds the work; the results are the same).
 _VECTOR_MIN_TILES = 24
 _LOAD, _STORE = 0, 1
+
+
+#: Tile ranges are scanned for chunk boundaries in blocks growing to this
+#: size: memory stays bounded and a scan stops at the first hit (it used to
+#: build an array of every remaining tile, at every jump attempt).
+_SCAN_BLOCK_MAX = 1 << 20
+
+
+def _first_tile(links, start: int, end: int, test) -> int | None:
+    """The first tile ``n`` in ``[start, end)`` whose chunk id passes
+    ``test`` (a vectorised predicate on chunk ids), or None."""
+    block = 4096
+    while start < end:
+        stop = min(end, start + block)
+        hits = np.nonzero(test(links.chunk_of(np.arange(start, stop, dtype=np.int64))))[0]
+        if hits.size:
+            return start + int(hits[0])
+        start = stop
+        block = min(block * 2, _SCAN_BLOCK_MAX)
+    return None
 
 
 def _level_stall(level: int) -> int:
@@ -214,6 +240,21 @@ def _shared_burst_scalar(sizes: Sequence[int], parts: Sequence[int]
 
 
 # --------------------------------------------------------------------------- runtime state
+
+
+class _AnyPositive:
+    """``stores_at`` of a stage with a long period: whether tile ``n`` stores
+    at some level, from its :class:`~backends.elector.event_stages.PeriodicTable`s."""
+
+    def __init__(self, tables: tuple) -> None:
+        self.tables = tables
+
+    def __getitem__(self, rho):
+        rho = np.asarray(rho, dtype=np.int64)
+        out = np.zeros(rho.shape, dtype=bool)
+        for table in self.tables:
+            out |= table[rho] > 0
+        return out
 
 
 class _UnitClass:
@@ -281,9 +322,12 @@ class _StageRun:
         self.load_levels = sorted(plan.load_units)
         self.store_levels = sorted(plan.store_units)
         self.levels_used = sorted(set(self.load_levels) | set(self.store_levels))
-        self.stores_at = np.zeros(plan.period, dtype=bool)       # by n % period
-        for table in plan.store_units.values():
-            self.stores_at |= table > 0
+        if plan.period <= MAX_TABLE_PERIOD:
+            self.stores_at = np.zeros(plan.period, dtype=bool)   # by n % period
+            for table in plan.store_units.values():
+                self.stores_at |= table > 0
+        else:                       # long periods: computed from the streams
+            self.stores_at = _AnyPositive(tuple(plan.store_units.values()))
         self.offset = 0
         self.turn = 0
         self.started = False
@@ -301,8 +345,12 @@ class _StageRun:
         self.chunk_left: np.ndarray | None = None
         self.chunk_done: np.ndarray | None = None
         if plan.chunks is not None:
-            ids = plan.chunks.chunk_of(np.arange(plan.tiles))
-            self.chunk_left = np.bincount(ids, minlength=plan.chunks.count).astype(np.int64)
+            # Tiles per chunk, counted in blocks: never an array of every tile.
+            self.chunk_left = np.zeros(plan.chunks.count, dtype=np.int64)
+            for start in range(0, plan.tiles, _SCAN_BLOCK_MAX):
+                ids = plan.chunks.chunk_of(np.arange(start, min(plan.tiles,
+                                                                start + _SCAN_BLOCK_MAX)))
+                self.chunk_left += np.bincount(ids, minlength=plan.chunks.count)
             self.chunk_done = np.zeros(plan.chunks.count, dtype=np.int64)
         self.snapshots: dict[int, _Snapshot] = {}
 
@@ -329,6 +377,62 @@ class _OpRun:
 # --------------------------------------------------------------------------- the engine
 
 
+class EventMemoryError(UserError):
+    """The event simulation would need more memory than it may use."""
+
+
+#: Memory the event simulator may use for its per-tile tables, unless
+#: ``TCC_EVENT_SIM_MEMORY`` (e.g. ``4G``, ``512M``) says otherwise.
+DEFAULT_MEMORY_LIMIT = 2 * 2**30
+#: Bytes of engine state per wave stepped through (busy segments, pending
+#: waves), and the most waves it steps through per stage (the rest are
+#: skipped in closed form or repeat a period).
+_BYTES_PER_WAVE = 600
+_BASE_BYTES = 64 * 2**20
+
+
+def memory_limit() -> int:
+    """The event simulator's memory budget in bytes (``TCC_EVENT_SIM_MEMORY``)."""
+    text = os.environ.get("TCC_EVENT_SIM_MEMORY", "").strip()
+    if not text:
+        return DEFAULT_MEMORY_LIMIT
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", text, re.IGNORECASE)
+    if match is None:
+        raise UserError(f"TCC_EVENT_SIM_MEMORY={text!r}: expected a size such as 4G, 512M or "
+                        "2147483648 (bytes)")
+    scale = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}[match.group(2).upper()]
+    return int(float(match.group(1)) * scale)
+
+
+def memory_estimate(plans: Sequence[StagePlan]) -> int:
+    """Bytes the engine needs beyond its fixed tables: the release time of
+    every staging group (kept for the whole run) and the per-chunk counters,
+    which grow with the batch; the busy segments of the waves it steps
+    through; a fixed base."""
+    total = _BASE_BYTES
+    for plan in plans:
+        for constraint in plan.staging:
+            total += 8 * _ceil_div(plan.tiles, constraint.group)
+        if plan.chunks is not None:
+            total += 16 * plan.chunks.count
+        waves = _ceil_div(plan.tiles, max(1, plan.batch_size)) if plan.tiles else 0
+        total += _BYTES_PER_WAVE * min(waves, 4 * _MAX_PERIOD_WAVES)
+    return total
+
+
+def _check_memory(plans: Sequence[StagePlan], mapped: MappedFunction) -> None:
+    need, limit = memory_estimate(plans), memory_limit()
+    if need <= limit:
+        return
+    tiles = sum(plan.tiles for plan in plans)
+    raise EventMemoryError(
+        f"the event simulator would need about {need / 2**30:.1f} GiB for @{mapped.function} "
+        f"({tiles:,} tiles; its per-tile tables grow with batch x sequence), more than its "
+        f"limit of {limit / 2**30:.1f} GiB; use --sim analytical (its cost does not depend "
+        "on the batch), a smaller --batch or --seq, or raise the limit with "
+        "TCC_EVENT_SIM_MEMORY=SIZE (e.g. 8G)")
+
+
 class _Engine:
     """The discrete-event loop (see the module docstring)."""
 
@@ -350,10 +454,12 @@ class _Engine:
         self.waves_issued = 0              # every wave, skipped ones included
         self.waves_processed = 0           # waves stepped through one by one
         self.plan_notes: list[str] = []
-        for op_run in self.ops:
+        plans = [plan_op(op_run.op, hw, mapped.bytes_per_element) for op_run in self.ops]
+        _check_memory([plan for op_plans in plans for plan in op_plans], mapped)
+        for op_run, op_plans in zip(self.ops, plans):
             for dep in sorted(set(op_run.op.deps)):
                 self.ops[dep].dependents.append(op_run)
-            for plan in plan_op(op_run.op, hw, mapped.bytes_per_element):
+            for plan in op_plans:
                 unit = self.units.setdefault((plan.unit, plan.parallel),
                                              _UnitClass(plan.unit, plan.parallel))
                 stage = _StageRun(plan, op_run, unit, len(self.stages))
@@ -869,23 +975,20 @@ class _Engine:
         limit = stage.waves
         if links.waits_for is not None:
             upstream = stage.op.stages[links.waits_for]
-            ids = links.chunk_of(np.arange(first, plan.tiles))
             fine = (upstream.chunk_left == 0) & (upstream.chunk_done <= since)
-            bad = np.nonzero(~fine[ids])[0]
-            if bad.size:
-                limit = min(limit, (first + int(bad[0])) // size - 1)
+            bad = _first_tile(links, first, plan.tiles, lambda ids: ~fine[ids])
+            if bad is not None:
+                limit = min(limit, bad // size - 1)
         downstream = any(s.plan.chunks is not None and s.plan.chunks.waits_for == plan.position
                          for s in stage.op.stages)
         if not downstream:
             return limit, None
         oldest = min([first] + [int(p.tiles.min()) for p in stage.pending_stores.values()])
         chunk = links.chunk_of_one(oldest)
-        ids = links.chunk_of(np.arange(oldest, plan.tiles))
-        other = np.nonzero(ids != chunk)[0]
-        if not other.size:
+        boundary = _first_tile(links, oldest, plan.tiles, lambda ids: ids != chunk)
+        if boundary is None:
             return -1, chunk                    # the rest is the last chunk: it would finish
-        boundary = oldest + int(other[0])
-        if np.any(links.chunk_of(np.arange(boundary, plan.tiles)) == chunk):
+        if _first_tile(links, boundary, plan.tiles, lambda ids: ids == chunk) is not None:
             return -1, chunk                    # the chunk is not contiguous: no jump
         # Every wave issued up to the one after the jump lies in the chunk,
         # and a tile of the chunk is left for after the jump.

@@ -130,6 +130,46 @@ def transfer_units(nbytes: np.ndarray, bandwidth: float) -> np.ndarray:
     return units.astype(np.int64)
 
 
+#: Longest period whose transfer table is stored (8 bytes per entry); a
+#: longer one -- it grows with the batch when a reuse pattern spans batch
+#: tiles (issue 13: 3 GB of tables at batch 16,384 x seq 512) -- is a
+#: :class:`PeriodicTable` computed from its few streams on demand.
+MAX_TABLE_PERIOD = 1 << 16
+
+
+class PeriodicTable:
+    """``transfer_units`` of the bytes a tile ``n`` moves, for ``n % period``,
+    without the table: the sum of ``amount`` over the streams with
+    ``n % every == phase``, summed in stream order (so the values equal the
+    stored table's exactly).  Indexable by an int or an int array."""
+
+    __slots__ = ("period", "streams", "bandwidth")
+
+    def __init__(self, period: int, streams: tuple[tuple[float, int, int], ...],
+                 bandwidth: float) -> None:
+        self.period, self.streams, self.bandwidth = period, streams, bandwidth
+
+    def _bytes(self, rho: np.ndarray) -> np.ndarray:
+        total = np.zeros(rho.shape)
+        for amount, every, phase in self.streams:
+            total[rho % every == phase] += amount
+        return total
+
+    def __getitem__(self, rho):
+        if isinstance(rho, (int, np.integer)):
+            return transfer_units(self._bytes(np.array([rho], dtype=np.int64)),
+                                  self.bandwidth)[0]
+        return transfer_units(self._bytes(np.asarray(rho, dtype=np.int64)), self.bandwidth)
+
+    def positive(self, rho) -> np.ndarray:
+        """``self[rho] > 0``."""
+        return self[rho] > 0
+
+    def any(self) -> bool:
+        # Each stream's own phase is a tile where at least its amount moves.
+        return any(self[phase] > 0 for _, _, phase in self.streams)
+
+
 @dataclass(frozen=True)
 class StagingConstraint:
     """Fetch ``g`` of a streamed operand (its first tile is ``g * group``) may
@@ -268,15 +308,21 @@ class _StageBuilder:
         stores: dict[int, np.ndarray] = {}
         load_bytes: dict[str, float] = {}
         store_bytes: dict[str, float] = {}
-        per_level: dict[tuple[bool, str], np.ndarray] = {}
+        per_level: dict[tuple[bool, str], list[_Stream]] = {}
         for stream in self.streams:
-            table = per_level.setdefault((stream.store, stream.level), np.zeros(period))
-            table[stream.phase::stream.every] += stream.amount
+            per_level.setdefault((stream.store, stream.level), []).append(stream)
             totals = store_bytes if stream.store else load_bytes
             totals[stream.level] = (totals.get(stream.level, 0.0)
                                     + stream.amount * (self.tiles // stream.every))
-        for (store, level), table in per_level.items():
-            units = transfer_units(table, hw.bandwidth[level])
+        for (store, level), streams in per_level.items():
+            if period <= MAX_TABLE_PERIOD:
+                table = np.zeros(period)
+                for stream in streams:
+                    table[stream.phase::stream.every] += stream.amount
+                units = transfer_units(table, hw.bandwidth[level])
+            else:
+                units = PeriodicTable(period, tuple((s.amount, s.every, s.phase)
+                                                    for s in streams), hw.bandwidth[level])
             if units.any():
                 (stores if store else loads)[LEVEL_INDEX[level]] = units
         return StagePlan(self.op.index, self.position, self.name, self.unit, self.parallel,

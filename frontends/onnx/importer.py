@@ -703,6 +703,14 @@ class _Importer:
             rule(ctx)
         except (LoweringError, ShapeError, folding.FoldingError) as err:
             raise OnnxImportError(f"{self._where(node)}: {err}") from None
+        except (ValueError, TypeError, IndexError, ArithmeticError) as err:
+            # A malformed node that no lowering rule checked for (found by the
+            # ONNX fuzzer of tests/hardening, issue 13: a LayerNormalization
+            # whose scale does not broadcast): one error naming the node.
+            first = str(err).splitlines()[0] if str(err) else ""
+            raise OnnxImportError(f"{self._where(node)}: cannot be imported: its inputs or "
+                                  f"attributes are inconsistent ({type(err).__name__}: "
+                                  f"{first[:200]})") from None
         for index, output in enumerate(node.output):
             if output and output not in self.values and output not in self.constants \
                     and self._output_used(output):

@@ -375,10 +375,20 @@ def _parse_int(token: str, what: str, where: str) -> int:
     token = token.strip()
     if not token.isdigit():
         raise UserError(f"{where}: {what}: expected a positive integer, got {token!r}")
+    if len(token) > 7 or int(token) > _MAX_COUNT:
+        # Bounded: a head count of 99999999999 built a list of that many
+        # heads (MemoryError; found by tests/hardening's CLI fuzzer).
+        shown = token if len(token) <= 24 else f"{token[:12]}... ({len(token)} digits)"
+        raise UserError(f"{where}: {what}: {shown} is too large; expected a positive integer "
+                        f"of at most {_MAX_COUNT:,}")
     value = int(token)
     if value <= 0:
         raise UserError(f"{where}: {what}: expected a positive integer, got {token!r}")
     return value
+
+
+#: The largest count a description may give (layers, sizes, heads).
+_MAX_COUNT = 1_000_000
 
 
 def _parse_heads(text: str, where: str) -> list[str]:

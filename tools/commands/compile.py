@@ -743,14 +743,29 @@ def run_decoder(args: argparse.Namespace) -> int:
     if args.emit_ir is not None:
         from transcode_ir.printer import print_module
 
-        args.emit_ir.write_text(print_module(outcome.steps[report.plan.context].module))
+        from transcode_ir.fileio import write_text
+
+        write_text(args.emit_ir, print_module(outcome.steps[report.plan.context].module))
         print(f"wrote {args.emit_ir} (the decode step at context {report.plan.context})",
               file=sys.stderr)
     return 0
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an output path that cannot be written before the compile runs
+    (issue 13; inputs helper's hook, transcode_ir/fileio.py)."""
+    from transcode_ir.fileio import check_output_path
+
+    for flag in ("json", "html", "trace", "emit_ir"):
+        path = getattr(args, flag, None)
+        if path is not None:
+            check_output_path(path, f"--{flag.replace('_', '-')}")
+
+
 def run(args: argparse.Namespace) -> int:
     from transcode_ir.errors import UserError
+
+    _check_outputs(args)
 
     if args.optimizer != "adam" and not args.train:
         raise UserError("--optimizer only applies with --train")
@@ -780,6 +795,8 @@ def run(args: argparse.Namespace) -> int:
     if args.emit_ir is not None:
         from transcode_ir.printer import print_module
 
-        args.emit_ir.write_text(print_module(outcome.module))
+        from transcode_ir.fileio import write_text
+
+        write_text(args.emit_ir, print_module(outcome.module))
         print(f"wrote {args.emit_ir}", file=sys.stderr)
     return 0

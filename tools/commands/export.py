@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     from transcode_ir.fileio import check_output_path
     from transcode_ir.serialization import load_module
 
+    if str(args.output) in ("-", ""):
+        raise UserError(f"-o {str(args.output)!r}: give the ONNX file to write (an ONNX model "
+                        "is binary; it is not printed)")
     check_output_path(args.output, "ONNX model")
     module = load_module(args.module)
     func = _function(module, args.function, args.module)

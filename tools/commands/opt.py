@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.module:
         raise UserError("tcc opt needs an IR file (or - for stdin), or --list-passes")
+    if args.output is not None and str(args.output) == "-":
+        args.output = None                  # -o -: stdout, as without -o
     if args.output is not None:
         from transcode_ir.fileio import check_output_path
 
