@@ -171,7 +171,11 @@ def _export(args: argparse.Namespace) -> int:
         if args.verify:
             batch, seq = (args.batch, args.seq) if not result.dynamic else (2, min(args.seq, 37))
             error = verify_family_export(args.model, result.path, batch, seq, args.seed)
-            print(f"onnxruntime vs torch at batch {batch}, seq {seq}: max relative error "
+            from frontends.hf import get_family
+
+            where = (f"batch {batch}" if get_family(args.model).kind == "vision"
+                     else f"batch {batch}, seq {seq}")
+            print(f"onnxruntime vs torch at {where}: max relative error "
                   f"{error:.2e} ({'ok' if error <= 1e-4 else 'FAILED, above 1e-4'})")
             return 0 if error <= 1e-4 else 1
         return 0
