@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"tools.commands.{info.name}")
         module.register(sub)
+    from tools.options import add_shared
+
+    add_shared(parser)          # -v on every command, --load-pass-plugin where passes run
     return parser
 
 
@@ -60,7 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from tools.console import configure_logging
+
+    configure_logging(getattr(args, "verbose", 0) or 0)
+    saved_plugins = os.environ.get("TRANSCODE_PASS_PLUGINS")
     try:
+        plugins = list(getattr(args, "load_pass_plugin", None) or ())
+        if plugins:
+            from transcode_ir.passes import PLUGIN_ENVIRONMENT, load_pass_plugin
+
+            for plugin in plugins:
+                load_pass_plugin(plugin)
+            args.load_pass_plugin = []          # loaded once, here, for every command
+            os.environ[PLUGIN_ENVIRONMENT] = os.pathsep.join(
+                [str(os.path.abspath(p)) for p in plugins]
+                + ([saved_plugins] if saved_plugins else []))
         code = args.func(args)
     except UserError as err:
         if os.environ.get("TCC_TRACEBACK"):
@@ -85,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if saved_plugins is None:
+            os.environ.pop("TRANSCODE_PASS_PLUGINS", None)
+        else:
+            os.environ["TRANSCODE_PASS_PLUGINS"] = saved_plugins
     return int(code or 0)
 
 

@@ -48,13 +48,25 @@ class _Format(logging.Formatter):
         return text
 
 
+class _Stderr(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is when a record arrives (tests
+    capture it; a StreamHandler would keep the stream of its creation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:                                  # noqa: BLE001 (logging's rule)
+            self.handleError(record)
+
+
 _handler: logging.Handler | None = None
 
 
 def _ensure_handler() -> None:
     global _handler
     if _handler is None:
-        _handler = logging.StreamHandler()          # stderr, looked up at emit time
+        _handler = _Stderr()
         _handler.setFormatter(_Format())
         root = logging.getLogger()
         root.addHandler(_handler)

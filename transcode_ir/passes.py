@@ -61,6 +61,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import os
 import re
 import sys
 import types
@@ -365,6 +366,10 @@ def _ensure_builtins() -> None:
     # The built-in passes live one layer up; import them by name, lazily.
     importlib.import_module("passes")
     _load_entry_points()
+    # Plugins a parent process loaded (tcc --load-pass-plugin): its worker
+    # processes (sweeps, studies) find them here.
+    for path in filter(None, os.environ.get(PLUGIN_ENVIRONMENT, "").split(os.pathsep)):
+        load_pass_plugin(path)
 
 
 def _load_entry_points() -> None:
@@ -414,6 +419,11 @@ def _unknown_pass_message(name: str) -> str:
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return (f"unknown pass '{name}'{hint}; registered passes: {', '.join(sorted(_PASSES))}; "
             f"named pipelines: {', '.join(sorted(_PIPELINES)) or 'none'}")
+
+
+#: Environment variable listing pass plugin files (``os.pathsep``-separated)
+#: that every process loads with the built-in passes.
+PLUGIN_ENVIRONMENT = "TRANSCODE_PASS_PLUGINS"
 
 
 def load_pass_plugin(path: str | Path) -> list[type[Pass]]:

@@ -31,6 +31,8 @@ many designs, with mapping searches, z3 checks and op costs cached.
 
 from __future__ import annotations
 
+import logging
+
 import importlib
 import time
 from dataclasses import dataclass, field
@@ -212,6 +214,11 @@ def compile_module(module: Module, options: CompileOptions,
         tool_version=options.tool_version, mapped=mapped, result=result,
         area=area_breakdown(accelerator, options.train),
         shape_sources=list(options.shape_sources))
+    from backends.elector.assumptions import nonlinearity_notes   # say what was assumed (cli)
+
+    for note in nonlinearity_notes(module.function(function), accelerator):
+        report.notes.append(note)
+        logging.getLogger("tcc").warning(note)
     return CompileOutcome(module, mapped, result, report, times)
 
 

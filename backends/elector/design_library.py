@@ -95,7 +95,13 @@ def _find(name_or_path: str | Path, wanted: str) -> tuple[Path, str]:
 
 
 def resolve_design(name_or_path: str | Path) -> Accelerator:
-    """A library design by name (``"acceltran-edge"``) or a ``.hwdsl`` file."""
+    """A library design by name (``"acceltran-edge"``) or a ``.hwdsl`` file;
+    ``SPACE#INDEX`` is point INDEX of a design space (library name or file),
+    as sweeps name their designs."""
+    text = str(name_or_path)
+    base, hash_sign, index = text.rpartition("#")
+    if hash_sign and base and index.isdigit():
+        return resolve_space(base).point(int(index))
     path, kind = _find(name_or_path, "design")
     if kind == "space":
         raise UserError(f"{name_or_path!r} is a design space in the library, not one design; "

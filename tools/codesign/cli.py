@@ -62,6 +62,9 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
     cost.add_argument("--seq", type=int, default=128, help="sequence length (default 128)")
     cost.add_argument("--train", action="store_true",
                       help="cost a training step (train_step) instead of inference")
+    cost.add_argument("-p", "--pipeline", metavar="PIPELINE",
+                      help="passes before mapping (default: 'default'; with --train the "
+                           "training pipeline); a user's pass via --load-pass-plugin FILE")
     cost.add_argument("--tiles", default="auto",
                       help="schedule tile choices, comma-separated: auto (the mapper picks "
                            "per op), design (the design's tile), BxXxY (default auto)")
@@ -152,6 +155,10 @@ def _evaluator(args: argparse.Namespace, accuracy: Any) -> Any:
         pipeline = ("cleanup,autodiff{loss=cross-entropy,optimizer=adam,output=last_hidden_state},"
                     "cleanup,fuse,dce")
         function = "train_step"
+    if getattr(args, "pipeline", None):
+        from transcode_ir.passes import format_pipeline, parse_pipeline
+
+        pipeline = format_pipeline(parse_pipeline(args.pipeline))   # bad pipeline: fails now
     return CostEvaluator(accuracy, simulator=args.sim, base_pipeline=pipeline,
                          function=function, seq=args.seq, densities=args.densities,
                          cache_dir=args.cache)

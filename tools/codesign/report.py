@@ -52,6 +52,7 @@ def final_report(space: Any, evaluator: Any, point: Any, simulator: str = "auto"
                 + space.describe(point))
         return FinalReport(text, "synthetic", "synthetic evaluator")
     from backends.elector.area import area_breakdown
+    from backends.elector.assumptions import nonlinearity_notes
     from backends.elector.report import Report
     from backends.elector.tiling import design_hash
     from tools.version import TOOL_VERSION
@@ -83,12 +84,14 @@ def final_report(space: Any, evaluator: Any, point: Any, simulator: str = "auto"
     report = Report(
         model=point.model, source=f"codesign point ({space.hardware.name}#{point.hardware})",
         function=evaluator.function, training=training, optimizer="adam" if training else None,
-        batch=accelerator.mapping.batch, seq=evaluator.seq, pipeline=pipeline + ",elector-map",
+        batch=accelerator.mapping.batch, seq=evaluator.seq,
+        pipeline=rerunnable_pipeline(pipeline, space, point, evaluator.mapper_objective),
         design=accelerator.name, design_hash=design_hash(accelerator),
         technology=accelerator.technology.name, clock_hz=accelerator.clock_hz,
         peak_macs_per_cycle=accelerator.peak_macs_per_cycle, tool_version=TOOL_VERSION,
         mapped=mapped, result=result, area=area_breakdown(accelerator, training),
-        notes=[note, f"schedule: {point.schedule.describe()}",
+        notes=[note, *nonlinearity_notes(static.function, accelerator),
+               f"schedule: {point.schedule.describe()}",
                (f"accuracy: {accuracy.value if accuracy.value is not None else 'not evaluated'}"
                 f" (source: {accuracy.source})")])
     metrics = {"latency_cycles": result.cycles, "latency_ms": result.seconds * 1e3,
@@ -99,6 +102,31 @@ def final_report(space: Any, evaluator: Any, point: Any, simulator: str = "auto"
                "accuracy": accuracy.value}
     header = f"best pair: {space.describe(point)}\n{note}\n"
     return FinalReport(header + report.to_text(max_ops=25), simulator, note, report, metrics)
+
+
+def design_reference(space: Any, point: Any) -> str:
+    """``SPACE#INDEX`` naming a sweep point's design so that ``--hw`` and
+    ``elector-map{hw=...}`` find it again: the library name for a library
+    space, else the space's file."""
+    from backends.elector import LIBRARY_DIR
+
+    design_space = space.hardware.space
+    filename = getattr(design_space, "filename", None)
+    source = space.hardware.name
+    if filename and Path(filename).is_file():
+        path = Path(filename).resolve()
+        library = Path(LIBRARY_DIR).resolve()
+        source = path.stem if path.parent == library else str(path)
+    return f"{source}#{point.hardware}"
+
+
+def rerunnable_pipeline(pipeline: str, space: Any, point: Any, objective: str) -> str:
+    """The report's pipeline line, with the mapping pass's options spelt out
+    (``elector-map`` alone fails: it needs ``hw``), so it re-runs as printed."""
+    from transcode_ir.passes import _format_scalar
+
+    return (f"{pipeline},elector-map{{hw={_format_scalar(design_reference(space, point))},"
+            f"objective={objective}}}")
 
 
 def compare(pair: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, float | None]:

@@ -1,0 +1,82 @@
+"""CLI conventions of issue 14 item 4: `-` is standard output, listings take
+--json, `--load-pass-plugin` reaches every command that runs passes, -v,
+'wrote' on stderr, deprecated flag spellings still work with a warning."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tools.cli import main
+
+PLUGIN = '''
+from dataclasses import dataclass
+from typing import ClassVar
+from transcode_ir import Module, Pass, register_pass
+
+@register_pass
+@dataclass(frozen=True)
+class UserMarker(Pass):
+    """Marks the module (an attribute) so a test can see the pass ran."""
+    name: ClassVar[str] = "user-marker"
+
+    def apply(self, module: Module) -> bool:
+        module.attributes = module.attributes.with_(**{"user:marked": "yes"})
+        return True
+'''
+
+
+def _tir(tmp_path):
+    from transcode_ir import Builder, Function, Module, TensorType, print_module
+
+    module = Module("m")
+    func = module.add_function(Function("forward", [TensorType((1, 8, 8)), TensorType((1, 8, 8))],
+                                        ["a", "b"]))
+    builder = Builder(func)
+    func.set_outputs([builder.op("tensor.matmul", *func.args, loc="proj")], ["out"])
+    path = tmp_path / "m.tir"
+    path.write_text(print_module(module))
+    return path
+
+
+def test_load_pass_plugin_reaches_compile_and_workers(tmp_path, capsys) -> None:
+    plugin = tmp_path / "user_pass.py"
+    plugin.write_text(PLUGIN)
+    ir = tmp_path / "out.tir"
+    assert main(["compile", str(_tir(tmp_path)), "--hw", "acceltran-edge", "--load-pass-plugin",
+                 str(plugin), "-p", "cleanup,user-marker", "--emit-ir", str(ir)]) == 0
+    assert '"user:marked"' in ir.read_text() or "user:marked" in ir.read_text()
+    assert "user-marker" in capsys.readouterr().out                   # the pipeline line
+    assert "TRANSCODE_PASS_PLUGINS" not in os.environ                   # restored after
+    # a worker process (as a sweep's) finds the plugin through the environment
+    code = ("from transcode_ir.passes import get_pass; print(get_pass('user-marker').name)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "TRANSCODE_PASS_PLUGINS": str(plugin)}, timeout=120)
+    assert done.stdout.strip() == "user-marker", done.stderr
+    for command in (["sweep", "x"], ["codesign", "--db", str(tmp_path / "c.sqlite")],
+                    ["compile", "x", "--hw", "y"]):
+        assert main([*command, "--load-pass-plugin", str(tmp_path / "missing.py")]) != 0
+        assert "no such pass plugin file" in capsys.readouterr().err
+
+
+def test_opt_dash_output_is_stdout_and_no_file(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["opt", str(_tir(tmp_path)), "-o", "-"]) == 0
+    captured = capsys.readouterr()
+    assert "tensor.matmul" in captured.out
+    assert not (tmp_path / "-").exists() and not (tmp_path / "-.npz").exists()
+
+
+def test_listings_take_json_with_numbers(capsys) -> None:
+    assert main(["hw", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)
+    assert main(["zoo", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(isinstance(r["layers"], int) for r in rows)
+
+
+def test_verbose_is_accepted_everywhere(tmp_path, capsys) -> None:
+    assert main(["hw", "list", "-v"]) == 0
+    assert main(["zoo", "list", "-vv"]) == 0
