@@ -105,6 +105,26 @@ def main() -> int:
     wall, cpu = _best(lambda: [space.point(index) for index in indices], args.repeat)
     rows.append(("build 1,000 points of transcode-space", f"{wall:.3f} s", f"{cpu:.3f} s", ""))
 
+    # Issue 13: one block of many entries (parsing was quadratic in them:
+    # 100k entries took 249.6 s).  A 1 MiB file, a duplicate key at the
+    # second entry; the error is reported after the whole file is read.
+    from transcode_ir.errors import UserError
+
+    entries = 60_000
+    body = "\n".join(f"  k{i} = {i}" for i in range(entries))
+    big = f'accelerator "x" {{\n pe_array {{\n  pes = 64\n  pes = 65\n{body}\n }}\n}}\n'
+
+    def parse_big() -> None:
+        try:
+            parse_design(big, "big.hwdsl")
+        except UserError:
+            pass
+
+    wall, cpu = _best(parse_big, args.repeat)
+    rows.append((f"{len(big) / 2**20:.2f} MiB file, {entries:,} entries in one block "
+                 "(duplicate key)", f"{wall:.3f} s", f"{cpu:.3f} s",
+                 "linear (was quadratic: 100k entries 249.6 s)"))
+
     def reference_loop() -> None:
         total = 0
         for number in range(5_000_000):
