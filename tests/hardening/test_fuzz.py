@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.hardening import fuzzers
 
-EXAMPLES = int(os.environ.get("TCC_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("TCC_FUZZ_EXAMPLES", "15"))
 # Derandomised: make test draws the same examples every run (a new input
 # found failing is make fuzz's job, which draws fresh ones each run).
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
