@@ -26,10 +26,11 @@ __all__ = ["configure_logging", "deprecated_alias", "logger", "warn", "wrote"]
 logger = logging.getLogger("tcc")
 
 
-def wrote(path: str | Path, detail: str = "") -> None:
-    """``wrote PATH[ (detail)]`` on stderr (``-``: standard output)."""
+def wrote(path: str | Path, detail: str = "", note: str = "") -> None:
+    """``wrote [DETAIL to ]PATH[ (NOTE)]`` on stderr (``-``: standard output)."""
     shown = "standard output" if str(path) == "-" else str(path)
-    print(f"wrote {detail + ' to ' if detail else ''}{shown}", file=sys.stderr, flush=True)
+    print(f"wrote {detail + ' to ' if detail else ''}{shown}{f' ({note})' if note else ''}",
+          file=sys.stderr, flush=True)
 
 
 def warn(message: str) -> None:

@@ -22,7 +22,7 @@ def tir_file(tmp_path):
 def test_export_writes_a_runnable_model(tir_file, tmp_path, capsys):
     out = tmp_path / "block.onnx"
     assert main(["export", str(tir_file), "-o", str(out)]) == 0
-    assert f"wrote {out}" in capsys.readouterr().out
+    assert f"wrote {out}" in capsys.readouterr().err          # status lines on stderr
     model = onnx.load(str(out))
     assert model.opset_import[0].version == 18
     check_against_interpreter(load_module(tir_file), str(out), hidden_input())

@@ -80,3 +80,21 @@ def test_listings_take_json_with_numbers(capsys) -> None:
 def test_verbose_is_accepted_everywhere(tmp_path, capsys) -> None:
     assert main(["hw", "list", "-v"]) == 0
     assert main(["zoo", "list", "-vv"]) == 0
+
+
+def test_deprecated_spellings_warn_and_still_work(tmp_path, capsys) -> None:
+    from tools.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["sweep", "transcode-space", "--db", "x", "--batch", "3"])
+    assert args.batch == 3 and "--batch is deprecated; use --round-size" in capsys.readouterr().err
+    args = parser.parse_args(["sweep", "transcode-space", "--db", "x", "--round-size", "5"])
+    assert args.batch == 5 and capsys.readouterr().err == ""
+    args = parser.parse_args(["compile", "m.onnx", "--hw", "h", "--objective", "energy"])
+    assert args.objective == "energy"
+    assert "--objective is deprecated; use --mapper-objective" in capsys.readouterr().err
+    args = parser.parse_args(["dynaprop", "study", "--jobs", "2"])
+    assert args.jobs == 2 and "use --workers" in capsys.readouterr().err
+    # compile --batch is the model's batch everywhere; the sweep's round is --round-size
+    help_text = parser._subparsers._group_actions[0].choices["sweep"].format_help()
+    assert "--round-size" in help_text and "--batch" not in help_text

@@ -24,7 +24,7 @@ import pytest
 from tools.cli import main
 
 SWEEP = ["transcode-space", "--model", "zoo:bert-tiny", "--synthetic", "--executor", "inline",
-         "--budget", "6", "--batch", "3", "--quiet", "--no-report"]
+         "--budget", "6", "--round-size", "3", "--quiet", "--no-report"]
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ def _state(db) -> tuple[str, int, int]:
 def test_sigint_marks_sweep_interrupted_and_keeps_results(tmp_path) -> None:
     db = tmp_path / "int.sqlite"
     arguments = ["sweep", "transcode-space", "--synthetic", "--db", str(db), "--budget",
-                 "100000", "--executor", "local", "--workers", "1", "--batch", "4",
+                 "100000", "--executor", "local", "--workers", "1", "--round-size", "4",
                  "--quiet", "--no-report"]
     process = subprocess.Popen([sys.executable, "-c", _SCRIPT, *arguments],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -65,7 +65,7 @@ def test_sigint_marks_sweep_interrupted_and_keeps_results(tmp_path) -> None:
 def test_time_limit_marks_interrupted_then_resume_finishes(tmp_path, capsys) -> None:
     db = tmp_path / "tl.sqlite"
     base = ["sweep", "transcode-space", "--synthetic", "--db", str(db), "--executor", "inline",
-            "--quiet", "--no-report", "--budget", "16", "--batch", "4"]
+            "--quiet", "--no-report", "--budget", "16", "--round-size", "4"]
     assert main(base + ["--time-limit", "0"]) == 0
     assert _state(db)[0] == "interrupted"
     assert main(base) == 0

@@ -80,9 +80,11 @@ def test_zoo_export_torchscript_with_verify(capsys: pytest.CaptureFixture[str],
     path = tmp_path / "out" / "model.onnx"
     code = main(["zoo", "export", "l2:h128:sdp,wma,dct,conv9:ff256", "-o", str(path),
                  "--batch", "2", "--seq", "16", "--seed", "4", "--vocab-size", "500", "--verify"])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 0, out
-    assert "wrote" in out and "torchscript, opset 17, symbolic batch/sequence" in out
+    assert "wrote" in captured.err and "torchscript, opset 17, symbolic batch/sequence" \
+        in captured.err
     assert "max relative error" in out and "(ok)" in out
     proto = onnx.load(path)
     meta = {p.key: p.value for p in proto.metadata_props}
@@ -114,7 +116,7 @@ def test_zoo_export_passes_every_option(monkeypatch: pytest.MonkeyPatch,
     assert call["batch"] == 4 and call["seq"] == 64 and call["seed"] == 9
     assert call["dynamic"] is False
     assert call["model"].config.name == "bert-tiny"
-    assert "static 4x64" in capsys.readouterr().out
+    assert "static 4x64" in capsys.readouterr().err           # the 'wrote' line, on stderr
 
 
 def test_zoo_without_action_prints_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,9 +35,13 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
                              "demo: as many as its time bound allows)")
     parser.set_defaults(default_budget=default_budget)
     search.add_argument("--seed", type=int, default=0, help="strategy seed (default 0)")
-    search.add_argument("--batch", type=int, default=8,
+    search.add_argument("--round-size", dest="batch", type=int, default=8,
                         help="points asked per round (default 8; part of what makes a run "
                              "reproducible)")
+    from tools.console import deprecated_alias
+
+    search.add_argument("--batch", dest="batch", type=int,
+                        action=deprecated_alias("--round-size"), help=argparse.SUPPRESS)
     search.add_argument("--name", help="sweep name (default: strategy, seed and a hash of the "
                         "configuration)")
     search.add_argument("--time-limit", type=float, metavar="SECONDS",
@@ -60,6 +64,10 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
     cost.add_argument("--sim", default="analytical", choices=("analytical", "event"),
                       help="simulator for every evaluation (default analytical)")
     cost.add_argument("--seq", type=int, default=128, help="sequence length (default 128)")
+    cost.add_argument("--mapper-objective", default="latency",
+                      choices=("latency", "energy", "edp"),
+                      help="what the mapping search minimises per op (default latency; as in "
+                           "tcc compile)")
     cost.add_argument("--train", action="store_true",
                       help="cost a training step (train_step) instead of inference")
     cost.add_argument("-p", "--pipeline", metavar="PIPELINE",
@@ -161,7 +169,8 @@ def _evaluator(args: argparse.Namespace, accuracy: Any) -> Any:
         pipeline = format_pipeline(parse_pipeline(args.pipeline))   # bad pipeline: fails now
     return CostEvaluator(accuracy, simulator=args.sim, base_pipeline=pipeline,
                          function=function, seq=args.seq, densities=args.densities,
-                         cache_dir=args.cache)
+                         cache_dir=args.cache,
+                         mapper_objective=getattr(args, "mapper_objective", "latency"))
 
 
 def _progress(args: argparse.Namespace) -> Any:
@@ -211,7 +220,10 @@ def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
         paths = write_plots(args.db, args.plots, metrics, best, baseline,
                             front_metrics=result.objective.front_metrics(),
                             keys={t.key for t in result.trials})
-        print("plots: " + ", ".join(str(p) for p in paths))
+        from tools.console import wrote
+
+        for path in paths:
+            wrote(path)
     if getattr(args, "html", None):
         from backends.elector.html_report import write_sweep_html
 
@@ -223,7 +235,10 @@ def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
                                  getattr(report, "report", None),
                                  front_metrics=result.objective.front_metrics(),
                                  keys={t.key for t in result.trials})
-        print("html: " + ", ".join(str(p) for p in paths))
+        from tools.console import wrote
+
+        for path in paths:
+            wrote(path)
     return 0
 
 
@@ -294,7 +309,7 @@ def run_sweep_export(db: str, csv_path: str | None, json_path: str | None,
     for path, what, _ in outputs:
         check_output_path(path, what)                 # before reading the database
     for path, what, write in outputs:
-        wrote(path, f"{write(db, path)} rows of {what}")
+        wrote(path, f"{write(db, path)} rows of {what}")  # "wrote 4 rows of CSV to F"
     return 0
 
 

@@ -54,8 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-p", "--pipeline", metavar="PIPELINE",
                         help="passes before mapping (default: 'default', or the training "
                              "pipeline); elector-map{hw=...} is appended unless present")
-    parser.add_argument("--objective", choices=("latency", "energy", "edp"), default="latency",
+    parser.add_argument("--mapper-objective", dest="objective",
+                        choices=("latency", "energy", "edp"), default="latency",
                         help="what the mapping search minimises (default latency)")
+    from tools.console import deprecated_alias    # one meaning per flag (cli helper)
+
+    parser.add_argument("--objective", dest="objective", choices=("latency", "energy", "edp"),
+                        action=deprecated_alias("--mapper-objective"), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, metavar="FILE",
                         help="also write the report as JSON (docs/report-schema.md)")
     parser.add_argument("--plots", type=Path, metavar="DIR",

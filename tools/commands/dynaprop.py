@@ -62,9 +62,13 @@ def register(subparsers: Any) -> None:
                        f"{LONG_BUDGET['train_size']} training examples")
     study.add_argument("--batch-size", type=int, default=32, help="training batch (default 32)")
     study.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
-    study.add_argument("--jobs", type=int, default=None,
+    study.add_argument("--workers", dest="jobs", type=int, default=None,
                        help="settings trained at once, in worker processes (default: the "
                        "number of available cores); results do not depend on it")
+    from tools.console import deprecated_alias    # one spelling per meaning (cli helper)
+
+    study.add_argument("--jobs", dest="jobs", type=int, action=deprecated_alias("--workers"),
+                       help=argparse.SUPPRESS)
     study.add_argument("--out", default="dynaprop-study", metavar="DIR",
                        help="output directory (default ./dynaprop-study)")
     study.set_defaults(func=_study)
@@ -216,7 +220,10 @@ def _user_study(args: argparse.Namespace, source: Any) -> int:
     rows = fidelity_study(source, ids, mask, tau_i, args.batch_size)
     paths = write_study(rows, source, _input_data(args, ids), Path(args.out))
     print(paths["table"].read_text(encoding="utf-8"), end="")
-    print(f"wrote {paths['table']}, {paths['json']}")
+    from tools.console import wrote
+
+    for path in (paths['table'], paths['json']):
+        wrote(path)
     return 0
 
 
@@ -274,7 +281,7 @@ def _study(args: argparse.Namespace) -> int:
     steps = args.steps if args.steps is not None else budget["steps"]
     _positive(steps, "--steps")
     _positive(args.batch_size, "--batch-size")
-    _positive(args.jobs, "--jobs")
+    _positive(args.jobs, "--workers")
     jobs = args.jobs if args.jobs is not None else max(1, len(os.sched_getaffinity(0)))
     if not args.lr > 0:
         raise UserError(f"--lr: expected a number > 0, got {args.lr}")
@@ -317,12 +324,15 @@ def _study(args: argparse.Namespace) -> int:
         f"--steps {steps} --seed {args.seed} --batch-size {args.batch_size} --lr {args.lr:g} "
         f"--train-size {task_config.train_size} --eval-size {task_config.test_size} "
         f"--max-length {task_config.max_length} --max-depth {task_config.max_depth} "
-        f"--threads {args.threads} --jobs {jobs} --out {args.out}"
+        f"--threads {args.threads} --workers {jobs} --out {args.out}"
     )
     result.tool = _tool()
     paths = result.write(args.out)
     print(result.format_table())
-    print(f"wrote {paths['table']}, {paths['json']}, {paths['plot']}")
+    from tools.console import wrote
+
+    for path in (paths['table'], paths['json'], paths['plot']):
+        wrote(path)
     return 0
 
 

@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
             f"carry their weights, so {npz} must sit beside the .tir file "
             f"({'it is missing' if not npz.exists() else 'it lacks these arrays'})")
     path = _save(module, args.output, args.function, args.opset, check=not args.no_check)
-    print(f"wrote {path} (@{args.function}, opset {args.opset})")
+    from tools.console import wrote
+
+    wrote(path, note=f"@{args.function}, opset {args.opset}")
     return 0
 
 

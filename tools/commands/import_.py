@@ -96,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
         path = Path(target)
         save_module(module, path)
         npz = path.with_suffix(".npz")
-        stored = f" and {npz} ({len(module.params)} parameters)" if module.params else ""
-        print(f"wrote {path} ({len(module['forward'])} ops){stored}")
+        from tools.console import wrote
+
+        wrote(path, note=f"{len(module['forward'])} ops")
+        if module.params:
+            wrote(npz, note=f"{len(module.params)} parameters")
     if args.summary or not target:
         stream = sys.stderr if target == "-" else sys.stdout
         print(summarize(module), file=stream)

@@ -165,9 +165,11 @@ def _export(args: argparse.Namespace) -> int:
         result = export_onnx(args.model, args.output, exporter=args.exporter, batch=args.batch,
                              seq=args.seq, opset=args.opset, seed=args.seed,
                              dynamic=not args.static)
-        print(f"wrote {result.path} ({args.model}; {result.exporter}, opset {result.opset}, "
+        from tools.console import wrote
+
+        wrote(result.path, note=f"{args.model}; {result.exporter}, opset {result.opset}, "
               f"{'symbolic' if result.dynamic else 'static'} shapes; inputs from the plain "
-              f"Hugging Face call) in {result.seconds:.1f} s ({result.cpu_seconds:.1f} s CPU)")
+              f"Hugging Face call; {result.seconds:.1f} s, {result.cpu_seconds:.1f} s CPU")
         if args.verify:
             batch, seq = (args.batch, args.seq) if not result.dynamic else (2, min(args.seq, 37))
             error = verify_family_export(args.model, result.path, batch, seq, args.seed)
@@ -192,11 +194,11 @@ def _export(args: argparse.Namespace) -> int:
         dynamic=not args.static,
     )
     shape = "symbolic batch/sequence" if result.dynamic else f"static {args.batch}x{args.seq}"
-    print(
-        f"wrote {result.path} ({config.name or config.description}; {result.exporter}, "
-        f"opset {result.opset}, {shape}; {config.parameter_count():,} parameters) "
-        f"in {result.seconds:.1f} s ({result.cpu_seconds:.1f} s CPU)"
-    )
+    from tools.console import wrote
+
+    wrote(result.path, note=f"{config.name or config.description}; {result.exporter}, "
+          f"opset {result.opset}, {shape}; {config.parameter_count():,} parameters; "
+          f"{result.seconds:.1f} s, {result.cpu_seconds:.1f} s CPU")
     if args.verify:
         batch, seq = (args.batch, args.seq) if args.static else (2, min(args.seq, 37))
         error = verify_export(model, result.path, batch=batch, seq=seq, seed=args.seed)
