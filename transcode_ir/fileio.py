@@ -27,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -38,6 +40,7 @@ __all__ = [
     "check_input_file",
     "check_output_path",
     "describe_os_error",
+    "is_special_file",
     "is_stdio",
     "open_output",
     "output_path",
@@ -158,6 +161,16 @@ def _mode_for_new_file() -> int:
     return 0o666 & ~mask
 
 
+def is_special_file(path: str | Path) -> bool:
+    """True for an existing path that is neither a regular file nor a folder
+    (a device such as /dev/null, a FIFO, a socket)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 @contextlib.contextmanager
 def output_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for a library that writes by file
@@ -182,6 +195,23 @@ def output_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     if path.is_dir():
         raise FileError(f"cannot write {path}: it is a folder; give a file name inside it")
+    if is_special_file(path):
+        # /dev/null, a FIFO, /dev/stdout: written into, never replaced by a
+        # rename (that would put a regular file in place of the device).
+        descriptor, temporary = tempfile.mkstemp(prefix=".tcc-output.", suffix=".tmp")
+        os.close(descriptor)
+        try:
+            yield Path(temporary)
+            with open(temporary, "rb") as source, open(path, "wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+        except OSError as err:
+            raise FileError(describe_os_error(err, path)) from None
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))   # replace the file the link names, keep the link
     folder = path.parent
     try:
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp",

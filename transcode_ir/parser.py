@@ -85,7 +85,7 @@ def _dimensions(text: str, where: str) -> tuple[int, ...]:
     return dims
 
 
-_NESTING_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|\[|\]')
+_NESTING_TOKENS = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"|//[^\n]*|\[|\]')
 
 
 def _check_nesting(text: str, filename: str) -> None:

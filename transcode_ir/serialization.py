@@ -11,7 +11,8 @@ import numpy as np
 from transcode_ir.core import Module
 from transcode_ir.errors import UserError
 from transcode_ir.fileio import (
-    FileError, check_output_path, describe_os_error, open_output, read_text, write_text,
+    FileError, check_output_path, describe_os_error, is_special_file, open_output, read_text,
+    write_text,
 )
 from transcode_ir.parser import parse_module
 from transcode_ir.printer import format_type, print_module
@@ -42,7 +43,7 @@ def save_module(module: Module, path: str | Path) -> Path:
     text = print_module(module)
     arrays = {name: p.data for name, p in module.params.items() if p.data is not None}
     npz = _npz_path(path)
-    if arrays:
+    if arrays and not is_special_file(path):
         with open_output(npz, "wb") as npz_stream, open_output(path, "w") as text_stream:
             np.savez(npz_stream, **arrays)
             npz_stream.flush()       # the big file first: a full disk fails here,
@@ -50,7 +51,7 @@ def save_module(module: Module, path: str | Path) -> Path:
             text_stream.write(text)
     else:
         write_text(path, text)
-        if npz != path and npz.is_file():
+        if npz != path and npz.is_file() and not is_special_file(path):
             try:
                 npz.unlink()
             except OSError as err:

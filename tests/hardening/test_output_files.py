@@ -182,3 +182,31 @@ def test_save_module_removes_a_stale_npz(tmp_path: Path) -> None:
     save_module(module, tmp_path / "out.tir")
     assert not (tmp_path / "out.npz").exists()
     assert load_module(tmp_path / "out.tir").params["proj"].data is None
+
+
+def test_a_device_is_written_into_never_replaced(tmp_path: Path, module_file: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``-o /dev/null`` once replaced /dev/null by a regular file (the rename
+    of an atomic write); a device node made here stands in for it."""
+    import stat
+
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, OSError) as err:
+        pytest.skip(f"cannot make a device node here: {err}")
+    assert run_tcc(["opt", module_file, "-o", device], capsys).code == 0
+    assert stat.S_ISCHR(os.stat(device).st_mode)
+    assert not (tmp_path / "null.npz").exists()
+    write_text(device, "x")
+    assert stat.S_ISCHR(os.stat(device).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gemm.npz", "gemm.tir", "null"]
+
+
+def test_a_symlink_keeps_pointing_at_its_file(tmp_path: Path) -> None:
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
