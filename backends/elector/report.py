@@ -213,9 +213,9 @@ class Report:
         }
 
     def write_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_json(), indent=1, default=float) + "\n")
-        return path
+        from transcode_ir.fileio import write_text   # atomic; '-' is standard output
+
+        return write_text(path, json.dumps(self.to_json(), indent=1, default=float) + "\n")
 
     # ------------------------------------------------------------------ text
 
@@ -527,9 +527,9 @@ class DecodeReport:
         }
 
     def write_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_json(), indent=1, default=float) + "\n")
-        return path
+        from transcode_ir.fileio import write_text   # atomic; '-' is standard output
+
+        return write_text(path, json.dumps(self.to_json(), indent=1, default=float) + "\n")
 
     # ------------------------------------------------------------------ text
 

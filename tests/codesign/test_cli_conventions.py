@@ -98,3 +98,16 @@ def test_deprecated_spellings_warn_and_still_work(tmp_path, capsys) -> None:
     # compile --batch is the model's batch everywhere; the sweep's round is --round-size
     help_text = parser._subparsers._group_actions[0].choices["sweep"].format_help()
     assert "--round-size" in help_text and "--batch" not in help_text
+
+
+def test_compile_json_dash_is_stdout_alone(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", str(_tir(tmp_path)), "--hw", "acceltran-edge", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)                    # stdout is the JSON alone
+    assert document["schema_version"] == 1
+    assert "tcc compile:" in captured.err and "wrote standard output" in captured.err
+    assert not (tmp_path / "-").exists()
+    assert main(["compile", str(_tir(tmp_path)), "--hw", "acceltran-edge", "--json", "-",
+                 "--trace", "-"]) != 0
+    assert "only one output can be -" in capsys.readouterr().err

@@ -724,10 +724,10 @@ def run_decoder(args: argparse.Namespace) -> int:
                               sim=args.sim, pipeline=args.pipeline,
                               objective=args.objective)
     report = outcome.report
-    sys.stdout.write(report.to_text(max_ops=args.max_ops) + "\n")
+    _text_stream(args).write(report.to_text(max_ops=args.max_ops) + "\n")
     if args.json is not None:
         report.write_json(args.json)
-        print(f"wrote {args.json}", file=sys.stderr)
+        _wrote(args.json)
     if args.plots is not None:
         step = report.steps[report.plan.context]
         for path in step.write_plots(args.plots):
@@ -761,10 +761,34 @@ def _check_outputs(args: argparse.Namespace) -> None:
     (issue 13; inputs helper's hook, transcode_ir/fileio.py)."""
     from transcode_ir.fileio import check_output_path
 
+    from transcode_ir.errors import UserError
+    from transcode_ir.fileio import is_stdio
+
+    to_stdout = [flag for flag in ("json", "html", "trace", "emit_ir")
+                 if is_stdio(getattr(args, flag, None))]
+    if len(to_stdout) > 1:
+        raise UserError("only one output can be - (standard output); got "
+                        + ", ".join(f"--{f.replace('_', '-')} -" for f in to_stdout))
     for flag in ("json", "html", "trace", "emit_ir"):
         path = getattr(args, flag, None)
         if path is not None:
             check_output_path(path, f"--{flag.replace('_', '-')}")
+
+
+def _wrote(path) -> None:  # noqa: ANN001
+    from tools.console import wrote
+
+    wrote(path)
+
+
+def _text_stream(args: argparse.Namespace):  # -> TextIO
+    """Where the text report goes: stdout, unless an output file is ``-``
+    (then stdout carries that file alone and the text goes to stderr)."""
+    from transcode_ir.fileio import is_stdio
+
+    if any(is_stdio(getattr(args, f, None)) for f in ("json", "html", "trace", "emit_ir")):
+        return sys.stderr
+    return sys.stdout
 
 
 def run(args: argparse.Namespace) -> int:
@@ -782,26 +806,26 @@ def run(args: argparse.Namespace) -> int:
                             exporter=args.exporter, train=args.train, optimizer=args.optimizer,
                             sim=args.sim, pipeline=args.pipeline, objective=args.objective)
     report = outcome.report
-    sys.stdout.write(report.to_text(max_ops=args.max_ops) + "\n")
+    _text_stream(args).write(report.to_text(max_ops=args.max_ops) + "\n")
     if args.json is not None:
         report.write_json(args.json)
-        print(f"wrote {args.json}", file=sys.stderr)
+        _wrote(args.json)
     if args.plots is not None:
         for path in report.write_plots(args.plots):
-            print(f"wrote {path}", file=sys.stderr)
+            _wrote(path)
     if args.html is not None:
         from backends.elector.html_report import design_text, write_html
 
-        print(f"wrote {write_html(report, args.html, design_text(args.hw))}", file=sys.stderr)
+        _wrote(write_html(report, args.html, design_text(args.hw)))
     if args.trace is not None:
         from backends.elector.trace import write_trace
 
-        print(f"wrote {write_trace(report, args.trace)}", file=sys.stderr)
+        _wrote(write_trace(report, args.trace))
     if args.emit_ir is not None:
         from transcode_ir.printer import print_module
 
         from transcode_ir.fileio import write_text
 
         write_text(args.emit_ir, print_module(outcome.module))
-        print(f"wrote {args.emit_ir}", file=sys.stderr)
+        _wrote(args.emit_ir)
     return 0
