@@ -42,6 +42,7 @@ __all__ = [
     "describe_os_error",
     "is_special_file",
     "is_stdio",
+    "make_parents",
     "open_output",
     "output_path",
     "read_bytes",
@@ -130,14 +131,26 @@ def check_output_path(path: str | Path, what: str = "output") -> Path:
     if path.is_dir():
         raise FileError(f"cannot write {what} {path}: it is a folder; give a file name inside it")
     found = _first_missing_or_file(path)
-    if found is not None:
-        kind, where = found
-        if kind == "missing":
-            raise FileError(f"cannot write {what} {path}: folder {where} does not exist "
-                            "(create it first, or give a path in an existing folder)")
-        raise FileError(f"cannot write {what} {path}: {where} is a file, not a folder "
+    if found is not None and found[0] == "file":
+        raise FileError(f"cannot write {what} {path}: {found[1]} is a file, not a folder "
                         "(give a path whose folders exist)")
+    # Missing folders are made when the output is written (make_parents).
     return path
+
+
+def make_parents(path: Path) -> None:
+    """Create the missing folders above ``path`` (every output of tcc does,
+    like ``--plots DIR``); a component that is a file is a :class:`FileError`."""
+    found = _first_missing_or_file(path)
+    if found is None:
+        return
+    if found[0] == "file":
+        raise FileError(f"cannot write {path}: {found[1]} is a file, not a folder "
+                        "(give a path whose folders exist)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FileError(describe_os_error(err, path.parent, action="create folder")) from None
 
 
 def check_input_file(path: str | Path, what: str = "input") -> Path:
@@ -213,6 +226,7 @@ def output_path(path: str | Path) -> Iterator[Path]:
     if path.is_symlink():
         path = Path(os.path.realpath(path))   # replace the file the link names, keep the link
     folder = path.parent
+    make_parents(path)
     try:
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp",
                                                  dir=folder if str(folder) else ".")
