@@ -198,7 +198,7 @@ def efficiency(args: argparse.Namespace) -> None:
     with make_executor("local", args.workers) as pool:
         everything = run_sweep(space, evaluator, "random", db=db, budget=space.size, seed=0,
                                objective=objective, executor=pool, batch_size=32,
-                               name="exhaustive", progress=Progress(interval=30))
+                               name="exhaustive", progress=Progress(interval=30, plain=True))
     optimum = everything.best.score
     print(f"sub-space: {space.hardware.size} designs, evaluated exhaustively "
           f"({everything.evaluated} now, {everything.reused} stored; "

@@ -181,8 +181,11 @@ def compile_module(module: Module, options: CompileOptions,
         passes += list(parse_pipeline(
             f"elector-map{{hw={_quote(options.hw)},objective={options.objective}}}"))
     pipeline_text = format_pipeline(passes)
+    from transcode_ir.progress import stage     # stderr, terminals only (cli helper)
+
     t0 = time.perf_counter()
-    module = PassManager(passes).run(module).module
+    with stage("running passes"):
+        module = PassManager(passes).run(module).module
     times["passes"] = time.perf_counter() - t0
 
     if "forward" in module.functions and not module.function("forward").outputs:
@@ -198,12 +201,14 @@ def compile_module(module: Module, options: CompileOptions,
         raise UserError(f"the pipeline {pipeline_text!r} did not build @{function}"
                         + ("; a training pipeline needs autodiff" if options.train else ""))
     t0 = time.perf_counter()
-    static = StaticFunction(module, function)
-    mappings, plan = map_function(static, accelerator, options.objective)
-    mapped = schedule_function(static, accelerator, mappings, pipeline_text, plan)
+    with stage("mapping"):
+        static = StaticFunction(module, function)
+        mappings, plan = map_function(static, accelerator, options.objective)
+        mapped = schedule_function(static, accelerator, mappings, pipeline_text, plan)
     times["schedule"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = simulate(mapped, accelerator)
+    with stage(f"simulating ({options.sim})"):
+        result = simulate(mapped, accelerator)
     times["simulate"] = time.perf_counter() - t0
     report = Report(
         model=options.model_name, source=options.source, function=function,

@@ -132,14 +132,14 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
                              budget=len(TAU_I), seed=settings.seed, objective=objective,
                              executor=settings.executor, workers=settings.workers,
                              batch_size=len(TAU_I), name="demo-A-baseline",
-                             progress=Progress(interval=30))
+                             progress=Progress(interval=30, plain=True))
     measure_run = run_sweep(measure_space, measure_evaluator, "random", db=db,
                             budget=settings.budget or 10_000, seed=settings.seed,
                             objective=objective, executor=settings.executor,
                             workers=settings.workers, batch_size=2 * settings.workers,
                             name="demo-A-measure",
                             time_limit=max(0.4 * total - (time.perf_counter() - started), 1.0),
-                            progress=Progress(interval=30))
+                            progress=Progress(interval=30, plain=True))
     rows = []
     densities: dict[float, list[float]] = {tau: [] for tau in TAU_I}
     for trial in baseline_run.trials + measure_run.trials:
@@ -187,7 +187,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
                        budget=settings.budget or 100_000, seed=settings.seed, objective=objective, executor=settings.executor,
                        workers=settings.workers, batch_size=8, name="demo-B-search",
                        time_limit=max(0.85 * total - (time.perf_counter() - started), 1.0),
-                       progress=Progress(interval=30))
+                       progress=Progress(interval=30, plain=True))
 
     # -- C. confirm -------------------------------------------------------------------
     _say("[demo] stage C: confirming the best pairs with measured accuracy")

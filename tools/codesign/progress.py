@@ -1,8 +1,13 @@
 """A live progress line on stderr: evaluations, best so far, time left.
 
-On a terminal the line redraws in place (``\\r``); otherwise (a log file, a
-CI job) it prints a plain line at most every ``interval`` seconds and at the
-end, so logs stay readable.
+On a terminal the line redraws in place (``\\r``).  Not on a terminal (a
+pipe, a log file, a CI job) it is quiet unless ``plain=True``, which prints a
+plain line at most every ``interval`` seconds and at the end.
+
+The time left is measured from the rate since the *first* evaluation of this
+run finished: start-up (worker processes, model preparation) is not
+extrapolated over the whole budget -- with it, the first estimate of a 31 s
+run read 22m55s.  Until a second evaluation finishes it reads ``left ?``.
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ class Progress(SilentProgress):
     """Progress bar on ``stream`` (stderr by default; see module docstring)."""
 
     def __init__(self, stream: TextIO | None = None, interval: float = 5.0,
-                 width: int = 24) -> None:
+                 width: int = 24, plain: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.plain = plain
         self.interval = interval
         self.width = width
         self._last = 0.0
@@ -57,6 +63,7 @@ class Progress(SilentProgress):
         self.label = label
         self.started = time.monotonic()
         self._done_at_start: int | None = None
+        self._first: tuple[int, float] | None = None     # (done, time) at the 1st evaluation
         self._last = 0.0
 
     def update(self, done: int, evaluated: int, reused: int, failed: int,
@@ -64,6 +71,10 @@ class Progress(SilentProgress):
         now = time.monotonic()
         if self._done_at_start is None:
             self._done_at_start = done - evaluated - reused
+        if self._first is None and evaluated > 0:
+            self._first = (done, now)
+        if not self.tty and not self.plain:
+            return
         final = done >= self.total
         if not self.tty and not final and now - self._last < self.interval:
             return
@@ -71,15 +82,17 @@ class Progress(SilentProgress):
             return
         self._last = now
         elapsed = now - self.started
-        progressed = done - (self._done_at_start or 0)
         rate = evaluated / elapsed if elapsed > 0 else 0.0
-        left = (self.total - done) * elapsed / progressed if progressed else float("inf")
+        from transcode_ir.progress import eta_text
+
+        first = self._first or (None, None)
+        left_text = eta_text(done, self.total, first[0], first[1], now)
         best_text = f"{best:.5f}" if best is not None and math.isfinite(best) else "-"
         filled = int(self.width * done / self.total)
         bar = "#" * filled + "." * (self.width - filled)
         text = (f"{self.label} [{bar}] {done}/{self.total}  evaluated {evaluated}"
                 f" (+{reused} from db, {failed} failed)  best {best_text}  "
-                f"{rate:.3g} eval/s  left {_duration(left)}")
+                f"{rate:.3g} eval/s  {left_text}")
         if self.tty:
             pad = max(self._line_length - len(text), 0)
             self.stream.write("\r" + text + " " * pad)

@@ -500,9 +500,12 @@ def compile_model(source: str, hw: str, *, batch: int | None = None, seq: int | 
         from backends.elector.compile_pipeline import simulator
 
         simulator("event")          # fail before the (slow) import when it is missing
-    module, name, choice = load_model(source, batch, seq, exporter,
-                                      design_batch=accelerator.mapping.batch,
-                                      design_name=accelerator.name)
+    from transcode_ir.progress import stage     # stderr, terminals only (cli helper)
+
+    with stage(f"loading {source}"):
+        module, name, choice = load_model(source, batch, seq, exporter,
+                                          design_batch=accelerator.mapping.batch,
+                                          design_name=accelerator.name)
     compile_options = CompileOptions(hw=hw, batch=choice.batch, seq=choice.seq, model_name=name,
                                      source=source, tool_version=TOOL_VERSION,
                                      shape_sources=list(choice.sources), **options)
