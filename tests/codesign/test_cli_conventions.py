@@ -111,3 +111,14 @@ def test_compile_json_dash_is_stdout_alone(tmp_path, capsys, monkeypatch) -> Non
     assert main(["compile", str(_tir(tmp_path)), "--hw", "acceltran-edge", "--json", "-",
                  "--trace", "-"]) != 0
     assert "only one output can be -" in capsys.readouterr().err
+
+
+def test_export_dash_writes_onnx_bytes_to_a_pipe(tmp_path) -> None:
+    import onnx
+
+    done = subprocess.run([sys.executable, "-m", "tools.cli", "export", str(_tir(tmp_path)), "-o",
+                           "-"], capture_output=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    model = onnx.load_from_string(done.stdout)                 # stdout is the model alone
+    assert model.graph.node[0].op_type == "MatMul"
+    assert b"wrote standard output" in done.stderr and not (tmp_path / "-").exists()

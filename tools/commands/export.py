@@ -9,6 +9,7 @@ weights inside the model, so a module without its ``.npz`` is an error.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tools.flags import bounded_int
@@ -37,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from transcode_ir.fileio import check_output_path
     from transcode_ir.serialization import load_module
 
-    if str(args.output) in ("-", ""):
-        raise UserError(f"-o {str(args.output)!r}: give the ONNX file to write (an ONNX model "
-                        "is binary; it is not printed)")
+    if str(args.output) == "" or (str(args.output) == "-" and sys.stdout.isatty()):
+        raise UserError(f"-o {str(args.output)!r}: give the ONNX file to write, or - with "
+                        "standard output redirected (an ONNX model is binary; it is not "
+                        "printed on a terminal)")
     check_output_path(args.output, "ONNX model")
     module = load_module(args.module)
     func = _function(module, args.function, args.module)
@@ -69,7 +71,10 @@ def _save(module, path: Path, function: str, opset: int, check: bool) -> Path:
     from transcode_ir.fileio import output_path
 
     model = export_function(module, function, opset, check=check)
-    with output_path(path) as temporary:
+    with output_path(path) as temporary:           # '-': the bytes go to standard output
+        if initializer_bytes(model) >= _PROTOBUF_LIMIT and str(path) == "-":
+            raise UserError("-o -: a model of 2 GiB or more keeps its weights in a .data file "
+                            "beside the .onnx; give a file name")
         if initializer_bytes(model) >= _PROTOBUF_LIMIT:
             # External data is named after the final file (its folder is the
             # temporary's); only the .onnx itself is replaced atomically.
