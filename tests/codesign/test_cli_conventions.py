@@ -122,3 +122,20 @@ def test_export_dash_writes_onnx_bytes_to_a_pipe(tmp_path) -> None:
     model = onnx.load_from_string(done.stdout)                 # stdout is the model alone
     assert model.graph.node[0].op_type == "MatMul"
     assert b"wrote standard output" in done.stderr and not (tmp_path / "-").exists()
+
+
+def test_every_listing_takes_json(tmp_path, capsys) -> None:
+    assert main(["opt", "--list-passes", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert {"canonicalize", "elector-map"} <= {p["name"] for p in listing["passes"]}
+    assert any(p["name"] == "default" for p in listing["pipelines"])
+    db = tmp_path / "s.sqlite"
+    assert main(["sweep", "transcode-space", "--synthetic", "--db", str(db), "--budget", "4",
+                 "--executor", "inline", "--quiet", "--no-report"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", "status", str(db), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["results"] == 4 and isinstance(status["sweeps"][0]["trials"], int)
+    assert status["sweeps"][0]["state"] == "done"
+    assert main(["sweep", "export", str(db), "--json"]) == 0          # no FILE: stdout
+    assert len(json.loads(capsys.readouterr().out)["results"]) == 4

@@ -284,10 +284,13 @@ def _run(args: argparse.Namespace, space: Any, evaluator: Any) -> Any:
                      time_limit=args.time_limit)
 
 
-def run_sweep_status(db: str) -> int:
-    from tools.codesign.report import status_text
+def run_sweep_status(db: str, as_json: bool = False) -> int:
+    from tools.codesign.report import status_document, status_text
 
-    print(status_text(db))
+    if as_json:
+        print(json.dumps(status_document(db), indent=2))
+    else:
+        print(status_text(db))
     return 0
 
 

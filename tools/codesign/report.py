@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["FinalReport", "compare", "export_csv", "export_json", "export_parquet", "export_table",
-           "final_report", "hardware_columns", "status_text"]
+           "final_report", "hardware_columns", "status_document", "status_text"]
 
 
 class FinalReport:
@@ -204,6 +204,36 @@ def status_text(db: str | Path) -> str:
 
 #: Columns of ``tcc sweep export --csv/--parquet``, before the hardware's
 #: ``hw_*`` columns (see :func:`export_table`).
+def status_document(db: str | Path) -> dict[str, Any]:
+    """``tcc sweep status DB --json``: counts, failure reasons and every
+    sweep (state, strategy, seed, trials, best score and design), numbers as
+    numbers."""
+    from tools.codesign.store import ResultsStore
+
+    with ResultsStore(db, readonly=True) as store, store.decoding():
+        total, ok = store.count(), store.count("ok")
+        reasons: dict[str, int] = {}
+        for result in store.results("failed"):
+            reason = (result.reason or "failed").splitlines()[0][:200]
+            reasons[reason] = reasons.get(reason, 0) + 1
+        sweeps = []
+        for entry in store.sweeps():
+            trials = store.trials(entry["id"])
+            scored = [(s, k) for _, k, _, s in trials if s is not None]
+            best = max(scored) if scored else None
+            stored = store.get(best[1]) if best else None
+            config = entry["config"]
+            sweeps.append({"name": entry["name"], "state": entry["state"],
+                           "strategy": config.get("strategy"), "seed": config.get("seed"),
+                           "objective": _objective_label(config.get("objective") or {}),
+                           "trials": entry["trials"], "evaluated": entry["evaluated"],
+                           "best_score": best[0] if best else None,
+                           "best_key": best[1] if best else None,
+                           "best_description": stored.description if stored else None})
+    return {"database": str(db), "results": total, "ok": ok, "failed": total - ok,
+            "failure_reasons": reasons, "sweeps": sweeps}
+
+
 _EXPORT_COLUMNS = ("sweep", "sweep_state", "trial", "objective", "score",
                    "key", "status", "reason", "model", "batch", "sequence_length", "function",
                    "simulator", "pipeline", "tile", "order", "tau_i", "tau_t",

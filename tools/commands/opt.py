@@ -58,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "sets calibration=FILE on each of them")
     parser.add_argument("--list-passes", action="store_true",
                         help="list passes with their options, and the named pipelines")
+    parser.add_argument("--json", action="store_true",
+                        help="with --list-passes: the listing as JSON")
     parser.add_argument("--split-input-file", action="store_true",
                         help=f"process each chunk between '{SPLIT_MARKER}' lines separately")
     parser.set_defaults(func=run)
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     for plugin in args.load_pass_plugin:
         load_pass_plugin(plugin)
     if args.list_passes:
-        print(list_passes())
+        print(list_passes_json() if args.json else list_passes())
         return 0
     if not args.module:
         raise UserError("tcc opt needs an IR file (or - for stdin), or --list-passes")
@@ -213,6 +215,32 @@ def _split(text: str) -> list[tuple[str, int]]:
             current.append(line)
     chunks.append(("\n" * start + "".join(current), start + 1))
     return [c for c in chunks if c[0].strip()]
+
+
+def list_passes_json() -> str:
+    """``tcc opt --list-passes --json``: passes (name, summary, options with
+    their accepted values, default and whether required) and named pipelines."""
+    import json
+
+    from transcode_ir.passes import named_pipelines, pass_options, registered_passes
+
+    def default(opt) -> object:  # noqa: ANN001
+        value = opt.default
+        if isinstance(value, (bool, int, float, str)) or value is None:
+            return value
+        if isinstance(value, tuple):
+            return list(value)
+        return opt.format(value)
+
+    passes = [{"name": name, "summary": cls.summary(),
+               "options": [{"name": opt.name, "accepted": opt.accepted(),
+                            "required": bool(opt.required),
+                            "default": None if opt.required else default(opt),
+                            "doc": opt.doc or ""} for opt in pass_options(cls)]}
+              for name, cls in registered_passes().items()]
+    pipelines = [{"name": name, "pipeline": text, "doc": doc}
+                 for name, (text, doc) in named_pipelines().items()]
+    return json.dumps({"passes": passes, "pipelines": pipelines}, indent=2, default=str)
 
 
 def list_passes() -> str:

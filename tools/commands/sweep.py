@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--csv", help="export: CSV file to write (- for standard output): one "
                         "row per result and sweep, every hardware parameter a typed hw_* "
                         "column in base units")
-    parser.add_argument("--json", help="export: JSON file to write (- for standard output)")
+    parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                        help="export: JSON file to write (- or no FILE: standard output); "
+                             "status: print the summary as JSON")
     parser.add_argument("--parquet", help="export: Parquet file to write (typed columns; "
                         "needs pyarrow)")
     add_common_options(parser, default_strategy="random", default_budget=200)
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"tcc sweep {args.space} needs the results database: "
                             f"tcc sweep {args.space} DB")
         if args.space == "status":
-            return cli.run_sweep_status(database)
+            return cli.run_sweep_status(database, as_json=args.json is not None)
         if args.space == "export" and args.html:
             from backends.elector.html_report import write_sweep_html
 
