@@ -268,12 +268,17 @@ def run_study(
         if on_row is not None:
             on_row(row)
 
+    from transcode_ir.progress import stage     # stderr, terminals only
+
     if todo and (jobs == 1 or len(todo) == 1):
-        for index in todo:
+        for count, index in enumerate(todo, 1):
             tau_i, tau_t = grid[index]
-            trained = train_classifier(
-                model, data, train_config, tau_i=tau_i, tau_t=tau_t, dynaprop=True
-            )
+            with stage(f"setting {count}/{len(todo)} (tau_i={tau_i:g}, tau_t={tau_t:g}): "
+                       "training", total=train_config.steps) as running:
+                trained = train_classifier(
+                    model, data, train_config, tau_i=tau_i, tau_t=tau_t, dynaprop=True,
+                    on_step=lambda step, loss: running.advance(step + 1),
+                )
             finish(index, StudyRow.from_result(trained))
     elif todo:
         import multiprocessing
@@ -287,8 +292,11 @@ def run_study(
                             *grid[index]): index
                 for index in todo
             }
-            for future in as_completed(futures):
-                finish(futures[future], future.result())
+            with stage(f"training {len(todo)} settings in {min(jobs, len(todo))} worker "
+                       "processes", total=len(todo)) as running:
+                for future in as_completed(futures):
+                    finish(futures[future], future.result())
+                    running.advance()
         except BaseException:
             # Ctrl-C (or a failed setting): finished rows are in the checkpoint
             # already; settings in flight are dropped, not waited for.

@@ -12,7 +12,7 @@ import frontends.tasks
 
 
 def _fake_training(calls: list, interrupt_at: int | None):
-    def train(model, data, config, *, tau_i, tau_t, dynaprop):
+    def train(model, data, config, *, tau_i, tau_t, dynaprop, on_step=None):
         calls.append((tau_i, tau_t))
         if interrupt_at is not None and len(calls) == interrupt_at:
             raise KeyboardInterrupt
