@@ -111,11 +111,12 @@ def build_profile(
 def write_profile(profile: Mapping[str, Any], path: str | Path) -> Path:
     """Check ``profile`` and write it as indented JSON; returns the path."""
     validate_profile(profile, str(path))
+    from transcode_ir.fileio import is_stdio, write_text
+
     target = Path(path)
-    if target.parent and not target.parent.exists():
+    if not is_stdio(path) and target.parent and not target.parent.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
-    return target
+    return write_text(target, json.dumps(profile, indent=2) + "\n")   # atomic; '-' = stdout
 
 
 def read_profile(path: str | Path) -> dict[str, Any]:

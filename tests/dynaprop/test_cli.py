@@ -77,7 +77,7 @@ def test_profile_training_with_calibration(tmp_path: Path, capsys: pytest.Captur
     assert main(["dynaprop", "profile", "--model", "bert-tiny", "--mode", "training",
                  "--target-sparsity", "0.4", "--tau-t", "1e-4", "--batches", "2",
                  "--batch-size", "8", "-o", str(path), *TINY_DATA]) == 0
-    assert "target sparsity 0.4000" in capsys.readouterr().out
+    assert "target sparsity 0.4000" in capsys.readouterr().err          # the wrote line, on stderr
     profile = read_profile(path)
     assert profile["mode"] == "training"
     calibration = profile["calibration"]

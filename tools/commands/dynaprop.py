@@ -263,7 +263,9 @@ def _user_profile(args: argparse.Namespace, source: Any) -> int:
                             seed=args.seed, mode="inference", tau_i=tau_i, tau_t=0.0, data=data,
                             tool=_tool())
     path = write_profile(profile, args.output)
-    print(f"wrote {path}: {len(profile['points'])} prune points, forward density "
+    from tools.console import wrote
+
+    wrote(path, note=f"{len(profile['points'])} prune points, forward density "
           f"{profile['totals']['forward']['density']:.4f}")
     return 0
 
@@ -393,5 +395,7 @@ def _profile(args: argparse.Namespace) -> int:
             f"{calibration['achieved_calibration']:.4f} (calibration) / "
             f"{calibration['achieved_held_out']:.4f} (held out)"
         )
-    print(f"wrote {path}: {len(profile['points'])} prune points, {line}")
+    from tools.console import wrote
+
+    wrote(path, note=f"{len(profile['points'])} prune points, {line}")
     return 0
