@@ -50,3 +50,12 @@ def test_sweep_report_pipeline_reruns_as_printed(tmp_path, capsys, small_space_f
 
     design = resolve_design(mapping.hw)                                 # SPACE#INDEX resolves
     assert design_hash(design)[:8] in out                              # the reported design
+
+
+def test_sweep_over_relu_designs_warns_once(tmp_path, capsys) -> None:
+    assert main(["sweep", "tiny-test", "--synthetic", "--db", str(tmp_path / "t.sqlite"),
+                 "--budget", "1", "--executor", "inline", "--quiet", "--no-report"]) == 0
+    assert capsys.readouterr().err.count("ReLU-only MAC lanes") == 1
+    assert main(["sweep", "transcode-space", "--synthetic", "--db", str(tmp_path / "g.sqlite"),
+                 "--budget", "1", "--executor", "inline", "--quiet", "--no-report"]) == 0
+    assert "ReLU-only" not in capsys.readouterr().err                  # GELU lanes only

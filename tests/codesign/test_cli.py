@@ -48,7 +48,8 @@ def test_sweep_errors(tmp_path, capsys) -> None:
     assert main(["sweep", "transcode-space", "--synthetic", "--db", str(db), "--budget", "2",
                  "--executor", "inline", "--quiet", "--no-report"]) == 0
     capsys.readouterr()
-    for target in (tmp_path / "missing" / "r.csv", tmp_path):       # no folder; a folder
+    (tmp_path / "in-the-way").write_text("x")      # missing folders are made (fileio's rule)
+    for target in (tmp_path / "in-the-way" / "r.csv", tmp_path):    # a file in the way; a folder
         assert main(["sweep", "export", str(db), "--csv", str(target)]) != 0
         err = capsys.readouterr().err
         assert str(target) in err and "Traceback" not in err

@@ -260,8 +260,26 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     print(f"hardware sweep of {model} over {space.hardware.name} ({space.hardware.size:,} "
           f"designs x {space.schedule.size} schedules); {args.strategy}, budget "
           f"{args.budget}, seed {args.seed}", file=sys.stderr)
+    _warn_relu_lanes(space)
     result = _run(args, space, evaluator)
     return _finish(args, space, evaluator, result)
+
+
+def _warn_relu_lanes(space: Any) -> None:
+    """Say it once when a space has ReLU-only designs: GELU models are costed
+    on them as on GELU lanes (backends/elector/assumptions.py)."""
+    names = {p.name: p for p in space.hardware.parameters}
+    choice = names.get("pe_array.nonlinearity")
+    relu = (choice is not None and "relu" in [str(v) for v in choice.values]) or (
+        choice is None and space.hardware.size > 0
+        and space.hardware.accelerator(0).pe_array.nonlinearity == "relu")
+    if relu:
+        from tools.console import warn
+
+        warn(f"{space.hardware.name} has designs with ReLU-only MAC lanes (pe_array.nonlinearity "
+             "= relu): a model's GELU ops are costed on them as lane arithmetic, exactly as on "
+             "GELU lanes, although such lanes cannot compute GELU; the best design's report "
+             "says so when it is one of them")
 
 
 def _run(args: argparse.Namespace, space: Any, evaluator: Any) -> Any:
