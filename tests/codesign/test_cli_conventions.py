@@ -139,3 +139,12 @@ def test_every_listing_takes_json(tmp_path, capsys) -> None:
     assert status["sweeps"][0]["state"] == "done"
     assert main(["sweep", "export", str(db), "--json"]) == 0          # no FILE: stdout
     assert len(json.loads(capsys.readouterr().out)["results"]) == 4
+
+
+def test_import_reads_onnx_from_standard_input(tmp_path) -> None:
+    model = subprocess.run([sys.executable, "-m", "tools.cli", "export", str(_tir(tmp_path)), "-o",
+                            "-"], capture_output=True, timeout=300).stdout
+    done = subprocess.run([sys.executable, "-m", "tools.cli", "import", "-", "-o", "-"],
+                          input=model, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert b"module @stdin" in done.stdout and b"tensor.matmul" in done.stdout

@@ -82,7 +82,19 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"-o {target}: give the .tir path; the parameters are written "
                             "beside it as .npz")
         check_output_path(target)            # before the (long) import
-    module = import_onnx(args.model, shapes or None, name=args.name,
+    source = args.model
+    if str(source) == "-":                   # standard input (cli helper, issue 14)
+        import onnx
+
+        from transcode_ir.fileio import read_bytes
+
+        try:
+            source = onnx.load_from_string(read_bytes("-"))
+        except Exception as err:               # noqa: BLE001 -- a message, not a traceback
+            raise UserError(f"standard input: not an ONNX model ({type(err).__name__}: "
+                            f"{str(err)[:200]})") from None
+    module = import_onnx(source, shapes or None, name=args.name or ("stdin" if source is not
+                                                                       args.model else None),
                          recognize_gelu=not args.no_gelu_recognition)
     verify_module(module)
     text = print_module(module)
