@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from tools.flags import bounded_int
@@ -157,6 +158,11 @@ def _export(args: argparse.Namespace) -> int:
     from frontends.zoo import build_model, resolve_config
     from transcode_ir.fileio import check_output_path
 
+    if str(args.output) == "-" and sys.stdout.isatty():
+        from transcode_ir.errors import UserError
+
+        raise UserError("-o -: an ONNX model is binary; redirect standard output to a file or "
+                        "a pipe, or give a file name")
     check_output_path(args.output, "ONNX model")      # before torch is imported
     check_export_options(args.exporter, args.batch, args.seq, args.opset)
     from frontends.zoo.hf import is_family, verify_family_export
