@@ -93,9 +93,12 @@ def run(args: argparse.Namespace) -> int:
         except Exception as err:               # noqa: BLE001 -- a message, not a traceback
             raise UserError(f"standard input: not an ONNX model ({type(err).__name__}: "
                             f"{str(err)[:200]})") from None
-    module = import_onnx(source, shapes or None, name=args.name or ("stdin" if source is not
-                                                                       args.model else None),
-                         recognize_gelu=not args.no_gelu_recognition)
+    from transcode_ir.progress import stage     # stderr, terminals only
+
+    with stage(f"importing {args.model}"):
+        module = import_onnx(source, shapes or None,
+                             name=args.name or ("stdin" if source is not args.model else None),
+                             recognize_gelu=not args.no_gelu_recognition)
     verify_module(module)
     text = print_module(module)
     label = str(target) if target and target != "-" else "<stdout>"

@@ -167,10 +167,13 @@ def _export(args: argparse.Namespace) -> int:
     check_export_options(args.exporter, args.batch, args.seq, args.opset)
     from frontends.zoo.hf import is_family, verify_family_export
 
+    from transcode_ir.progress import stage     # stderr, terminals only
+
     if is_family(args.model):   # transformers family entry (frontends/hf)
-        result = export_onnx(args.model, args.output, exporter=args.exporter, batch=args.batch,
-                             seq=args.seq, opset=args.opset, seed=args.seed,
-                             dynamic=not args.static)
+        with stage(f"exporting {args.model} ({args.exporter})"):
+            result = export_onnx(args.model, args.output, exporter=args.exporter,
+                                 batch=args.batch, seq=args.seq, opset=args.opset,
+                                 seed=args.seed, dynamic=not args.static)
         from tools.console import wrote
 
         wrote(result.path, note=f"{args.model}; {result.exporter}, opset {result.opset}, "
@@ -188,17 +191,18 @@ def _export(args: argparse.Namespace) -> int:
             return 0 if error <= 1e-4 else 1
         return 0
     config = resolve_config(args.model, args.vocab_size)
-    model = build_model(config, seed=args.seed)
-    result = export_onnx(
-        model,
-        args.output,
-        exporter=args.exporter,
-        batch=args.batch,
-        seq=args.seq,
-        opset=args.opset,
-        seed=args.seed,
-        dynamic=not args.static,
-    )
+    with stage(f"exporting {args.model} ({args.exporter})"):
+        model = build_model(config, seed=args.seed)
+        result = export_onnx(
+            model,
+            args.output,
+            exporter=args.exporter,
+            batch=args.batch,
+            seq=args.seq,
+            opset=args.opset,
+            seed=args.seed,
+            dynamic=not args.static,
+        )
     shape = "symbolic batch/sequence" if result.dynamic else f"static {args.batch}x{args.seq}"
     from tools.console import wrote
 
