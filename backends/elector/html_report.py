@@ -761,7 +761,8 @@ def write_sweep_html(db: str | Path, path: str | Path,
         rows = [r for r in rows if r["key"] in wanted]
     written = []
     reports: dict[str, str] = {}
-    if best_report is not None and best_key is not None:
+    if best_report is not None and best_key is not None and str(path) != "-":
+        # (on standard output the page is alone: no best-point page beside it)
         if best_design_text is None:
             for row in rows:
                 if row["key"] == best_key:

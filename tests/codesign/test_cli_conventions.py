@@ -148,3 +148,13 @@ def test_import_reads_onnx_from_standard_input(tmp_path) -> None:
                           input=model, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert b"module @stdin" in done.stdout and b"tensor.matmul" in done.stdout
+
+
+def test_sweep_html_dash_is_the_page_alone(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "transcode-space", "--synthetic", "--db", str(tmp_path / "h.sqlite"),
+                 "--budget", "4", "--executor", "inline", "--quiet", "--html", "-"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("<!DOCTYPE html>") and "sweep " in captured.err
+    assert [p.name for p in tmp_path.iterdir()] == ["h.sqlite"] or \
+        not any(p.name.startswith("-") for p in tmp_path.iterdir())

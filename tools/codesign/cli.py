@@ -181,6 +181,23 @@ def _progress(args: argparse.Namespace) -> Any:
 
 def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
             baseline: dict[str, Any] | None = None) -> int:
+    """Print the summary (and report), write plots and HTML.  With ``--html -``
+    the page alone goes to standard output and the text to stderr."""
+    import contextlib
+
+    from transcode_ir.fileio import is_stdio
+
+    args._stdout = sys.stdout
+    if is_stdio(getattr(args, "html", None)):
+        with contextlib.redirect_stdout(sys.stderr):
+            return _finish_text(args, space, evaluator, result, baseline)
+    return _finish_text(args, space, evaluator, result, baseline)
+
+
+def _finish_text(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
+                 baseline: dict[str, Any] | None = None) -> int:
+    import contextlib
+
     from tools.codesign.report import compare, final_report
 
     print(result.summary())
@@ -230,11 +247,12 @@ def _finish(args: argparse.Namespace, space: Any, evaluator: Any, result: Any,
         metrics = ("latency_ms", "energy_nj")
         if hasattr(result.objective, "metrics") and len(result.objective.metrics) >= 2:
             metrics = tuple(result.objective.metrics[:2])
-        paths = write_sweep_html(args.db, args.html, metrics,
-                                 result.best.key if result.best is not None else None,
-                                 getattr(report, "report", None),
-                                 front_metrics=result.objective.front_metrics(),
-                                 keys={t.key for t in result.trials})
+        with contextlib.redirect_stdout(args._stdout):      # '-': the real standard output
+            paths = write_sweep_html(args.db, args.html, metrics,
+                                     result.best.key if result.best is not None else None,
+                                     getattr(report, "report", None),
+                                     front_metrics=result.objective.front_metrics(),
+                                     keys={t.key for t in result.trials})
         from tools.console import wrote
 
         for path in paths:
