@@ -221,7 +221,8 @@ def test_cache_forced_on_chip_that_does_not_fit_is_refused(decoders, capsys) -> 
 
 
 def test_weights_stay_on_chip_between_steps_when_they_fit(decoders, gpt2_decode) -> None:
-    """--decode-weights auto: gpt2-tiny's ~494 KiB of parameters fit
+    """--decode-weights auto: gpt2-tiny's ~338 KiB of parameters (139k at
+    2.5 B; the LM head is tied to the token embedding, one parameter) fit
     acceltran-edge's 8 MiB weight buffer, so a decode step does not load them
     from main memory; with main-memory it loads the ones it reads."""
     from tools.commands.compile import compile_decoder
@@ -232,7 +233,11 @@ def test_weights_stay_on_chip_between_steps_when_they_fit(decoders, gpt2_decode)
     warm = gpt2_decode.steps[64]                      # kv main-memory, weights auto
     report = gpt2_decode.report
     assert report.weights_on_chip and not cold.report.weights_on_chip
-    assert report.weight_bytes == cold.report.weight_bytes > 400 * 1024
+    params = sum(p.type.numel for p in warm.module.params.values())
+    assert report.weight_bytes == cold.report.weight_bytes > 300 * 1024
+    # acceltran-edge stores 20-bit data (the step's module after clean-up holds
+    # 65 fewer elements than the one the figure is taken from)
+    assert report.weight_bytes == pytest.approx(params * 2.5, rel=1e-3)
     warm_read = warm.result.bytes_by_level["main_memory"][0]
     cold_read = cold.steps[64].result.bytes_by_level["main_memory"][0]
     # warm: the cache (40,960 B) and a few bytes of token ids and constants;
