@@ -385,10 +385,18 @@ def load_model(source: str, batch: int | None, seq: int | None,
 
 
 def _read_onnx(path: Path):  # -> onnx.ModelProto (weights not loaded)
+    """The model's graph without its weights, for the signatures and the
+    position table: the importer's skeleton reader (a few hundred kB parsed,
+    the weights left in the file), else ``onnx.load`` for what it cannot walk."""
     import onnx
 
+    from frontends.onnx.reader import read_onnx_file
     from transcode_ir.errors import UserError
 
+    try:
+        return read_onnx_file(path).model
+    except Exception:  # noqa: BLE001 - anything the walk does not understand
+        pass
     try:
         return onnx.load(str(path), load_external_data=False)
     except Exception as err:  # noqa: BLE001 - any parse failure is the user's file
