@@ -109,6 +109,9 @@ class SweepResult:
                                           if isinstance(v, (int, float))))
             lines.append(f"  accuracy source: {self.best.outcome.accuracy_source}; simulator: "
                          f"{self.best.outcome.simulator}")
+            if hasattr(self.objective, "describe"):
+                guide = getattr(self.objective, "guide", self.objective)   # Pareto: its score
+                lines.append(f"  score: {guide.describe()}")
         else:
             lines.append("no feasible point found")
         return "\n".join(lines)
