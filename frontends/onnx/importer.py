@@ -78,7 +78,7 @@ import numpy as np
 from frontends.onnx import folding
 from frontends.onnx.names import is_generated_name, source_location
 from frontends.onnx.patterns import find_gelu_patterns
-from frontends.onnx.shapes import InputSignature, bind_input_shapes
+from frontends.onnx.shapes import InputSignature, bind_input_shapes, onnx_dims
 from transcode_ir.core import Builder, DenseAttr, Function, Module, Value
 from transcode_ir.errors import UserError
 from transcode_ir.opdefs import ShapeError
@@ -439,18 +439,10 @@ class _Importer:
             if not graph_input.type.HasField("tensor_type"):
                 raise OnnxImportError(f"{self.label}: input {graph_input.name!r} is not a tensor; "
                                       "the importer reads tensor inputs only")
-            dims: list[int | str | None] = []
             if not tensor_type.HasField("shape"):
                 raise OnnxImportError(f"{self.label}: input {graph_input.name!r} has no shape "
                                       "(not even a rank); re-export with shapes")
-            for dim in tensor_type.shape.dim:
-                if dim.HasField("dim_value"):
-                    dims.append(int(dim.dim_value))
-                elif dim.HasField("dim_param"):
-                    dims.append(dim.dim_param)
-                else:
-                    dims.append(None)
-            signatures.append(InputSignature(graph_input.name, tuple(dims)))
+            signatures.append(InputSignature(graph_input.name, onnx_dims(tensor_type.shape)))
         return signatures
 
     def _ir_dtype(self, elem_type: int, what: str) -> str:

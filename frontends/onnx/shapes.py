@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_SEQUENCE",
     "InputSignature",
     "ShapeBindingError",
+    "onnx_dims",
     "bind_input_shapes",
     "default_size",
 ]
@@ -56,6 +57,19 @@ class InputSignature:
     def describe(self) -> str:
         shown = [str(d) if d is not None else "?" for d in self.dims]
         return "[" + ", ".join(shown) + "]"
+
+
+def onnx_dims(shape) -> tuple[int | str | None, ...]:  # noqa: ANN001 - onnx.TensorShapeProto
+    """The dims of an ONNX tensor shape: an int, a symbol name, or None (unknown)."""
+    dims: list[int | str | None] = []
+    for dim in shape.dim:
+        if dim.HasField("dim_value"):
+            dims.append(int(dim.dim_value))
+        elif dim.HasField("dim_param"):
+            dims.append(dim.dim_param)
+        else:
+            dims.append(None)
+    return tuple(dims)
 
 
 def default_size(symbol: str | None, axis: int, rank: int) -> int:

@@ -17,18 +17,11 @@ import sys
 import time
 from typing import TextIO
 
+from transcode_ir.progress import _duration
+
 __all__ = ["Progress", "SilentProgress"]
 
 
-def _duration(seconds: float) -> str:
-    if math.isnan(seconds) or math.isinf(seconds):
-        return "?"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
 class SilentProgress:

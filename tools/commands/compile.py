@@ -268,23 +268,11 @@ def choose_onnx_shapes(signatures, batch: int | None, seq: int | None,  # noqa: 
 
 def onnx_signatures(model):  # noqa: ANN001 - onnx.ModelProto -> list[InputSignature]
     """The graph inputs that are not initializers, with their dims."""
-    from frontends.onnx.shapes import InputSignature
+    from frontends.onnx.shapes import InputSignature, onnx_dims
 
     initializers = {init.name for init in model.graph.initializer}
-    out = []
-    for graph_input in model.graph.input:
-        if graph_input.name in initializers:
-            continue
-        dims: list[int | str | None] = []
-        for dim in graph_input.type.tensor_type.shape.dim:
-            if dim.HasField("dim_value"):
-                dims.append(int(dim.dim_value))
-            elif dim.HasField("dim_param"):
-                dims.append(dim.dim_param)
-            else:
-                dims.append(None)
-        out.append(InputSignature(graph_input.name, tuple(dims)))
-    return out
+    return [InputSignature(graph_input.name, onnx_dims(graph_input.type.tensor_type.shape))
+            for graph_input in model.graph.input if graph_input.name not in initializers]
 
 
 def onnx_max_positions(model) -> tuple[int, str] | None:  # noqa: ANN001
