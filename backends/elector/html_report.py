@@ -44,6 +44,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from backends.elector.report import _seconds
+
 __all__ = ["design_text", "render_report", "render_sweep", "write_html", "write_sweep_html"]
 
 _COLOURS = {"mac": "#1f77b4", "softmax": "#ff7f0e", "layernorm": "#2ca02c", "dma": "#8c564b",
@@ -135,14 +137,6 @@ def _nj(value: float | None) -> str:
         if abs(value) >= limit:
             return f"{value / limit:,.3f} {unit}"
     return f"{value:,.3f} nJ"
-
-
-def _seconds(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.3f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.3f} ms"
-    return f"{seconds * 1e6:.3f} us"
 
 
 def _num(value: Any, fmt: str = "{:,.0f}") -> str:
