@@ -41,6 +41,7 @@ __all__ = [
     "MainMemory",
     "MappingDefaults",
     "PEArray",
+    "POWER_GATING_MODES",
     "SoftmaxUnits",
     "SparsityUnits",
     "validate_design",
@@ -48,6 +49,10 @@ __all__ = [
 
 #: The three on-chip buffers, in the order the DSL prints them.
 BUFFER_KINDS: tuple[str, ...] = ("activation", "weight", "mask")
+
+#: Values of the design option ``power_gating``: ``none`` (nothing is gated)
+#: or ``idle`` (a module is gated while it has no work).
+POWER_GATING_MODES: tuple[str, ...] = ("none", "idle")
 
 
 class DesignFieldError(UserError):
@@ -181,6 +186,14 @@ class Buffer:
     size_bytes: int
     block_bytes: int = 64
     bandwidth_bytes_per_s: float | None = None
+    #: Banks (independent ports); ``None``: the technology's banking rule
+    #: (:func:`backends.elector.hierarchy.default_banks`).
+    banks: int | None = None
+    #: Bandwidth of one bank's port; ``None``: the technology's port figure
+    #: (or ``bandwidth / banks`` when the old whole-buffer ``bandwidth`` is given).
+    bank_bandwidth_bytes_per_s: float | None = None
+    #: Whether one read can be multicast to every PE and lane that needs it.
+    multicast: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in BUFFER_KINDS:
@@ -192,6 +205,20 @@ class Buffer:
         _check_count((block, "block"), self.block_bytes)
         if self.bandwidth_bytes_per_s is not None:
             _check_positive_real((block, "bandwidth"), self.bandwidth_bytes_per_s)
+        if self.banks is not None:
+            _check_count((block, "banks"), self.banks)
+            if self.banks > self.size_bytes // self.block_bytes:
+                raise DesignFieldError((block, "banks"),
+                                       f"{self.banks} banks of a {self.size_bytes}-byte buffer "
+                                       f"leave less than one {self.block_bytes}-byte block per "
+                                       f"bank; accepted: 1 to {self.size_bytes // self.block_bytes}")
+        if self.bank_bandwidth_bytes_per_s is not None:
+            _check_positive_real((block, "bank_bandwidth"), self.bank_bandwidth_bytes_per_s)
+            if self.bandwidth_bytes_per_s is not None:
+                raise DesignFieldError((block, "bank_bandwidth"),
+                                       "give either bandwidth (the whole buffer) or "
+                                       "bank_bandwidth (one bank's port), not both")
+        _check_flag((block, "multicast"), self.multicast)
 
     @property
     def block_name(self) -> str:
@@ -300,9 +327,16 @@ class Accelerator:
     data_width_bits: int = 20
     description: str = ""
     technology: Technology = field(default_factory=_default_technology)
+    #: ``none``: every module leaks for the whole run; ``idle``: idle modules
+    #: are power-gated (the event simulator and reports apply it).
+    power_gating: str = "none"
 
     def __post_init__(self) -> None:
         _check_text(("name",), self.name)
+        if self.power_gating not in POWER_GATING_MODES:
+            raise DesignFieldError(("power_gating",),
+                                   f"unknown mode {self.power_gating!r}; accepted: "
+                                   + ", ".join(POWER_GATING_MODES))
         _check_text(("description",), self.description)
         _check_positive_real(("clock",), self.clock_hz)
         _check_count(("data_width",), self.data_width_bits)

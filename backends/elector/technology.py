@@ -276,7 +276,7 @@ class Technology:
 
         buffers = checker.mapping(data, "buffers", known=(
             "block_bytes", "bandwidth_bytes_per_s", "megabyte_bytes", "megabyte_note",
-            "source", "note", "kinds"))
+            "bank_bytes", "banking_note", "source", "note", "kinds"))
         blocks = checker.sequence(buffers, "block_bytes", "buffers")
         self.buffer_block_sizes: tuple[int, ...] = tuple(
             checker.whole(blocks, index, "buffers.block_bytes") for index in range(len(blocks)))
@@ -284,6 +284,16 @@ class Technology:
             buffers, "bandwidth_bytes_per_s", "buffers")
         self.megabyte_bytes: int = checker.whole(buffers, "megabyte_bytes", "buffers")
         self.megabyte_note: str = checker.text(buffers, "megabyte_note", "buffers", default="")
+        # The banking rule (backends/elector/hierarchy.py): banks of at most
+        # ``buffer_bank_bytes`` each, one ``buffer_bandwidth_bytes_per_s`` port
+        # per bank.  A technology without ``bank_bytes`` builds every buffer as
+        # one bank (the single-port model).
+        self.buffer_bank_bytes: int | None = (
+            checker.whole(buffers, "bank_bytes", "buffers") if "bank_bytes" in buffers
+            else None)
+        self.banking_note: str = checker.text(buffers, "banking_note", "buffers", default=(
+            "no bank size in this technology: every buffer is one bank with one "
+            f"{self.buffer_bandwidth_bytes_per_s / 1e9:g} GB/s port"))
         buffer_source = checker.text(buffers, "source", "buffers", default="")
         kinds = checker.mapping(buffers, "kinds", "buffers")
         self._buffers: dict[str, _BufferTable] = {}
