@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 
+_UNSET: Any = object()   # "no default given" for Op.attr
+
 # --------------------------------------------------------------------------- attributes
 
 
@@ -253,8 +255,21 @@ class Op:
 
         return get_opdef(self.name)
 
-    def attr(self, key: str, default: Any = None) -> Any:
-        return self.attributes.get(key, default)
+    opdef = definition
+
+    def has_trait(self, trait: type) -> bool:
+        """Whether this op's kind declares ``trait`` (see :mod:`transcode_ir.opdefs`)."""
+        return self.definition.has_trait(trait)
+
+    def attr(self, key: str, default: Any = _UNSET) -> Any:
+        """Attribute ``key``: the op's own value, else ``default`` when given,
+        else the default its op kind declares (a KeyError for an attribute the
+        kind does not declare).  Readers never restate a declared default."""
+        if key in self.attributes:
+            return self.attributes[key]
+        if default is not _UNSET:
+            return default
+        return self.definition.attribute(self, key)
 
     def set_attr(self, key: str, value: Any) -> None:
         self.attributes = self.attributes.with_(**{key: value})

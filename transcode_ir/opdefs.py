@@ -28,9 +28,17 @@ from transcode_ir.types import TensorType, dtype_size, numpy_dtype
 
 __all__ = [
     "AttrSpec",
+    "Commutative",
+    "Contraction",
+    "DensityPreserving",
     "OpCost",
     "OpDef",
+    "Pure",
+    "Trait",
+    "ZeroPreserving",
     "all_opdefs",
+    "contraction_dims",
+    "contraction_products",
     "define",
     "get_opdef",
     "op_cost",
@@ -93,6 +101,73 @@ class OpCost:
                       self.bytes_in + other.bytes_in, self.bytes_out + other.bytes_out)
 
 
+# --------------------------------------------------------------------------- traits
+#
+# Properties of an op kind that passes and backends ask about, declared on its
+# definition (``OpDef.traits``) instead of kept as name lists beside the
+# passes.  Ask with ``opdef.has_trait(Commutative)`` or ``op.has_trait(...)``;
+# a trait with parameters (``Contraction``) is fetched with ``opdef.trait(...)``.
+# Traits are declared conservatively: an op without ``ZeroPreserving`` may
+# still map zero to zero, it is just never relied upon.
+
+Dims = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Trait:
+    """Base class of op traits."""
+
+
+@dataclass(frozen=True)
+class Pure(Trait):
+    """No side effects: an unused result can be removed, equal ops merged, a
+    constant one folded.  Every op kind without ``side_effects`` has it."""
+
+
+@dataclass(frozen=True)
+class Commutative(Trait):
+    """A two-operand op whose operands may be swapped without changing the result."""
+
+
+@dataclass(frozen=True)
+class ZeroPreserving(Trait):
+    """A zero in operand 0 gives a zero at the same place of the (one) result:
+    pruned zeros survive the op (``f(0) = 0`` elementwise, or a pure data move)."""
+
+
+@dataclass(frozen=True)
+class DensityPreserving(Trait):
+    """The result holds the nonzeros of operand 0 (a permutation, copy or
+    broadcast): its density is operand 0's."""
+
+
+@dataclass(frozen=True)
+class Contraction(Trait):
+    """The op is one matrix product, or a chain of them, as (B, M, K, N):
+    ``B`` independent products (batch, or convolution groups) of an ``M x K``
+    by a ``K x N`` matrix.  A convolution is given by its im2col view, whose
+    MACs equal the op's.  ``products(op)`` gives every product in order
+    (fused attention has two: scores ``q @ kt`` and context ``p @ v``);
+    ``loops(op)`` the loops (of ``b i j k``) each operand of the first product
+    depends on, so a cost model knows which operand is reused across which loop.
+    The op's MACs are ``sum(B*M*K*N)`` over its products."""
+
+    products: Callable[[Op], tuple[Dims, ...]]
+    loops: Callable[[Op], tuple[str, str]]
+
+
+def contraction_products(op: Op) -> tuple[Dims, ...]:
+    """Every (B, M, K, N) matrix product of ``op``; empty when it is no contraction."""
+    trait = get_opdef(op.name).trait(Contraction)
+    return () if trait is None else trait.products(op)
+
+
+def contraction_dims(op: Op) -> Dims | None:
+    """(B, M, K, N) of ``op``'s (first) matrix product, or None when it is no contraction."""
+    products = contraction_products(op)
+    return products[0] if products else None
+
+
 InferFn = Callable[[list[TensorType], Attributes], list[TensorType] | None]
 EvalFn = Callable[[Op, list[np.ndarray], Any], list[np.ndarray]]
 CostFn = Callable[[Op], OpCost]
@@ -122,10 +197,38 @@ class OpDef:
     side_effects: bool = False
     num_results: int | None = 1
     doc: str = ""
+    traits: tuple[Trait, ...] = ()
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
             raise ValueError(f"{self.name}: unknown category {self.category!r}")
+        traits = tuple(self.traits)
+        if not self.side_effects and not any(isinstance(t, Pure) for t in traits):
+            traits += (Pure(),)
+        self.traits = traits
+
+    def has_trait(self, trait: type[Trait]) -> bool:
+        """Whether the op kind declares ``trait`` (a :class:`Trait` subclass)."""
+        return any(isinstance(t, trait) for t in self.traits)
+
+    def trait(self, trait: type[Trait]) -> Any:
+        """The declared instance of ``trait`` (for its parameters), or None."""
+        return next((t for t in self.traits if isinstance(t, trait)), None)
+
+    def attribute(self, op: Op, key: str) -> Any:
+        """Attribute ``key`` of ``op``, or its declared default when the op does
+        not carry it; None for an absent pass annotation (``tile:x``).  Asking
+        for an attribute the op kind does not declare is a KeyError: a typo is
+        not a silent None."""
+        if key in op.attributes:
+            return op.attributes[key]
+        spec = self.attributes.get(key)
+        if spec is None:
+            if ":" in key or key.startswith("_"):
+                return None          # an annotation a pass has not added (yet)
+            accepted = ", ".join(self.attributes) or "none"
+            raise KeyError(f"{self.name} has no attribute {key!r} (declared: {accepted})")
+        return spec.default
 
     # -- operand arity: a trailing "?" marks an optional operand, a leading "*" a variadic one
     @property
@@ -406,7 +509,8 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 def _binary(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], doc: str,
-            result_dtype: str | None = None, grad: GradFn | None = None) -> None:
+            result_dtype: str | None = None, grad: GradFn | None = None,
+            traits: tuple[Trait, ...] = ()) -> None:
     def infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
         if types[0].dtype != types[1].dtype:
             raise ShapeError(f"operand element types differ: {types[0].dtype} and {types[1].dtype}")
@@ -417,7 +521,7 @@ def _binary(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], doc: 
             return [np.asarray(fn(inputs[0], inputs[1])).astype(_out_dtype(op), copy=False)]
 
     define(OpDef(f"arith.{name}", ("lhs", "rhs"), {}, infer, evaluate,
-                 "elementwise", grad=grad, doc=doc))
+                 "elementwise", grad=grad, doc=doc, traits=traits))
 
 
 def _grad_add(b: Any, op: Op, grads: list[Any]) -> list[Any]:
@@ -488,9 +592,9 @@ def _grad_min(b: Any, op: Op, grads: list[Any]) -> list[Any]:
     return _grad_select_between(b, op, grads, "arith.greater")
 
 
-_binary("add", np.add, "Elementwise sum with numpy broadcasting.", grad=_grad_add)
+_binary("add", np.add, "Elementwise sum with numpy broadcasting.", grad=_grad_add, traits=(Commutative(),))
 _binary("sub", np.subtract, "Elementwise difference with numpy broadcasting.", grad=_grad_sub)
-_binary("mul", np.multiply, "Elementwise product with numpy broadcasting.", grad=_grad_mul)
+_binary("mul", np.multiply, "Elementwise product with numpy broadcasting.", grad=_grad_mul, traits=(Commutative(),))
 
 
 def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -502,23 +606,24 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 _binary("div", _divide, "Elementwise quotient (integer division truncates toward zero).", grad=_grad_div)
 _binary("pow", np.power, "Elementwise power.", grad=_grad_pow)
-_binary("max", np.maximum, "Elementwise maximum.", grad=_grad_max)
-_binary("min", np.minimum, "Elementwise minimum.", grad=_grad_min)
-_binary("equal", np.equal, "Elementwise equality, giving bool.", "bool", grad=_zero_grad)
+_binary("max", np.maximum, "Elementwise maximum.", grad=_grad_max, traits=(Commutative(),))
+_binary("min", np.minimum, "Elementwise minimum.", grad=_grad_min, traits=(Commutative(),))
+_binary("equal", np.equal, "Elementwise equality, giving bool.", "bool", grad=_zero_grad, traits=(Commutative(),))
 _binary("less", np.less, "Elementwise a < b, giving bool.", "bool", grad=_zero_grad)
 _binary("greater", np.greater, "Elementwise a > b, giving bool.", "bool", grad=_zero_grad)
-_binary("and", np.logical_and, "Elementwise logical and of bools.", grad=_zero_grad)
-_binary("or", np.logical_or, "Elementwise logical or of bools.", grad=_zero_grad)
+_binary("and", np.logical_and, "Elementwise logical and of bools.", grad=_zero_grad, traits=(Commutative(),))
+_binary("or", np.logical_or, "Elementwise logical or of bools.", grad=_zero_grad, traits=(Commutative(),))
 
 
 def _unary(name: str, fn: Callable[[np.ndarray], np.ndarray], doc: str,
            category: str = "elementwise", dialect: str = "arith",
-           grad: GradFn | None = None) -> None:
+           grad: GradFn | None = None, traits: tuple[Trait, ...] = ()) -> None:
     def evaluate(op: Op, inputs: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
         with np.errstate(all="ignore"):
             return [np.asarray(fn(inputs[0])).astype(_out_dtype(op), copy=False)]
 
-    define(OpDef(f"{dialect}.{name}", ("x",), {}, _same, evaluate, category, grad=grad, doc=doc))
+    define(OpDef(f"{dialect}.{name}", ("x",), {}, _same, evaluate, category, grad=grad, doc=doc,
+                 traits=traits))
 
 
 def _unary_rule(local: Callable[[Any, Op, Any], Any]) -> GradFn:
@@ -561,7 +666,8 @@ _unary("reciprocal", np.reciprocal, "Elementwise 1/x.", "nonlinear", grad=_grad_
 _unary("exp", np.exp, "Elementwise exponential.", "nonlinear", grad=_grad_exp)
 _unary("log", np.log, "Elementwise natural logarithm.", "nonlinear", grad=_grad_log)
 _unary("erf", erf, "Elementwise error function.", "nonlinear", grad=_grad_erf)
-_unary("tanh", np.tanh, "Elementwise hyperbolic tangent.", "nonlinear", grad=_grad_tanh)
+_unary("tanh", np.tanh, "Elementwise hyperbolic tangent.", "nonlinear", grad=_grad_tanh,
+       traits=(ZeroPreserving(),))
 _unary("sigmoid", lambda x: 1.0 / (1.0 + np.exp(-x)), "Elementwise logistic sigmoid.", "nonlinear", grad=_grad_sigmoid)
 _unary("sin", np.sin, "Elementwise sine.", "nonlinear", grad=_grad_sin)
 _unary("cos", np.cos, "Elementwise cosine.", "nonlinear", grad=_grad_cos)
@@ -660,13 +766,13 @@ def _grad_gelu(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 define(OpDef(
     "nn.relu", ("x",), {}, _same,
     lambda op, x, ctx: [np.maximum(x[0], 0).astype(x[0].dtype)], "nonlinear",
-    grad=_grad_relu, doc="Rectified linear unit."))
+    grad=_grad_relu, traits=(ZeroPreserving(),), doc="Rectified linear unit."))
 define(OpDef(
     "nn.gelu", ("x",), _attrs(approximate=AttrSpec("str", False, "none", ("none", "tanh"))), _same,
     lambda op, x, ctx: [gelu(x[0], op.attributes.get("approximate", "none"))], "nonlinear",
     cost=lambda op: OpCost(0, 8 * op.results[0].type.numel, op.operands[0].type.nbytes,
                            op.results[0].type.nbytes),
-    grad=_grad_gelu, doc="Gaussian error linear unit (exact erf form, or the tanh approximation)."))
+    grad=_grad_gelu, traits=(ZeroPreserving(),), doc="Gaussian error linear unit (exact erf form, or the tanh approximation)."))
 
 
 # --------------------------------------------------------------------------- nn: softmax, layer norm
@@ -787,10 +893,19 @@ def conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, pads
     return out.astype(x.dtype)
 
 
+def _conv1d_products(op: Op) -> tuple[Dims, ...]:
+    """im2col view: per group, [N*L_out, C/groups*K] windows by [C/groups*K, M/groups] filters."""
+    n = op.operands[0].type.shape[0]
+    m, cg, k = op.operands[1].type.shape
+    groups = op.attr("groups")
+    out_len = op.results[0].type.shape[2]
+    return ((groups, n * out_len, cg * k, m // groups),)
+
+
 def _conv1d_cost(op: Op) -> OpCost:
     out = op.results[0].type
-    w = op.operands[1].type
-    macs = out.numel * w.shape[1] * w.shape[2]
+    ((groups, rows, depth, cols),) = _conv1d_products(op)
+    macs = groups * rows * depth * cols
     return OpCost(macs, out.numel if len(op.operands) > 2 else 0,
                   _bytes([v.type for v in op.operands]), out.nbytes)
 
@@ -816,7 +931,7 @@ define(OpDef(
     lambda op, x, ctx: [conv1d(x[0], x[1], x[2] if len(x) > 2 else None,
                                op.attributes.get("stride", 1), op.attributes.get("pads", (0, 0)),
                                op.attributes.get("dilation", 1), op.attributes.get("groups", 1))],
-    "conv", cost=_conv1d_cost,
+    "conv", cost=_conv1d_cost, traits=(Contraction(_conv1d_products, lambda op: ("bik", "bkj")),),
     grad=_grad_conv1d, doc="1-D convolution over [N, C, L] (ONNX Conv with one spatial axis)."))
 
 
@@ -855,6 +970,16 @@ def matmul_dims(op: Op) -> tuple[int, int, int, int]:
     return batch, a2[-2], a2[-1], b2[-1]
 
 
+def _matmul_loops(op: Op) -> tuple[str, str]:
+    """An operand without batch dimensions is shared across the batch."""
+    a, b = op.operands[0].type.rank, op.operands[1].type.rank
+    return ("bik" if a > 2 else "ik"), ("bkj" if b > 2 else "kj")
+
+
+#: The contraction of a (batched) matrix product: one product, numpy's rules.
+MATMUL_CONTRACTION = Contraction(lambda op: (matmul_dims(op),), _matmul_loops)
+
+
 def _matmul_cost(op: Op) -> OpCost:
     batch, m, k, n = matmul_dims(op)
     return OpCost(batch * m * k * n, 0, _bytes([v.type for v in op.operands]),
@@ -871,7 +996,7 @@ def _grad_matmul(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 
 define(OpDef(
     "tensor.matmul", ("lhs", "rhs"), {}, _matmul_infer, _matmul_eval, "matmul", cost=_matmul_cost,
-    grad=_grad_matmul, doc="Matrix product with numpy semantics (batched, broadcasting batch dimensions)."))
+    grad=_grad_matmul, traits=(MATMUL_CONTRACTION,), doc="Matrix product with numpy semantics (batched, broadcasting batch dimensions)."))
 
 
 # --------------------------------------------------------------------------- tensor: data movement
@@ -894,7 +1019,7 @@ def _grad_reshape(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 define(OpDef(
     "tensor.reshape", ("x",), _attrs(shape=AttrSpec("ints")), _reshape_infer,
     lambda op, x, ctx: [x[0].reshape(op.attributes["shape"])], "view",
-    grad=_grad_reshape, doc="Reshape to a static shape (a view: moves no data)."))
+    grad=_grad_reshape, traits=(ZeroPreserving(), DensityPreserving()), doc="Reshape to a static shape (a view: moves no data)."))
 
 
 def _transpose_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
@@ -913,7 +1038,7 @@ def _grad_transpose(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 define(OpDef(
     "tensor.transpose", ("x",), _attrs(perm=AttrSpec("ints")), _transpose_infer,
     lambda op, x, ctx: [np.ascontiguousarray(np.transpose(x[0], op.attributes["perm"]))], "data",
-    grad=_grad_transpose, doc="Permute axes."))
+    grad=_grad_transpose, traits=(ZeroPreserving(), DensityPreserving()), doc="Permute axes."))
 
 
 def _gather_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
@@ -1012,7 +1137,7 @@ def _grad_slice(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 define(OpDef(
     "tensor.slice", ("x",),
     _attrs(starts=AttrSpec("ints"), ends=AttrSpec("ints"), axes=AttrSpec("ints"), steps=AttrSpec("ints")),
-    _slice_infer, _slice_eval, "data", grad=_grad_slice, doc="Static strided slice (Python slice semantics)."))
+    _slice_infer, _slice_eval, "data", grad=_grad_slice, traits=(DensityPreserving(),), doc="Static strided slice (Python slice semantics)."))
 
 
 def _expand_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
@@ -1030,7 +1155,7 @@ def _grad_expand(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 define(OpDef(
     "tensor.expand", ("x",), _attrs(shape=AttrSpec("ints")), _expand_infer,
     lambda op, x, ctx: [np.ascontiguousarray(np.broadcast_to(x[0], op.results[0].type.shape))],
-    "data", grad=_grad_expand, doc="Broadcast to a shape (ONNX Expand)."))
+    "data", grad=_grad_expand, traits=(DensityPreserving(),), doc="Broadcast to a shape (ONNX Expand)."))
 
 
 def cumsum(x: np.ndarray, axis: int, exclusive: bool = False, reverse: bool = False) -> np.ndarray:

@@ -32,13 +32,16 @@ before fusing, so neither recomputation appears there.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from transcode_ir.core import Attributes, Op
 from transcode_ir.opdefs import (
+    MATMUL_CONTRACTION,
     AttrSpec,
+    Contraction,
     OpCost,
     OpDef,
     ShapeError,
@@ -132,6 +135,7 @@ define(OpDef(
     "nn.linear", ("x", "weight", "bias?"),
     {"activation": AttrSpec("str", False, "none", ACTIVATIONS)},
     _linear_infer, _linear_eval, "matmul", cost=_linear_cost, grad=_linear_grad,
+    traits=(MATMUL_CONTRACTION,),
     doc="Fused dense layer act(x @ weight + bias): matmul, bias add and activation as one job "
         "(bias and activation run in the MAC lanes)."))
 
@@ -215,6 +219,13 @@ def fused_parts(op: Op) -> list[tuple[str, OpCost]]:
     raise ValueError(f"{op.name} is not a fused op")
 
 
+def _attention_products(op: Op) -> tuple[tuple[int, int, int, int], ...]:
+    """Scores ``q @ kt`` [B, Sq, D] x [D, Sk], then context ``p @ v`` [B, Sq, Sk] x [Sk, Dv]."""
+    q, kt, v = (o.type.shape for o in op.operands[:3])
+    batch = math.prod(np.broadcast_shapes(q[:-2], kt[:-2]))
+    return ((batch, q[-2], q[-1], kt[-1]), (batch, q[-2], v[-2], v[-1]))
+
+
 def _attention_cost(op: Op) -> OpCost:
     total = OpCost()
     for _, part in fused_parts(op):
@@ -265,5 +276,6 @@ define(OpDef(
                      doc="DynaProp: scores and probabilities with |x| <= tau become 0 inside "
                          "the job (set by the dynaprop pass; 0: no pruning)")},
     _attention_infer, _attention_eval, "matmul", cost=_attention_cost, grad=_attention_grad,
+    traits=(Contraction(_attention_products, lambda op: ("bik", "bkj")),),
     doc="Fused attention softmax(q @ kt * scale + mask) @ v as one job: scores and "
         "probabilities stay on chip."))

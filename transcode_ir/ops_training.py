@@ -40,6 +40,7 @@ import numpy as np
 from transcode_ir.core import Attributes, Op
 from transcode_ir.opdefs import (
     AttrSpec,
+    Contraction,
     OpCost,
     OpDef,
     ShapeError,
@@ -401,9 +402,31 @@ def _conv_input_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     return [padded[:, :, pads[0]:pads[0] + length].astype(_out_dtype(op))]
 
 
+def _conv_loops(op: Op) -> tuple[str, str]:
+    return ("ik", "kj") if op.attr("groups") == 1 else ("bik", "bkj")
+
+
+def _conv_input_products(op: Op) -> tuple[tuple[int, int, int, int], ...]:
+    """Per group: dy's [N*L_out, M/groups] by the filters [M/groups, C/groups*K]
+    (the contributions, scattered back onto the input's windows)."""
+    n, m, out_len = op.operands[0].type.shape
+    _, cg, k = op.operands[1].type.shape
+    groups = op.attr("groups")
+    return ((groups, n * out_len, m // groups, cg * k),)
+
+
+def _conv_weight_products(op: Op) -> tuple[tuple[int, int, int, int], ...]:
+    """Per group: dy transposed [M/groups, N*L_out] by the windows [N*L_out, C/groups*K]."""
+    n, m, out_len = op.operands[0].type.shape
+    _, cg, k = op.results[0].type.shape
+    groups = op.attr("groups")
+    return ((groups, m // groups, n * out_len, cg * k),)
+
+
 define(OpDef(
     "grad.conv1d_input", ("dy", "weight"), dict(_CONV_ATTRS, length=AttrSpec("int")),
     _conv_input_infer, _conv_input_eval, "conv",
+    traits=(Contraction(_conv_input_products, _conv_loops),),
     cost=lambda op: OpCost(op.operands[0].type.numel * op.operands[1].type.shape[1]
                            * op.operands[1].type.shape[2], 0,
                            _bytes([v.type for v in op.operands]), op.results[0].type.nbytes),
@@ -437,6 +460,7 @@ def _conv_weight_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]
 define(OpDef(
     "grad.conv1d_weight", ("dy", "x"), dict(_CONV_ATTRS, kernel=AttrSpec("int")),
     _conv_weight_infer, _conv_weight_eval, "conv",
+    traits=(Contraction(_conv_weight_products, _conv_loops),),
     cost=lambda op: OpCost(op.operands[0].type.numel * op.results[0].type.shape[1]
                            * op.results[0].type.shape[2], 0,
                            _bytes([v.type for v in op.operands]), op.results[0].type.nbytes),
