@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
+import textwrap
 from dataclasses import dataclass
 
 from backends.elector.design import Accelerator, Buffer
@@ -42,6 +43,7 @@ __all__ = [
     "StorageLevel",
     "banking_rule",
     "default_banks",
+    "format_hierarchy",
     "level",
     "storage_levels",
 ]
@@ -193,3 +195,39 @@ def level(accelerator: Accelerator, name: str) -> StorageLevel:
             return candidate
     names = ", ".join(candidate.name for candidate in storage_levels(accelerator))
     raise KeyError(f"no storage level {name!r}; this design has: {names}")
+
+
+def _size(capacity: int | None) -> str:
+    if capacity is None:
+        return "unbounded"
+    from backends.elector.hwdsl import format_quantity
+
+    return format_quantity(capacity, "size")
+
+
+def format_hierarchy(accelerator: Accelerator) -> str:
+    """The storage levels as a table (one instance per row, instances
+    counted), followed by the banking rule and its source."""
+    from transcode_ir.tables import format_table
+
+    clock = accelerator.clock_hz
+    header = ("level", "capacity", "instances", "banks", "B/cycle/bank", "B/cycle",
+              "GB/s", "operands", "sharing", "multicast", "pJ/byte r/w")
+    rows = []
+    for lv in storage_levels(accelerator):
+        energy = (f"{lv.read_nj_per_byte * 1e3:.4g}" if lv.read_nj_per_byte == lv.write_nj_per_byte
+                  else f"{lv.read_nj_per_byte * 1e3:.4g}/{lv.write_nj_per_byte * 1e3:.4g}")
+        rows.append((lv.name, _size(lv.capacity_bytes), f"{lv.instances:,}", f"{lv.banks:,}",
+                     f"{lv.bank_bytes_per_cycle:,.1f}", f"{lv.bytes_per_cycle:,.1f}",
+                     f"{lv.bandwidth_bytes_per_s(clock) / 1e9:,.1f}",
+                     "+".join(op for op in OPERANDS if op in lv.operands), lv.sharing,
+                     "yes" if lv.multicast else "no", energy))
+    lines = [f"storage hierarchy of {accelerator.name!r} (outermost first; B/cycle and GB/s "
+             "per instance, at the design's clock)",
+             format_table(header, rows, align="lrrrrrrlllr")]
+    given = [lv.name for lv in storage_levels(accelerator) if "given in the design" in lv.source]
+    lines.append(textwrap.fill("banking assumption: " + banking_rule(accelerator.technology),
+                               width=100, subsequent_indent="  "))
+    if given:
+        lines.append("design overrides (banks or port given in the file): " + ", ".join(given))
+    return "\n".join(lines)

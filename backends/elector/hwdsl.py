@@ -41,6 +41,7 @@ from backends.elector.design import (
     LayerNormUnit,
     MainMemory,
     MappingDefaults,
+    POWER_GATING_MODES,
     PEArray,
     SoftmaxUnits,
     SparsityUnits,
@@ -141,7 +142,14 @@ def _buffer_block(kind: str) -> BlockSpec:
         fields={
             "size": FieldSpec("size", "capacity", required=True),
             "block": FieldSpec("size", "block (access) size", default=64),
-            "bandwidth": FieldSpec("bandwidth", "bandwidth; default: the technology's"),
+            "bandwidth": FieldSpec("bandwidth", "bandwidth of the whole buffer (split evenly "
+                                   "over its banks); default: banks x the technology's port"),
+            "banks": FieldSpec("count", "banks (independent ports); default: the technology's "
+                               "banking rule, ceil(size / bank size)"),
+            "bank_bandwidth": FieldSpec("bandwidth", "bandwidth of one bank's port; default: "
+                                        "the technology's port figure"),
+            "multicast": FieldSpec("switch", "one read can feed every PE and lane that needs "
+                                   "the same tile", default=True),
         },
     )
 
@@ -153,6 +161,8 @@ TOP_LEVEL_FIELDS: Mapping[str, FieldSpec] = {
                             default="14nm"),
     "clock": FieldSpec("frequency", "clock frequency", required=True),
     "data_width": FieldSpec("bits", "fixed-point data width", default=20),
+    "power_gating": FieldSpec("word", "none (every module leaks all run) or idle (idle modules "
+                              "are gated)", default="none", words=POWER_GATING_MODES),
 }
 
 #: Blocks of an ``accelerator``, in the order the printer writes them.
@@ -993,12 +1003,15 @@ def build_accelerator(name: str, settings: Settings, technology_base: Path | Non
                                get("main_memory", "bandwidth"),
                                get("main_memory", "energy_per_access")),
         mapping=mapping,
+        power_gating=get("power_gating"),
     )
 
 
 def _buffer(kind: str, get: Callable[..., Any]) -> Buffer:
     block = f"{kind}_buffer"
-    return Buffer(kind, get(block, "size"), get(block, "block"), get(block, "bandwidth"))
+    return Buffer(kind, get(block, "size"), get(block, "block"), get(block, "bandwidth"),
+                  banks=get(block, "banks"), bank_bandwidth_bytes_per_s=get(block, "bank_bandwidth"),
+                  multicast=get(block, "multicast"))
 
 
 def _example_keys(block: BlockSpec) -> str:
@@ -1144,13 +1157,21 @@ def format_value(spec: FieldSpec, value: Any) -> str:
 
 def settings_of(accelerator: Accelerator) -> dict[Path_, Any]:
     """The normalised settings of an accelerator (every value written out;
-    overrides that are not set are absent), as step 2 would produce them."""
+    overrides that are not set are absent), as step 2 would produce them.
+
+    The storage options added with the hierarchy (``banks``,
+    ``bank_bandwidth``, ``multicast = off``, ``power_gating = idle``) are
+    written only when they differ from the default, so the normalised text --
+    and the design hash reports and result databases key on -- of every
+    design written before them is unchanged."""
     pe, memory, mapping = accelerator.pe_array, accelerator.main_memory, accelerator.mapping
     values: dict[Path_, Any] = {
         ("description",): accelerator.description,
         ("technology",): accelerator.technology.reference,
         ("clock",): accelerator.clock_hz,
         ("data_width",): accelerator.data_width_bits,
+        **({("power_gating",): accelerator.power_gating}
+           if accelerator.power_gating != "none" else {}),
         ("pe_array", "pes"): pe.pes,
         ("pe_array", "lanes"): pe.lanes,
         ("pe_array", "macs_per_lane"): pe.macs_per_lane,
@@ -1168,6 +1189,12 @@ def settings_of(accelerator: Accelerator) -> dict[Path_, Any]:
         values[(buffer.block_name, "block")] = buffer.block_bytes
         if buffer.bandwidth_bytes_per_s is not None:
             values[(buffer.block_name, "bandwidth")] = buffer.bandwidth_bytes_per_s
+        if buffer.banks is not None:
+            values[(buffer.block_name, "banks")] = buffer.banks
+        if buffer.bank_bandwidth_bytes_per_s is not None:
+            values[(buffer.block_name, "bank_bandwidth")] = buffer.bank_bandwidth_bytes_per_s
+        if not buffer.multicast:
+            values[(buffer.block_name, "multicast")] = False
     values[("main_memory", "type")] = memory.type
     values[("main_memory", "config")] = (memory.banks, memory.ranks, memory.channels)
     if memory.bandwidth_bytes_per_s is not None:

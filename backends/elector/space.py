@@ -256,13 +256,15 @@ def _public(raw: RawParameter) -> Parameter:
 
 
 def _matches(alternative: Settings, values: dict, path: tuple[str, ...]) -> bool:
+    # settings_of leaves options at their default unwritten (power_gating,
+    # multicast), so a missing value compares as the schema's default.
     if len(path) > 1 or path[0] not in BLOCK_SCHEMAS:
-        return values.get(path) == alternative.values[path]
+        return values.get(path, spec_of(path).default) == alternative.values[path]
     block = path[0]
     for key, spec in BLOCK_SCHEMAS[block].fields.items():
         full = (block, key)
         if full in alternative.values:
-            if values.get(full) != alternative.values[full]:
+            if values.get(full, spec.default) != alternative.values[full]:
                 return False
         elif full in values and spec.default is not None and values[full] != spec.default:
             return False

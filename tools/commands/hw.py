@@ -1,7 +1,7 @@
 """``tcc hw``: hardware designs of the ELECTOR backend.
 
     tcc hw list                 library designs and spaces, one line each
-    tcc hw show NAME|FILE       normalised design and its area breakdown
+    tcc hw show NAME|FILE       normalised design, its area breakdown and storage hierarchy
                                 (a design space: its parameters and size)
     tcc hw check FILE|NAME      validate; prints one OK line or the error
 
@@ -85,6 +85,7 @@ def _is_space(name_or_path: str) -> bool:
 
 def _show(args: argparse.Namespace) -> int:
     from backends.elector import area_breakdown, format_design, resolve_design, resolve_space
+    from backends.elector.hierarchy import format_hierarchy
 
     if _is_space(args.design):
         space = resolve_space(args.design)
@@ -100,6 +101,8 @@ def _show(args: argparse.Namespace) -> int:
     print(format_design(design), end="")
     print()
     print(area_breakdown(design, training=args.training).format_table())
+    print()
+    print(format_hierarchy(design))
     memory = design.main_memory_costs()
     print(f"peak: {design.peak_macs_per_cycle:,} MACs/cycle at {design.clock_hz / 1e6:g} MHz; "
           f"main memory {memory.bandwidth_bytes_per_s / 1e9:g} GB/s, "
