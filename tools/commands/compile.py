@@ -72,6 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "chrome://tracing)")
     parser.add_argument("--emit-ir", type=Path, metavar="FILE",
                         help="write the mapped IR text (.tir; parameters are not written)")
+    parser.add_argument("--graph", type=Path, metavar="FILE",
+                        help="also write the mapped schedule's dependency graph with simulated "
+                             "cycles and its critical path marked (FILE.dot or FILE.graphml; "
+                             "docs/graphs.md)")
     parser.add_argument("--max-ops", type=int, default=40, metavar="N",
                         help="per-op rows in the text report (the N longest; default 40)")
     parser.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
@@ -763,15 +767,17 @@ def _check_outputs(args: argparse.Namespace) -> None:
     from transcode_ir.errors import UserError
     from transcode_ir.fileio import is_stdio
 
-    to_stdout = [flag for flag in ("json", "html", "trace", "emit_ir")
+    to_stdout = [flag for flag in ("json", "html", "trace", "emit_ir", "graph")
                  if is_stdio(getattr(args, flag, None))]
     if len(to_stdout) > 1:
         raise UserError("only one output can be - (standard output); got "
                         + ", ".join(f"--{f.replace('_', '-')} -" for f in to_stdout))
-    for flag in ("json", "html", "trace", "emit_ir"):
+    for flag in ("json", "html", "trace", "emit_ir", "graph"):
         path = getattr(args, flag, None)
         if path is not None:
             check_output_path(path, f"--{flag.replace('_', '-')}")
+    if getattr(args, "graph", None) is not None:
+        _graph_format(args.graph)
 
 
 def _wrote(path) -> None:  # noqa: ANN001
@@ -785,7 +791,7 @@ def _text_stream(args: argparse.Namespace):  # -> TextIO
     (then stdout carries that file alone and the text goes to stderr)."""
     from transcode_ir.fileio import is_stdio
 
-    if any(is_stdio(getattr(args, f, None)) for f in ("json", "html", "trace", "emit_ir")):
+    if any(is_stdio(getattr(args, f, None)) for f in ("json", "html", "trace", "emit_ir", "graph")):
         return sys.stderr
     return sys.stdout
 
@@ -827,4 +833,37 @@ def run(args: argparse.Namespace) -> int:
 
         write_text(args.emit_ir, print_module(outcome.module))
         _wrote(args.emit_ir)
+    if args.graph is not None:
+        _write_graph(report, args.graph)
     return 0
+
+
+def _graph_format(path: Path) -> str:
+    """``dot`` or ``graphml`` from ``--graph``'s file name (``-``: DOT)."""
+    from transcode_ir.errors import UserError
+    from transcode_ir.fileio import is_stdio
+
+    if is_stdio(path):
+        return "dot"
+    fmt = {".dot": "dot", ".gv": "dot", ".graphml": "graphml"}.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"--graph {path}: cannot tell the graph format from the file name; "
+                        "name it *.dot, *.gv or *.graphml")
+    return fmt
+
+
+def _write_graph(report, path: Path) -> None:  # noqa: ANN001 - report: backends.elector Report
+    """The mapped schedule as a graph (backends/elector/graph.py), its critical
+    path by simulated cycles marked."""
+    from backends.elector.graph import schedule_graph
+    from transcode_ir.fileio import is_stdio
+    from transcode_ir.graph import critical_path, format_graph, write_graph
+
+    graph = schedule_graph(report.mapped, report.result)
+    chain = critical_path(graph).nodes
+    if is_stdio(path):
+        sys.stdout.write(format_graph(graph, "dot", chain))
+        sys.stdout.flush()
+        return
+    write_graph(graph, path, _graph_format(path), chain)
+    _wrote(path)

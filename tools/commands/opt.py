@@ -4,13 +4,17 @@
     tcc opt model.tir                        # parse, verify, print: the round trip
     tcc opt --list-passes                    # passes, options, named pipelines
     tcc opt model.tir --load-pass-plugin my_pass.py -p my-pass{factor=2}
+    tcc opt model.tir -p fuse --emit-graph dot -o forward.dot   # the op graph, for viewers
 
 Parameter data is read from the ``.npz`` beside the input when present and
 written beside the output (``-o``).  Without ``-o`` the IR goes to stdout.
 Instrument output (``--print-ir-after*``, ``--time-passes``) goes to stderr,
 as in MLIR.  ``--split-input-file`` runs each chunk of the input separated by
 a line ``// -----`` on its own and reports each chunk's error without
-stopping (the form negative FileCheck tests use).
+stopping (the form negative FileCheck tests use).  ``--emit-graph dot|graphml``
+writes the op dependency graph of one function (``--graph-function``, default
+``forward``) after the pipeline instead of the IR, with its critical path by
+MACs marked (:mod:`transcode_ir.graph`, docs/graphs.md).
 """
 
 from __future__ import annotations
@@ -62,6 +66,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --list-passes: the listing as JSON")
     parser.add_argument("--split-input-file", action="store_true",
                         help=f"process each chunk between '{SPLIT_MARKER}' lines separately")
+    parser.add_argument("--emit-graph", choices=("dot", "graphml"), metavar="FORMAT",
+                        help="write the op dependency graph of one function after the pipeline "
+                             "(dot or graphml) instead of the IR; the critical path by MACs "
+                             "is marked")
+    parser.add_argument("--graph-function", default=None, metavar="NAME",
+                        help="with --emit-graph: the function to draw (default: forward, "
+                             "or the module's only function)")
     parser.set_defaults(func=run)
 
 
@@ -81,18 +92,47 @@ def run(args: argparse.Namespace) -> int:
         from transcode_ir.fileio import check_output_path
 
         check_output_path(args.output)      # before the passes run
+    if args.graph_function is not None and args.emit_graph is None:
+        raise UserError("--graph-function NAME goes with --emit-graph dot|graphml")
+    if args.emit_graph and args.split_input_file:
+        raise UserError("--emit-graph draws one module: it does not go with --split-input-file")
     manager = _manager(args)
     if args.split_input_file:
         return _run_split(args, manager)
     module = _load(args.module)
     module = _run_one(manager, module)
-    _write(module, args.output)
+    if args.emit_graph:
+        _write_graph(module, args.emit_graph, args.graph_function, args.output)
+    else:
+        _write(module, args.output)
     return 0
+
+
+def _write_graph(module, fmt: str, name: str | None, output: Path | None) -> None:  # noqa: ANN001
+    from transcode_ir.graph import critical_path, dependency_graph, format_graph, write_graph
+
+    functions = [f.name for f in module.functions.values()]
+    if name is None:
+        name = "forward" if "forward" in functions or len(functions) != 1 else functions[0]
+    if name not in functions:
+        raise UserError(f"--graph-function {name}: module @{module.name} has no such function; "
+                        f"its functions: {', '.join(functions) or '(none)'}")
+    graph = dependency_graph(module[name])
+    path = critical_path(graph, weight="macs").nodes
+    if output is None:
+        sys.stdout.write(format_graph(graph, fmt, path))
+        sys.stdout.flush()
+    else:
+        write_graph(graph, output, fmt, path)
 
 
 def _manager(args: argparse.Namespace):  # -> PassManager
     from transcode_ir.pass_manager import (
-        PassManager, PrintIRAfterAll, PrintIRAfterChange, PrintIRAfterFailure, PrintIRAfterPass,
+        PassManager,
+        PrintIRAfterAll,
+        PrintIRAfterChange,
+        PrintIRAfterFailure,
+        PrintIRAfterPass,
         TimePasses,
     )
 
