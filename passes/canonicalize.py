@@ -24,137 +24,81 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from transcode_ir.core import Module, Op
-from transcode_ir.passes import Pass, option, register_pass
-from transcode_ir.rewrite import (
-    PatternSet, Rewriter, apply_patterns, constant_array, producer, splat_value,
-)
+import numpy as np
 
 from passes.raise_ops import RAISING_PATTERNS
+from transcode_ir.core import Module, Value
+from transcode_ir.passes import Pass, option, register_pass
+from transcode_ir.rewrite import (
+    Constant,
+    Match,
+    OpPattern,
+    PatternSet,
+    Var,
+    apply_patterns,
+    producer,
+)
 
 __all__ = ["CANONICALIZATION_PATTERNS", "CanonicalizePass"]
-
-CANONICALIZATION_PATTERNS = PatternSet()
-rule = CANONICALIZATION_PATTERNS.rule
 
 COMMUTATIVE = ("arith.add", "arith.mul", "arith.max", "arith.min", "arith.equal", "arith.and",
                "arith.or")
 
 
-def _is_constant(op: Op | None) -> bool:
-    return op is not None and op.name == "tensor.constant"
+def _is_constant(value: Value) -> bool:
+    return producer(value, "tensor.constant") is not None
 
 
-@rule(*COMMUTATIVE)
-def constant_to_the_right(rw: Rewriter, op: Op) -> bool:
-    lhs, rhs = op.operands
-    if _is_constant(producer(lhs)) and not _is_constant(producer(rhs)):
-        rw.set_operand(op, 0, rhs)
-        rw.set_operand(op, 1, lhs)
-        return True
-    return False
+def _composed(m: Match) -> Value:
+    """transpose(transpose(x, inner), outer) as one transpose of x."""
+    inner, outer = m.inner.attributes["perm"], m.root.attributes["perm"]
+    return m.op("tensor.transpose", m.x, perm=tuple(inner[p] for p in outer))
 
 
-def _keeps_type(op: Op, value_index: int = 0) -> bool:
-    return op.results[0].type.dense() == op.operands[value_index].type.dense()
+def _uniform(array: np.ndarray) -> bool:
+    return array.size > 0 and bool(array.all() or not array.any())
 
 
-def _forward(rw: Rewriter, op: Op, value_index: int = 0) -> bool:
-    """Replace ``op`` by its operand when that keeps the type."""
-    if not _keeps_type(op, value_index):
-        return False
-    rw.replace_op(op, op.operands[value_index])
-    return True
+def _unit_axes(m: Match) -> bool:
+    axes = m.root.attributes["axes"]
+    return bool(axes) and all(m.x.type.shape[a] == 1 for a in axes)
 
 
-@rule("arith.add", "arith.sub")
-def add_zero(rw: Rewriter, op: Op) -> bool:
-    return splat_value(op.operands[1]) == 0.0 and _forward(rw, op)
+x, y, z = Var("x"), Var("y"), Var("z")
+non_constant = Var("y", where=lambda v: not _is_constant(v))
+identity_perm = {"perm": lambda perm: tuple(perm) == tuple(range(len(perm)))}
 
-
-@rule("arith.mul", "arith.div", "arith.pow")
-def multiply_by_one(rw: Rewriter, op: Op) -> bool:
-    return splat_value(op.operands[1]) == 1.0 and _forward(rw, op)
-
-
-@rule("arith.neg")
-def double_negation(rw: Rewriter, op: Op) -> bool:
-    inner = producer(op.operands[0], "arith.neg")
-    if inner is None:
-        return False
-    rw.replace_op(op, inner.operands[0])
-    return True
-
-
-@rule("tensor.reshape")
-def reshape_to_same_shape(rw: Rewriter, op: Op) -> bool:
-    return op.operands[0].type.shape == tuple(op.attributes["shape"]) and _forward(rw, op)
-
-
-@rule("tensor.reshape")
-def reshape_of_reshape(rw: Rewriter, op: Op) -> bool:
-    inner = producer(op.operands[0], "tensor.reshape")
-    if inner is None:
-        return False
-    rw.set_operand(op, 0, inner.operands[0])
-    return True
-
-
-@rule("tensor.transpose")
-def identity_transpose(rw: Rewriter, op: Op) -> bool:
-    perm = tuple(op.attributes["perm"])
-    return perm == tuple(range(len(perm))) and _forward(rw, op)
-
-
-@rule("tensor.transpose")
-def transpose_of_transpose(rw: Rewriter, op: Op) -> bool:
-    inner = producer(op.operands[0], "tensor.transpose")
-    if inner is None:
-        return False
-    outer_perm, inner_perm = op.attributes["perm"], inner.attributes["perm"]
-    composed = tuple(inner_perm[p] for p in outer_perm)
-    new = rw.op("tensor.transpose", inner.operands[0], perm=composed)
-    rw.replace_op(op, new)
-    return True
-
-
-@rule("arith.cast")
-def cast_to_same_type(rw: Rewriter, op: Op) -> bool:
-    return op.operands[0].type.dtype == op.attributes["to"] and _forward(rw, op)
-
-
-@rule("tensor.expand")
-def expand_to_same_shape(rw: Rewriter, op: Op) -> bool:
-    return _forward(rw, op)
-
-
-@rule("tensor.slice")
-def slice_keeping_everything(rw: Rewriter, op: Op) -> bool:
-    steps = op.attributes["steps"]
-    return all(s == 1 for s in steps) and _forward(rw, op)
-
-
-@rule("tensor.concat")
-def concat_of_one(rw: Rewriter, op: Op) -> bool:
-    return len(op.operands) == 1 and _forward(rw, op)
-
-
-@rule("tensor.reduce_sum", "tensor.reduce_mean", "tensor.reduce_max")
-def reduce_over_unit_axes(rw: Rewriter, op: Op) -> bool:
-    """A reduction over axes of size 1 with keepdims is the identity."""
-    x = op.operands[0]
-    axes = op.attributes["axes"]
-    if axes and all(x.type.shape[a] == 1 for a in axes) and op.attributes.get("keepdims", True):
-        return _forward(rw, op)
-    return False
-
-
-@rule("arith.select")
-def select_on_constant_condition(rw: Rewriter, op: Op) -> bool:
-    cond = constant_array(op.operands[0])
-    if cond is None or cond.size == 0 or not (cond.all() or not cond.any()):
-        return False
-    return _forward(rw, op, 1 if cond.all() else 2)
+#: The canonicalisation rules, tried in this order.  A rule whose replacement is an
+#: existing value of another type (a broadcasting constant that enlarges or retypes the
+#: result) does not apply.
+CANONICALIZATION_PATTERNS = PatternSet()
+rule = CANONICALIZATION_PATTERNS.add
+rule(OpPattern(COMMUTATIVE, Constant(name="c"), non_constant), lambda m: m.set_operands(m.y, m.c),
+     "constant_to_the_right")
+rule(OpPattern(("arith.add", "arith.sub"), x, Constant(0.0)), lambda m: m.x, "add_zero")
+rule(OpPattern(("arith.mul", "arith.div", "arith.pow"), x, Constant(1.0)), lambda m: m.x,
+     "multiply_by_one")
+rule(OpPattern("arith.neg", OpPattern("arith.neg", x)), lambda m: m.x, "double_negation")
+rule(OpPattern("tensor.reshape", x), lambda m: m.x, "reshape_to_same_shape",
+     where=lambda m: m.x.type.shape == tuple(m.root.attributes["shape"]))
+rule(OpPattern("tensor.reshape", OpPattern("tensor.reshape", x)), lambda m: m.set_operands(m.x),
+     "reshape_of_reshape")
+rule(OpPattern("tensor.transpose", x, attrs=identity_perm), lambda m: m.x, "identity_transpose")
+rule(OpPattern("tensor.transpose", OpPattern("tensor.transpose", x, name="inner")), _composed,
+     "transpose_of_transpose")
+rule(OpPattern("arith.cast", x), lambda m: m.x, "cast_to_same_type",
+     where=lambda m: m.x.type.dtype == m.root.attributes["to"])
+rule(OpPattern("tensor.expand", x), lambda m: m.x, "expand_to_same_shape")
+rule(OpPattern("tensor.slice", x, attrs={"steps": lambda steps: all(s == 1 for s in steps)}),
+     lambda m: m.x, "slice_keeping_everything")
+rule(OpPattern("tensor.concat", x), lambda m: m.x, "concat_of_one")
+# a reduction over axes of size 1 with keepdims is the identity
+rule(OpPattern(("tensor.reduce_sum", "tensor.reduce_mean", "tensor.reduce_max"), x,
+               attrs={"keepdims": bool}), lambda m: m.x, "reduce_over_unit_axes", where=_unit_axes)
+rule(OpPattern("arith.select", Constant(name="c"), y, z),
+     lambda m: m.y if m.array("c").all() else m.z, "select_on_constant_condition",
+     where=lambda m: _uniform(m.array("c")))
+del rule
 
 
 @register_pass

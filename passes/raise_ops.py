@@ -30,80 +30,67 @@ import numpy as np
 from transcode_ir.core import Module, Op, Value
 from transcode_ir.passes import Pass, register_pass
 from transcode_ir.rewrite import (
-    PatternSet, Rewriter, apply_patterns, has_one_use, producer, splat_value,
+    Constant,
+    Match,
+    OneOf,
+    OpPattern,
+    PatternSet,
+    Var,
+    apply_patterns,
 )
 
 __all__ = ["RAISING_PATTERNS", "RaiseOpsPass"]
 
-RAISING_PATTERNS = PatternSet()
-rule = RAISING_PATTERNS.rule
-
 _FLOATS = ("f16", "f32", "f64")
 
-
-def _close(value: float | None, target: float, rel: float = 1e-4) -> bool:
-    return value is not None and math.isclose(value, target, rel_tol=rel)
+x = Var("x")
 
 
-def _scalar_constant(v: Value, target: float, rel: float = 1e-4) -> bool:
-    return v.type.numel == 1 and _close(splat_value(v), target, rel)
+def _scalar(value: float, rel_tol: float = 1e-4) -> Constant:
+    """A one-element constant close to ``value``."""
+    return Constant(value, scalar=True, rel_tol=rel_tol)
 
 
-def _product_factors(root: Op, limit: int = 4) -> list[Value] | None:
-    """The leaves of the single-use multiplication tree under ``root``."""
-    leaves: list[Value] = []
-    stack = list(reversed(root.operands))
-    while stack:
-        v = stack.pop()
-        inner = producer(v, "arith.mul")
-        if inner is not None and has_one_use(v):
-            stack.extend(reversed(inner.operands))
-        else:
-            leaves.append(v)
-        if len(leaves) > limit:
-            return None
-    return leaves
+def _mul(*operands: object, **options: object) -> OpPattern:
+    return OpPattern("arith.mul", *operands, commutative=True, **options)
 
 
-def _erf_argument(v: Value) -> Value | None:
-    """``x`` when ``v`` is ``1 + erf(x / sqrt 2)`` (either operand order) made
-    of single-use ops."""
-    add = producer(v, "arith.add")
-    if add is None or not has_one_use(v):
-        return None
-    for erf_side, one_side in ((0, 1), (1, 0)):
-        erf = producer(add.operands[erf_side], "arith.erf")
-        if erf is None or not has_one_use(erf.result) or \
-                not _scalar_constant(add.operands[one_side], 1.0, 1e-7):
-            continue
-        scaled = erf.operands[0]
-        inner = producer(scaled, ("arith.div", "arith.mul"))
-        if inner is None or not has_one_use(scaled):
-            continue
-        factor = math.sqrt(2.0) if inner.name == "arith.div" else 1.0 / math.sqrt(2.0)
-        for x_side in ((0,) if inner.name == "arith.div" else (0, 1)):
-            if _scalar_constant(inner.operands[1 - x_side], factor):
-                return inner.operands[x_side]
-    return None
+# --------------------------------------------------------------------------- GELU
+
+#: 1 + erf(x / sqrt 2) (or erf(x * 0.70710678)), every intermediate used once.
+_CDF = OpPattern("arith.add", OpPattern("arith.erf", OneOf(
+    OpPattern("arith.div", x, _scalar(math.sqrt(2.0)), one_use=True),
+    _mul(x, _scalar(1.0 / math.sqrt(2.0)), one_use=True)), one_use=True),
+    _scalar(1.0, 1e-7), commutative=True, one_use=True)
+_HALF = _scalar(0.5, 1e-7)
 
 
-@rule("arith.mul")
-def raise_gelu(rw: Rewriter, op: Op) -> bool:
-    if op.result.type.dtype not in _FLOATS:
-        return False
-    leaves = _product_factors(op, 3)
-    if leaves is None or len(leaves) != 3:
-        return False
-    halves = [i for i, v in enumerate(leaves) if _scalar_constant(v, 0.5, 1e-7)]
-    for h in halves:
-        rest = [v for i, v in enumerate(leaves) if i != h]
-        for cdf_index in (0, 1):
-            x = _erf_argument(rest[cdf_index])
-            if x is not None and x is rest[1 - cdf_index] and \
-                    x.type.dense() == op.result.type.dense():
-                rw.replace_op(op, rw.op("nn.gelu", x))
-                return True
-    return False
+def _gelu(m: Match) -> Value:
+    return m.op("nn.gelu", m.x)
+
+
+def _gelu_applies(m: Match) -> bool:
+    return m.root.result.type.dtype in _FLOATS and m.x.type.dense() == m.root.result.type.dense()
+
+
+RAISING_PATTERNS = PatternSet()
+rule = RAISING_PATTERNS.add
+# x * cdf * 0.5 in each association order (each product may have its operands either way)
+rule(_mul(_mul(x, _CDF, one_use=True), _HALF), _gelu, "raise_gelu", where=_gelu_applies)
+rule(_mul(_mul(x, _HALF, one_use=True), _CDF), _gelu, "raise_gelu", where=_gelu_applies)
+rule(_mul(_mul(_CDF, _HALF, one_use=True), x), _gelu, "raise_gelu", where=_gelu_applies)
+
+
+# --------------------------------------------------------------------------- layer norm
+
+_CENTERED = OpPattern("arith.sub", x, OpPattern("tensor.reduce_mean", x, one_use=True,
+                                                name="mean"), name="centered")
+_SQUARE = OneOf(OpPattern("arith.pow", _CENTERED, _scalar(2.0, 1e-9), one_use=True, name="square"),
+                OpPattern("arith.mul", _CENTERED, _CENTERED, one_use=True, name="square"))
+_VARIANCE = OpPattern("tensor.reduce_mean", _SQUARE, one_use=True, name="variance")
+_NORMALIZED = OpPattern("arith.div", _CENTERED, OpPattern("arith.sqrt", OpPattern(
+    "arith.add", _VARIANCE, Constant(name="epsilon", scalar=True), commutative=True,
+    one_use=True), one_use=True), one_use=True, name="normalized")
 
 
 def _trailing_axes(op: Op) -> int | None:
@@ -113,49 +100,6 @@ def _trailing_axes(op: Op) -> int | None:
     if not axes or not op.attributes.get("keepdims", True) or axes != list(range(axes[0], rank)):
         return None
     return axes[0]
-
-
-def _match_normalized(v: Value) -> tuple[Value, int, float] | None:
-    """(x, axis, epsilon) when ``v`` is ``(x - mean) / sqrt(var + eps)``."""
-    div = producer(v, "arith.div")
-    if div is None or not has_one_use(v):
-        return None
-    centered, denominator = div.operands
-    sub = producer(centered, "arith.sub")
-    sqrt = producer(denominator, "arith.sqrt")
-    if sub is None or sqrt is None or not has_one_use(denominator):
-        return None
-    add = producer(sqrt.operands[0], "arith.add")
-    if add is None or not has_one_use(add.result):
-        return None
-    var_value, eps_value = add.operands
-    if producer(var_value, "tensor.reduce_mean") is None:
-        var_value, eps_value = eps_value, var_value
-    var = producer(var_value, "tensor.reduce_mean")
-    eps = splat_value(eps_value)
-    if var is None or eps is None or eps_value.type.numel != 1 or not has_one_use(var_value):
-        return None
-    square = producer(var.operands[0], ("arith.pow", "arith.mul"))
-    if square is None or not has_one_use(var.operands[0]):
-        return None
-    if square.name == "arith.pow":
-        if square.operands[0] is not centered or \
-                not _scalar_constant(square.operands[1], 2.0, 1e-9):
-            return None
-    elif not (square.operands[0] is centered and square.operands[1] is centered):
-        return None
-    if any(use.op is not square and use.op is not div for use in centered.uses):
-        return None
-    x, mean_value = sub.operands
-    mean = producer(mean_value, "tensor.reduce_mean")
-    if mean is None or mean.operands[0] is not x or not has_one_use(mean_value):
-        return None
-    axis = _trailing_axes(mean)
-    if axis is None or _trailing_axes(var) != axis or x.type.dtype not in _FLOATS:
-        return None
-    if centered.type.dense() != x.type.dense() or v.type.dense() != x.type.dense():
-        return None
-    return x, axis, eps
 
 
 def _fits_normalized(param: Value, x: Value, axis: int) -> bool:
@@ -168,37 +112,37 @@ def _fits_normalized(param: Value, x: Value, axis: int) -> bool:
         return False
 
 
-@rule("arith.mul")
-def raise_layer_norm(rw: Rewriter, op: Op) -> bool:
-    for n_side in (0, 1):
-        match = _match_normalized(op.operands[n_side])
-        if match is None:
-            continue
-        x, axis, eps = match
-        scale = op.operands[1 - n_side]
-        if not _fits_normalized(scale, x, axis) or op.result.type.dense() != x.type.dense():
-            return False
-        rw.replace_op(op, rw.op("nn.layer_norm", x, scale, axis=axis - x.type.rank, epsilon=eps))
-        return True
-    return False
+def _layer_norm_applies(m: Match) -> bool:
+    """(x - mean) / sqrt(var + eps) * scale over the same trailing axes, the centred value
+    read only by the square and the division, types and the scale's shape fitting."""
+    x, dense = m.x, m.x.type.dense()
+    axis = _trailing_axes(m.mean)
+    centered = m.centered.result
+    return (axis is not None and _trailing_axes(m.variance) == axis
+            and x.type.dtype in _FLOATS
+            and all(use.op is m.square or use.op is m.normalized for use in centered.uses)
+            and centered.type.dense() == dense and m.normalized.result.type.dense() == dense
+            and _fits_normalized(m.scale, x, axis) and m.root.result.type.dense() == dense)
 
 
-@rule("arith.add")
-def fold_bias_into_layer_norm(rw: Rewriter, op: Op) -> bool:
-    for ln_side in (0, 1):
-        ln = producer(op.operands[ln_side], "nn.layer_norm")
-        if ln is None or len(ln.operands) != 2 or not has_one_use(ln.result):
-            continue
-        bias = op.operands[1 - ln_side]
-        x = ln.operands[0]
-        axis = ln.attributes.get("axis", -1) % x.type.rank
-        if not _fits_normalized(bias, x, axis) or op.result.type.dense() != x.type.dense():
-            return False
-        rw.replace_op(op, rw.op("nn.layer_norm", x, ln.operands[1], bias,
-                                axis=ln.attributes.get("axis", -1),
-                                epsilon=ln.attributes.get("epsilon", 1e-5)))
-        return True
-    return False
+rule(_mul(_NORMALIZED, Var("scale")),
+     lambda m: m.op("nn.layer_norm", m.x, m.scale, axis=_trailing_axes(m.mean) - m.x.type.rank,
+                    epsilon=float(m.array("epsilon").reshape(-1)[0])),
+     "raise_layer_norm", where=_layer_norm_applies)
+
+
+def _bias_fits(m: Match) -> bool:
+    axis = m.ln.attributes.get("axis", -1) % m.x.type.rank
+    return _fits_normalized(m.bias, m.x, axis) and m.root.result.type.dense() == m.x.type.dense()
+
+
+# A bias added after a layer norm without one is folded into it.
+rule(OpPattern("arith.add", OpPattern("nn.layer_norm", x, Var("scale"), one_use=True, name="ln"),
+               Var("bias"), commutative=True),
+     lambda m: m.op("nn.layer_norm", m.x, m.scale, m.bias, axis=m.ln.attributes.get("axis", -1),
+                    epsilon=m.ln.attributes.get("epsilon", 1e-5)),
+     "fold_bias_into_layer_norm", where=_bias_fits)
+del rule
 
 
 @register_pass

@@ -2,7 +2,7 @@
 
 Load it with ``tcc opt model.tir --load-pass-plugin docs/examples/my_pass.py
 -p expand-powers{exponents=2,3}``.  The tutorial docs/writing-a-pass.md walks
-through it; the test suite runs it (tests/passes/test_plugins.py).
+through it; the test suite runs it (tests/passes/test_plugins_and_cli.py).
 """
 
 from __future__ import annotations
@@ -10,25 +10,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from transcode_ir import (
-    Module, Op, Pass, PatternSet, Rewriter, apply_patterns, option, register_pass,
-)
-from transcode_ir.rewrite import splat_value
+from transcode_ir import Module, Pass, PatternSet, Value, apply_patterns, option, register_pass
+from transcode_ir.rewrite import Constant, Match, OpPattern, Var, splat_value
+
+#: x ** n with a constant n; the result must have x's type (a broadcasting exponent would
+#: change the shape).
+POWER = OpPattern("arith.pow", Var("x"), Constant(name="n"))
 
 
-def expand_power(rewriter: Rewriter, op: Op, exponents: tuple[int, ...]) -> bool:
-    """``x ** n`` -> ``x * x * ... * x`` for a constant integer ``n`` in ``exponents``."""
-    x, exponent = op.operands
-    n = splat_value(exponent)
-    if n is None or n != int(n) or int(n) not in exponents or int(n) < 2:
-        return False
-    if op.result.type != x.type:          # a broadcasting exponent would change the shape
-        return False
-    product = x
-    for _ in range(int(n) - 1):
-        product = rewriter.op("arith.mul", product, x)
-    rewriter.replace_op(op, product)
-    return True
+def integer_exponent(m: Match) -> int | None:
+    """The exponent when it is one integer (in every element), else None."""
+    n = splat_value(m.n)
+    return int(n) if n is not None and n == int(n) else None
+
+
+def expand_power(m: Match) -> Value:
+    """``x ** n`` -> ``x * x * ... * x``."""
+    product = m.x
+    for _ in range(integer_exponent(m) - 1):
+        product = m.op("arith.mul", product, m.x)     # inserted before the matched pow
+    return product                                    # replaces the pow, which is erased
 
 
 @register_pass
@@ -45,7 +46,11 @@ class ExpandPowersPass(Pass):
     exponents: tuple[int, ...] = option((2,), "the exponents to expand")
 
     def apply(self, module: Module) -> bool:
+        def listed(m: Match) -> bool:
+            n = integer_exponent(m)
+            return n is not None and n >= 2 and n in self.exponents \
+                and m.root.result.type == m.x.type
+
         patterns = PatternSet()
-        patterns.add("arith.pow", lambda rw, op: expand_power(rw, op, self.exponents),
-                     name="expand-power")
+        patterns.add(POWER, expand_power, "expand-power", where=listed)
         return apply_patterns(module, patterns)

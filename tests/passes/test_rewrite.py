@@ -6,10 +6,27 @@ import numpy as np
 import pytest
 
 from transcode_ir import (
-    Builder, Function, Module, Op, PatternSet, Rewriter, TensorType, apply_patterns, verify_module,
+    Builder,
+    Function,
+    Module,
+    Op,
+    PatternSet,
+    Rewriter,
+    TensorType,
+    Value,
+    apply_patterns,
+    verify_module,
 )
 from transcode_ir.rewrite import (
-    RewriteDidNotConverge, constant_array, is_dead, producer, splat_value,
+    Constant,
+    Match,
+    OpPattern,
+    RewriteDidNotConverge,
+    Var,
+    constant_array,
+    is_dead,
+    producer,
+    splat_value,
 )
 
 
@@ -111,3 +128,76 @@ def test_replace_op_checks_types() -> None:
 
     with pytest.raises(ValueError, match="by a value of type"):
         apply_patterns(chain(), patterns)
+
+
+# --------------------------------------------------------------------------- declarative patterns
+
+
+def products() -> Module:
+    """y = (x * x) + (x * c), c = 2 broadcast over (3,) from shape (1,); z = x * w (w (2, 3))."""
+    m = Module("m")
+    f = m.add_function(Function("forward", [TensorType((3,))], ["x"], ["y"]))
+    b = Builder(f)
+    x = f.args[0]
+    square = b.op("arith.mul", x, x)
+    scaled = b.op("arith.mul", b.constant(np.float32([2.0])), x)
+    y = b.op("arith.add", square, scaled)
+    z = b.op("arith.mul", x, b.constant(np.ones((2, 3), np.float32)))
+    f.set_outputs([y, z], ["y", "z"])
+    return m
+
+
+def test_nested_patterns_bind_names_consistently() -> None:
+    x = Var("x")
+    seen: list[str] = []
+    patterns = PatternSet()
+    # a square: the same value twice; x * c matches through commutative=True
+    patterns.add(OpPattern("arith.mul", x, x), lambda m: seen.append("square") or None)
+    patterns.add(OpPattern("arith.mul", x, Constant(2.0, name="c"), commutative=True),
+                 lambda m: seen.append(f"double {m.x.name}") or None)
+    patterns.add(OpPattern("arith.add", OpPattern("arith.mul", x, x, name="sq"), Var("rest")),
+                 lambda m: seen.append(f"add of {m.sq.name}") or None)
+    assert not apply_patterns(products(), patterns)      # every builder declined
+    assert seen == ["square", "double x", "add of arith.mul"]
+
+
+def test_a_replacement_of_another_type_is_declined_and_the_rule_name_is_the_pattern() -> None:
+    x = Var("x")
+    patterns = PatternSet()
+    patterns.add(OpPattern("arith.mul", x, Constant(1.0)), lambda m: m.x)
+    assert patterns.patterns[0].name == "arith.mul(x, const(1))"
+    m = products()
+    # x * ones((2, 3)) broadcasts to (2, 3): replacing it by x would change the type
+    assert not apply_patterns(m, patterns)
+    assert [op.name for op in m["forward"]].count("arith.mul") == 3
+
+
+def test_attribute_predicates_use_the_declared_default_and_where_sees_the_match() -> None:
+    m = Module("m")
+    f = m.add_function(Function("forward", [TensorType((3, 1))], ["x"], ["y"]))
+    b = Builder(f)
+    y = b.op("tensor.reduce_sum", f.args[0], axes=(1,))          # keepdims defaults to true
+    y = b.op("tensor.transpose", y, perm=(1, 0))
+    f.set_outputs([y], ["y"])
+    x = Var("x")
+    patterns = PatternSet()
+    patterns.add(OpPattern("tensor.reduce_sum", x, attrs={"keepdims": True, "axes": (1,)}),
+                 lambda m: m.x, where=lambda m: m.x.type.shape[1] == 1)
+
+    @patterns.rule(OpPattern("tensor.transpose", x, attrs={"perm": lambda p: len(p) == 2}))
+    def reshape_instead(m: Match) -> Value:
+        return m.op("tensor.reshape", m.x, shape=m.root.result.type.shape)
+
+    assert apply_patterns(m, patterns)
+    assert [op.name for op in m["forward"]] == ["tensor.reshape", "func.return"]
+    verify_module(m)
+
+
+def test_operand_counts_and_ellipsis() -> None:
+    with pytest.raises(TypeError, match="operand pattern"):
+        OpPattern("arith.add", "x")
+    x = Var("x")
+    m = products()
+    add = next(op for op in m["forward"] if op.name == "arith.add")
+    assert not OpPattern("arith.add", x).match_op(add, Match(None, add))   # two operands
+    assert OpPattern("arith.add", x, ...).match_op(add, Match(None, add))
