@@ -52,14 +52,13 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from passes.dce import eliminate_dead_code
 from transcode_ir.core import Builder, Function, Module, Op, Value
 from transcode_ir.errors import UserError
 from transcode_ir.opdefs import _scalar_like, get_opdef
 from transcode_ir.passes import Pass, option, register_pass, required_option
 from transcode_ir.printer import format_type
 from transcode_ir.types import TensorType
-
-from passes.dce import eliminate_dead_code
 
 __all__ = ["AutodiffPass", "GradientBuilder", "STEP_PARAMETER", "trainable_parameters"]
 

@@ -2,7 +2,7 @@
 
 Patterns (each a :class:`transcode_ir.rewrite.PatternSet` rule):
 
-* commutative ops (add, mul, max, min, equal, and, or) take a constant
+* ops with the Commutative trait (add, mul, max, min, equal, and, or) take a constant
   operand on the right;
 * identities: ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``x ** 1``, ``--x``
   become ``x`` -- when the result has ``x``'s type (a broadcasting constant
@@ -28,6 +28,7 @@ import numpy as np
 
 from passes.raise_ops import RAISING_PATTERNS
 from transcode_ir.core import Module, Value
+from transcode_ir.opdefs import Commutative
 from transcode_ir.passes import Pass, option, register_pass
 from transcode_ir.rewrite import (
     Constant,
@@ -40,10 +41,6 @@ from transcode_ir.rewrite import (
 )
 
 __all__ = ["CANONICALIZATION_PATTERNS", "CanonicalizePass"]
-
-COMMUTATIVE = ("arith.add", "arith.mul", "arith.max", "arith.min", "arith.equal", "arith.and",
-               "arith.or")
-
 
 def _is_constant(value: Value) -> bool:
     return producer(value, "tensor.constant") is not None
@@ -73,8 +70,8 @@ identity_perm = {"perm": lambda perm: tuple(perm) == tuple(range(len(perm)))}
 #: result) does not apply.
 CANONICALIZATION_PATTERNS = PatternSet()
 rule = CANONICALIZATION_PATTERNS.add
-rule(OpPattern(COMMUTATIVE, Constant(name="c"), non_constant), lambda m: m.set_operands(m.y, m.c),
-     "constant_to_the_right")
+rule(OpPattern(None, Constant(name="c"), non_constant, trait=Commutative),
+     lambda m: m.set_operands(m.y, m.c), "constant_to_the_right")
 rule(OpPattern(("arith.add", "arith.sub"), x, Constant(0.0)), lambda m: m.x, "add_zero")
 rule(OpPattern(("arith.mul", "arith.div", "arith.pow"), x, Constant(1.0)), lambda m: m.x,
      "multiply_by_one")

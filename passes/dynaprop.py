@@ -114,7 +114,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +121,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from passes.autodiff import AutodiffPass, GradientBuilder, trainable_parameters
+from passes.dce import eliminate_dead_code
 from transcode_ir.core import Function, Module, Op, Value
 from transcode_ir.errors import UserError
 from transcode_ir.interpreter import Interpreter
@@ -129,9 +130,6 @@ from transcode_ir.opdefs import _scalar_like, get_opdef, softmax
 from transcode_ir.ops_sparsity import prune
 from transcode_ir.passes import Pass, option, register_pass
 from transcode_ir.types import SparsityEncoding, TensorType
-
-from passes.autodiff import AutodiffPass, GradientBuilder, trainable_parameters
-from passes.dce import eliminate_dead_code
 
 __all__ = [
     "DensityProfile",

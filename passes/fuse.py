@@ -29,7 +29,12 @@ from typing import ClassVar
 from transcode_ir.core import Module, Op, Value
 from transcode_ir.passes import Pass, option, register_pass
 from transcode_ir.rewrite import (
-    PatternSet, Rewriter, apply_patterns, has_one_use, producer, splat_value,
+    PatternSet,
+    Rewriter,
+    apply_patterns,
+    has_one_use,
+    producer,
+    splat_value,
 )
 
 __all__ = ["ATTENTION_PATTERNS", "FusePass", "LINEAR_PATTERNS"]

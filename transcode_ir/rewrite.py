@@ -168,14 +168,13 @@ class PatternSet:
 
 
 def has_trait(op_name: str, trait: Any) -> bool:
-    """Whether the op definition of ``op_name`` has ``trait`` (False for unknown ops)."""
+    """Whether the op definition of ``op_name`` declares ``trait`` (a
+    :class:`transcode_ir.opdefs.Trait` subclass); False for unknown ops."""
     try:
         opdef = get_opdef(op_name)
     except KeyError:
         return False
-    traits = getattr(opdef, "traits", ())
-    return any(t is trait or t == trait or (isinstance(trait, type) and isinstance(t, trait))
-               for t in traits)
+    return opdef.has_trait(trait)
 
 
 class Match:
@@ -359,14 +358,14 @@ class OneOf(ValuePattern):
 
 
 def _attribute(op: Op, key: str) -> Any:
-    """An attribute of ``op``, or its definition's default when absent."""
+    """An attribute of ``op``, or its definition's default when absent (None when the
+    op kind does not declare it)."""
     if key in op.attributes:
         return op.attributes[key]
     try:
-        spec = get_opdef(op.name).attributes.get(key)
+        return get_opdef(op.name).attribute(op, key)
     except KeyError:
         return None
-    return None if spec is None else spec.default
 
 
 def _normalised(value: Any) -> Any:
