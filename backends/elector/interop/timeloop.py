@@ -1,0 +1,468 @@
+"""Timeloop/Accelergy architecture descriptions (v0.4 YAML) to and from ``.hwdsl``.
+
+Target: the v0.4 architecture format of Timeloop and Accelergy as the
+timeloop-accelergy-exercises document it (github.com/Accelergy-Project/
+timeloop-accelergy-exercises, ``workspace/cheatsheets/3_architecture.yaml``
+at commit 2d55108, 2025-04-09) and Timeloop's buffer model reads it
+(github.com/NVlabs/timeloop ``src/model/buffer.cpp`` at 4cf6d4c,
+2025-03-31): ``architecture: {version: 0.4, nodes: [...]}`` with ``!Container``
+(``spatial: {meshX, meshY}``), ``!Component`` (``class``, ``attributes``,
+``constraints``) and ``!Parallel`` nodes, outermost first.  Storage attributes:
+``depth`` (rows), ``width`` (bits per row, a multiple of ``datawidth``),
+``datawidth`` (bits per word), ``n_banks``, ``read_bandwidth`` /
+``write_bandwidth`` in words per cycle; the clock is ``global_cycle_seconds``.
+
+Export (:func:`export_timeloop`): a top container (technology, clock, data
+width), the DRAM, a ``!Parallel`` of the three buffers (activation keeps
+Inputs and Outputs, weight keeps Weights, mask bypasses all three: masks are
+no Timeloop dataspace), a PE container (``meshX`` = PEs), a lane container
+(``meshY`` = lanes), the lane FIFO (keeps Inputs and Weights) and the MAC
+(``meshX`` = MACs per lane).  Rows are ``datawidth * floor(block bits /
+datawidth)`` bits wide (Timeloop requires a whole number of words per row),
+so ``depth`` is rounded up.  Energies and areas are Accelergy's to estimate;
+ours, and the modules Timeloop does not model, travel in the embedded
+``.hwdsl`` comment block (:mod:`.common`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from backends.elector.design import Accelerator
+from backends.elector.interop.common import (
+    ImportResult,
+    Native,
+    Reader,
+    YamlList,
+    YamlMap,
+    embed_design,
+    import_native,
+    split_array,
+    where,
+)
+
+__all__ = ["TIMELOOP_VERSION", "export_timeloop", "import_timeloop", "looks_like_timeloop"]
+
+#: The architecture format version written and read.
+TIMELOOP_VERSION = "0.4"
+
+_ACCEPTED = (f"accepted: a Timeloop/Accelergy v{TIMELOOP_VERSION} architecture (architecture: "
+             "{version: 0.4, nodes: [...]} with !Container, !Component, !Parallel nodes; "
+             "storage attributes depth, width, datawidth, read_bandwidth; rendered, without "
+             "Jinja); see docs/interop.md")
+#: Our main-memory type -> a DRAM type Accelergy's DRAM table knows.
+_DRAM_TYPES = {"dram": "LPDDR4", "hbm": "HBM2", "rram": "LPDDR4"}
+_DATASPACES = {"inputs": "I", "weights": "W", "outputs": "O"}
+_COMPUTE = ("mac", "compute", "multiplier", "adder", "alu")
+_STORAGE = ("sram", "regfile", "storage", "buffer", "register", "reg", "cache", "fifo")
+
+
+def looks_like_timeloop(tree: Any) -> bool:
+    """Whether a parsed YAML file has Timeloop's top-level ``architecture``."""
+    return isinstance(tree, dict) and "architecture" in tree
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _row_bits(block_bytes: int, word_bits: int) -> int:
+    return max(word_bits, block_bytes * 8 // word_bits * word_bits)
+
+
+def _words_per_cycle(bytes_per_s: float, clock_hz: float, word_bits: int) -> str:
+    return repr(bytes_per_s / clock_hz * 8 / word_bits)
+
+
+def _storage(name: str, comment: str, klass: str, depth: int, row: int, word: int,
+             bandwidth: str | None, keep: list[str], bypass: list[str], indent: str) -> list[str]:
+    lines = [f"{indent}- !Component  # {comment}",
+             f"{indent}  name: {name}",
+             f"{indent}  class: {klass}",
+             f"{indent}  attributes:",
+             f"{indent}    depth: {depth}",
+             f"{indent}    width: {row}",
+             f"{indent}    datawidth: {word}"]
+    if klass == "SRAM":
+        lines.append(f"{indent}    n_banks: 1")
+    if bandwidth is not None:
+        lines += [f"{indent}    read_bandwidth: {bandwidth}",
+                  f"{indent}    write_bandwidth: {bandwidth}"]
+    keep_text = f"keep: [{', '.join(keep)}], " if keep else ""
+    lines.append(f"{indent}  constraints: {{dataspace: {{{keep_text}"
+                 f"bypass: [{', '.join(bypass)}]}}}}")
+    return lines
+
+
+def export_timeloop(accelerator: Accelerator) -> str:
+    """``accelerator`` as a Timeloop/Accelergy v0.4 architecture (module docstring)."""
+    a = accelerator
+    clock, word = a.clock_hz, a.data_width_bits
+    pe = a.pe_array
+    memory = a.main_memory_costs()
+    lines = [
+        (f"# Timeloop/Accelergy v{TIMELOOP_VERSION} architecture written by `tcc hw export "
+        f"--format timeloop` from TransCODE design {a.name!r}."),
+        ("# Bandwidths in words per cycle; sizes: depth rows x width bits.  Dataspaces are "
+        "Timeloop's Inputs, Weights, Outputs."),
+        ("# Softmax, layer-norm and sparsity units, the mapping defaults and TransCODE's "
+        "energies and areas travel in the comment block below."),
+        "architecture:",
+        f"  version: {TIMELOOP_VERSION}",
+        "  nodes:",
+        "  - !Container  # the accelerator",
+        f"    name: {json.dumps(a.name)}",
+        "    attributes:",
+        f"      technology: {json.dumps(a.technology.reference)}",
+        f"      global_cycle_seconds: {_yaml_float(1 / clock)}",
+        f"      datawidth: {word}",
+        f"  - !Component  # {a.main_memory.label}, {memory.bandwidth_bytes_per_s / 1e9:g} GB/s",
+        "    name: main_memory",
+        "    class: DRAM",
+        "    attributes:",
+        f"      type: {_DRAM_TYPES.get(a.main_memory.type, 'LPDDR4')}",
+        f"      width: {_row_bits(memory.access_bytes, word)}",
+        f"      datawidth: {word}",
+        f"      read_bandwidth: {_words_per_cycle(memory.bandwidth_bytes_per_s, clock, word)}",
+        f"      write_bandwidth: {_words_per_cycle(memory.bandwidth_bytes_per_s, clock, word)}",
+        "  - !Parallel  # the on-chip buffers, side by side",
+        "    nodes:",
+    ]
+    keeps = {"activation": (["Inputs", "Outputs"], ["Weights"]),
+             "weight": (["Weights"], ["Inputs", "Outputs"]),
+             "mask": ([], ["Inputs", "Weights", "Outputs"])}
+    for buffer in a.buffers:
+        costs = a.buffer_costs(buffer.kind)
+        keep, bypass = keeps[buffer.kind]
+        note = " (DynaProp masks: no Timeloop dataspace)" if buffer.kind == "mask" else ""
+        row = _row_bits(buffer.block_bytes, word)
+        lines += _storage(buffer.block_name,
+                          f"{buffer.size_bytes:,} bytes, "
+                          f"{costs.bandwidth_bytes_per_s / 1e9:g} GB/s{note}", "SRAM",
+                          math.ceil(buffer.size_bytes * 8 / row), row, word,
+                          _words_per_cycle(costs.bandwidth_bytes_per_s, clock, word),
+                          keep, bypass, "    ")
+    lines += [
+        "  - !Container  # processing elements",
+        "    name: PE",
+        f"    spatial: {{meshX: {pe.pes}}}",
+        "  - !Container  # MAC lanes of a PE",
+        "    name: lane",
+        f"    spatial: {{meshY: {pe.lanes}}}",
+    ]
+    lines += _storage("lane_fifo", f"{pe.fifo_depth}-deep FIFO of each lane", "regfile",
+                      pe.fifo_depth, word, word, None, ["Inputs", "Weights"], ["Outputs"], "  ")
+    lines += [
+        f"  - !Component  # the multipliers of a lane ({pe.nonlinearity} lane)",
+        "    name: mac",
+        "    class: intmac",
+        f"    spatial: {{meshX: {pe.macs_per_lane}}}",
+        "    attributes:",
+        f"      multiplier_width: {word}",
+        f"      adder_width: {word}",
+        "",
+        embed_design(a).rstrip("\n"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_float(value: float) -> str:
+    text = repr(float(value))
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+# --------------------------------------------------------------------------- import
+
+
+def import_timeloop(text: str, filename: str) -> ImportResult:
+    """A Timeloop/Accelergy v0.4 architecture as a TransCODE design, with notes."""
+    return import_native(text, filename, "Timeloop", read_native, export_timeloop)
+
+
+class _Walk:
+    """State of one pass over the node tree, outermost first."""
+
+    def __init__(self, read: Reader, base: Accelerator, native: Native) -> None:
+        self.read = read
+        self.base = base
+        self.native = native
+        self.factors: list[int] = []
+        self.fanout = 1
+        self.clock = base.clock_hz
+        self.word = base.data_width_bits
+        self.main_memory = False
+        self.roles: dict[str, tuple[YamlMap, int, float | None]] = {}
+        self.compute: YamlMap | None = None
+        self.lane_storage: list[tuple[YamlMap, str, set[str], int]] = []
+
+
+def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
+    """The ``.hwdsl`` settings Timeloop's own keys give:
+
+    - ``global_cycle_seconds`` (an attribute anywhere above, or
+      ``variables``): the clock; ``datawidth`` of the top container: the data
+      width; ``technology``: dropped when it is not ours (our tables apply);
+    - the spatial factors (``meshX``, ``meshY``) from the outermost container
+      to the compute component: PEs, lanes, MACs per lane
+      (:func:`~.common.split_array`);
+    - the first component whose class names DRAM: main-memory type (HBM* is
+      ``hbm``, anything else ``dram``) and bandwidth (``read_bandwidth``);
+    - storage above every spatial fanout: by the dataspaces it keeps, the
+      weight buffer (Weights only), the activation buffer (Inputs and/or
+      Outputs), the mask buffer (keeps none and is named ``*mask*``); one
+      holding weights with inputs or outputs is split in halves; size from
+      ``depth`` x ``width`` (or ``entries``, ``sizeKB``) and bandwidth from
+      ``read_bandwidth``; ``n_banks`` dropped (one port per buffer today);
+    - the last storage above the compute that keeps Inputs and Weights inside
+      the fanout: the lane FIFO (its depth in words); other per-PE storage is
+      dropped with a note.
+    """
+    read = Reader(filename, _ACCEPTED)
+    native = Native()
+    if not isinstance(tree, YamlMap):
+        raise read.fail(YamlMap(), None, f"the top level must be a mapping, got "
+                        f"{type(tree).__name__}")  # type: ignore[func-returns-value]
+    architecture = read.mapping(tree, "architecture")
+    if "subtree" in architecture:
+        read.fail(architecture, "subtree", "the v0.3 form (subtree/local) is not read; convert "
+                  "it to v0.4 nodes (timeloopfe does)")
+    version = architecture.get("version")
+    if str(version) != TIMELOOP_VERSION:
+        read.fail(architecture, "version" if "version" in architecture else None,
+                  f"version {version!r} is not supported")
+    nodes = read.sequence(architecture, "nodes")
+    walk = _Walk(read, base, native)
+    variables = tree.get("variables")
+    if isinstance(variables, YamlMap) and "global_cycle_seconds" in variables:
+        seconds = read.number(variables, "global_cycle_seconds")
+        walk.clock = 1 / seconds
+        native.set(("clock",), walk.clock, where(filename, variables, "global_cycle_seconds"))
+    _walk_nodes(walk, nodes, {}, top=True)
+    if walk.compute is None:
+        read.fail(nodes, None, "no compute component (class intmac, fpmac, mac, compute, ...) "
+                  "ends the hierarchy")
+    _low, high = base.technology.parameter_range("mac_lane", "macs_per_lane")
+    pes, lanes, macs = split_array(walk.factors, int(high))
+    place = where(filename, walk.compute, None)
+    native.set(("pe_array", "pes"), pes, place)
+    native.set(("pe_array", "lanes"), lanes, place)
+    native.set(("pe_array", "macs_per_lane"), macs, place)
+    if walk.lane_storage:
+        node, name, keeps, words = walk.lane_storage[-1]
+        if {"I", "W"} <= keeps:
+            native.set(("pe_array", "fifo_depth"), words, where(filename, node, "attributes"))
+            walk.lane_storage.pop()
+        for node, name, keeps, words in walk.lane_storage:
+            native.drop(f"{where(filename, node, None)}: storage {name!r} ({words:,} words "
+                        "inside the PE array) dropped: the model has no per-PE buffers besides "
+                        "the lane FIFO")
+    for kind in ("weight", "activation"):
+        if kind not in walk.roles:
+            native.drop(f"{where(filename, nodes, None)}: no storage above the PE array keeps "
+                        f"{'Weights' if kind == 'weight' else 'Inputs or Outputs'}; the {kind} "
+                        "buffer keeps the default size")
+    shared = walk.roles.get("weight") is not None and \
+        walk.roles.get("weight") is walk.roles.get("activation")
+    for kind, (node, bits, bandwidth) in walk.roles.items():
+        place = where(filename, node, "attributes")
+        native.set((f"{kind}_buffer", "size"), bits // 8 // (2 if shared and kind != "mask"
+                                                           else 1), place)
+        if bandwidth is not None:
+            native.set((f"{kind}_buffer", "bandwidth"), bandwidth, place)
+    if shared:
+        native.drop(f"{where(filename, walk.roles['weight'][0], None)}: one storage keeps "
+                    "weights and activations: split into a weight and an activation buffer of "
+                    "half its size each")
+    return native
+
+
+def _walk_nodes(walk: _Walk, nodes: YamlList, inherited: dict[str, Any], top: bool = False
+                ) -> None:
+    read = walk.read
+    for index, node in enumerate(nodes):
+        if not isinstance(node, YamlMap):
+            if node == "" or node is None:   # `- !Nothing` with no mapping
+                continue
+            read.fail(nodes, index, f"must be a node (!Container, !Component, !Parallel), "
+                      f"got {node!r}")
+        tag = node.tag
+        if tag in ("Parallel", "Hierarchical"):
+            inner = read.sequence(node, "nodes")
+            _walk_nodes(walk, inner, dict(inherited))
+            continue
+        if tag == "Nothing":
+            continue
+        attributes = read.mapping(node, "attributes", required=False) or YamlMap()
+        merged = {**inherited, **attributes}
+        name = read.text(node, "name", required=tag in ("Container", "Component"))
+        for factor in _spatial(read, node):
+            walk.factors.append(factor)
+            walk.fanout *= factor
+        if tag == "Container" or tag == "":
+            if tag == "" and "class" in node:
+                _component(walk, node, name, merged)
+                continue
+            if top and index == 0 and attributes:
+                _top_attributes(walk, node, attributes)
+            inherited.update(attributes)
+            continue
+        if tag != "Component":
+            read.fail(nodes, index, f"unknown node tag !{tag}; accepted: !Container, "
+                      "!Component, !Parallel, !Hierarchical, !Nothing")
+        _component(walk, node, name, merged)
+
+
+def _spatial(read: Reader, node: YamlMap) -> list[int]:
+    spatial = read.mapping(node, "spatial", required=False)
+    if spatial is None:
+        return []
+    unknown = [key for key in spatial if key not in ("meshX", "meshY")]
+    if unknown:
+        read.fail(spatial, unknown[0], "unknown spatial key; accepted: meshX, meshY")
+    return [read.number(spatial, key, whole=True) for key in ("meshX", "meshY")
+            if key in spatial]
+
+
+def _top_attributes(walk: _Walk, node: YamlMap, attributes: YamlMap) -> None:
+    read, native, filename = walk.read, walk.native, walk.read.filename
+    if "global_cycle_seconds" in attributes:
+        walk.clock = 1 / read.number(attributes, "global_cycle_seconds")
+        native.set(("clock",), walk.clock, where(filename, attributes, "global_cycle_seconds"))
+    if "datawidth" in attributes:
+        walk.word = read.number(attributes, "datawidth", whole=True)
+        widths = walk.base.technology.data_widths_bits
+        if walk.word in widths:
+            native.set(("data_width",), walk.word, where(filename, attributes, "datawidth"))
+        else:
+            native.drop(f"{where(filename, attributes, 'datawidth')}: datawidth {walk.word} bits "
+                        f"dropped: technology {walk.base.technology.reference!r} characterises "
+                        f"{', '.join(f'{w} bits' for w in widths)} (sizes are read in bits, so "
+                        "buffer capacities are kept)")
+    if "technology" in attributes:
+        technology = read.text(attributes, "technology")
+        if technology != walk.base.technology.reference:
+            native.drop(f"{where(filename, attributes, 'technology')}: technology {technology!r} "
+                        f"dropped: costs come from TransCODE's {walk.base.technology.reference!r}"
+                        " tables")
+    if "name" in node:
+        native.set(("name",), read.text(node, "name"), where(filename, node, "name"))
+
+
+def _component(walk: _Walk, node: YamlMap, name: str, attributes: dict[str, Any]) -> None:
+    read, native, filename = walk.read, walk.native, walk.read.filename
+    klass = " ".join(str(node.get(key, "")) for key in ("class", "subclass")).lower()
+    if walk.compute is not None:
+        read.fail(node, None, f"a component below the compute component "
+                  f"{walk.compute.get('name')!r}; the compute is the leaf of the hierarchy")
+    if "dram" in klass:
+        if walk.main_memory:
+            native.drop(f"{where(filename, node, None)}: second DRAM {name!r} dropped")
+            return
+        walk.main_memory = True
+        memory_type = str(attributes.get("type", "")).lower()
+        kind = "hbm" if "hbm" in memory_type else "dram"
+        place = where(filename, node, "attributes")
+        native.set(("main_memory", "type"), kind, place)
+        configs = walk.base.technology.main_memory_configs(kind)
+        config = walk.base.main_memory.config
+        if walk.base.main_memory.type != kind or config not in configs:
+            config = configs[0]
+        native.set(("main_memory", "config"), tuple(int(p) for p in config.split("-")), place)
+        bandwidth = _bandwidth(walk, node, attributes)
+        if bandwidth is not None:
+            native.set(("main_memory", "bandwidth"), bandwidth, place)
+        return
+    if any(word in klass for word in _COMPUTE) and not any(word in klass for word in _STORAGE):
+        walk.compute = node
+        return
+    bits = _size_bits(walk, node, attributes)
+    if bits is None:
+        native.drop(f"{where(filename, node, None)}: component {name!r} (class {klass.strip()!r}"
+                    ") dropped: neither storage with a size nor compute")
+        return
+    keeps = _keeps(walk, node)
+    if walk.fanout > 1:
+        word = int(attributes.get("datawidth", walk.word) or walk.word)
+        walk.lane_storage.append((node, name, keeps, bits // word))
+        return
+    if keeps == set():
+        role = "mask" if "mask" in name.lower() else None
+    elif keeps == {"W"}:
+        role = "weight"
+    elif "W" not in keeps:
+        role = "activation"
+    else:
+        role = "shared"
+    if role is None:
+        native.drop(f"{where(filename, node, None)}: storage {name!r} keeps no dataspace and is "
+                    "not a mask buffer: dropped")
+        return
+    banks = attributes.get("n_banks")
+    if banks not in (None, 1):
+        native.drop(f"{where(filename, node, None)}: n_banks {banks} of {name!r} dropped: "
+                    "today's model gives each buffer one port (read_bandwidth is its bandwidth)")
+    entry = (node, bits, _bandwidth(walk, node, attributes))
+    for kind in (("weight", "activation") if role == "shared" else (role,)):
+        if kind in walk.roles:
+            native.drop(f"{where(filename, node, None)}: storage {name!r} dropped: "
+                        f"{walk.roles[kind][0].get('name')!r} above it is the {kind} buffer; "
+                        "the model has one global buffer per role")
+            continue
+        walk.roles[kind] = entry
+
+
+def _keeps(walk: _Walk, node: YamlMap) -> set[str]:
+    """The dataspaces a storage keeps (I, W, O), from its dataspace constraints."""
+    read = walk.read
+    constraints = read.mapping(node, "constraints", required=False)
+    dataspace = read.mapping(constraints, "dataspace", required=False) if constraints else None
+    if dataspace is None:
+        return {"I", "W", "O"}
+
+    def names(key: str) -> set[str]:
+        found = set()
+        for index, word in enumerate(read.words(dataspace, key, required=False)):
+            if word.lower() not in _DATASPACES:
+                read.fail(dataspace[key], index, f"dataspace {word!r} is not one of Timeloop's "
+                          "Inputs, Weights, Outputs (the names this import maps to buffers)")
+            found.add(_DATASPACES[word.lower()])
+        return found
+
+    if "keep_only" in dataspace:
+        return names("keep_only")
+    keep = names("keep")
+    bypass = names("bypass")
+    return keep if "keep" in dataspace and not bypass else ({"I", "W", "O"} - bypass) | keep
+
+
+def _size_bits(walk: _Walk, node: YamlMap, attributes: dict[str, Any]) -> int | None:
+    read = walk.read
+    holder = node.get("attributes")
+    if not isinstance(holder, YamlMap):
+        return None
+    word = read.number(holder, "datawidth", required=False, whole=True) or walk.word
+    if "entries" in holder:
+        return read.number(holder, "entries", whole=True) * word
+    if "sizeKB" in holder:
+        return int(read.number(holder, "sizeKB") * 1024 * 8)
+    if "depth" in holder:
+        depth = read.number(holder, "depth", whole=True)
+        width = read.number(holder, "width", required=False, whole=True) or word
+        if width % word:
+            read.fail(holder, "width", f"{width} bits is not a whole number of {word}-bit words "
+                      "(Timeloop requires it too)")
+        return depth * width
+    return None
+
+
+def _bandwidth(walk: _Walk, node: YamlMap, attributes: dict[str, Any]) -> float | None:
+    holder = node.get("attributes")
+    if not isinstance(holder, YamlMap) or "read_bandwidth" not in holder:
+        return None
+    words = walk.read.number(holder, "read_bandwidth")
+    word = walk.read.number(holder, "datawidth", required=False, whole=True) or walk.word
+    return words * word / 8 * walk.clock

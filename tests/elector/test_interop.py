@@ -1,0 +1,270 @@
+"""``tcc hw export/import``: every library design through ZigZag and Timeloop
+and back (same design, same area, same analytical costs), edits in the
+tool's own keys, foreign files without the embedded design, and errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from backends.elector import area_breakdown, format_design, list_library, resolve_design
+from backends.elector.interop import export_design, import_design
+from backends.elector.interop.common import BLOCK_BEGIN, InteropError
+from tools.cli import main
+from transcode_ir import Builder, Function, Module, TensorType
+
+DESIGNS = [entry.name for entry in list_library() if entry.kind == "design"]
+FORMATS = ("zigzag", "timeloop")
+
+
+def _strip_block(text: str) -> str:
+    """A foreign file: the exported text without the embedded design."""
+    return text[:text.index(BLOCK_BEGIN)]
+
+
+@pytest.fixture(scope="module")
+def static():
+    """One small function with a matrix product, a softmax and a layer-norm:
+    work for the MAC lanes, the softmax and layer-norm modules and every
+    storage level (built once; mapping is per design)."""
+    from backends.elector.tiling import StaticFunction
+
+    module = Module("interop")
+    func = module.add_function(Function("forward", [TensorType((2, 32, 64)),
+                                                    TensorType((2, 64, 32)),
+                                                    TensorType((32,))], ["a", "b", "g"]))
+    builder = Builder(func)
+    product = builder.op("tensor.matmul", func.args[0], func.args[1], loc="scores")
+    probabilities = builder.op("nn.softmax", product, axis=-1, loc="probs")
+    normalised = builder.op("nn.layer_norm", probabilities, func.args[2], loc="norm")
+    func.set_outputs([normalised], ["out"])
+    return StaticFunction(module, "forward")
+
+
+def _costs(static, design):
+    from backends.elector.compile_pipeline import evaluate
+    from backends.elector.mapping import clear_caches
+
+    clear_caches()
+    result = evaluate(static, design)
+    return result.cycles, result.energy, dict(result.area_um2), dict(result.bytes_by_level)
+
+
+@pytest.mark.parametrize("name", DESIGNS)
+def test_library_round_trip_same_design_area_and_costs(name: str, static) -> None:
+    original = resolve_design(name)
+    expected = _costs(static, original)
+    for fmt in FORMATS:
+        text = export_design(original, fmt)
+        result = import_design(text, f"{name}.{fmt}.yaml")
+        back = result.accelerator
+        assert result.embedded and result.notes == (), (fmt, result.notes)
+        assert format_design(back) == format_design(original), fmt
+        assert area_breakdown(back).total_mm2 == area_breakdown(original).total_mm2
+        assert _costs(static, back) == expected, fmt
+
+
+def test_published_areas_survive_both_formats() -> None:
+    # shared/reference/ELECTOR-REFERENCE.md: 54.06 and 1,829.7 mm2
+    for name, area in (("acceltran-edge", 54.06), ("acceltran-server", 1829.7)):
+        for fmt in FORMATS:
+            back = import_design(export_design(resolve_design(name), fmt), "x.yaml").accelerator
+            assert area_breakdown(back).total_mm2 == pytest.approx(area, rel=1e-3)
+
+
+def test_zigzag_export_has_the_tools_keys() -> None:
+    import yaml
+
+    edge = resolve_design("acceltran-edge")
+    data = yaml.safe_load(export_design(edge, "zigzag"))
+    assert list(data) == ["name", "memories", "operational_array"]
+    assert data["operational_array"]["sizes"] == [64, 16, 16]
+    assert list(data["memories"]) == ["lane_fifo", "weight_buffer", "activation_buffer",
+                                      "main_memory"]
+    weights = data["memories"]["weight_buffer"]
+    assert weights["size"] == 8 * 2**20 * 8 and weights["operands"] == ["I2"]
+    # 370 GB/s at 700 MHz = 528.57 bytes = 4228.6 -> 4229 bits per cycle
+    assert weights["ports"][0]["bandwidth_max"] == 4229
+    # DRAM 32-2-1: 13.44 nJ per 64-byte access; 25.6 GB/s = 292.6 -> 293 bits per cycle,
+    # below 512, so bandwidth_min is 293 bits and r_cost that share of 13,440 pJ
+    dram = data["memories"]["main_memory"]
+    assert dram["ports"][0]["bandwidth_max"] == 293
+    assert dram["r_cost"] == pytest.approx(13440 * 293 / 512)
+    for memory in data["memories"].values():
+        assert isinstance(memory["r_cost"], float) and isinstance(memory["area"], float)
+
+
+def test_timeloop_export_has_the_tools_keys() -> None:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, tag, node: loader.construct_mapping(node)
+                                 if isinstance(node, yaml.MappingNode) else None)
+    edge = resolve_design("acceltran-edge")
+    data = yaml.load(export_design(edge, "timeloop"), Loader=Loader)
+    assert data["architecture"]["version"] == 0.4
+    nodes = data["architecture"]["nodes"]
+    assert [n.get("name") for n in nodes] == ["acceltran-edge", "main_memory", None, "PE",
+                                              "lane", "lane_fifo", "mac"]
+    assert nodes[3]["spatial"] == {"meshX": 64} and nodes[4]["spatial"] == {"meshY": 16}
+    activation = nodes[2]["nodes"][0]["attributes"]
+    # 4 MiB in rows of 500 bits (25 words of 20 bits): ceil(33,554,432 / 500) rows
+    assert activation["width"] % activation["datawidth"] == 0
+    assert activation["depth"] == -(-4 * 2**20 * 8 // 500)
+    # 370e9 B/s / 700e6 Hz * 8 / 20 bits = 211.43 words per cycle
+    assert activation["read_bandwidth"] == pytest.approx(370e9 / 700e6 * 8 / 20)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_edited_native_value_wins_and_is_named(fmt: str) -> None:
+    text = export_design(resolve_design("acceltran-edge"), fmt)
+    if fmt == "zigzag":
+        edited = text.replace("sizes: [64, 16, 16]", "sizes: [128, 16, 16]")
+    else:
+        edited = text.replace("spatial: {meshX: 64}", "spatial: {meshX: 128}")
+    assert edited != text
+    result = import_design(edited, "edited.yaml")
+    assert result.accelerator.pe_array.pes == 128
+    (note,) = result.notes
+    assert re.match(r"edited\.yaml:\d+:\d+: ", note) and "pe_array.pes = 128" in note
+    assert result.accelerator.softmax == resolve_design("acceltran-edge").softmax
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_foreign_file_states_what_it_assumed(fmt: str) -> None:
+    server = resolve_design("acceltran-server")
+    result = import_design(_strip_block(export_design(server, fmt)), "foreign.yaml")
+    design, notes = result.accelerator, "\n".join(result.notes)
+    assert not result.embedded
+    # what the tool's keys say comes back
+    assert design.pe_array.peak_macs_per_cycle == server.pe_array.peak_macs_per_cycle
+    assert design.weight_buffer.size_bytes // 1024 == server.weight_buffer.size_bytes // 1024
+    # what they cannot say is assumed, and said: the softmax units; in ZigZag (no
+    # operand for masks) the mask buffer too, while Timeloop keeps it as a storage level
+    assert "softmax.per_pe = 4" in notes
+    if fmt == "zigzag":
+        assert "assumed: mask_buffer.size" in notes
+        assert design.mask_buffer.size_bytes == design.activation_buffer.size_bytes // 4
+    else:
+        assert "mask_buffer.size" not in notes
+        assert design.mask_buffer.size_bytes // 1024 == server.mask_buffer.size_bytes // 1024
+    assert design.softmax.per_pe == 4  # acceltran-edge's, not the server's 32
+
+
+def test_zigzag_foreign_memories_dropped_and_named(tmp_path) -> None:
+    # A small ZigZag accelerator in the shape of the tool's own examples: per-MAC
+    # register files, one shared global SRAM, DRAM on top.
+    text = """\
+name: small_gemm
+memories:
+  reg_W:
+    size: 8
+    r_cost: 0.01
+    w_cost: 0.01
+    area: 0.0
+    latency: 1
+    operands: [I2]
+    ports:
+      - {name: r_port_1, type: read, bandwidth_min: 8, bandwidth_max: 8, allocation: [I2, tl]}
+      - {name: w_port_1, type: write, bandwidth_min: 8, bandwidth_max: 8, allocation: [I2, fh]}
+    served_dimensions: []
+  sram:
+    size: 2097152
+    r_cost: 20.0
+    w_cost: 25.0
+    area: 0.0
+    latency: 1
+    operands: [I1, I2, O]
+    ports:
+      - {name: rw_port_1, type: read_write, bandwidth_min: 64, bandwidth_max: 512,
+         allocation: [I1, tl, I2, tl, O, tl, O, th, I1, fh, I2, fh, O, fh, O, fl]}
+    served_dimensions: [D1, D2]
+  dram:
+    size: 10000000000
+    r_cost: 700.0
+    w_cost: 750.0
+    area: 0.0
+    latency: 1
+    operands: [I1, I2, O]
+    ports:
+      - {name: rw_port_1, type: read_write, bandwidth_min: 64, bandwidth_max: 64,
+         allocation: [I1, tl, I2, tl, O, tl, O, th, I1, fh, I2, fh, O, fh, O, fl]}
+    served_dimensions: [D1, D2]
+operational_array:
+  unit_energy: 0.04
+  unit_area: 1.0
+  dimensions: [D1, D2]
+  sizes: [8, 16]
+"""
+    result = import_design(text, "small.yaml")
+    design, notes = result.accelerator, "\n".join(result.notes)
+    assert (design.pe_array.pes, design.pe_array.lanes, design.pe_array.macs_per_lane) == \
+        (8, 16, 1)
+    # one shared 256 KiB SRAM -> two buffers of 128 KiB
+    assert design.weight_buffer.size_bytes == design.activation_buffer.size_bytes == 131072
+    # 512 bits per cycle at 700 MHz = 44.8 GB/s; DRAM 64 bits per cycle = 5.6 GB/s and
+    # 700 pJ per 64-bit access = 5.6 nJ per 64-byte access
+    assert design.weight_buffer.bandwidth_bytes_per_s == pytest.approx(44.8e9)
+    assert design.main_memory.bandwidth_bytes_per_s == pytest.approx(5.6e9)
+    assert design.main_memory.energy_per_access_nj == pytest.approx(5.6)
+    assert "small.yaml:3:3: memories.reg_W: memory 'reg_W'" in notes
+    assert "split into a weight and an activation buffer" in notes
+    assert "unit_energy 0.04 pJ" in notes
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("name: x\nmemories: {}\nmemories: {}\noperational_array: {}\n",
+     r"bad\.yaml:3:1: memories: the key 'memories' is given twice .*first at line 2"),
+    ("architecture: [\n", r"bad\.yaml:2:1: not valid YAML"),
+    ("architecture:\n  version: 0.3\n  subtree: []\n",
+     r"bad\.yaml:3:3: architecture\.subtree: the v0\.3 form"),
+    ("architecture:\n  version: 0.5\n  nodes: []\n",
+     (r"bad\.yaml:2:3: architecture\.version: version 0\.5 is not supported; accepted: a "
+     r"Timeloop/Accelergy v0\.4")),
+    (("name: x\nmemories: {}\noperational_array:\n  is_imc: true\n  dimensions: [D1]\n"
+     "  sizes: [4]\n"), r"bad\.yaml:4:3: operational_array\.is_imc: in-memory-computing"),
+    (("name: x\nmemories:\n  m: {size: 8, operands: [X], served_dimensions: [], ports: []}\n"
+     "operational_array: {dimensions: [D1], sizes: [4]}\n"),
+     r"bad\.yaml:3:27: memories\.m\.operands\[0\]: unknown operand 'X'; accepted: I1, I2, O"),
+    ("hello: 1\n", r"bad\.yaml: neither a ZigZag accelerator .* found: hello"),
+])
+def test_damaged_files_are_one_located_paragraph(text: str, expected: str) -> None:
+    with pytest.raises(InteropError, match=expected) as caught:
+        import_design(text, "bad.yaml")
+    assert "\n" not in str(caught.value)
+
+
+def test_damaged_embedded_block_is_located_in_the_file() -> None:
+    text = export_design(resolve_design("tiny-test"), "zigzag")
+    text = text.replace("#     pes = 2", "#     pes = zero")
+    line = text[:text.index("pes = zero")].count("\n") + 1
+    with pytest.raises(InteropError, match=rf"x\.yaml:{line}:\d+: embedded hwdsl block: "):
+        import_design(text, "x.yaml")
+
+
+def test_cli_export_import_and_errors(tmp_path, capsys) -> None:
+    exported = tmp_path / "edge.yaml"
+    hwdsl = tmp_path / "edge.hwdsl"
+    assert main(["hw", "export", "acceltran-edge", "--format", "timeloop",
+                 "-o", str(exported)]) == 0
+    assert main(["hw", "import", str(exported), "-o", str(hwdsl)]) == 0
+    err = capsys.readouterr().err
+    assert "from the embedded TransCODE design" in err and "54.06 mm2" in err
+    assert hwdsl.read_text() == format_design(resolve_design("acceltran-edge"))
+
+    foreign = tmp_path / "foreign.yaml"
+    foreign.write_text(_strip_block(exported.read_text()))
+    assert main(["hw", "import", str(foreign)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith('accelerator "acceltran-edge" {')
+    assert "note: assumed" in captured.err
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("architecture:\n  version: 0.4\n  nodes: 7\n")
+    assert main(["hw", "import", str(broken)]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {broken}:3:3: architecture.nodes: must be a list")
+    assert "Traceback" not in err
