@@ -4,6 +4,7 @@
     tcc hw show NAME|FILE       normalised design, its area breakdown and storage hierarchy
                                 (a design space: its parameters and size)
     tcc hw check FILE|NAME      validate; prints one OK line or the error
+    tcc hw export / import      ZigZag and Timeloop files (tools/commands/_interop.py)
 
 The backend is imported inside the handlers, so ``tcc --help`` stays fast.
 """
@@ -11,6 +12,8 @@ The backend is imported inside the handlers, so ``tcc --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+
+from tools.commands._interop import register_interop
 
 __all__ = ["register"]
 
@@ -37,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = commands.add_parser("check", help="validate a design or design space")
     check.add_argument("design", metavar="FILE|NAME", help=".hwdsl file or library name")
     check.set_defaults(func=_check)
+
+    register_interop(commands)  # tcc hw export / import (tools/commands/_interop.py)
 
     parser.set_defaults(func=lambda args: _help(parser))
 
