@@ -84,8 +84,13 @@ def test_zigzag_export_has_the_tools_keys() -> None:
                                       "main_memory"]
     weights = data["memories"]["weight_buffer"]
     assert weights["size"] == 8 * 2**20 * 8 and weights["operands"] == ["I2"]
-    # 370 GB/s at 700 MHz = 528.57 bytes = 4228.6 -> 4229 bits per cycle
-    assert weights["ports"][0]["bandwidth_max"] == 4229
+    # 8 MiB = 8 banks (hierarchy's 1 MiB banking rule) of one 370 GB/s port each:
+    # 8 x 370e9 / 700e6 bytes = 4228.57 bytes = 33,828.6 -> 33,829 bits per cycle
+    assert weights["ports"][0]["bandwidth_max"] == 33829
+    # the lane FIFO: 32 rows of 16 words of 20 bits, one row (320 bits) per cycle, per lane
+    fifo = data["memories"]["lane_fifo"]
+    assert fifo["size"] == 32 * 16 * 20 and fifo["ports"][0]["bandwidth_max"] == 320
+    assert fifo["served_dimensions"] == ["D3"] and fifo["operands"] == ["I1", "I2"]
     # DRAM 32-2-1: 13.44 nJ per 64-byte access; 25.6 GB/s = 292.6 -> 293 bits per cycle,
     # below 512, so bandwidth_min is 293 bits and r_cost that share of 13,440 pJ
     dram = data["memories"]["main_memory"]
@@ -114,8 +119,9 @@ def test_timeloop_export_has_the_tools_keys() -> None:
     # 4 MiB in rows of 500 bits (25 words of 20 bits): ceil(33,554,432 / 500) rows
     assert activation["width"] % activation["datawidth"] == 0
     assert activation["depth"] == -(-4 * 2**20 * 8 // 500)
-    # 370e9 B/s / 700e6 Hz * 8 / 20 bits = 211.43 words per cycle
-    assert activation["read_bandwidth"] == pytest.approx(370e9 / 700e6 * 8 / 20)
+    # 4 MiB = 4 banks of 370 GB/s: 4 x 370e9 / 700e6 * 8 / 20 bits = 845.7 words per cycle
+    assert activation["n_banks"] == 4
+    assert activation["read_bandwidth"] == pytest.approx(4 * 370e9 / 700e6 * 8 / 20)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -268,3 +274,49 @@ def test_cli_export_import_and_errors(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith(f"error: {broken}:3:3: architecture.nodes: must be a list")
     assert "Traceback" not in err
+
+
+HIERARCHY = """\
+accelerator "banked" {
+  clock = 800 MHz
+  power_gating = idle
+  pe_array { pes = 8  lanes = 4  macs_per_lane = 16  nonlinearity = relu  fifo_depth = 32 }
+  softmax { per_pe = 2  tile = 8 }
+  activation_buffer { size = 2 MiB  banks = 8  bank_bandwidth = 100 GB/s }
+  weight_buffer { size = 3 MiB  multicast = off }
+  mask_buffer { size = 512 KiB  bandwidth = 50 GB/s }
+  main_memory { type = hbm  config = 32-1-4  energy_per_access = 20 nJ }
+}
+"""
+
+
+def test_storage_options_round_trip_both_formats(static) -> None:
+    from backends.elector import parse_design
+
+    original = parse_design(HIERARCHY, "banked.hwdsl")
+    expected = _costs(static, original)
+    for fmt in FORMATS:
+        result = import_design(export_design(original, fmt), f"banked.{fmt}.yaml")
+        assert result.notes == () and result.accelerator == original, fmt
+        assert _costs(static, result.accelerator) == expected, fmt
+
+
+def test_timeloop_banks_and_multicast_are_read_from_the_tool_keys() -> None:
+    from backends.elector import parse_design
+    from backends.elector.hierarchy import level
+
+    text = export_design(parse_design(HIERARCHY, "banked.hwdsl"), "timeloop")
+    # the weight buffer is written with n_banks 3 (banking rule: 3 MiB / 1 MiB) and,
+    # multicast being off, Timeloop's spatial no_reuse on what it keeps
+    assert "spatial: {no_reuse: [Weights]}" in text
+    edited = text.replace("n_banks: 3", "n_banks: 6", 1)
+    result = import_design(edited, "edited.yaml")
+    weights = level(result.accelerator, "weight_buffer")
+    assert weights.banks == 6 and "weight_buffer.banks = 6" in result.notes[0]
+    foreign = import_design(_strip_block(text), "foreign.yaml").accelerator
+    assert foreign.weight_buffer.multicast is False
+    assert foreign.activation_buffer.multicast is True
+    # 8 banks x 100 GB/s written as one whole-buffer read_bandwidth, read back as 800 GB/s
+    activation = level(foreign, "activation_buffer")
+    assert activation.banks == 8
+    assert activation.bandwidth_bytes_per_s(foreign.clock_hz) == pytest.approx(800e9)

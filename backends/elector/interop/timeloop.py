@@ -12,12 +12,15 @@ at commit 2d55108, 2025-04-09) and Timeloop's buffer model reads it
 ``datawidth`` (bits per word), ``n_banks``, ``read_bandwidth`` /
 ``write_bandwidth`` in words per cycle; the clock is ``global_cycle_seconds``.
 
-Export (:func:`export_timeloop`): a top container (technology, clock, data
-width), the DRAM, a ``!Parallel`` of the three buffers (activation keeps
-Inputs and Outputs, weight keeps Weights, mask bypasses all three: masks are
-no Timeloop dataspace), a PE container (``meshX`` = PEs), a lane container
-(``meshY`` = lanes), the lane FIFO (keeps Inputs and Weights) and the MAC
-(``meshX`` = MACs per lane).  Rows are ``datawidth * floor(block bits /
+Export (:func:`export_timeloop`), from
+:func:`backends.elector.hierarchy.storage_levels`: a top container
+(technology, clock, data width), the DRAM, a ``!Parallel`` of the three
+buffers (activation keeps Inputs and Outputs, weight keeps Weights, mask
+bypasses all three: masks are no Timeloop dataspace; ``n_banks`` = the
+level's banks, ``read_bandwidth`` = banks x port; multicast off is
+``spatial: {no_reuse: [...]}``), a PE container (``meshX`` = PEs), a lane
+container (``meshY`` = lanes), the lane FIFO (keeps Inputs and Weights; rows
+of MACs-per-lane words) and the MAC (``meshX`` = MACs per lane).  Rows are ``datawidth * floor(block bits /
 datawidth)`` bits wide (Timeloop requires a whole number of words per row),
 so ``depth`` is rounded up.  Energies and areas are Accelergy's to estimate;
 ours, and the modules Timeloop does not model, travel in the embedded
@@ -31,6 +34,7 @@ import math
 from typing import Any
 
 from backends.elector.design import Accelerator
+from backends.elector.hierarchy import storage_levels
 from backends.elector.interop.common import (
     ImportResult,
     Native,
@@ -71,12 +75,9 @@ def _row_bits(block_bytes: int, word_bits: int) -> int:
     return max(word_bits, block_bytes * 8 // word_bits * word_bits)
 
 
-def _words_per_cycle(bytes_per_s: float, clock_hz: float, word_bits: int) -> str:
-    return repr(bytes_per_s / clock_hz * 8 / word_bits)
-
-
 def _storage(name: str, comment: str, klass: str, depth: int, row: int, word: int,
-             bandwidth: str | None, keep: list[str], bypass: list[str], indent: str) -> list[str]:
+             banks: int | None, bandwidth: str, keep: list[str], bypass: list[str],
+             multicast: bool, indent: str) -> list[str]:
     lines = [f"{indent}- !Component  # {comment}",
              f"{indent}  name: {name}",
              f"{indent}  class: {klass}",
@@ -84,14 +85,15 @@ def _storage(name: str, comment: str, klass: str, depth: int, row: int, word: in
              f"{indent}    depth: {depth}",
              f"{indent}    width: {row}",
              f"{indent}    datawidth: {word}"]
-    if klass == "SRAM":
-        lines.append(f"{indent}    n_banks: 1")
-    if bandwidth is not None:
-        lines += [f"{indent}    read_bandwidth: {bandwidth}",
-                  f"{indent}    write_bandwidth: {bandwidth}"]
+    if banks is not None:
+        lines.append(f"{indent}    n_banks: {banks}")
+    lines += [f"{indent}    read_bandwidth: {bandwidth}",
+              f"{indent}    write_bandwidth: {bandwidth}"]
     keep_text = f"keep: [{', '.join(keep)}], " if keep else ""
+    # no multicast: Timeloop's spatial no_reuse (no multicast or reduction from this level)
+    spatial = f", spatial: {{no_reuse: [{', '.join(keep)}]}}" if not multicast and keep else ""
     lines.append(f"{indent}  constraints: {{dataspace: {{{keep_text}"
-                 f"bypass: [{', '.join(bypass)}]}}}}")
+                 f"bypass: [{', '.join(bypass)}]}}{spatial}}}")
     return lines
 
 
@@ -100,14 +102,16 @@ def export_timeloop(accelerator: Accelerator) -> str:
     a = accelerator
     clock, word = a.clock_hz, a.data_width_bits
     pe = a.pe_array
-    memory = a.main_memory_costs()
+    levels = {level.name: level for level in storage_levels(a)}
+    memory = levels["main_memory"]
+    memory_words = _words(memory.bytes_per_cycle, word)
     lines = [
         (f"# Timeloop/Accelergy v{TIMELOOP_VERSION} architecture written by `tcc hw export "
-        f"--format timeloop` from TransCODE design {a.name!r}."),
+         f"--format timeloop` from TransCODE design {a.name!r}."),
         ("# Bandwidths in words per cycle; sizes: depth rows x width bits.  Dataspaces are "
-        "Timeloop's Inputs, Weights, Outputs."),
+         "Timeloop's Inputs, Weights, Outputs."),
         ("# Softmax, layer-norm and sparsity units, the mapping defaults and TransCODE's "
-        "energies and areas travel in the comment block below."),
+         "energies and areas travel in the comment block below."),
         "architecture:",
         f"  version: {TIMELOOP_VERSION}",
         "  nodes:",
@@ -117,15 +121,16 @@ def export_timeloop(accelerator: Accelerator) -> str:
         f"      technology: {json.dumps(a.technology.reference)}",
         f"      global_cycle_seconds: {_yaml_float(1 / clock)}",
         f"      datawidth: {word}",
-        f"  - !Component  # {a.main_memory.label}, {memory.bandwidth_bytes_per_s / 1e9:g} GB/s",
+        f"  - !Component  # {a.main_memory.label}, "
+        f"{memory.bandwidth_bytes_per_s(clock) / 1e9:g} GB/s",
         "    name: main_memory",
         "    class: DRAM",
         "    attributes:",
         f"      type: {_DRAM_TYPES.get(a.main_memory.type, 'LPDDR4')}",
-        f"      width: {_row_bits(memory.access_bytes, word)}",
+        f"      width: {_row_bits(a.main_memory_costs().access_bytes, word)}",
         f"      datawidth: {word}",
-        f"      read_bandwidth: {_words_per_cycle(memory.bandwidth_bytes_per_s, clock, word)}",
-        f"      write_bandwidth: {_words_per_cycle(memory.bandwidth_bytes_per_s, clock, word)}",
+        f"      read_bandwidth: {memory_words}",
+        f"      write_bandwidth: {memory_words}",
         "  - !Parallel  # the on-chip buffers, side by side",
         "    nodes:",
     ]
@@ -133,16 +138,17 @@ def export_timeloop(accelerator: Accelerator) -> str:
              "weight": (["Weights"], ["Inputs", "Outputs"]),
              "mask": ([], ["Inputs", "Weights", "Outputs"])}
     for buffer in a.buffers:
-        costs = a.buffer_costs(buffer.kind)
+        level = levels[buffer.block_name]
         keep, bypass = keeps[buffer.kind]
         note = " (DynaProp masks: no Timeloop dataspace)" if buffer.kind == "mask" else ""
         row = _row_bits(buffer.block_bytes, word)
         lines += _storage(buffer.block_name,
-                          f"{buffer.size_bytes:,} bytes, "
-                          f"{costs.bandwidth_bytes_per_s / 1e9:g} GB/s{note}", "SRAM",
-                          math.ceil(buffer.size_bytes * 8 / row), row, word,
-                          _words_per_cycle(costs.bandwidth_bytes_per_s, clock, word),
-                          keep, bypass, "    ")
+                          f"{buffer.size_bytes:,} bytes, {level.banks} x "
+                          f"{level.bank_bytes_per_cycle * clock / 1e9:g} GB/s{note}", "SRAM",
+                          math.ceil(buffer.size_bytes * 8 / row), row, word, level.banks,
+                          _words(level.bytes_per_cycle, word), keep, bypass,
+                          level.multicast, "    ")
+    fifo = levels["lane_fifo"]
     lines += [
         "  - !Container  # processing elements",
         "    name: PE",
@@ -151,8 +157,10 @@ def export_timeloop(accelerator: Accelerator) -> str:
         "    name: lane",
         f"    spatial: {{meshY: {pe.lanes}}}",
     ]
-    lines += _storage("lane_fifo", f"{pe.fifo_depth}-deep FIFO of each lane", "regfile",
-                      pe.fifo_depth, word, word, None, ["Inputs", "Weights"], ["Outputs"], "  ")
+    lines += _storage("lane_fifo", f"{pe.fifo_depth}-deep FIFO of each lane, one row per cycle",
+                      "regfile", pe.fifo_depth, pe.macs_per_lane * word, word, None,
+                      _words(fifo.bytes_per_cycle, word), ["Inputs", "Weights"], ["Outputs"],
+                      True, "  ")
     lines += [
         f"  - !Component  # the multipliers of a lane ({pe.nonlinearity} lane)",
         "    name: mac",
@@ -165,6 +173,10 @@ def export_timeloop(accelerator: Accelerator) -> str:
         embed_design(a).rstrip("\n"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _words(bytes_per_cycle: float, word_bits: int) -> str:
+    return repr(bytes_per_cycle * 8 / word_bits)
 
 
 def _yaml_float(value: float) -> str:
@@ -195,9 +207,9 @@ class _Walk:
         self.clock = base.clock_hz
         self.word = base.data_width_bits
         self.main_memory = False
-        self.roles: dict[str, tuple[YamlMap, int, float | None]] = {}
+        self.roles: dict[str, tuple[YamlMap, int, float | None, int | None, bool]] = {}
         self.compute: YamlMap | None = None
-        self.lane_storage: list[tuple[YamlMap, str, set[str], int]] = []
+        self.lane_storage: list[tuple[YamlMap, str, set[str], int, Any]] = []
 
 
 def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
@@ -216,9 +228,10 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
       Outputs), the mask buffer (keeps none and is named ``*mask*``); one
       holding weights with inputs or outputs is split in halves; size from
       ``depth`` x ``width`` (or ``entries``, ``sizeKB``) and bandwidth from
-      ``read_bandwidth``; ``n_banks`` dropped (one port per buffer today);
+      ``read_bandwidth`` (the whole buffer), ``n_banks`` the banks, and a
+      ``spatial: {no_reuse: [...]}`` constraint turns multicast off;
     - the last storage above the compute that keeps Inputs and Weights inside
-      the fanout: the lane FIFO (its depth in words); other per-PE storage is
+      the fanout: the lane FIFO (``depth``: its rows); other per-PE storage is
       dropped with a note.
     """
     read = Reader(filename, _ACCEPTED)
@@ -252,11 +265,11 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
     native.set(("pe_array", "lanes"), lanes, place)
     native.set(("pe_array", "macs_per_lane"), macs, place)
     if walk.lane_storage:
-        node, name, keeps, words = walk.lane_storage[-1]
-        if {"I", "W"} <= keeps:
-            native.set(("pe_array", "fifo_depth"), words, where(filename, node, "attributes"))
+        node, name, keeps, words, depth = walk.lane_storage[-1]
+        if {"I", "W"} <= keeps and isinstance(depth, int) and depth > 0:
+            native.set(("pe_array", "fifo_depth"), depth, where(filename, node, "attributes"))
             walk.lane_storage.pop()
-        for node, name, keeps, words in walk.lane_storage:
+        for node, name, keeps, words, _depth in walk.lane_storage:
             native.drop(f"{where(filename, node, None)}: storage {name!r} ({words:,} words "
                         "inside the PE array) dropped: the model has no per-PE buffers besides "
                         "the lane FIFO")
@@ -267,12 +280,15 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
                         "buffer keeps the default size")
     shared = walk.roles.get("weight") is not None and \
         walk.roles.get("weight") is walk.roles.get("activation")
-    for kind, (node, bits, bandwidth) in walk.roles.items():
+    for kind, (node, bits, bandwidth, banks, multicast) in walk.roles.items():
         place = where(filename, node, "attributes")
-        native.set((f"{kind}_buffer", "size"), bits // 8 // (2 if shared and kind != "mask"
-                                                           else 1), place)
+        half = 2 if shared and kind != "mask" else 1
+        native.set((f"{kind}_buffer", "size"), bits // 8 // half, place)
         if bandwidth is not None:
-            native.set((f"{kind}_buffer", "bandwidth"), bandwidth, place)
+            native.set((f"{kind}_buffer", "bandwidth"), bandwidth / half, place)
+        if banks is not None:
+            native.set((f"{kind}_buffer", "banks"), max(1, banks // half), place)
+        native.set((f"{kind}_buffer", "multicast"), multicast, place)
     if shared:
         native.drop(f"{where(filename, walk.roles['weight'][0], None)}: one storage keeps "
                     "weights and activations: split into a weight and an activation buffer of "
@@ -387,7 +403,9 @@ def _component(walk: _Walk, node: YamlMap, name: str, attributes: dict[str, Any]
     keeps = _keeps(walk, node)
     if walk.fanout > 1:
         word = int(attributes.get("datawidth", walk.word) or walk.word)
-        walk.lane_storage.append((node, name, keeps, bits // word))
+        holder = node.get("attributes")
+        depth = holder.get("depth") if isinstance(holder, YamlMap) else None
+        walk.lane_storage.append((node, name, keeps, bits // word, depth))
         return
     if keeps == set():
         role = "mask" if "mask" in name.lower() else None
@@ -401,11 +419,10 @@ def _component(walk: _Walk, node: YamlMap, name: str, attributes: dict[str, Any]
         native.drop(f"{where(filename, node, None)}: storage {name!r} keeps no dataspace and is "
                     "not a mask buffer: dropped")
         return
-    banks = attributes.get("n_banks")
-    if banks not in (None, 1):
-        native.drop(f"{where(filename, node, None)}: n_banks {banks} of {name!r} dropped: "
-                    "today's model gives each buffer one port (read_bandwidth is its bandwidth)")
-    entry = (node, bits, _bandwidth(walk, node, attributes))
+    holder = node.get("attributes")
+    banks = read.number(holder, "n_banks", required=False, whole=True) \
+        if isinstance(holder, YamlMap) else None
+    entry = (node, bits, _bandwidth(walk, node, attributes), banks, _multicast(walk, node))
     for kind in (("weight", "activation") if role == "shared" else (role,)):
         if kind in walk.roles:
             native.drop(f"{where(filename, node, None)}: storage {name!r} dropped: "
@@ -437,6 +454,15 @@ def _keeps(walk: _Walk, node: YamlMap) -> set[str]:
     keep = names("keep")
     bypass = names("bypass")
     return keep if "keep" in dataspace and not bypass else ({"I", "W", "O"} - bypass) | keep
+
+
+def _multicast(walk: _Walk, node: YamlMap) -> bool:
+    """False when the storage's spatial constraints forbid reuse (multicast)."""
+    constraints = node.get("constraints")
+    spatial = constraints.get("spatial") if isinstance(constraints, YamlMap) else None
+    if not isinstance(spatial, YamlMap) or "no_reuse" not in spatial:
+        return True
+    return not walk.read.words(spatial, "no_reuse")
 
 
 def _size_bits(walk: _Walk, node: YamlMap, attributes: dict[str, Any]) -> int | None:

@@ -10,11 +10,15 @@ cycle and allocations, ``served_dimensions``) and an ``operational_array``
 ZigZag has no clock: bandwidths per cycle are at the design's clock.
 
 Export (:func:`export_zigzag`): the PE array is a 3-D operational array
-D1 x D2 x D3 = PEs x lanes x MACs per lane; the lane FIFO is a memory for I1
-and I2 serving D3; the weight buffer holds I2 and the activation buffer I1
-and O, both serving the whole array; the main memory holds all three.  The
-mask buffer has no ZigZag operand and the compute modules ZigZag does not
-model travel in the embedded ``.hwdsl`` comment block (:mod:`.common`).
+D1 x D2 x D3 = PEs x lanes x MACs per lane; each level of
+:func:`backends.elector.hierarchy.storage_levels` is a memory, innermost
+first: the lane FIFO (I1 and I2, serving D3), the weight buffer (I2) and the
+activation buffer (I1 and O), both serving the whole array, and the main
+memory (all three).  A memory's bandwidth is its level's banks x port (ZigZag
+has no banks); its r_cost is the level's energy per byte x ``bandwidth_min``.
+The mask buffer has no ZigZag operand; it, multicast, power gating and the
+compute modules ZigZag does not model travel in the embedded ``.hwdsl``
+comment block (:mod:`.common`).
 
 Import (:func:`import_zigzag`): see :func:`read_native` for the subset read.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from backends.elector.design import Accelerator
+from backends.elector.hierarchy import storage_levels
 from backends.elector.interop.common import (
     ImportResult,
     Native,
@@ -45,6 +50,14 @@ _ACCEPTED = (f"accepted: a ZigZag {ZIGZAG_VERSION} accelerator YAML (name, memor
              "non-IMC operational_array with dimensions and sizes); see docs/interop.md")
 _OPERANDS = ("I1", "I2", "O")
 _MAIN_MEMORY_BITS = 2**43  # ZigZag requires a size; main-memory capacity is not modelled
+#: Our storage level's operands (hierarchy.OPERANDS) -> ZigZag memory operands: I1 the
+#: activation input, I2 the weight input, O the output (an activation).
+_ZIGZAG_OPERANDS = {frozenset({"activation"}): ["I1", "O"], frozenset({"weight"}): ["I2"],
+                    frozenset({"activation", "weight"}): ["I1", "I2"],
+                    frozenset({"mask"}): [], frozenset({"activation", "weight", "mask"}):
+                    ["I1", "I2", "O"]}
+#: How a level is shared -> the array dimensions one instance serves.
+_SERVED = {"chip": ["D1", "D2", "D3"], "pe": ["D2", "D3"], "lane": ["D3"]}
 
 
 def looks_like_zigzag(tree: Any) -> bool:
@@ -101,7 +114,7 @@ def _memory(name: str, comment: str, size_bits: int, access_bits: int, energy_pj
 def export_zigzag(accelerator: Accelerator) -> str:
     """``accelerator`` as a ZigZag accelerator YAML (see the module docstring)."""
     a = accelerator
-    clock, width = a.clock_hz, a.data_width_bits
+    clock = a.clock_hz
     pe = a.pe_array
     lane = a.module_costs("mac_lane")
     fifo = a.module_costs("fifo")
@@ -119,27 +132,34 @@ def export_zigzag(accelerator: Accelerator) -> str:
         "",
         "memories:",
     ]
-    all_dims = ["D1", "D2", "D3"]
-    lines += _memory("lane_fifo", f"{pe.fifo_depth}-deep FIFO of each MAC lane (one per lane)",
-                     pe.fifo_depth * width, width, fifo.dynamic_energy_per_cycle_pj,
-                     fifo.area_mm2, ["I1", "I2"], width * pe.macs_per_lane, ["D3"])
-    for kind, operands in (("weight", ["I2"]), ("activation", ["I1", "O"])):
-        buffer = a.buffer(kind)
-        costs = a.buffer_costs(kind)
+    for level in reversed(storage_levels(a)):
+        operands = _ZIGZAG_OPERANDS[level.operands]
+        if not operands:  # the mask buffer: DynaProp masks are no ZigZag operand
+            lines += ["", f"  # {level.name} ({level.capacity_bytes:,} bytes) is in the comment "
+                      "block below: ZigZag has no operand for sparsity masks"]
+            continue
+        if level.name == "main_memory":
+            access = a.main_memory_costs().access_bytes
+            size, area, mem_type = _MAIN_MEMORY_BITS, 0.0, "dram"
+            comment = (f"{a.main_memory.label}; capacity and area are not modelled "
+                       "(placeholders)")
+        elif level.name == "lane_fifo":
+            access = level.bank_bytes_per_cycle
+            size, area, mem_type = level.capacity_bytes * 8, fifo.area_mm2, "sram"
+            comment = (f"{pe.fifo_depth}-deep FIFO of each MAC lane, rows of "
+                       f"{pe.macs_per_lane} words")
+        else:
+            kind = level.name.removesuffix("_buffer")
+            access = a.buffer(kind).block_bytes
+            size, area, mem_type = level.capacity_bytes * 8, a.buffer_costs(kind).area_mm2, "sram"
+            comment = f"{level.capacity_bytes:,} bytes"
+        comment += (f", {level.banks} bank{'s' if level.banks > 1 else ''} of "
+                    f"{level.bank_bytes_per_cycle * clock / 1e9:g} GB/s")
         lines.append("")
-        lines += _memory(f"{kind}_buffer", f"{buffer.size_bytes:,} bytes, "
-                         f"{costs.bandwidth_bytes_per_s / 1e9:g} GB/s",
-                         buffer.size_bytes * 8, costs.access_bytes * 8,
-                         costs.energy_per_access_nj * 1000, costs.area_mm2, operands,
-                         _per_cycle_bits(costs.bandwidth_bytes_per_s, clock), all_dims)
-    memory = a.main_memory_costs()
-    lines.append("")
-    lines += _memory("main_memory", f"{a.main_memory.label}, "
-                     f"{memory.bandwidth_bytes_per_s / 1e9:g} GB/s; capacity and area are not "
-                     "modelled (placeholders)", _MAIN_MEMORY_BITS, memory.access_bytes * 8,
-                     memory.energy_per_access_nj * 1000, 0.0, list(_OPERANDS),
-                     _per_cycle_bits(memory.bandwidth_bytes_per_s, clock), all_dims,
-                     shared_port=True, mem_type="dram")
+        lines += _memory(level.name, comment, size, round(access * 8),
+                         level.read_nj_per_byte * access * 1000, area, operands,
+                         max(1, round(level.bytes_per_cycle * 8)), _SERVED[level.sharing],
+                         shared_port=level.name == "main_memory", mem_type=mem_type)
     lines += [
         "",
         "operational_array:",
@@ -291,8 +311,9 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
             else:
                 roles["activation"] = level
             continue
-        if {"I1", "I2"} <= operands and served == {dims[-1]} and size % width == 0:
-            native.set(("pe_array", "fifo_depth"), size // width, place)
+        row = width * macs   # the lane FIFO's row: one word per multiplier
+        if {"I1", "I2"} <= operands and served == {dims[-1]} and size % row == 0:
+            native.set(("pe_array", "fifo_depth"), size // row, place)
             continue
         copies = 1
         for dim, count in zip(dims, sizes):
