@@ -1,6 +1,6 @@
 """The area model, and the module inventory it shares with the power model.
 
-Following AccelTran (via ``shared/reference/ELECTOR-REFERENCE.md``, "Area")::
+Following AccelTran (``docs/sources.md``, "Area")::
 
     PE area  = lanes x (MAC lane + pre-sparsity + post-sparsity + FIFO
                         [+ stochastic rounding, for training])

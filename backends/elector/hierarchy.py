@@ -18,8 +18,8 @@ The banking rule (:func:`default_banks`) comes from the technology table
 (``buffers.bank_bytes`` and ``buffers.banking_note`` in
 ``technologies/14nm.json``): banks of at most ``bank_bytes`` each, every bank
 with one port of the technology's per-buffer bandwidth (AccelTran's 370 GB/s,
-read as one bank's port, as ``shared/reference/ELECTOR-REFERENCE.md``,
-"Buffers", directs).  The 1 MiB bank is an assumption of this project, stated
+read as one bank's port, as ``docs/sources.md``,
+"Buffers", explains).  The 1 MiB bank is an assumption of this project, stated
 there and printed by ``tcc hw show``.  A design may give ``banks`` and
 ``bank_bandwidth`` per buffer instead (see ``docs/hardware-dsl.md``).
 

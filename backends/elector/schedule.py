@@ -46,8 +46,8 @@ print and parse)
 ``map:design``   (module attribute) ``"<design name>@<design hash>"`` the
                  mapping was chosen for
 
-Model of a matrix product (after ELECTOR-REFERENCE.md, "Tiling and dataflow")
-============================================================================
+Model of a matrix product (after docs/sources.md, "Tiling and dataflow")
+=======================================================================
 
 An op with dims ``(B, M, K, N)`` (``B`` the product of the broadcast batch
 dimensions) is split into tile-products: a ``b x x x y`` tile of the left

@@ -39,7 +39,7 @@ canonical order ``sdp, wma, dft, dct, conv5, conv9, conv13`` whatever order the
 text used; :func:`format_description` prints that canonical form, with equal
 consecutive layers merged into one ``lN:`` segment.
 
-The design space (FlexiBERT 2.0, see shared/reference/ELECTOR-REFERENCE.md)
+The design space (FlexiBERT 2.0, see docs/sources.md, "Model design space")
 ===========================================================================
 
 layers 2, 4, 6, 8, 10, 12; hidden size per layer 128, 256, 512, 768; heads per

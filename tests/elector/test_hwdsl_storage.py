@@ -91,4 +91,4 @@ def test_hw_show_prints_the_hierarchy_and_banking_assumption(capsys) -> None:
     assert rows["activation_buffer"][4] == "32" and rows["weight_buffer"][4] == "64"
     assert rows["mask_buffer"][4] == "8" and rows["lane_fifo"][3] == "16,384"
     assert "banking assumption:" in out
-    assert "an assumption of this project" in out and "ELECTOR-REFERENCE.md" in out
+    assert "an assumption of this project" in out and "docs/sources.md" in out

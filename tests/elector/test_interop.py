@@ -66,7 +66,7 @@ def test_library_round_trip_same_design_area_and_costs(name: str, static) -> Non
 
 
 def test_published_areas_survive_both_formats() -> None:
-    # shared/reference/ELECTOR-REFERENCE.md: 54.06 and 1,829.7 mm2
+    # docs/sources.md, "Area": 54.06 and 1,829.7 mm2
     for name, area in (("acceltran-edge", 54.06), ("acceltran-server", 1829.7)):
         for fmt in FORMATS:
             back = import_design(export_design(resolve_design(name), fmt), "x.yaml").accelerator

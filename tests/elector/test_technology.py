@@ -63,7 +63,7 @@ def test_every_reference_module_figure_is_in_the_table(tech, kind, parameters, a
     costs = tech.module(kind, **parameters)
     assert (costs.area_um2, costs.dynamic_mw, costs.leakage_mw) == (area, dynamic, leakage)
     assert costs.clock_hz == 700e6 and not costs.inferred
-    assert "ELECTOR-REFERENCE.md" in costs.source
+    assert "docs/sources.md" in costs.source
 
 
 def test_buffers_and_main_memory_match_the_reference(tech) -> None:

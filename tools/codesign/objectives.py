@@ -15,7 +15,7 @@ metric                 meaning                                      better
 ``area_mm2``           accelerator area (main memory not included)  lower
 =====================  ==========================================  =========
 
-Weighted score (maximised), after BOSHCODE (ELECTOR-REFERENCE.md,
+Weighted score (maximised), after BOSHCODE (docs/sources.md,
 "Co-design method")::
 
     score = 0.5 * accuracy

@@ -30,7 +30,7 @@ the nearest valid point (:meth:`from_vector`); ``from_vector(to_vector(p))
 
 Model space
 ===========
-FlexiBERT 2.0 as in shared/reference/ELECTOR-REFERENCE.md, validated with the
+FlexiBERT 2.0 as in docs/sources.md ("Model design space"), validated with the
 zoo's own checker (:meth:`frontends.zoo.EncoderConfig.check_design_space`):
 layers, per-layer hidden size, heads (dividing the hidden size), a head type
 per head (mixable; heads are permutation-symmetric, so a layer is a

@@ -1,7 +1,7 @@
 """A BOSHCODE-style search: neural surrogate with uncertainty, gradient search
 of the acquisition (GOBI), snapping to valid points.
 
-After Tuli & Jha (TransCODE, 2023; shared/reference/ELECTOR-REFERENCE.md,
+After Tuli & Jha (TransCODE, 2023; docs/sources.md,
 "Co-design method").  Imports torch (the only strategy that does).
 
 Surrogate, retrained after every batch (``epochs`` full-batch Adam steps the first
