@@ -3,7 +3,7 @@
 DynaProp prunes small values at run time (``|x| ≤ τ`` becomes 0): activations
 with τ_I in inference and training, gradients with τ_T in training.  This pass
 makes the pruning explicit in the IR -- an ``nn.prune`` op at every prune
-point (:mod:`transcode_ir.ops_sparsity`) -- and gives each pruned value a
+point (:mod:`dialects.sparsity`) -- and gives each pruned value a
 :class:`~transcode_ir.types.SparsityEncoding`: the fraction of nonzeros it
 holds and where that figure came from.  Densities are measured, never assumed
 silently: with τ > 0 the pass needs one of three sources and fails without.
@@ -126,8 +126,9 @@ from passes.dce import eliminate_dead_code
 from transcode_ir.core import Function, Module, Op, Value
 from transcode_ir.errors import UserError
 from transcode_ir.interpreter import Interpreter
-from transcode_ir.opdefs import _scalar_like, get_opdef, softmax
-from transcode_ir.ops_sparsity import prune
+from dialects.nn import softmax
+from dialects.sparsity import prune
+from transcode_ir.opdefs import _scalar_like, get_opdef
 from transcode_ir.passes import Pass, option, register_pass
 from transcode_ir.types import SparsityEncoding, TensorType
 

@@ -15,7 +15,7 @@ Every intermediate of a fused chain must have exactly one use: a value that
 something else reads (the training graph's backward pass reads the
 pre-activation and the probabilities) has to be written out anyway, so the
 chain is not fused there.  The fused ops are ordinary op kinds
-(:mod:`transcode_ir.ops_fused`) whose cost is the sum of their parts and
+(:mod:`dialects.fused`) whose cost is the sum of their parts and
 whose bytes are only the job's inputs and output.  Source locations: a
 fused op takes the location of the chain's first matrix product (the
 ``Linear`` module path, or the attention's score product).

@@ -1,8 +1,10 @@
 """transcode_ir: the core tensor IR of TransCODE.
 
-Types, values, ops, functions and modules (:mod:`.core`); the op definitions
-(:mod:`.opdefs`), text printer and parser, verifier, reference interpreter,
-and the pass infrastructure.  This package imports nothing above it.
+Types, values, ops, functions and modules (:mod:`.core`); the op-definition
+machinery and registry (:mod:`.opdefs`), text printer and parser, verifier,
+reference interpreter, and the pass infrastructure.  The op kinds themselves
+live in dialects outside the core (the top-level ``dialects`` package), which
+the registry loads on its first lookup.  This package imports nothing above it.
 
 Names are re-exported lazily (PEP 562): ``from transcode_ir import Module``
 works as usual, but importing a light submodule such as
@@ -21,7 +23,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "transcode_ir.errors": ("ParseError", "SourceLocation", "UserError", "VerifyError"),
     "transcode_ir.interpreter": ("Interpreter", "run_function"),
-    "transcode_ir.opdefs": ("AttrSpec", "OpCost", "OpDef", "all_opdefs", "define", "get_opdef", "op_cost"),
+    "transcode_ir.opdefs": (
+        "Attr", "Commutative", "Contraction", "DensityPreserving", "OpCost", "OpDef", "Operand", "Pure",
+        "Result", "Trait", "ZeroPreserving", "all_opdefs", "contraction_dims", "contraction_products",
+        "define", "get_opdef", "op_cost",
+    ),
     "transcode_ir.parser": ("parse_module", "parse_type"),
     "transcode_ir.pass_manager": (
         "PassFailure", "PassInstrument", "PassManager", "PassRecord", "PipelineRun", "PrintIRAfterAll",

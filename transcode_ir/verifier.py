@@ -30,7 +30,7 @@ def verify_op(op: Op) -> list[str]:
     if n < opdef.min_operands or n > opdef.max_operands:
         want = (f"{opdef.min_operands}" if opdef.min_operands == opdef.max_operands else
                 f"{opdef.min_operands} to {opdef.max_operands}")
-        problems.append(f"takes {want} operand(s) ({', '.join(opdef.operands)}), got {n}")
+        problems.append(f"takes {want} operand(s) ({', '.join(map(str, opdef.operands))}), got {n}")
         return problems
     problems += opdef.check_attributes(op.attributes)
     if problems:

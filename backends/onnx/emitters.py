@@ -21,9 +21,9 @@ Sections, in order: elementwise ``arith`` and ``nn.relu``; ``nn``
 (activations, softmax, layer norm, conv1d); ``tensor`` (matmul, data
 movement, reductions, constants, parameters, ``tensor.assign`` -- a parameter
 write becomes an extra graph output ``<param>.updated`` -- and
-``func.return``); fused ops (:mod:`transcode_ir.ops_fused`); training ops
-(:mod:`transcode_ir.ops_training`); DynaProp prune ops
-(:mod:`transcode_ir.ops_sparsity`).
+``func.return``); fused ops (:mod:`dialects.fused`); training ops
+(:mod:`dialects.training`); DynaProp prune ops
+(:mod:`dialects.sparsity`).
 
 :data:`EMITTERS` lists every op kind that exports.  :data:`NOT_EXPORTABLE`
 lists op kinds that deliberately do not, each with the reason.  A test checks
@@ -317,7 +317,7 @@ def emit_return(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     return []
 
 
-# --------------------------------------------------------------------------- fused ops (transcode_ir.ops_fused)
+# --------------------------------------------------------------------------- fused ops (dialects.fused)
 
 
 def reshape(ctx: EmitContext, x: str, shape: list[int] | tuple[int, ...]) -> str:
@@ -352,7 +352,7 @@ def emit_attention(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     if len(x) > 3:
         scores = ctx.node1("Add", [scores, x[3]])
     tau = float(op.attr("tau", 0.0))
-    if tau > 0.0:   # DynaProp inside the job (ops_fused.py): prune scores and probabilities
+    if tau > 0.0:   # DynaProp inside the job (dialects/fused.py): prune scores and probabilities
         scores = _prune_node(ctx, scores, tau, _dtype(op))
         probs = _prune_node(ctx, ctx.node1("Softmax", [scores], axis=-1), tau, _dtype(op))
     else:
@@ -362,7 +362,7 @@ def emit_attention(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     return [ctx.node1("MatMul", [probs, x[2]])]
 
 
-# --------------------------------------------------------------------------- training (transcode_ir.ops_training)
+# --------------------------------------------------------------------------- training (dialects.training)
 #
 # Losses, backward kernels and optimizer updates, written out in ONNX
 # arithmetic so that a whole ``train_step`` exports and runs.
@@ -635,7 +635,7 @@ def emit_adam(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     return [ctx.node1("Sub", [param, update]), m_new, v_new]
 
 
-# --------------------------------------------------------------------------- DynaProp (transcode_ir.ops_sparsity)
+# --------------------------------------------------------------------------- DynaProp (dialects.sparsity)
 
 
 def _prune_node(ctx: EmitContext, x: str, tau: float, dtype: str) -> str:

@@ -256,7 +256,7 @@ def _int_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _erf_numpy(x: np.ndarray) -> np.ndarray:
-    from transcode_ir.opdefs import erf
+    from dialects.arith import erf
 
     return erf(x)
 
@@ -283,7 +283,7 @@ for _name, _fn in {"Equal": np.equal, "Less": np.less, "Greater": np.greater,
 @_folder("IsInf")
 def _isinf(x: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
     positive, negative = bool(attrs.get("detect_positive", 1)), bool(attrs.get("detect_negative", 1))
-    from transcode_ir.opdefs import isinf
+    from dialects.arith import isinf
 
     return _elementwise(lambda v: isinf(v, positive, negative), same_dtype=False)(x, attrs, opset)
 
@@ -536,7 +536,7 @@ def gather_nd(data: np.ndarray, indices: np.ndarray, batch_dims: int = 0) -> np.
 
 def cumsum(x: np.ndarray, axis: int, exclusive: bool = False, reverse: bool = False) -> np.ndarray:
     """ONNX CumSum (the IR's ``tensor.cumsum`` semantics)."""
-    from transcode_ir.opdefs import cumsum as running_sum
+    from dialects.tensor import cumsum as running_sum
 
     return running_sum(x, normalize_axis(int(axis), x.ndim, "CumSum axis"), exclusive, reverse)
 

@@ -283,7 +283,7 @@ def lower_gelu(ctx: NodeContext, x: str, approximate: str = "none") -> None:
     """The root of a recognised GELU subgraph (see :mod:`frontends.onnx.patterns`)."""
     importer = ctx.importer
     if x in importer.constants or x in importer.initializers:
-        from transcode_ir.opdefs import gelu
+        from dialects.nn import gelu
 
         array = importer.known(x)
         importer.constants[ctx.node.output[0]] = gelu(array, approximate)

@@ -197,11 +197,11 @@ def test_result_name_clashing_with_an_argument():
 
 
 def _swish_opdef(decompose):
-    from transcode_ir.opdefs import OpDef
+    from transcode_ir.opdefs import OpDef, Operand
 
-    opdef = OpDef("test.swish", ("x",), {}, lambda types, attrs: [types[0]],
-                  lambda op, x, ctx: [(x[0] / (1 + np.exp(-x[0]))).astype(x[0].dtype)],
-                  "nonlinear", doc="x * sigmoid(x), for the tests")
+    opdef = OpDef("test.swish", operands=(Operand("x"),), infer=lambda types, attrs: [types[0]],
+                  evaluate=lambda op, x, ctx: [(x[0] / (1 + np.exp(-x[0]))).astype(x[0].dtype)],
+                  category="nonlinear", doc="x * sigmoid(x), for the tests")
     opdef.decompose = decompose  # what a fused op definition exposes
     return opdef
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import passes.dynaprop  # noqa: F401  (registers the pass)
+from dialects.sparsity import prune
 from tests.dynaprop_ir.conftest import BertTiny
 from transcode_ir import Interpreter, run_pipeline
-from transcode_ir.ops_sparsity import prune
 
 
 def _with_prune_values(module):  # noqa: ANN001, ANN202

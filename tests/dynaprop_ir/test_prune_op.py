@@ -1,4 +1,4 @@
-"""The prune ops of :mod:`transcode_ir.ops_sparsity`: numpy semantics, interpreter, text
+"""The prune ops of :mod:`dialects.sparsity`: numpy semantics, interpreter, text
 form, verifier, costs, gradient rule, and ONNX export run by onnxruntime (bit-exact)."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dialects.sparsity import prune, prune_gradient
 from transcode_ir import (
     Builder,
     Function,
@@ -18,7 +19,6 @@ from transcode_ir import (
     verify_module,
 )
 from transcode_ir.opdefs import OpCost, get_opdef
-from transcode_ir.ops_sparsity import prune, prune_gradient
 from transcode_ir.types import SparsityEncoding, TensorType
 
 SPECIAL = np.array([0.0, -0.0, 0.01, -0.01, 0.0100001, -0.0099999, 1.5, -2.0,

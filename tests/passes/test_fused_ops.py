@@ -6,12 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dialects.fused import fused_parts
 from transcode_ir import (
-    Builder, Function, Interpreter, Module, PassManager, TensorType, VerifyError, op_cost,
-    parse_module, verify_module,
+    Builder,
+    Function,
+    Interpreter,
+    Module,
+    PassManager,
+    TensorType,
+    VerifyError,
+    op_cost,
+    parse_module,
+    verify_module,
 )
 from transcode_ir.opdefs import OpCost
-from transcode_ir.ops_fused import fused_parts
 
 
 def unfused() -> Module:

@@ -1,5 +1,5 @@
 """Op kinds of training graphs, made by the ``autodiff`` pass and by the
-gradient rules of :mod:`transcode_ir.opdefs`.
+gradient rules of the other dialects (``loss``, ``grad`` and ``optim`` ops).
 
 Losses (category ``loss``), each a scalar ``tensor<f32>``:
 
@@ -37,18 +37,20 @@ from typing import Any
 
 import numpy as np
 
+from dialects.arith import erf
 from transcode_ir.core import Attributes, Op
 from transcode_ir.opdefs import (
-    AttrSpec,
+    Attr,
     Contraction,
     OpCost,
     OpDef,
+    Operand,
+    Result,
     ShapeError,
     _bytes,
     _norm_axis,
     _out_dtype,
     define,
-    erf,
 )
 from transcode_ir.types import TensorType
 
@@ -63,12 +65,6 @@ def _elementwise_cost(per_element: int, reads: int | None = None):  # noqa: ANN2
         return OpCost(0, per_element * op.results[0].type.numel, _bytes([v.type for v in ins]),
                       _bytes([r.type for r in op.results]))
     return cost
-
-
-def _same_as(index: int):  # noqa: ANN202
-    def infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
-        return [types[index].dense()]
-    return infer
 
 
 def _check_same_shape(types: list[TensorType], what: str) -> None:
@@ -110,8 +106,8 @@ def _ce_parts(logits: np.ndarray, labels: np.ndarray,
 
 
 def _ce_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
-    flat, lab, count = _ce_parts(x[0], x[1], op.attributes.get("ignore_index", -100))
-    keep = x[1].reshape(-1) != op.attributes.get("ignore_index", -100)
+    flat, lab, count = _ce_parts(x[0], x[1], op.attr("ignore_index"))
+    keep = x[1].reshape(-1) != op.attr("ignore_index")
     logp = _log_softmax(flat)
     picked = logp[np.arange(flat.shape[0]), lab]
     loss = -(picked * keep).sum() / max(count, 1) if count else np.nan
@@ -120,7 +116,7 @@ def _ce_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
 
 def _ce_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     dloss, logits, labels = x
-    ignore = op.attributes.get("ignore_index", -100)
+    ignore = op.attr("ignore_index")
     flat, lab, count = _ce_parts(logits, labels, ignore)
     keep = (labels.reshape(-1) != ignore).astype(np.float64)
     p = np.exp(_log_softmax(flat))
@@ -132,13 +128,17 @@ def _ce_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
 def _ce_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
     (g,) = grads
     return [b.op("grad.cross_entropy", g, op.operands[0], op.operands[1],
-                 ignore_index=op.attributes.get("ignore_index", -100)), None]
+                 ignore_index=op.attr("ignore_index")), None]
 
 
 define(OpDef(
-    "loss.cross_entropy", ("logits", "labels"),
-    {"ignore_index": AttrSpec("int", False, -100)},
-    _ce_infer, _ce_eval, "loss", grad=_ce_grad,
+    "loss.cross_entropy",
+    operands=(Operand("logits"), Operand("labels")),
+    attributes={"ignore_index": Attr("int", default=-100)},
+    infer=_ce_infer,
+    evaluate=_ce_eval,
+    category="loss",
+    grad=_ce_grad,
     cost=lambda op: OpCost(0, 5 * op.operands[0].type.numel, _bytes([v.type for v in op.operands]),
                            op.results[0].type.nbytes),
     doc="Mean cross-entropy of logits (classes on the last axis) against integer labels."))
@@ -152,9 +152,12 @@ def _ce_grad_infer(types: list[TensorType], attrs: Attributes) -> list[TensorTyp
 
 
 define(OpDef(
-    "grad.cross_entropy", ("dloss", "logits", "labels"),
-    {"ignore_index": AttrSpec("int", False, -100)},
-    _ce_grad_infer, _ce_grad_eval, "loss",
+    "grad.cross_entropy",
+    operands=(Operand("dloss"), Operand("logits"), Operand("labels")),
+    attributes={"ignore_index": Attr("int", default=-100)},
+    infer=_ce_grad_infer,
+    evaluate=_ce_grad_eval,
+    category="loss",
     cost=lambda op: OpCost(0, 6 * op.results[0].type.numel, _bytes([v.type for v in op.operands]),
                            op.results[0].type.nbytes),
     doc="Gradient of loss.cross_entropy with respect to the logits: (softmax - onehot) / count."))
@@ -180,8 +183,14 @@ def _mse_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 
 
 define(OpDef(
-    "loss.mse", ("prediction", "target"), {}, _mse_infer, _mse_eval, "loss", grad=_mse_grad,
-    cost=_elementwise_cost(3), doc="Mean squared error."))
+    "loss.mse",
+    operands=(Operand("prediction"), Operand("target")),
+    infer=_mse_infer,
+    evaluate=_mse_eval,
+    category="loss",
+    grad=_mse_grad,
+    cost=_elementwise_cost(3),
+    doc="Mean squared error."))
 
 
 def _mse_grad_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
@@ -196,8 +205,13 @@ def _mse_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
 
 
 define(OpDef(
-    "grad.mse", ("dloss", "prediction", "target"), {}, _mse_grad_infer, _mse_grad_eval, "loss",
-    cost=_elementwise_cost(3), doc="Gradient of loss.mse with respect to the prediction."))
+    "grad.mse",
+    operands=(Operand("dloss"), Operand("prediction"), Operand("target")),
+    infer=_mse_grad_infer,
+    evaluate=_mse_grad_eval,
+    category="loss",
+    cost=_elementwise_cost(3),
+    doc="Gradient of loss.mse with respect to the prediction."))
 
 
 # --------------------------------------------------------------------------- activation kernels
@@ -221,12 +235,14 @@ def _check_dy(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
 
 
 define(OpDef(
-    "grad.gelu", ("dy", "x"),
-    {"approximate": AttrSpec("str", False, "none", ("none", "tanh"))},
-    _check_dy,
-    lambda op, x, ctx: [(x[0].astype(np.float64) * gelu_derivative(
-        x[1], op.attributes.get("approximate", "none"))).astype(_out_dtype(op))],
-    "nonlinear", cost=_elementwise_cost(10),
+    "grad.gelu",
+    operands=(Operand("dy"), Operand("x")),
+    attributes={"approximate": Attr("str", default="none", choices=("none", "tanh"))},
+    infer=_check_dy,
+    evaluate=lambda op, x, ctx: [(x[0].astype(np.float64) * gelu_derivative(
+        x[1], op.attr("approximate"))).astype(_out_dtype(op))],
+    category="nonlinear",
+    cost=_elementwise_cost(10),
     doc="dy * gelu'(x)."))
 
 
@@ -237,13 +253,18 @@ def _softmax_grad_infer(types: list[TensorType], attrs: Attributes) -> list[Tens
 
 def _softmax_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     dy, y = x[0].astype(np.float64), x[1].astype(np.float64)
-    axis = op.attributes.get("axis", -1)
+    axis = op.attr("axis")
     return [(y * (dy - (dy * y).sum(axis=axis, keepdims=True))).astype(_out_dtype(op))]
 
 
 define(OpDef(
-    "grad.softmax", ("dy", "y"), {"axis": AttrSpec("int", False, -1)},
-    _softmax_grad_infer, _softmax_grad_eval, "softmax", cost=_elementwise_cost(4),
+    "grad.softmax",
+    operands=(Operand("dy"), Operand("y")),
+    attributes={"axis": Attr("int", default=-1)},
+    infer=_softmax_grad_infer,
+    evaluate=_softmax_grad_eval,
+    category="softmax",
+    cost=_elementwise_cost(4),
     doc="Softmax backward from its output y: y * (dy - sum(dy * y, axis))."))
 
 
@@ -257,8 +278,8 @@ def _ln_grad_infer(types: list[TensorType], attrs: Attributes) -> list[TensorTyp
 
 def _ln_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     dy, xs, scale = (a.astype(np.float64) for a in x)
-    axis = op.attributes.get("axis", -1) % xs.ndim
-    eps = op.attributes.get("epsilon", 1e-5)
+    axis = op.attr("axis") % xs.ndim
+    eps = op.attr("epsilon")
     axes = tuple(range(axis, xs.ndim))
     lead = tuple(range(axis))
     mean = xs.mean(axis=axes, keepdims=True)
@@ -275,9 +296,13 @@ def _ln_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
 
 
 define(OpDef(
-    "grad.layer_norm", ("dy", "x", "scale"),
-    {"axis": AttrSpec("int", False, -1), "epsilon": AttrSpec("float", False, 1e-5)},
-    _ln_grad_infer, _ln_grad_eval, "layernorm", num_results=3,
+    "grad.layer_norm",
+    operands=(Operand("dy"), Operand("x"), Operand("scale")),
+    attributes={"axis": Attr("int", default=-1), "epsilon": Attr("float", default=1e-5)},
+    infer=_ln_grad_infer,
+    evaluate=_ln_grad_eval,
+    category="layernorm",
+    results=(Result("dx"), Result("dscale"), Result("dbias")),
     cost=lambda op: OpCost(0, 12 * op.operands[1].type.numel, _bytes([v.type for v in op.operands]),
                            _bytes([r.type for r in op.results])),
     doc="Layer-norm backward: (dx, dscale, dbias), the last two over the normalized shape."))
@@ -302,7 +327,7 @@ def _gather_grad_infer(types: list[TensorType], attrs: Attributes) -> list[Tenso
 def _gather_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     dy, idx = x
     out_type = op.results[0].type
-    axis = op.attributes.get("axis", 0) % out_type.rank
+    axis = op.attr("axis") % out_type.rank
     size = op.attributes["size"]
     idx = np.where(idx < 0, idx + size, idx).reshape(-1)
     moved = np.moveaxis(dy, list(range(axis, axis + x[1].ndim)), list(range(x[1].ndim)))
@@ -313,8 +338,12 @@ def _gather_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]
 
 
 define(OpDef(
-    "grad.gather", ("dy", "indices"), {"axis": AttrSpec("int", False, 0), "size": AttrSpec("int")},
-    _gather_grad_infer, _gather_grad_eval, "data",
+    "grad.gather",
+    operands=(Operand("dy"), Operand("indices")),
+    attributes={"axis": Attr("int", default=0), "size": Attr("int")},
+    infer=_gather_grad_infer,
+    evaluate=_gather_grad_eval,
+    category="data",
     cost=lambda op: OpCost(0, op.operands[0].type.numel, _bytes([v.type for v in op.operands]),
                            op.results[0].type.nbytes),
     doc="Gather backward: scatter-add dy into zeros of the gathered tensor's shape "
@@ -336,7 +365,7 @@ def _slice_grad_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
 
 
 def _slice_grad_verify(op: Op) -> str | None:
-    from transcode_ir.opdefs import _slice_infer
+    from dialects.tensor import _slice_infer
 
     a = op.attributes
     try:
@@ -350,10 +379,14 @@ def _slice_grad_verify(op: Op) -> str | None:
 
 
 define(OpDef(
-    "grad.slice", ("dy",),
-    {"starts": AttrSpec("ints"), "ends": AttrSpec("ints"), "axes": AttrSpec("ints"),
-     "steps": AttrSpec("ints"), "shape": AttrSpec("ints")},
-    _slice_grad_infer, _slice_grad_eval, "data", verify=_slice_grad_verify,
+    "grad.slice",
+    operands=(Operand("dy"),),
+    attributes={"starts": Attr("ints"), "ends": Attr("ints"), "axes": Attr("ints"),
+     "steps": Attr("ints"), "shape": Attr("ints")},
+    infer=_slice_grad_infer,
+    evaluate=_slice_grad_eval,
+    category="data",
+    verify=_slice_grad_verify,
     doc="Slice backward: dy placed into zeros of the sliced tensor's shape."))
 
 
@@ -361,13 +394,11 @@ define(OpDef(
 
 
 def _conv_attrs(op: Op) -> tuple[int, tuple[int, int], int, int]:
-    a = op.attributes
-    return (a.get("stride", 1), tuple(a.get("pads", (0, 0))), a.get("dilation", 1),
-            a.get("groups", 1))
+    return (op.attr("stride"), tuple(op.attr("pads")), op.attr("dilation"), op.attr("groups"))
 
 
-_CONV_ATTRS = {"stride": AttrSpec("int", False, 1), "pads": AttrSpec("ints", False, (0, 0)),
-               "dilation": AttrSpec("int", False, 1), "groups": AttrSpec("int", False, 1)}
+_CONV_ATTRS = {"stride": Attr("int", default=1), "pads": Attr("ints", default=(0, 0)),
+               "dilation": Attr("int", default=1), "groups": Attr("int", default=1)}
 
 
 def _windows_index(length: int, kernel: int, stride: int, dilation: int,
@@ -424,8 +455,12 @@ def _conv_weight_products(op: Op) -> tuple[tuple[int, int, int, int], ...]:
 
 
 define(OpDef(
-    "grad.conv1d_input", ("dy", "weight"), dict(_CONV_ATTRS, length=AttrSpec("int")),
-    _conv_input_infer, _conv_input_eval, "conv",
+    "grad.conv1d_input",
+    operands=(Operand("dy"), Operand("weight")),
+    attributes=dict(_CONV_ATTRS, length=Attr("int")),
+    infer=_conv_input_infer,
+    evaluate=_conv_input_eval,
+    category="conv",
     traits=(Contraction(_conv_input_products, _conv_loops),),
     cost=lambda op: OpCost(op.operands[0].type.numel * op.operands[1].type.shape[1]
                            * op.operands[1].type.shape[2], 0,
@@ -458,8 +493,12 @@ def _conv_weight_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]
 
 
 define(OpDef(
-    "grad.conv1d_weight", ("dy", "x"), dict(_CONV_ATTRS, kernel=AttrSpec("int")),
-    _conv_weight_infer, _conv_weight_eval, "conv",
+    "grad.conv1d_weight",
+    operands=(Operand("dy"), Operand("x")),
+    attributes=dict(_CONV_ATTRS, kernel=Attr("int")),
+    infer=_conv_weight_infer,
+    evaluate=_conv_weight_eval,
+    category="conv",
     traits=(Contraction(_conv_weight_products, _conv_loops),),
     cost=lambda op: OpCost(op.operands[0].type.numel * op.results[0].type.shape[1]
                            * op.results[0].type.shape[2], 0,
@@ -476,11 +515,14 @@ def _sgd_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
 
 
 define(OpDef(
-    "optim.sgd", ("param", "grad"), {"lr": AttrSpec("float")},
-    _sgd_infer,
-    lambda op, x, ctx: [(x[0] - np.asarray(op.attributes["lr"], x[0].dtype) * x[1])
+    "optim.sgd",
+    operands=(Operand("param"), Operand("grad")),
+    attributes={"lr": Attr("float")},
+    infer=_sgd_infer,
+    evaluate=lambda op, x, ctx: [(x[0] - np.asarray(op.attributes["lr"], x[0].dtype) * x[1])
                         .astype(x[0].dtype)],
-    "optimizer", cost=_elementwise_cost(2),
+    category="optimizer",
+    cost=_elementwise_cost(2),
     doc="Plain SGD update: param - lr * grad."))
 
 
@@ -497,8 +539,8 @@ def _adam_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
 def _adam_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     p, g, m, v, step = x
     a = op.attributes
-    beta1, beta2 = a.get("beta1", 0.9), a.get("beta2", 0.999)
-    lr, eps = a["lr"], a.get("epsilon", 1e-8)
+    beta1, beta2 = op.attr("beta1"), op.attr("beta2")
+    lr, eps = a["lr"], op.attr("epsilon")
     t = int(step)
     dtype = p.dtype
     m = (beta1 * m.astype(np.float64) + (1 - beta1) * g.astype(np.float64)).astype(dtype)
@@ -511,10 +553,14 @@ def _adam_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
 
 
 define(OpDef(
-    "optim.adam", ("param", "grad", "m", "v", "step"),
-    {"lr": AttrSpec("float"), "beta1": AttrSpec("float", False, 0.9),
-     "beta2": AttrSpec("float", False, 0.999), "epsilon": AttrSpec("float", False, 1e-8)},
-    _adam_infer, _adam_eval, "optimizer", num_results=3,
+    "optim.adam",
+    operands=(Operand("param"), Operand("grad"), Operand("m"), Operand("v"), Operand("step")),
+    attributes={"lr": Attr("float"), "beta1": Attr("float", default=0.9),
+     "beta2": Attr("float", default=0.999), "epsilon": Attr("float", default=1e-8)},
+    infer=_adam_infer,
+    evaluate=_adam_eval,
+    category="optimizer",
+    results=(Result("param"), Result("m"), Result("v")),
     cost=lambda op: OpCost(0, 12 * op.operands[0].type.numel, _bytes([v.type for v in op.operands]),
                            _bytes([r.type for r in op.results])),
     doc="Adam update with bias correction (torch.optim.Adam): returns the new parameter and "

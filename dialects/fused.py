@@ -37,25 +37,25 @@ from typing import Any
 
 import numpy as np
 
+from dialects.nn import gelu, softmax
+from dialects.tensor import matmul_infer as _matmul_infer
 from transcode_ir.core import Attributes, Op
 from transcode_ir.opdefs import (
     MATMUL_CONTRACTION,
-    AttrSpec,
+    Attr,
     Contraction,
     OpCost,
     OpDef,
+    Operand,
     ShapeError,
     _bytes,
-    _matmul_infer,
     _needs,
     _out_dtype,
     _scalar_like,
     define,
-    gelu,
     grad_matmul,
     matmul_dims,
     reduce_to_shape,
-    softmax,
 )
 from transcode_ir.types import TensorType
 
@@ -98,14 +98,14 @@ def _linear_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
     z = np.matmul(x[0], x[1]).astype(_out_dtype(op), copy=False)
     if len(x) > 2:
         z = (z + x[2]).astype(_out_dtype(op), copy=False)
-    return [_activate(z, op.attributes.get("activation", "none"))]
+    return [_activate(z, op.attr("activation"))]
 
 
 def _linear_cost(op: Op) -> OpCost:
     batch, m, k, n = matmul_dims(op)
     out = op.results[0].type.numel
     ops = (out if len(op.operands) > 2 else 0) + \
-        _ACTIVATION_OPS[op.attributes.get("activation", "none")] * out
+        _ACTIVATION_OPS[op.attr("activation")] * out
     return OpCost(batch * m * k * n, ops, _bytes([v.type for v in op.operands]),
                   op.results[0].type.nbytes)
 
@@ -114,7 +114,7 @@ def _linear_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
     (g,) = grads
     x, w = op.operands[0], op.operands[1]
     bias = op.operands[2] if len(op.operands) > 2 else None
-    activation = op.attributes.get("activation", "none")
+    activation = op.attr("activation")
     if activation == "relu":
         zero = _scalar_like(b, 0.0, g)
         dz = b.op("arith.select", b.op("arith.greater", op.result, zero), g, zero)
@@ -132,9 +132,14 @@ def _linear_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 
 
 define(OpDef(
-    "nn.linear", ("x", "weight", "bias?"),
-    {"activation": AttrSpec("str", False, "none", ACTIVATIONS)},
-    _linear_infer, _linear_eval, "matmul", cost=_linear_cost, grad=_linear_grad,
+    "nn.linear",
+    operands=(Operand("x"), Operand("weight"), Operand("bias", optional=True)),
+    attributes={"activation": Attr("str", default="none", choices=ACTIVATIONS)},
+    infer=_linear_infer,
+    evaluate=_linear_eval,
+    category="matmul",
+    cost=_linear_cost,
+    grad=_linear_grad,
     traits=(MATMUL_CONTRACTION,),
     doc="Fused dense layer act(x @ weight + bias): matmul, bias add and activation as one job "
         "(bias and activation run in the MAC lanes)."))
@@ -165,7 +170,7 @@ def _attention_infer(types: list[TensorType], attrs: Attributes) -> list[TensorT
 def _scores(op: Op, x: list[np.ndarray]) -> np.ndarray:
     dtype = _out_dtype(op)
     s = np.matmul(x[0], x[1]).astype(dtype, copy=False)
-    scale = op.attributes.get("scale", 1.0)
+    scale = op.attr("scale")
     if scale != 1.0:
         s = (s * np.asarray(scale, dtype)).astype(dtype, copy=False)
     if len(x) > 3:
@@ -174,15 +179,15 @@ def _scores(op: Op, x: list[np.ndarray]) -> np.ndarray:
 
 
 def _attention_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
-    tau = float(op.attributes.get("tau", 0.0))
+    tau = float(op.attr("tau"))
     if tau > 0.0:   # DynaProp inside the job: scores and probabilities pruned
-        from transcode_ir.ops_sparsity import prune
+        from dialects.sparsity import prune
 
         p = prune(softmax(prune(_scores(op, x), tau), -1), tau)
     else:
         with np.errstate(invalid="ignore"):
             p = softmax(_scores(op, x), -1)
-    if op.attributes.get("nan_to_zero", False):
+    if op.attr("nan_to_zero"):
         p = np.where(np.isnan(p), np.zeros((), p.dtype), p)
     return [np.matmul(p, x[2]).astype(_out_dtype(op), copy=False)]
 
@@ -201,7 +206,7 @@ def fused_parts(op: Op) -> list[tuple[str, OpCost]]:
         parts = [("matmul", OpCost(batch * m * k * n, out if len(op.operands) > 2 else 0,
                                    _bytes([v.type for v in op.operands]),
                                    op.results[0].type.nbytes))]
-        act = op.attributes.get("activation", "none")
+        act = op.attr("activation")
         if act != "none":
             parts.append(("nonlinear", OpCost(0, _ACTIVATION_OPS[act] * out)))
         return parts
@@ -210,9 +215,9 @@ def fused_parts(op: Op) -> list[tuple[str, OpCost]]:
         q, kt, v = (o.type for o in op.operands[:3])
         b1 = scores.numel * q.shape[-1]
         b2 = op.results[0].type.numel * v.shape[-2]
-        steps = (op.attributes.get("scale", 1.0) != 1.0) + (len(op.operands) > 3)
+        steps = (op.attr("scale") != 1.0) + (len(op.operands) > 3)
         elementwise = scores.numel * steps
-        guard = scores.numel if op.attributes.get("nan_to_zero", False) else 0
+        guard = scores.numel if op.attr("nan_to_zero") else 0
         return [("matmul", OpCost(b1 + b2, elementwise, _bytes([o.type for o in op.operands]),
                                   op.results[0].type.nbytes)),
                 ("softmax", OpCost(0, 5 * scores.numel + guard))]
@@ -235,14 +240,14 @@ def _attention_cost(op: Op) -> OpCost:
 
 def _attention_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
     (g,) = grads
-    if float(op.attributes.get("tau", 0.0)) > 0.0:
+    if float(op.attr("tau")) > 0.0:
         from transcode_ir.errors import UserError
 
         raise UserError("nn.attention with DynaProp pruning inside (tau > 0) has no gradient "
                         "rule: differentiate (autodiff) before the dynaprop pass")
     q, kt, v = op.operands[:3]
     mask = op.operands[3] if len(op.operands) > 3 else None
-    scale = op.attributes.get("scale", 1.0)
+    scale = op.attr("scale")
     # Recompute the probabilities (FlashAttention-style backward).
     s = b.op("tensor.matmul", q, kt)
     if scale != 1.0:
@@ -250,7 +255,7 @@ def _attention_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
     if mask is not None:
         s = b.op("arith.add", s, mask)
     p = b.op("nn.softmax", s, axis=-1)
-    if op.attributes.get("nan_to_zero", False):   # guarded rows: zero probabilities, no gradient
+    if op.attr("nan_to_zero"):   # guarded rows: zero probabilities, no gradient
         p = b.op("arith.select", b.op("arith.isnan", p), _scalar_like(b, 0.0, p), p)
     dp, dv = grad_matmul(b, p, v, g, need_lhs=True, need_rhs=_needs(b, v))
     ds = b.op("grad.softmax", dp, p, axis=-1)
@@ -267,15 +272,18 @@ def _attention_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 
 
 define(OpDef(
-    "nn.attention", ("q", "kt", "v", "mask?"),
-    {"scale": AttrSpec("float", False, 1.0),
-     "nan_to_zero": AttrSpec("bool", False, False,
-                             doc="NaN probabilities (a row of -inf scores: fully masked) become "
+    "nn.attention",
+    operands=(Operand("q"), Operand("kt"), Operand("v"), Operand("mask", optional=True)),
+    attributes={"scale": Attr("float", default=1.0),
+     "nan_to_zero": Attr("bool", default=False, doc="NaN probabilities (a row of -inf scores: fully masked) become "
                                  "0, the guard torch's SDPA export writes as Where(IsNaN(p), 0, p)"),
-     "tau": AttrSpec("float", False, 0.0,
-                     doc="DynaProp: scores and probabilities with |x| <= tau become 0 inside "
+     "tau": Attr("float", default=0.0, doc="DynaProp: scores and probabilities with |x| <= tau become 0 inside "
                          "the job (set by the dynaprop pass; 0: no pruning)")},
-    _attention_infer, _attention_eval, "matmul", cost=_attention_cost, grad=_attention_grad,
+    infer=_attention_infer,
+    evaluate=_attention_eval,
+    category="matmul",
+    cost=_attention_cost,
+    grad=_attention_grad,
     traits=(Contraction(_attention_products, lambda op: ("bik", "bkj")),),
     doc="Fused attention softmax(q @ kt * scale + mask) @ v as one job: scores and "
         "probabilities stay on chip."))

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from transcode_ir.core import Attributes, Op
-from transcode_ir.opdefs import AttrSpec, OpCost, OpDef, ShapeError, _bytes, _needs, define
+from transcode_ir.opdefs import Attr, OpCost, OpDef, Operand, ShapeError, _bytes, _needs, define
 from transcode_ir.types import TensorType
 
 __all__ = ["PRUNE_ROLES", "prune", "prune_gradient"]
@@ -120,12 +120,16 @@ def _prune_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 
 
 define(OpDef(
-    "nn.prune", ("x",),
-    {"tau": AttrSpec("float", doc="threshold: elements with |x| <= tau become 0"),
-     "point": AttrSpec("str", False, "", doc="prune point: module path (or parameter name)"),
-     "role": AttrSpec("str", False, "activation", PRUNE_ROLES,
-                      doc="activation (tau_I), gradient or weight_gradient (tau_T)")},
-    _prune_infer, _prune_eval, "sparsity", cost=_prune_cost, verify=_prune_verify,
+    "nn.prune",
+    operands=(Operand("x"),),
+    attributes={"tau": Attr("float", doc="threshold: elements with |x| <= tau become 0"),
+     "point": Attr("str", default="", doc="prune point: module path (or parameter name)"),
+     "role": Attr("str", default="activation", choices=PRUNE_ROLES, doc="activation (tau_I), gradient or weight_gradient (tau_T)")},
+    infer=_prune_infer,
+    evaluate=_prune_eval,
+    category="sparsity",
+    cost=_prune_cost,
+    verify=_prune_verify,
     grad=_prune_grad,
     doc="DynaProp pruning: 0 where |x| <= tau, else x (one comparison per element on the "
         "sparsity units).  The result type may carry the measured density."))
@@ -157,8 +161,12 @@ def _grad_of_prune_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
 
 
 define(OpDef(
-    "grad.prune", ("dy", "y"), {}, _prune_grad_infer,
-    lambda op, x, ctx: [prune_gradient(x[0], x[1])], "sparsity",
-    cost=_prune_grad_cost, grad=_grad_of_prune_grad,
+    "grad.prune",
+    operands=(Operand("dy"), Operand("y")),
+    infer=_prune_grad_infer,
+    evaluate=lambda op, x, ctx: [prune_gradient(x[0], x[1])],
+    category="sparsity",
+    cost=_prune_grad_cost,
+    grad=_grad_of_prune_grad,
     doc="Backward of nn.prune: dy where the pruned activation y is nonzero, else 0 (the "
         "straight-through estimator of the surviving elements)."))
