@@ -18,9 +18,9 @@ CORE_MAY_IMPORT = {"numpy", "lark", "networkx", "transcode_ir"}
 #: Dialects sit on the core and beside each other, below passes, frontends and backends.
 DIALECTS_MAY_IMPORT = {"numpy", "transcode_ir", "dialects"}
 #: The core's budget in code lines (not blank, comment or docstring lines), all of
-#: transcode_ir/: 3,052 when the op kinds moved out to dialects/ (issue 15); the rest
-#: is room for the infrastructure to grow.  docs/ir.md states the same figure.
-CORE_CODE_LINE_BUDGET = 3600
+#: transcode_ir/: 3,377 when the op kinds moved out to dialects/ (issue 15); the rest
+#: is room for the infrastructure to grow.  docs/ir.md states the same figures.
+CORE_CODE_LINE_BUDGET = 3800
 
 
 def _sources(package: str) -> list[Path]:
