@@ -145,8 +145,8 @@ def emit_isnan(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
 def emit_isinf(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     if _dtype(op) not in ("f16", "f32", "f64"):
         return [_never(ctx, x[0])]
-    return [ctx.node1("IsInf", x, detect_positive=int(op.attr("detect_positive", True)),
-                      detect_negative=int(op.attr("detect_negative", True)))]
+    return [ctx.node1("IsInf", x, detect_positive=int(op.attr("detect_positive")),
+                      detect_negative=int(op.attr("detect_negative")))]
 
 
 @emits("arith.cast")
@@ -156,7 +156,7 @@ def emit_cast(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
 
 @emits("nn.gelu")
 def emit_gelu(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
-    return [gelu(ctx, x[0], _dtype(op), op.attr("approximate", "none"))]
+    return [gelu(ctx, x[0], _dtype(op), op.attr("approximate"))]
 
 
 def gelu(ctx: EmitContext, x: str, dtype: str, approximate: str) -> str:
@@ -178,14 +178,14 @@ def gelu(ctx: EmitContext, x: str, dtype: str, approximate: str) -> str:
 @emits("nn.softmax")
 def emit_softmax(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     # From opset 13 Softmax normalises along one axis, as the IR does.
-    return [ctx.node1("Softmax", x, axis=op.attr("axis", -1))]
+    return [ctx.node1("Softmax", x, axis=op.attr("axis"))]
 
 
 @emits("nn.layer_norm")
 def emit_layer_norm(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     data = op.operands[0].type
-    axis = op.attr("axis", -1) % data.rank
-    epsilon = float(op.attr("epsilon", 1e-5))
+    axis = op.attr("axis") % data.rank
+    epsilon = float(op.attr("epsilon"))
     normalized = list(data.shape[axis:])
     # The IR lets scale and bias broadcast to the normalized shape; ONNX wants them whole.
     params = [name if op.operands[i].type.shape == tuple(normalized)
@@ -207,10 +207,10 @@ def emit_layer_norm(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
 @emits("nn.conv1d")
 def emit_conv1d(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     kernel = op.operands[1].type.shape[2]
-    pads = op.attr("pads", (0, 0))
-    return [ctx.node1("Conv", x, kernel_shape=[kernel], strides=[op.attr("stride", 1)],
-                      pads=[pads[0], pads[1]], dilations=[op.attr("dilation", 1)],
-                      group=op.attr("groups", 1))]
+    pads = op.attr("pads")
+    return [ctx.node1("Conv", x, kernel_shape=[kernel], strides=[op.attr("stride")],
+                      pads=[pads[0], pads[1]], dilations=[op.attr("dilation")],
+                      group=op.attr("groups"))]
 
 
 # --------------------------------------------------------------------------- tensor
@@ -241,7 +241,7 @@ def emit_transpose(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
 @emits("tensor.gather")
 def emit_gather(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     # ONNX Gather accepts negative indices, as the IR does.
-    return [ctx.node1("Gather", x, axis=op.attr("axis", 0))]
+    return [ctx.node1("Gather", x, axis=op.attr("axis"))]
 
 
 @emits("tensor.concat")
@@ -273,13 +273,13 @@ def emit_expand(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
 @emits("tensor.cumsum")
 def emit_cumsum(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     axis = ctx.constant(np.int64(op.attributes["axis"]), hint="axis")
-    return [ctx.node1("CumSum", [x[0], axis], exclusive=int(op.attr("exclusive", False)),
-                      reverse=int(op.attr("reverse", False)))]
+    return [ctx.node1("CumSum", [x[0], axis], exclusive=int(op.attr("exclusive")),
+                      reverse=int(op.attr("reverse")))]
 
 
 def _reduction(onnx_op: str) -> Emitter:
     def emit(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
-        return [reduce(ctx, onnx_op, x[0], list(op.attributes["axes"]), op.attr("keepdims", True))]
+        return [reduce(ctx, onnx_op, x[0], list(op.attributes["axes"]), op.attr("keepdims"))]
 
     emit.__name__ = f"emit_{onnx_op}"
     return emit
@@ -334,7 +334,7 @@ def emit_linear(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     y = ctx.node1("MatMul", x[:2])
     if len(x) > 2:
         y = ctx.node1("Add", [y, x[2]])
-    activation = op.attr("activation", "none")
+    activation = op.attr("activation")
     if activation == "relu":
         y = ctx.node1("Relu", [y])
     elif activation in ("gelu", "gelu_tanh"):
@@ -346,18 +346,18 @@ def emit_linear(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
 def emit_attention(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     """softmax(q @ kt * scale + mask, axis=-1) @ v, in the interpreter's order."""
     scores = ctx.node1("MatMul", x[:2])
-    scale = float(op.attr("scale", 1.0))
+    scale = float(op.attr("scale"))
     if scale != 1.0:
         scores = ctx.node1("Mul", [scores, ctx.scalar(scale, _dtype(op))])
     if len(x) > 3:
         scores = ctx.node1("Add", [scores, x[3]])
-    tau = float(op.attr("tau", 0.0))
+    tau = float(op.attr("tau"))
     if tau > 0.0:   # DynaProp inside the job (dialects/fused.py): prune scores and probabilities
         scores = _prune_node(ctx, scores, tau, _dtype(op))
         probs = _prune_node(ctx, ctx.node1("Softmax", [scores], axis=-1), tau, _dtype(op))
     else:
         probs = ctx.node1("Softmax", [scores], axis=-1)
-    if op.attr("nan_to_zero", False):   # the SDPA export's guard of fully masked rows
+    if op.attr("nan_to_zero"):   # the SDPA export's guard of fully masked rows
         probs = ctx.node1("Where", [ctx.node1("IsNaN", [probs]), ctx.scalar(0.0, _dtype(op)), probs])
     return [ctx.node1("MatMul", [probs, x[2]])]
 
@@ -385,7 +385,7 @@ def _flat_labels(ctx: EmitContext, op: Op, logits: str, labels: str,
 def emit_cross_entropy(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     flat, lab, _, _ = _flat_labels(ctx, op, x[0], x[1], 0)
     return [ctx.node1("SoftmaxCrossEntropyLoss", [flat, lab], reduction="mean",
-                      ignore_index=op.attr("ignore_index", -100))]
+                      ignore_index=op.attr("ignore_index"))]
 
 
 @emits("grad.cross_entropy")
@@ -393,7 +393,7 @@ def emit_cross_entropy_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]
     """dloss * (softmax(logits) - onehot(labels)) / count, zero on ignored rows."""
     dtype = _dtype(op, 1)
     flat, lab, rows, classes = _flat_labels(ctx, op, x[1], x[2], 1)
-    ignore = ctx.constant(np.int64(op.attr("ignore_index", -100)), hint="ignore_index")
+    ignore = ctx.constant(np.int64(op.attr("ignore_index")), hint="ignore_index")
     keep = ctx.node1("Not", [ctx.node1("Equal", [lab, ignore])])
     keep_f = reshape(ctx, ctx.node1("Cast", [keep], to=onnx_element_type(dtype)), [rows, 1])
     onehot = ctx.node1("Equal", [reshape(ctx, lab, [rows, 1]),
@@ -437,7 +437,7 @@ def emit_gelu_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
             out = ctx.node1("Mul", [out, name])
         return out
 
-    if op.attr("approximate", "none") == "tanh":
+    if op.attr("approximate") == "tanh":
         # 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 * 0.044715 x^2),  t = tanh(k (x + 0.044715 x^3))
         k = math.sqrt(2.0 / math.pi)
         square = mul(v, v)
@@ -460,7 +460,7 @@ def emit_gelu_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
 def emit_softmax_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     """y * (dy - sum(dy * y, axis))."""
     dy, y = x
-    axis = op.attr("axis", -1) % op.operands[1].type.rank
+    axis = op.attr("axis") % op.operands[1].type.rank
     total = reduce(ctx, "ReduceSum", ctx.node1("Mul", [dy, y]), [axis], True)
     return [ctx.node1("Mul", [y, ctx.node1("Sub", [dy, total])])]
 
@@ -470,13 +470,13 @@ def emit_layer_norm_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     """(dx, dscale, dbias) of layer norm over the axes from ``axis``."""
     dy, v, scale = x
     data = op.operands[1].type
-    axis = op.attr("axis", -1) % data.rank
+    axis = op.attr("axis") % data.rank
     axes, lead = list(range(axis, data.rank)), list(range(axis))
     count = ctx.scalar(float(math.prod(data.shape[axis:])), data.dtype)
     mean = reduce(ctx, "ReduceMean", v, axes, True)
     centred = ctx.node1("Sub", [v, mean])
     variance = reduce(ctx, "ReduceMean", ctx.node1("Mul", [centred, centred]), axes, True)
-    epsilon = ctx.scalar(float(op.attr("epsilon", 1e-5)), data.dtype)
+    epsilon = ctx.scalar(float(op.attr("epsilon")), data.dtype)
     inv = ctx.node1("Reciprocal", [ctx.node1("Sqrt", [ctx.node1("Add", [variance, epsilon])])])
     xhat = ctx.node1("Mul", [centred, inv])
     dxhat = ctx.node1("Mul", [dy, scale])
@@ -504,7 +504,7 @@ def emit_gather_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     dy_type, idx_type = op.operands[0].type, op.operands[1].type
     out_type = op.results[0].type
     size = op.attributes["size"]
-    axis = op.attr("axis", 0) % out_type.rank
+    axis = op.attr("axis") % out_type.rank
     r = idx_type.rank
     pre, post = dy_type.shape[:axis], dy_type.shape[axis + r:]
     rows, width = idx_type.numel, math.prod(pre) * math.prod(post)
@@ -567,8 +567,8 @@ def emit_conv1d_input_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
     dilation and groups; output_padding restores the input length."""
     dy_len = op.operands[0].type.shape[2]
     kernel = op.operands[1].type.shape[2]
-    stride, dilation = op.attr("stride", 1), op.attr("dilation", 1)
-    pads = tuple(op.attr("pads", (0, 0)))
+    stride, dilation = op.attr("stride"), op.attr("dilation")
+    pads = tuple(op.attr("pads"))
     length = op.attributes["length"]
     natural = stride * (dy_len - 1) + dilation * (kernel - 1) + 1 - pads[0] - pads[1]
     extra = length - natural
@@ -577,7 +577,7 @@ def emit_conv1d_input_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]:
                               f"transposed convolution of length {dy_len} (kernel {kernel}, "
                               f"stride {stride}, pads {list(pads)}, dilation {dilation})")
     return [ctx.node1("ConvTranspose", x, kernel_shape=[kernel], strides=[stride],
-                      pads=list(pads), dilations=[dilation], group=op.attr("groups", 1),
+                      pads=list(pads), dilations=[dilation], group=op.attr("groups"),
                       output_padding=[extra] if extra else None)]
 
 
@@ -588,9 +588,9 @@ def emit_conv1d_weight_grad(ctx: EmitContext, op: Op, x: list[str]) -> list[str]
     dy, v = x
     n, m, out_len = op.operands[0].type.shape
     _, channels, length = op.operands[1].type.shape
-    kernel, groups = op.attributes["kernel"], op.attr("groups", 1)
-    stride, dilation = op.attr("stride", 1), op.attr("dilation", 1)
-    pads = tuple(op.attr("pads", (0, 0)))
+    kernel, groups = op.attributes["kernel"], op.attr("groups")
+    stride, dilation = op.attr("stride"), op.attr("dilation")
+    pads = tuple(op.attr("pads"))
     if any(pads):
         v = ctx.node1("Pad", [v, ctx.ints([0, 0, pads[0], 0, 0, pads[1]], "pads")])
     positions = (np.arange(out_len)[:, None] * stride
