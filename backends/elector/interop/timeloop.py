@@ -269,7 +269,7 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
         if {"I", "W"} <= keeps and isinstance(depth, int) and depth > 0:
             native.set(("pe_array", "fifo_depth"), depth, where(filename, node, "attributes"))
             walk.lane_storage.pop()
-        for node, name, keeps, words, _depth in walk.lane_storage:
+        for node, name, _keeps, words, _depth in walk.lane_storage:
             native.drop(f"{where(filename, node, None)}: storage {name!r} ({words:,} words "
                         "inside the PE array) dropped: the model has no per-PE buffers besides "
                         "the lane FIFO")

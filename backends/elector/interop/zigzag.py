@@ -135,8 +135,8 @@ def export_zigzag(accelerator: Accelerator) -> str:
     for level in reversed(storage_levels(a)):
         operands = _ZIGZAG_OPERANDS[level.operands]
         if not operands:  # the mask buffer: DynaProp masks are no ZigZag operand
-            lines += ["", f"  # {level.name} ({level.capacity_bytes:,} bytes) is in the comment "
-                      "block below: ZigZag has no operand for sparsity masks"]
+            lines += [f"  # {level.name} ({level.capacity_bytes:,} bytes) is in the comment "
+                      "block below: ZigZag has no operand for sparsity masks", ""]
             continue
         if level.name == "main_memory":
             access = a.main_memory_costs().access_bytes
@@ -155,13 +155,12 @@ def export_zigzag(accelerator: Accelerator) -> str:
             comment = f"{level.capacity_bytes:,} bytes"
         comment += (f", {level.banks} bank{'s' if level.banks > 1 else ''} of "
                     f"{level.bank_bytes_per_cycle * clock / 1e9:g} GB/s")
-        lines.append("")
         lines += _memory(level.name, comment, size, round(access * 8),
                          level.read_nj_per_byte * access * 1000, area, operands,
                          max(1, round(level.bytes_per_cycle * 8)), _SERVED[level.sharing],
                          shared_port=level.name == "main_memory", mem_type=mem_type)
+        lines.append("")
     lines += [
-        "",
         "operational_array:",
         (f"  unit_energy: {_float(lane.dynamic_energy_per_cycle_pj / pe.macs_per_lane)}"
         "  # pJ per MAC: the MAC lane's dynamic energy per cycle / MACs per lane"),
@@ -335,11 +334,8 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
         native.set((f"{kind}_buffer", "size"), size_bytes, place)
         if read_bits:
             native.set((f"{kind}_buffer", "bandwidth"), read_bits * clock / 8, place)
-        costs = base.buffer_costs(kind)
         native.drop(f"{place}: r_cost/w_cost/area of {name!r} dropped: the {kind} buffer costs "
-                    f"what the technology gives for its size "
-                    f"({costs.energy_per_access_nj:.4g} nJ per {costs.access_bytes}-byte access "
-                    "at the default size)" if not shared else
+                    "what the technology's tables give for its size" if not shared else
                     f"{place}: {name!r} holds weights and activations: split into a weight and "
                     "an activation buffer of half its size each; its r_cost/w_cost/area dropped")
     for kind, level in roles.items():
