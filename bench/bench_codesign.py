@@ -191,7 +191,7 @@ def efficiency(args: argparse.Namespace) -> None:
     hwdsl = out / "transcode-subspace.hwdsl"
     hwdsl.write_text(SUBSPACE)
     space = _space(hwdsl)
-    evaluator = CostEvaluator(seq=128)
+    evaluator = CostEvaluator()             # the default sequence length
     objective = WeightedObjective()
     db = out / "efficiency.sqlite"
     started = time.perf_counter()
@@ -281,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--model", default="bert-base,bert-tiny")
     t.add_argument("--points", type=int, default=200)
     t.add_argument("--workers", type=int, default=2)
-    t.add_argument("--seq", type=int, default=128)
+    from tools.options import SEQUENCE_LENGTH
+
+    t.add_argument("--seq", type=int, default=SEQUENCE_LENGTH)
     t.add_argument("--out", default="bench-out")
     t.set_defaults(func=throughput)
     e = sub.add_parser("efficiency")

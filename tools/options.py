@@ -6,6 +6,10 @@
   (:data:`PASS_COMMANDS`): the driver loads the file before the command, and
   worker processes (sweeps) load it too (``TRANSCODE_PASS_PLUGINS``).
 
+The defaults several commands share (sequence length, mapper objective,
+pipelines) are defined once in :mod:`transcode_ir.defaults` (the backend and
+frontends read them too) and re-exported here for the commands.
+
 Cheap to import: argparse only.
 """
 
@@ -13,7 +17,16 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["PASS_COMMANDS", "add_shared", "leaf_parsers"]
+from transcode_ir.defaults import (
+    INFERENCE_PIPELINE,
+    MAPPER_OBJECTIVE,
+    MAPPER_OBJECTIVES,
+    SEQUENCE_LENGTH,
+    training_pipeline,
+)
+
+__all__ = ["INFERENCE_PIPELINE", "MAPPER_OBJECTIVE", "MAPPER_OBJECTIVES", "PASS_COMMANDS",
+           "SEQUENCE_LENGTH", "add_shared", "leaf_parsers", "training_pipeline"]
 
 #: Commands whose work runs passes (a user's pass must reach them all).
 PASS_COMMANDS = ("compile", "opt", "sweep", "codesign", "dynaprop", "export")

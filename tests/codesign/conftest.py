@@ -2,7 +2,7 @@
 
 * ``model_cache_dir``: the co-design model cache, kept in pytest's cache
   directory (``.pytest_cache/d/codesign_models``) so that bert-tiny is exported
-  once across sessions (its key hashes the sources that build it, so a change
+  once across sessions (a session temporary folder under ``-p no:cacheprovider``; its key hashes the sources that build it, so a change
   to the zoo, exporter, importer or passes rebuilds it).
 * ``small_space_file``: a 64-point hardware design space for brute-force checks.
 * ``joint_space``: a joint space with a model space, transcode-space and a
@@ -51,8 +51,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def model_cache_dir(request: pytest.FixtureRequest) -> Path:
-    return Path(request.config.cache.mkdir("codesign_models"))
+def model_cache_dir(request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = getattr(request.config, "cache", None)      # None under -p no:cacheprovider
+    if cache is None:
+        return tmp_path_factory.mktemp("codesign_models")
+    return Path(cache.mkdir("codesign_models"))
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,7 @@ def test_schedule_space_rules() -> None:
     with pytest.raises(UserError, match="order must be auto"):
         space.validate(Schedule("auto", "kjib", 0.0, 0.0))
     assert space.size == (1 + 2) * 2
-    assert Schedule("design").tile_shape((4, 32, 32)) == (4, 32, 32)
+    assert Schedule("design").forced_tile((4, 32, 32)) == (4, 32, 32)
 
 
 def test_small_joint_space_enumerates_each_point_once(small_space_file) -> None:

@@ -43,3 +43,76 @@ def test_hardware_only_space_keeps_the_model_fixed() -> None:
     assert space.mode == "hardware"
     proposals = _run(space, "evolution", seed=1, rounds=5)
     assert all('"model":"l12:h768:sdp*12:ff3072"' in p for p in proposals)
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_every_strategy_prints_and_parses_back() -> None:
+    """Each registered strategy's text form round-trips, at its defaults and
+    with every option changed (exact floats)."""
+    import dataclasses
+
+    from tools.codesign.strategies import parse_strategy, registered_strategies
+
+    for name, cls in registered_strategies().items():
+        default = cls()
+        assert str(default) == name and parse_strategy(name) == default
+        changed = {}
+        for f in dataclasses.fields(cls):
+            value = getattr(default, f.name)
+            changed[f.name] = (0.123456789 if isinstance(value, float)
+                               else 3 if f.name != "population" else 5)
+        spec = dataclasses.replace(default, **changed)
+        assert parse_strategy(str(spec)) == spec, str(spec)
+        assert spec.changed() == changed
+
+
+def test_strategy_options_reach_the_strategy_and_bad_ones_are_named(joint_space) -> None:
+    from transcode_ir.errors import UserError
+
+    strategy = make_strategy("evolution{population=4,crossover=0.25}", joint_space,
+                             WeightedObjective(), 0, sample=2)
+    assert (strategy.population_size, strategy.sample_size, strategy.crossover_rate) == (4, 2,
+                                                                                         0.25)
+    cases = (("boshcode{init=8}",
+              "strategy 'boshcode' has no option 'init'; accepted: initial (an integer)"),
+             ("boshcode{patience=soon}",
+              "bad value 'soon' for option 'patience'; accepted: an integer, or none"),
+             ("evolution{crossover=2}", "crossover is a probability"),
+             ("annealing",
+              "unknown strategy 'annealing'; accepted: random, evolution, boshcode, tpe, nsga2"))
+    for text, message in cases:
+        with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            make_strategy(text, joint_space, WeightedObjective())
+
+
+def test_command_line_and_python_api_make_the_same_sweep(tmp_path, capsys) -> None:
+    """``--strategy 'evolution{population=4}'`` is the sweep the Python API
+    makes with the same options (same recorded configuration: it resumes);
+    the old ``--patience`` spelling still works, with a deprecation warning."""
+    from tools.cli import main
+    from tools.codesign.evaluation import SyntheticEvaluator
+    from tools.codesign.spaces import HardwareSpace, JointSpace, ModelSpace, ScheduleSpace
+    from tools.codesign.strategies import EvolutionOptions
+    from tools.codesign.sweep import SweepConfig, run_sweep
+
+    db = tmp_path / "s.sqlite"
+    base = ["sweep", "transcode-space", "--synthetic", "--db", str(db), "--budget", "8",
+            "--executor", "inline", "--quiet", "--no-report"]
+    assert main([*base, "--strategy", "evolution{population=4}"]) == 0
+    assert "8 trials (8 evaluated now" in capsys.readouterr().out
+    space = JointSpace(ModelSpace.single("bert-base"), HardwareSpace("transcode-space"),
+                       ScheduleSpace())
+    again = run_sweep(space, SyntheticEvaluator(),
+                      SweepConfig(db=db, budget=8, strategy=EvolutionOptions(population=4),
+                                  executor="inline"))
+    assert (again.evaluated, again.reused, again.name) == (0, 8, again.name)
+    assert again.name.startswith("evolution-seed0-")
+    assert main([*base, "--strategy", "tpe", "--patience", "3"]) != 0
+    assert "--patience applies to --strategy boshcode" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:              # like --help: no other option needed
+        main(["sweep", "--list-strategies"])
+    assert done.value.code == 0
+    listing = capsys.readouterr().out
+    assert "boshcode: BOSHCODE-style" in listing and "    patience  (an integer, or none" in listing

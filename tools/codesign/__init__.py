@@ -8,12 +8,13 @@ a worked example)::
         CostEvaluator, SyntheticEvaluator,                          # point -> metrics
         MeasuredAccuracy, TableAccuracy, SurrogateAccuracy,         # accuracy sources
         WeightedObjective, ParetoObjective, Constraints,            # objectives
-        run_sweep, ResultsStore,                                    # driver and database
+        run_sweep, SweepConfig, ResultsStore,                       # driver and database
     )
 
     space = JointSpace(ModelSpace.single("bert-base"), HardwareSpace("transcode-space"))
-    result = run_sweep(space, CostEvaluator(), "boshcode", db="results.sqlite",
-                       budget=400, seed=0, executor="local", workers=2)
+    result = run_sweep(space, CostEvaluator(),
+                       SweepConfig(db="results.sqlite", budget=400,
+                                   strategy="boshcode{patience=10}", seed=0, workers=2))
     print(result.summary())
 
 Modules: :mod:`.spaces` (the three spaces, joint points, encodings),
@@ -55,7 +56,9 @@ __all__ = [
     "Schedule",
     "ScheduleSpace",
     "Strategy",
+    "StrategyOptions",
     "SurrogateAccuracy",
+    "SweepConfig",
     "SweepResult",
     "SyntheticEvaluator",
     "TableAccuracy",
@@ -66,6 +69,8 @@ __all__ = [
     "make_accuracy_source",
     "make_executor",
     "make_strategy",
+    "parse_strategy",
+    "register_strategy",
     "pareto_front",
     "point_key",
     "run_sweep",
@@ -85,6 +90,8 @@ _WHERE = {
     "TableAccuracy": "accuracy", "make_accuracy_source": "accuracy",
     "ModelCache": "modelcache", "ModelKey": "modelcache",
     "STRATEGIES": "strategies", "Strategy": "strategies", "make_strategy": "strategies",
+    "StrategyOptions": "strategies", "parse_strategy": "strategies",
+    "register_strategy": "strategies", "SweepConfig": "sweep",
     "InlineExecutor": "executors", "LocalPoolExecutor": "executors",
     "RayExecutor": "executors", "make_executor": "executors",
     "ResultsStore": "store",

@@ -3,7 +3,7 @@
 Both build a :class:`~tools.codesign.spaces.JointSpace`, an evaluator, an
 objective, and call :func:`~tools.codesign.sweep.run_sweep` with a live
 progress line on stderr; then print the summary, write plots (``--plots``)
-and the best pair's full report (event simulator when available).
+and the best pair's full report (the event simulator unless --final-sim analytical).
 """
 
 from __future__ import annotations
@@ -15,10 +15,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tools.options import (
+    INFERENCE_PIPELINE,
+    MAPPER_OBJECTIVE,
+    MAPPER_OBJECTIVES,
+    SEQUENCE_LENGTH,
+    training_pipeline,
+)
 from transcode_ir.errors import UserError
 
 __all__ = ["add_common_options", "run_codesign", "run_sweep_command", "run_sweep_export",
            "run_sweep_status"]
+
+
+class _ListStrategies(argparse.Action):
+    """``--list-strategies``: print them and exit (no other option needed)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(list_strategies())
+        parser.exit(0)
 
 
 def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
@@ -27,9 +43,12 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
     search = parser.add_argument_group("search")
     search.add_argument("--db", required=True, help="results database (SQLite; created if "
                         "missing; a sweep run again with the same options resumes)")
-    search.add_argument("--strategy", default=default_strategy,
-                        help="random | evolution | boshcode | tpe | nsga2 (default "
-                             f"{default_strategy})")
+    search.add_argument("--strategy", default=default_strategy, metavar="NAME[{OPTION=VALUE,...}]",
+                        help="random | evolution | boshcode | tpe | nsga2, with options in "
+                             "pipeline syntax, e.g. 'boshcode{initial=8,patience=10}' "
+                             f"(default {default_strategy}; --list-strategies shows the options)")
+    search.add_argument("--list-strategies", action=_ListStrategies, nargs=0,
+                        help="list the strategies and their options, then exit")
     search.add_argument("--budget", type=int,
                         help=f"trials (proposals) in total, default {default_budget} (the "
                              "demo: as many as its time bound allows)")
@@ -47,8 +66,8 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
     search.add_argument("--time-limit", type=float, metavar="SECONDS",
                         help="stop after this long (resume later with the same command)")
     search.add_argument("--patience", type=int, metavar="ROUNDS",
-                        help="boshcode: stop when the best has not improved for this many "
-                             "rounds (the paper uses 10)")
+                        action=deprecated_alias("--strategy 'boshcode{patience=ROUNDS}'"),
+                        help=argparse.SUPPRESS)
     run = parser.add_argument_group("execution")
     run.add_argument("--executor", default="local",
                      help="local (process pool, default) | inline | ray (start a private "
@@ -63,11 +82,11 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
     cost = parser.add_argument_group("evaluation")
     cost.add_argument("--sim", default="analytical", choices=("analytical", "event"),
                       help="simulator for every evaluation (default analytical)")
-    cost.add_argument("--seq", type=int, default=128, help="sequence length (default 128)")
-    cost.add_argument("--mapper-objective", default="latency",
-                      choices=("latency", "energy", "edp"),
-                      help="what the mapping search minimises per op (default latency; as in "
-                           "tcc compile)")
+    cost.add_argument("--seq", type=int, default=SEQUENCE_LENGTH,
+                      help=f"sequence length (default {SEQUENCE_LENGTH})")
+    cost.add_argument("--mapper-objective", default=MAPPER_OBJECTIVE, choices=MAPPER_OBJECTIVES,
+                      help=f"what the mapping search minimises per op (default {MAPPER_OBJECTIVE}; "
+                           "as in tcc compile)")
     cost.add_argument("--train", action="store_true",
                       help="cost a training step (train_step) instead of inference")
     cost.add_argument("-p", "--pipeline", metavar="PIPELINE",
@@ -107,7 +126,7 @@ def add_common_options(parser: argparse.ArgumentParser, default_strategy: str,
     out.add_argument("--no-report", action="store_true",
                      help="skip the best pair's full report")
     out.add_argument("--final-sim", default="auto", choices=("auto", "event", "analytical"),
-                     help="simulator of the final report (auto: event when available)")
+                     help="simulator of the final report (auto: the event simulator)")
 
 
 def _floats(text: str, label: str) -> tuple[float, ...]:
@@ -157,11 +176,10 @@ def _evaluator(args: argparse.Namespace, accuracy: Any) -> Any:
 
     if args.synthetic:
         return SyntheticEvaluator()
-    pipeline = "default"
+    pipeline = INFERENCE_PIPELINE
     function = "forward"
     if args.train:
-        pipeline = ("cleanup,autodiff{loss=cross-entropy,optimizer=adam,output=last_hidden_state},"
-                    "cleanup,fuse,dce")
+        pipeline = training_pipeline(output="last_hidden_state")   # the zoo encoders' output
         function = "train_step"
     if getattr(args, "pipeline", None):
         from transcode_ir.passes import format_pipeline, parse_pipeline
@@ -170,7 +188,7 @@ def _evaluator(args: argparse.Namespace, accuracy: Any) -> Any:
     return CostEvaluator(accuracy, simulator=args.sim, base_pipeline=pipeline,
                          function=function, seq=args.seq, densities=args.densities,
                          cache_dir=args.cache,
-                         mapper_objective=getattr(args, "mapper_objective", "latency"))
+                         mapper_objective=getattr(args, "mapper_objective", MAPPER_OBJECTIVE))
 
 
 def _progress(args: argparse.Namespace) -> Any:
@@ -307,17 +325,44 @@ def _run(args: argparse.Namespace, space: Any, evaluator: Any) -> Any:
         raise UserError(f"--plots {args.plots}: a file, not a folder (give a folder for "
                         "pareto.png and best_so_far.png)")
 
-    options: dict[str, Any] = {}
-    if args.patience is not None:
-        if args.strategy != "boshcode":
-            raise UserError("--patience applies to --strategy boshcode")
-        options["patience"] = args.patience
-    return run_sweep(space, evaluator, args.strategy, db=args.db, budget=args.budget,
-                     seed=args.seed, objective=_objective(args), executor=args.executor,
-                     workers=args.workers, batch_size=args.batch, name=args.name,
-                     strategy_options=options, progress=_progress(args),
-                     stop_on_convergence=args.patience is not None,
-                     time_limit=args.time_limit)
+    return run_sweep(space, evaluator, sweep_settings(args))
+
+
+def strategy_of(args: argparse.Namespace) -> Any:
+    """The ``--strategy`` options object (the deprecated ``--patience N`` on top)."""
+    from tools.codesign.strategies import parse_strategy
+
+    spec = parse_strategy(args.strategy)
+    if getattr(args, "patience", None) is not None:
+        if spec.name != "boshcode":
+            raise UserError("--patience applies to --strategy boshcode (write "
+                            "--strategy 'boshcode{patience=N}')")
+        spec = parse_strategy(spec, patience=args.patience)
+    return spec
+
+
+def sweep_settings(args: argparse.Namespace) -> Any:
+    """The :class:`~tools.codesign.sweep.SweepConfig` of a ``tcc sweep``/``codesign`` command."""
+    from tools.codesign.sweep import SweepConfig
+
+    return SweepConfig(db=args.db, budget=args.budget, strategy=strategy_of(args), seed=args.seed,
+                       objective=_objective(args), executor=args.executor,
+                       workers=args.workers, batch_size=args.batch, name=args.name,
+                       progress=_progress(args), time_limit=args.time_limit)
+
+
+def list_strategies() -> str:
+    """``--list-strategies``: each strategy, its description and options."""
+    from tools.codesign.strategies import registered_strategies
+    from transcode_ir.passes import pass_options
+
+    lines = []
+    for name, cls in registered_strategies().items():
+        lines.append(f"{name}: {cls.summary()}")
+        for opt in pass_options(cls):  # type: ignore[arg-type]
+            default = "required" if opt.required else f"default {opt.format(opt.default)}"
+            lines.append(f"    {opt.name}  ({opt.accepted()}; {default})  {opt.doc}")
+    return "\n".join(lines)
 
 
 def run_sweep_status(db: str, as_json: bool = False) -> int:
@@ -334,7 +379,6 @@ def run_sweep_export(db: str, csv_path: str | None, json_path: str | None,
                      parquet_path: str | None = None) -> int:
     from tools.codesign.report import export_csv, export_json, export_parquet
     from tools.console import wrote
-
     from transcode_ir.fileio import check_output_path, is_stdio
 
     outputs = [(csv_path, "CSV", export_csv), (json_path, "JSON", export_json),

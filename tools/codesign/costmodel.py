@@ -30,12 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from transcode_ir.defaults import MAPPER_OBJECTIVE
 from transcode_ir.errors import UserError
 
-__all__ = ["SIMULATORS", "CostResult", "cost_on_design", "event_simulator_available",
-           "simulator_function"]
-
-SIMULATORS = ("analytical", "event")
+__all__ = ["CostResult", "cost_on_design", "map_with_schedule", "simulate_on_design"]
 
 
 @dataclass(frozen=True)
@@ -58,29 +56,6 @@ class CostResult:
                 "area_mm2": self.area_mm2}
 
 
-def event_simulator_available() -> bool:
-    """True when ``backends.elector.event_sim`` has landed."""
-    import importlib.util
-
-    return importlib.util.find_spec("backends.elector.event_sim") is not None
-
-
-def simulator_function(name: str) -> Any:
-    """``simulate(mapped, accelerator) -> SimulationResult`` of a simulator."""
-    if name == "analytical":
-        from backends.elector.analytical import simulate_analytical
-
-        return simulate_analytical
-    if name == "event":
-        if not event_simulator_available():
-            raise UserError("the event-driven simulator (backends/elector/event_sim.py) is not "
-                            "available in this tree; use the analytical simulator")
-        from backends.elector.event_sim import simulate_event  # type: ignore[import-not-found]
-
-        return simulate_event
-    raise UserError(f"unknown simulator {name!r}; accepted: {', '.join(SIMULATORS)}")
-
-
 def _best_order(info: Any, hw: Any, plan: Any, tile: tuple[int, int, int]) -> str:
     """The loop order with the fewest cycles (then least energy) for ``tile``."""
     from backends.elector.schedule import LOOP_ORDERS
@@ -95,16 +70,18 @@ def _best_order(info: Any, hw: Any, plan: Any, tile: tuple[int, int, int]) -> st
     return LOOP_ORDERS[best]
 
 
-def map_with_schedule(static: Any, accelerator: Any, schedule: Any, objective: str = "latency",
+def map_with_schedule(static: Any, accelerator: Any, tile: tuple[int, int, int] | None = None,
+                      order: str = "auto", objective: str = MAPPER_OBJECTIVE,
                       check: bool = False) -> tuple[list[Any], Any]:
-    """Mappings and residency plan of ``static`` on ``accelerator`` under
-    ``schedule`` (steps 1-2 of the module docstring)."""
+    """Mappings and residency plan of ``static`` on ``accelerator``, every
+    matrix product forced to ``tile`` (None: the mapper's choice) with loop
+    ``order`` (``auto``: the best for that tile) -- steps 1-2 of the module
+    docstring."""
     from backends.elector.mapping import check_mapping, map_function
     from backends.elector.schedule import OpMapping, TileShape
     from backends.elector.tiling import hardware_consts
 
     mappings, plan = map_function(static, accelerator, objective, True, check)
-    tile = schedule.tile_shape(accelerator.mapping.tiles)
     if tile is None:
         return mappings, plan
     hw = hardware_consts(accelerator, static.training)
@@ -116,30 +93,32 @@ def map_with_schedule(static: Any, accelerator: Any, schedule: Any, objective: s
         current = mappings[position]
         batch, rows, inner, columns = info.dims
         shape = (min(tile[0], batch), min(tile[1], rows), min(tile[2], max(inner, columns)))
-        if schedule.order != "auto":
-            order = schedule.order
+        if order != "auto":
+            chosen = order
         else:
             signature = (info.form, info.dims, info.dims2, shape, current.weights,
                          tuple(sorted(plan.streamed[info.index])),
                          tuple(sorted(plan.fills[info.index].items())))
-            order = orders.get(signature)
-            if order is None:
-                order = _best_order(info, hw, plan, shape)
-                orders[signature] = order
-        mapping = OpMapping(current.unit, TileShape(*shape), order, current.weights)
+            chosen = orders.get(signature)
+            if chosen is None:
+                chosen = _best_order(info, hw, plan, shape)
+                orders[signature] = chosen
+        mapping = OpMapping(current.unit, TileShape(*shape), chosen, current.weights)
         check_mapping(info, mapping, hw, plan, forced=True)
         forced[position] = mapping
     return forced, plan
 
 
-def cost_on_design(static: Any, accelerator: Any, schedule: Any, *,
-                   simulator: str = "analytical", objective: str = "latency",
-                   pipeline: str = "", check: bool = False) -> CostResult:
-    """Cost ``static`` (a prepared function) on ``accelerator`` under
-    ``schedule``; raises ``MappingError`` for an infeasible point."""
-    result, _ = simulate_on_design(static, accelerator, schedule, simulator=simulator,
-                                   objective=objective, pipeline=pipeline, check=check,
-                                   timeline=False)
+def cost_on_design(static: Any, accelerator: Any, *, tile: tuple[int, int, int] | None = None,
+                   order: str = "auto", simulator: str = "analytical",
+                   objective: str = MAPPER_OBJECTIVE, pipeline: str = "",
+                   check: bool = False) -> CostResult:
+    """Cost ``static`` (a prepared function) on ``accelerator`` with the
+    schedule's ``tile`` and ``order``; raises ``MappingError`` for an
+    infeasible point."""
+    result, _ = simulate_on_design(static, accelerator, tile=tile, order=order,
+                                   simulator=simulator, objective=objective, pipeline=pipeline,
+                                   check=check, timeline=False)
     energy = result.energy
     area = sum(v for v in result.area_um2.values() if v is not None) / 1e6
     return CostResult(simulator, float(result.cycles), float(result.seconds),
@@ -147,17 +126,20 @@ def cost_on_design(static: Any, accelerator: Any, schedule: Any, *,
                       tuple(result.notes))
 
 
-def simulate_on_design(static: Any, accelerator: Any, schedule: Any, *,
-                       simulator: str = "analytical", objective: str = "latency",
+def simulate_on_design(static: Any, accelerator: Any, *,
+                       tile: tuple[int, int, int] | None = None, order: str = "auto",
+                       simulator: str = "analytical", objective: str = MAPPER_OBJECTIVE,
                        pipeline: str = "", check: bool = False,
                        timeline: bool = True) -> tuple[Any, Any]:
-    """``(SimulationResult, MappedFunction)`` of ``static`` on ``accelerator``.
+    """``(SimulationResult, MappedFunction)`` of ``static`` on ``accelerator``
+    (the simulators of ``tcc compile``: :func:`backends.elector.compile_pipeline.simulator`).
     ``timeline=False``: the analytical simulator skips the utilisation
     timeline (only plots read it; a search does not)."""
+    from backends.elector.compile_pipeline import simulator as simulator_named
     from backends.elector.tiling import schedule_function
 
-    simulate = simulator_function(simulator)
-    mappings, plan = map_with_schedule(static, accelerator, schedule, objective, check)
+    simulate = simulator_named(simulator)
+    mappings, plan = map_with_schedule(static, accelerator, tile, order, objective, check)
     mapped = schedule_function(static, accelerator, mappings, pipeline, plan)
     if simulator == "analytical" and not timeline:
         return simulate(mapped, accelerator, timeline=False), mapped

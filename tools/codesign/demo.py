@@ -26,7 +26,7 @@ B. **search** (45 %): BOSHCODE over the joint space -- the same models x
 C. **confirm** (15 %): the best pair -- and the best pair whose predicted
    accuracy is at least the baseline's -- are re-evaluated with *measured*
    accuracy and their own measured densities, reported in full (event
-   simulator when available), and compared with the baseline pair: BERT-Tiny
+   simulator), and compared with the baseline pair: BERT-Tiny
    on AccelTran-Edge (a library design) at tau_I = 0, in the paper's terms:
    accuracy difference, latency ratio, energy ratio.
 

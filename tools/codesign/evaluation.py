@@ -34,13 +34,14 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from transcode_ir.defaults import INFERENCE_PIPELINE, MAPPER_OBJECTIVE, SEQUENCE_LENGTH
 from transcode_ir.errors import UserError
 
 __all__ = [
@@ -226,41 +227,61 @@ class CostEvaluator(Evaluator):
     """Accuracy from a named source, cost through ELECTOR (module docstring).
 
     ``simulator``: ``analytical`` (default) or ``event``.  ``base_pipeline``:
-    the passes before mapping (``default`` for inference, ``training`` for a
-    training step with ``function="train_step"``).  ``seq``: sequence length
-    the model is costed at.  ``vocab_size``: the embedding vocabulary models
-    are built with (None: the zoo's; measured accuracy uses its task's).
-    ``densities`` for tau > 0: ``measured`` (the profile of the accuracy
-    source's training run), ``profile:FILE``, ``assumed:D`` (one density for
-    every prune point) or ``by-tau:T1=D1,T2=D2`` (one per tau_I; the IR
-    records them as assumed).
-    ``mapper_objective``: what the ELECTOR mapper minimises per op.
+    the passes before mapping (``default`` for inference, the training
+    pipeline with ``function="train_step"``), text or pass objects.  ``seq``:
+    sequence length the model is costed at.  ``vocab_size``: the embedding
+    vocabulary models are built with (None: the zoo's; measured accuracy uses
+    its task's).  ``densities`` for tau > 0: ``measured`` (the profile of the
+    accuracy source's training run), ``profile:FILE``, ``assumed:D`` (one
+    density for every prune point) or ``by-tau:T1=D1,T2=D2`` (one per tau_I;
+    the IR records them as assumed).  ``mapper_objective``: what the ELECTOR
+    mapper minimises per op.
+
+    A point's pipeline is a tuple of pass objects -- the base pipeline's,
+    then its schedule's (:meth:`Schedule.passes
+    <tools.codesign.spaces.Schedule.passes>`, thresholds as exact floats) --
+    and its text (:meth:`pipeline`) is only their printed form.
     """
 
     name = "elector"
 
     def __init__(self, accuracy: Any = None, *, simulator: str = "analytical",
-                 base_pipeline: str = "default", function: str = "forward", seq: int = 128,
+                 base_pipeline: str | Sequence[Any] = INFERENCE_PIPELINE,
+                 function: str = "forward", seq: int = SEQUENCE_LENGTH,
                  vocab_size: int | None = None, densities: str = "measured",
-                 mapper_objective: str = "latency", cache_dir: str | Path | None = None,
+                 mapper_objective: str = MAPPER_OBJECTIVE, cache_dir: str | Path | None = None,
                  memory_items: int = 8) -> None:
+        from backends.elector.compile_pipeline import SIMULATORS
+
         from tools.codesign.accuracy import MeasuredAccuracy, NoAccuracy
-        from tools.codesign.costmodel import SIMULATORS
         from tools.codesign.modelcache import ModelCache
 
         if simulator not in SIMULATORS:
             raise UserError(f"unknown simulator {simulator!r}; accepted: {', '.join(SIMULATORS)}")
         self.accuracy_source = accuracy if accuracy is not None else NoAccuracy()
         self.simulator = simulator
-        self.base_pipeline = base_pipeline
+        if isinstance(base_pipeline, str):
+            self.base_pipeline = base_pipeline
+            self._base_passes: tuple[Any, ...] | None = None     # parsed on first use
+        else:
+            from transcode_ir.passes import format_pipeline
+
+            self._base_passes = tuple(base_pipeline)
+            self.base_pipeline = format_pipeline(self._base_passes)
         self.function = function
         self.seq = seq
         if vocab_size is None and isinstance(self.accuracy_source, MeasuredAccuracy):
             vocab_size = self.accuracy_source.vocab_size
         self.vocab_size = vocab_size
         self.densities = densities
+        self._density = _density_source(densities)
         self.mapper_objective = mapper_objective
         self.models = ModelCache(cache_dir, memory_items)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_base_passes"] = None            # pass objects are rebuilt from the text
+        return state
 
     def identity(self) -> dict[str, Any]:
         return {"evaluator": self.name, "simulator": self.simulator, "function": self.function,
@@ -276,67 +297,142 @@ class CostEvaluator(Evaluator):
     def simulator_label(self) -> str:
         return self.simulator
 
-    def pipeline(self, point: Any) -> str:
-        """The pass pipeline before ``elector-map`` (canonical text), with a
-        ``dynaprop`` stage when the schedule prunes (its density source named;
-        a measured profile is named by the run that measures it)."""
-        schedule = point.schedule
-        if schedule.tau_i == 0 and schedule.tau_t == 0:
-            return self.base_pipeline
-        source = self._density_option(None, schedule.tau_i)
-        return (f"{self.base_pipeline},dynaprop{{tau-i={schedule.tau_i:g},"
-                f"tau-t={schedule.tau_t:g},{source}}}")
+    @property
+    def base_passes(self) -> tuple[Any, ...]:
+        """The base pipeline's pass objects (parsed once per process)."""
+        if self._base_passes is None:
+            from transcode_ir.passes import parse_pipeline
 
-    def _density_option(self, profile: str | None, tau_i: float = 0.0) -> str:
-        kind, _, argument = self.densities.partition(":")
-        if kind == "assumed":
-            return f"density={float(argument):g}"
-        if kind == "by-tau":
-            table = {}
-            for item in argument.split(","):
-                tau, _, density = item.partition("=")
-                table[float(tau)] = float(density)
-            if tau_i not in table:
-                raise UserError(f"densities {self.densities!r} gives no density for tau_i "
-                                f"{tau_i:g}")
-            return f"density={table[tau_i]:g}"
-        if kind == "profile":
-            return f'profile="{argument}"'
-        if kind == "measured":
-            return f'profile="{profile}"' if profile else "profile=<measured>"
-        raise UserError(f"densities {self.densities!r}: expected measured, profile:FILE, "
-                        "assumed:D or by-tau:T1=D1,T2=D2")
+            self._base_passes = tuple(parse_pipeline(self.base_pipeline))
+        return self._base_passes
+
+    def passes(self, schedule: Any, profile: str | None = None) -> tuple[Any, ...]:
+        """The pass objects of a point with ``schedule``: the base pipeline's,
+        then the schedule's (a ``dynaprop`` pass with this evaluator's
+        density source when it prunes; ``profile``: the measured one)."""
+        if not schedule.prunes:
+            return self.base_passes
+        return self.base_passes + schedule.passes(**self._density.option(profile,
+                                                                         schedule.tau_i))
+
+    def pipeline(self, point: Any) -> str:
+        """The printed form of the point's passes before ``elector-map`` (the
+        base pipeline as given, then the schedule's passes; a measured profile
+        is named ``<measured>``, by the run that measures it)."""
+        schedule = point.schedule
+        if not schedule.prunes:
+            return self.base_pipeline
+        return self._text(self.passes(schedule, "<measured>"))
+
+    def _text(self, passes: tuple[Any, ...]) -> str:
+        from transcode_ir.passes import format_pipeline
+
+        extra = passes[len(self.base_passes):]
+        return ",".join(filter(None, (self.base_pipeline, format_pipeline(extra))))
 
     def setup(self) -> None:
         import backends.elector.analytical
         import backends.elector.mapping  # noqa: F401
 
-    def evaluate(self, space: Any, point: Any) -> Outcome:
-        from tools.codesign.costmodel import cost_on_design
+    def prepare(self, space: Any, point: Any) -> PreparedPoint:
+        """Accuracy, design, passes and the prepared model of ``point``: what
+        :meth:`evaluate` and the final report (:func:`tools.codesign.report.final_report`)
+        both cost."""
         from tools.codesign.modelcache import ModelKey
 
         accuracy = self.accuracy_source.accuracy(point.model, point.schedule)
         accelerator = space.hardware.accelerator(point.hardware)
-        pipeline = self.base_pipeline
         schedule = point.schedule
-        if schedule.tau_i > 0 or schedule.tau_t > 0:
+        profile = None
+        if schedule.prunes:
             profile = accuracy.profile
-            if self.densities == "measured" and not profile:
-                raise UserError(f"tau_i={schedule.tau_i:g}/tau_t={schedule.tau_t:g} needs "
+            if self._density.kind == "measured" and not profile:
+                raise UserError(f"tau_i={schedule.tau_i!r}/tau_t={schedule.tau_t!r} needs "
                                 "measured densities, and the accuracy source "
                                 f"{self.accuracy_label!r} measured none; use measured accuracy "
                                 "or --densities profile:FILE / assumed:D")
-            pipeline = (f"{self.base_pipeline},dynaprop{{tau-i={schedule.tau_i:g},"
-                        f"tau-t={schedule.tau_t:g},"
-                        f"{self._density_option(profile, schedule.tau_i)}}}")
-        key = ModelKey(point.model, accelerator.mapping.batch, self.seq, pipeline,
+        passes = self.passes(schedule, profile)
+        key = ModelKey(point.model, accelerator.mapping.batch, self.seq, passes,
                        self.function, self.vocab_size)
-        static = self.models.static(key)
-        cost = cost_on_design(static, accelerator, schedule, simulator=self.simulator,
-                              objective=self.mapper_objective, pipeline=pipeline)
+        return PreparedPoint(accuracy, accelerator, passes, self._text(passes),
+                             self.models.static(key),
+                             schedule.forced_tile(accelerator.mapping.tiles), schedule.order)
+
+    def evaluate(self, space: Any, point: Any) -> Outcome:
+        from tools.codesign.costmodel import cost_on_design
+
+        prepared = self.prepare(space, point)
+        cost = cost_on_design(prepared.static, prepared.accelerator, tile=prepared.tile,
+                              order=prepared.order, simulator=self.simulator,
+                              objective=self.mapper_objective, pipeline=prepared.pipeline)
         metrics: dict[str, float | None] = dict(cost.metrics())
+        accuracy = prepared.accuracy
         metrics["accuracy"] = accuracy.value
-        details = {"pipeline": pipeline, "batch": accelerator.mapping.batch}
+        details = {"pipeline": prepared.pipeline, "batch": prepared.accelerator.mapping.batch}
         if accuracy.details:
             details["accuracy"] = dict(accuracy.details)
         return Outcome("ok", metrics, None, accuracy.source, cost.simulator, details=details)
+
+
+@dataclass(frozen=True)
+class PreparedPoint:
+    """A point ready to cost: its accuracy result, design, pass objects and
+    their printed form, the prepared model, and the schedule's forced tile
+    ``(b, x, y)`` (None: the mapper chooses) and loop order."""
+
+    accuracy: Any
+    accelerator: Any
+    passes: tuple[Any, ...]
+    pipeline: str
+    static: Any
+    tile: tuple[int, int, int] | None
+    order: str
+
+
+@dataclass(frozen=True)
+class _DensitySource:
+    """``--densities``, parsed once: where a pruning schedule's densities come from."""
+
+    kind: str                                   # measured, profile, assumed, by-tau
+    profile: str = ""
+    density: float | None = None
+    table: tuple[tuple[float, float], ...] = ()
+    text: str = ""
+
+    def option(self, measured: str | None, tau_i: float) -> dict[str, Any]:
+        """The ``dynaprop`` pass's density option for a point at ``tau_i``."""
+        if self.kind == "assumed":
+            return {"density": self.density}
+        if self.kind == "by-tau":
+            for tau, density in self.table:
+                if tau == tau_i:
+                    return {"density": density}
+            raise UserError(f"densities {self.text!r} gives no density for tau_i {tau_i!r}")
+        if self.kind == "profile":
+            return {"profile": self.profile}
+        return {"profile": measured or "<measured>"}
+
+
+def _density_source(text: str) -> _DensitySource:
+    kind, _, argument = text.partition(":")
+    expected = ("expected measured, profile:FILE, assumed:D or by-tau:T1=D1,T2=D2 "
+                "(D a fraction of nonzeros in [0, 1])")
+    try:
+        if kind == "measured" and not argument:
+            return _DensitySource("measured", text=text)
+        if kind == "profile" and argument:
+            return _DensitySource("profile", profile=argument, text=text)
+        if kind == "assumed":
+            density = float(argument)
+            if 0.0 <= density <= 1.0:
+                return _DensitySource("assumed", density=density, text=text)
+        if kind == "by-tau":
+            table = []
+            for item in argument.split(","):
+                tau, _, density = item.partition("=")
+                table.append((float(tau), float(density)))
+            if table and all(0.0 <= d <= 1.0 for _, d in table):
+                return _DensitySource("by-tau", table=tuple(table), text=text)
+    except ValueError:
+        pass
+    raise UserError(f"densities {text!r}: {expected}")

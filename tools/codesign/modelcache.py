@@ -32,9 +32,12 @@ import os
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from dataclasses import fields as fields_of
 from pathlib import Path
 from typing import Any
+
+from transcode_ir.defaults import INFERENCE_PIPELINE, SEQUENCE_LENGTH
 
 __all__ = ["ModelCache", "ModelKey", "default_cache_dir"]
 
@@ -49,20 +52,36 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class ModelKey:
-    """What determines a prepared model."""
+    """What determines a prepared model.  ``pipeline``: the pass objects run
+    after import (pipeline text is accepted and parsed once, here); the key
+    hashes and compares them as objects, and names its files by their printed
+    form (:attr:`pipeline_text`, exact: floats print as ``repr``)."""
 
     description: str
     batch: int
-    seq: int = 128
-    pipeline: str = "default"
+    seq: int = SEQUENCE_LENGTH
+    pipeline: Any = INFERENCE_PIPELINE          # tuple of pass objects after __post_init__
     function: str = "forward"
     vocab_size: int | None = None
     exporter: str = "torchscript"
 
+    def __post_init__(self) -> None:
+        from transcode_ir.passes import parse_pipeline
+
+        object.__setattr__(self, "pipeline", tuple(parse_pipeline(self.pipeline)))
+
+    @property
+    def pipeline_text(self) -> str:
+        from transcode_ir.passes import format_pipeline
+
+        return format_pipeline(self.pipeline)
+
     def digest(self) -> str:
         from tools.version import TOOL_VERSION
 
-        text = json.dumps({**asdict(self), "format": CACHE_FORMAT, "tool": TOOL_VERSION,
+        fields = {**{f.name: getattr(self, f.name) for f in fields_of(self)},
+                  "pipeline": self.pipeline_text}
+        text = json.dumps({**fields, "format": CACHE_FORMAT, "tool": TOOL_VERSION,
                            "code": code_fingerprint()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
@@ -197,9 +216,6 @@ class ModelCache:
         from frontends.onnx import import_onnx
         from transcode_ir.pass_manager import run_pipeline
 
-        if "dynaprop" in key.pipeline:
-            import passes.dynaprop  # noqa: F401  (registers dynaprop)
-
         onnx_path = self.onnx_path(key)
         module = import_onnx(onnx_path, {"input_ids": (key.batch, key.seq),
                                          "attention_mask": (key.batch, key.seq)},
@@ -208,5 +224,5 @@ class ModelCache:
         if key.function not in module.functions:
             from transcode_ir.errors import UserError
 
-            raise UserError(f"pipeline {key.pipeline!r} did not build @{key.function}")
+            raise UserError(f"pipeline {key.pipeline_text!r} did not build @{key.function}")
         return module

@@ -41,11 +41,10 @@ class FinalReport:
 def final_report(space: Any, evaluator: Any, point: Any, simulator: str = "auto"
                  ) -> FinalReport:
     """The full ELECTOR report of ``point`` (see the module docstring).
-    ``simulator``: ``auto`` (event when available, else analytical),
+    ``simulator``: ``auto`` (the event simulator),
     ``event`` or ``analytical``."""
-    from tools.codesign.costmodel import event_simulator_available, simulate_on_design
+    from tools.codesign.costmodel import simulate_on_design
     from tools.codesign.evaluation import CostEvaluator
-    from tools.codesign.modelcache import ModelKey
 
     if not isinstance(evaluator, CostEvaluator):
         text = ("best point (synthetic evaluator: no simulator report)\n"
@@ -57,27 +56,15 @@ def final_report(space: Any, evaluator: Any, point: Any, simulator: str = "auto"
     from backends.elector.tiling import design_hash
     from tools.version import TOOL_VERSION
 
-    available = event_simulator_available()
     if simulator == "auto":
-        simulator = "event" if available else "analytical"
-    if simulator == "event":
-        note = "final numbers from the event-driven simulator"
-    elif available:
-        note = "final numbers from the analytical simulator (as asked)"
-    else:
-        note = ("the event-driven simulator is not available in this tree "
-                "(backends/elector/event_sim.py); the final report uses the analytical "
-                "simulator")
-    accelerator = space.hardware.accelerator(point.hardware)
-    accuracy = evaluator.accuracy_source.accuracy(point.model, point.schedule)
-    pipeline = evaluator.pipeline(point)
-    if "<measured>" in pipeline:
-        pipeline = pipeline.replace("profile=<measured>", f'profile="{accuracy.profile}"')
-    key = ModelKey(point.model, accelerator.mapping.batch, evaluator.seq, pipeline,
-                   evaluator.function, evaluator.vocab_size)
-    static = evaluator.models.static(key)
-    result, mapped = simulate_on_design(static, accelerator, point.schedule,
-                                        simulator=simulator,
+        simulator = "event"
+    note = ("final numbers from the event-driven simulator" if simulator == "event"
+            else "final numbers from the analytical simulator (as asked)")
+    prepared = evaluator.prepare(space, point)
+    accelerator, accuracy, pipeline, static = (prepared.accelerator, prepared.accuracy,
+                                               prepared.pipeline, prepared.static)
+    result, mapped = simulate_on_design(static, accelerator, tile=prepared.tile,
+                                        order=prepared.order, simulator=simulator,
                                         objective=evaluator.mapper_objective,
                                         pipeline=pipeline, check=True)
     training = evaluator.function == "train_step"

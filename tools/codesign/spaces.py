@@ -651,17 +651,52 @@ class HardwareSpace:
 # --------------------------------------------------------------------------- schedule space
 
 
+TileShape3 = tuple[int, int, int]
+
+
 @dataclass(frozen=True)
 class Schedule:
-    """Schedule decisions of one point (see the module docstring)."""
+    """Schedule decisions of one point (see the module docstring), typed.
 
-    tile: str = "auto"
+    ``tile``: ``"auto"``, ``"design"`` or ``(b, x, y)`` (the text ``"1x16x16"``
+    is accepted and parsed once, here); ``order``: ``"auto"`` or a permutation
+    of ``bijk``; ``tau_i``/``tau_t``: the DynaProp thresholds, kept as the
+    exact floats they were given as.  :meth:`passes` are the pass objects the
+    schedule adds to the model's pipeline (their printed form is only that:
+    printed); :meth:`forced_tile` is what it asks of the mapper.
+    """
+
+    tile: str | TileShape3 = "auto"
     order: str = "auto"
     tau_i: float = 0.0
     tau_t: float = 0.0
 
+    def __post_init__(self) -> None:
+        tile = self.tile
+        if isinstance(tile, str):
+            tile = tile.strip().lower()
+            if tile not in ("auto", "design"):
+                tile = _parse_tile(tile)
+        else:
+            tile = tuple(int(v) for v in tile)
+            if len(tile) != 3 or min(tile) < 1:
+                raise UserError(f"tile {self.tile!r}: expected auto, design or three sizes >= 1")
+        object.__setattr__(self, "tile", tile)
+        object.__setattr__(self, "tau_i", float(self.tau_i))
+        object.__setattr__(self, "tau_t", float(self.tau_t))
+
+    @property
+    def tile_text(self) -> str:
+        """``auto``, ``design`` or ``BxXxY`` (the form spaces and JSON use)."""
+        return self.tile if isinstance(self.tile, str) else "x".join(map(str, self.tile))
+
+    @property
+    def prunes(self) -> bool:
+        return self.tau_i > 0 or self.tau_t > 0
+
     def to_json(self) -> dict[str, Any]:
-        return {"tile": self.tile, "order": self.order, "tau_i": self.tau_i, "tau_t": self.tau_t}
+        return {"tile": self.tile_text, "order": self.order, "tau_i": self.tau_i,
+                "tau_t": self.tau_t}
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> Schedule:
@@ -669,19 +704,34 @@ class Schedule:
                    float(document.get("tau_i", 0.0)), float(document.get("tau_t", 0.0)))
 
     def describe(self) -> str:
-        return (f"tile {self.tile}, order {self.order}, tau_i {self.tau_i:g}, "
-                f"tau_t {self.tau_t:g}")
+        return (f"tile {self.tile_text}, order {self.order}, tau_i {_exact(self.tau_i)}, "
+                f"tau_t {_exact(self.tau_t)}")
 
-    def tile_shape(self, design_tile: tuple[int, int, int]) -> tuple[int, int, int] | None:
-        """``(b, x, y)`` every product uses, or None for ``auto``."""
+    def forced_tile(self, design_tile: Sequence[int]) -> TileShape3 | None:
+        """``(b, x, y)`` every matrix product is mapped with, or None for ``auto``."""
         if self.tile == "auto":
             return None
         if self.tile == "design":
-            return tuple(design_tile)  # type: ignore[return-value]
-        return _parse_tile(self.tile)
+            return (int(design_tile[0]), int(design_tile[1]), int(design_tile[2]))
+        return self.tile  # type: ignore[return-value]
+
+    def passes(self, **density: Any) -> tuple[Any, ...]:
+        """The passes this schedule adds after the model's pipeline: a
+        ``dynaprop`` pass with the exact thresholds when it prunes (``density``:
+        its density source, ``profile=FILE`` or ``density=D``), else none."""
+        if not self.prunes:
+            return ()
+        from passes.dynaprop import DynaPropPass
+
+        return (DynaPropPass(tau_i=self.tau_i, tau_t=self.tau_t, **density),)
 
 
-def _parse_tile(text: str) -> tuple[int, int, int]:
+def _exact(value: float) -> str:
+    """A float as the shortest text that reads back to it (``0`` for zero)."""
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def _parse_tile(text: str) -> TileShape3:
     parts = text.lower().split("x")
     if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise UserError(f"tile {text!r}: expected auto, design or BxXxY such as 1x16x16")
@@ -704,10 +754,9 @@ class ScheduleSpace:
     tau_t: tuple[float, ...] = (0.0,)
 
     def __post_init__(self) -> None:
-        tiles = tuple(dict.fromkeys(str(t).lower() for t in self.tiles))
-        for tile in tiles:
-            if tile not in ("auto", "design"):
-                _parse_tile(tile)
+        tiles = tuple(dict.fromkeys(
+            t if t in ("auto", "design") else "x".join(map(str, _parse_tile(t)))
+            for t in (str(t).strip().lower() for t in self.tiles)))
         orders = tuple(dict.fromkeys(str(o).lower() for o in self.orders))
         for order in orders:
             if order != "auto" and order not in LOOP_ORDERS:
@@ -750,7 +799,7 @@ class ScheduleSpace:
         return Schedule(tile, order, float(tau_i), float(tau_t))
 
     def decisions_of(self, schedule: Schedule) -> dict[str, Any]:
-        out: dict[str, Any] = {"sched.tile": schedule.tile}
+        out: dict[str, Any] = {"sched.tile": schedule.tile_text}
         if schedule.tile != "auto":
             out["sched.order"] = schedule.order
         out["sched.tau_i"] = schedule.tau_i
@@ -758,8 +807,8 @@ class ScheduleSpace:
         return out
 
     def validate(self, schedule: Schedule) -> None:
-        if schedule.tile not in self.tiles:
-            raise UserError(f"schedule tile {schedule.tile!r} not in {self.tiles}")
+        if schedule.tile_text not in self.tiles:
+            raise UserError(f"schedule tile {schedule.tile_text!r} not in {self.tiles}")
         if schedule.tile == "auto" and schedule.order != "auto":
             raise UserError("schedule: with tile auto the loop order must be auto")
         if schedule.tile != "auto" and schedule.order not in self.orders:
@@ -787,7 +836,7 @@ class ScheduleSpace:
     def to_vector(self, schedule: Schedule) -> np.ndarray:
         tiles, orders, tau_i, tau_t = self._axes()
         order = schedule.order if schedule.tile != "auto" else "auto"
-        return np.concatenate([tiles.encode(schedule.tile), orders.encode(order),
+        return np.concatenate([tiles.encode(schedule.tile_text), orders.encode(order),
                                tau_i.encode(schedule.tau_i), tau_t.encode(schedule.tau_t)])
 
     def from_vector(self, vector: np.ndarray) -> Schedule:

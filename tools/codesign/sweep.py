@@ -36,19 +36,19 @@ evaluate every point once between them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import sqlite3
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from transcode_ir.errors import UserError
 
-__all__ = ["SweepResult", "Trial", "run_sweep", "sweep_config"]
+__all__ = ["SweepConfig", "SweepResult", "Trial", "run_sweep", "sweep_config"]
 
 #: How often a sweep looks again for points another sweep is evaluating.
 CLAIM_POLL_SECONDS = 0.1
@@ -117,6 +117,49 @@ class SweepResult:
         return "\n".join(lines)
 
 
+@dataclass
+class SweepConfig:
+    """How a sweep runs: the strategy and everything :func:`run_sweep` needs
+    besides the space and the evaluator.
+
+    ``strategy``: a registered strategy's name, its text form
+    (``boshcode{initial=8,patience=10}``) or an options object
+    (:class:`~tools.codesign.strategies.StrategyOptions`); ``strategy_options``
+    (field names) go on top.  ``objective``: a
+    :class:`~tools.codesign.objectives.WeightedObjective` (default, range
+    scale) or :class:`~tools.codesign.objectives.ParetoObjective`.
+    ``executor``: an :class:`~tools.codesign.executors.Executor` or its spec
+    (``local``, ``inline``, ``ray``, ``ray://HOST:PORT``) with ``workers``.
+    ``batch_size`` (the round size: points asked per round) is part of what
+    makes a run reproducible.  ``time_limit`` (seconds) stops the sweep between
+    rounds (running it again resumes); ``target`` stops it at the first trial
+    whose score reaches it; ``stop_on_convergence`` (None: when the strategy
+    was given a stopping rule, e.g. boshcode's ``patience``) stops it when the
+    strategy says it has converged.
+    """
+
+    db: str | Path
+    budget: int
+    strategy: Any = "random"
+    seed: int = 0
+    objective: Any = None
+    executor: Any = "local"
+    workers: int = 2
+    batch_size: int = 8
+    name: str | None = None
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    progress: Any = None
+    stop_on_convergence: bool | None = None
+    time_limit: float | None = None
+    target: float | None = None
+
+    def strategy_spec(self) -> Any:
+        """The strategy's options object (text form parsed, overrides applied)."""
+        from tools.codesign.strategies import parse_strategy
+
+        return parse_strategy(self.strategy, **dict(self.strategy_options or {}))
+
+
 def sweep_config(space: Any, evaluator: Any, objective: Any, strategy: str,
                  strategy_options: dict[str, Any], seed: int, batch_size: int
                  ) -> tuple[dict[str, Any], str]:
@@ -132,57 +175,67 @@ def sweep_config(space: Any, evaluator: Any, objective: Any, strategy: str,
     return config, digest
 
 
-def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str | Path,
-              budget: int, seed: int = 0, objective: Any = None, executor: Any = "local",
-              workers: int = 2, batch_size: int = 8, name: str | None = None,
-              strategy_options: dict[str, Any] | None = None, progress: Any = None,
-              stop_on_convergence: bool = False,
-              time_limit: float | None = None,
-              target: float | None = None) -> SweepResult:
+def run_sweep(space: Any, evaluator: Any, config: SweepConfig | Any = "random",
+              **settings: Any) -> SweepResult:
     """Run (or resume) a sweep; see the module docstring.
 
     ``space``: a :class:`~tools.codesign.spaces.JointSpace`; ``evaluator``: an
-    :class:`~tools.codesign.evaluation.Evaluator`; ``strategy``: a name of
-    :data:`~tools.codesign.strategies.STRATEGIES`; ``objective``: a
-    :class:`~tools.codesign.objectives.WeightedObjective` (default) or
-    :class:`~tools.codesign.objectives.ParetoObjective`; ``executor``: an
-    :class:`~tools.codesign.executors.Executor` or its spec (``local``,
-    ``inline``, ``ray``, ``ray://HOST:PORT``).  ``time_limit`` (seconds)
-    stops the sweep early (between rounds); running it again resumes.
-    ``target`` stops it at the first trial whose score reaches the target.
+    :class:`~tools.codesign.evaluation.Evaluator`; ``config``: a
+    :class:`SweepConfig`.  For short calls the fields may be given as keywords
+    instead, with the strategy in the third argument:
+    ``run_sweep(space, evaluator, "random", db=..., budget=...)``.
     """
+    if isinstance(config, SweepConfig):
+        if settings:
+            config = dataclasses.replace(config, **settings)
+    else:
+        try:
+            config = SweepConfig(strategy=config, **settings)
+        except TypeError as err:
+            raise TypeError(f"run_sweep: {err} (the fields of SweepConfig are accepted)"
+                            ) from None
+    return _run(space, evaluator, config)
+
+
+def _run(space: Any, evaluator: Any, config: SweepConfig) -> SweepResult:
     from tools.codesign.evaluation import point_identity, point_key
     from tools.codesign.executors import Executor, make_executor
     from tools.codesign.objectives import WeightedObjective, pareto_front
     from tools.codesign.progress import SilentProgress
     from tools.codesign.store import ResultsStore
-    from tools.codesign.strategies import make_strategy
 
+    budget, seed, batch_size, executor = (config.budget, config.seed, config.batch_size,
+                                          config.executor)
+    time_limit, target = config.time_limit, config.target
     if budget < 0:
         raise UserError(f"budget must be >= 0, got {budget}")
     if batch_size < 1:
         raise UserError(f"batch size must be >= 1, got {batch_size}")
-    objective = objective or WeightedObjective(scale="range")
-    strategy_options = dict(strategy_options or {})
-    progress = progress or SilentProgress()
-    config, digest = sweep_config(space, evaluator, objective, strategy, strategy_options, seed,
-                                  batch_size)
+    spec = config.strategy_spec()
+    strategy = spec.name
+    stop_on_convergence = (config.stop_on_convergence if config.stop_on_convergence is not None
+                           else getattr(spec, "patience", None) is not None)
+    objective = config.objective or WeightedObjective(scale="range")
+    progress = config.progress or SilentProgress()
+    recorded_config, digest = sweep_config(space, evaluator, objective, strategy, spec.changed(),
+                                           seed, batch_size)
+    name = config.name
     name = name or f"{strategy}-seed{seed}-{digest[:8]}"
     started = time.perf_counter()
     runner: Executor | None = None
     if not isinstance(executor, Executor):
-        runner = make_executor(executor, workers)       # a bad spec fails before the database
+        runner = make_executor(executor, config.workers)  # a bad spec fails before the database
         runner.preflight()
     else:
         executor.preflight()
-    store = ResultsStore(db)
+    store = ResultsStore(config.db)
     runner_started = False
     claimer = None
     try:
         claimer = store.claimer()
-        sweep_id = store.sweep(name, config, digest)
+        sweep_id = store.sweep(name, recorded_config, digest)
         recorded = {seq: key for seq, key, _, _ in store.trials(sweep_id)}
-        search = make_strategy(strategy, space, objective, seed, **strategy_options)
+        search = spec.build(space, objective, seed)
         trials: list[Trial] = []
         evaluated = reused = failed = 0
         stopped = "budget"
@@ -230,7 +283,7 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
                     # another live sweep holds are skipped, then waited for (their
                     # results are taken as stored ones) or taken over if abandoned.
                     run = list(todo)
-                    admit: Any = lambda index, run=run: claimer.claim(keys[run[index]])  # noqa: E731
+                    admit: Any = lambda index, run=run: claimer.claim(keys[run[index]])
                     while True:
                         for index, outcome in (runner.run([points[i] for i in run], admit)
                                                if run else ()):
@@ -309,24 +362,3 @@ def run_sweep(space: Any, evaluator: Any, strategy: str = "random", *, db: str |
                          front, claimer.taken_over)
     progress.finish()
     return result
-
-
-def load_trials(db: str | Path, sweep: str | int | None = None) -> dict[str, list[Any]]:
-    """``{sweep name: [(seq, score), ...]}`` from a store (for plots)."""
-    from tools.codesign.store import ResultsStore
-
-    out: dict[str, list[Any]] = {}
-    with ResultsStore(db, readonly=True) as store:
-        for entry in store.sweeps():
-            if sweep is not None and sweep not in (entry["name"], entry["id"]):
-                continue
-            out[entry["name"]] = [(seq, score) for seq, _, _, score in store.trials(entry["id"])]
-    return out
-
-
-def unique_outcomes(trials: Sequence[Trial]) -> list[Trial]:
-    """Each distinct point once (first trial), in order."""
-    seen: dict[str, Trial] = {}
-    for trial in trials:
-        seen.setdefault(trial.key, trial)
-    return list(seen.values())
