@@ -8,7 +8,8 @@ Each module defines the op kinds of one family with
 * :mod:`dialects.arith` -- elementwise arithmetic, comparisons, casts;
 * :mod:`dialects.nn` -- activations, softmax, layer norm, conv1d;
 * :mod:`dialects.fused` -- ``nn.linear`` and ``nn.attention``, made by the fuse pass;
-* :mod:`dialects.training` -- losses, backward kernels (``grad.*``) and optimizer updates;
+* :mod:`dialects.grad` -- backward kernels (``grad.*``) the gradient rules emit;
+* :mod:`dialects.training` -- losses (and their backward kernels) and optimizer updates;
 * :mod:`dialects.sparsity` -- DynaProp's ``nn.prune`` and ``grad.prune``.
 
 The core's registry (:func:`transcode_ir.opdefs.get_opdef`) imports this
@@ -24,7 +25,7 @@ import importlib
 
 #: The built-in dialect modules, in the order they register.
 MODULES = ("dialects.arith", "dialects.nn", "dialects.tensor", "dialects.fused",
-           "dialects.training", "dialects.sparsity")
+           "dialects.training", "dialects.grad", "dialects.sparsity")
 
 for _module in MODULES:
     importlib.import_module(_module)

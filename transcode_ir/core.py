@@ -261,6 +261,11 @@ class Op:
         """Whether this op's kind declares ``trait`` (see :mod:`transcode_ir.opdefs`)."""
         return self.definition.has_trait(trait)
 
+    def operand(self, name: str) -> Any:
+        """The operand its op kind declares as ``name`` (None when an optional
+        one is absent; a list for a variadic one)."""
+        return self.definition.operand(self, name)
+
     def attr(self, key: str, default: Any = _UNSET) -> Any:
         """Attribute ``key``: the op's own value, else ``default`` when given,
         else the default its op kind declares (a KeyError for an attribute the
