@@ -211,14 +211,67 @@ operational_array:
         (8, 16, 1)
     # one shared 256 KiB SRAM -> two buffers of 128 KiB
     assert design.weight_buffer.size_bytes == design.activation_buffer.size_bytes == 131072
-    # 512 bits per cycle at 700 MHz = 44.8 GB/s; DRAM 64 bits per cycle = 5.6 GB/s and
-    # 700 pJ per 64-bit access = 5.6 nJ per 64-byte access
-    assert design.weight_buffer.bandwidth_bytes_per_s == pytest.approx(44.8e9)
+    # 512 bits per cycle at 700 MHz = 44.8 GB/s, half to each buffer; DRAM 64 bits per
+    # cycle = 5.6 GB/s and 700 pJ per 64-bit access = 5.6 nJ per 64-byte access
+    assert design.weight_buffer.bandwidth_bytes_per_s == pytest.approx(22.4e9)
     assert design.main_memory.bandwidth_bytes_per_s == pytest.approx(5.6e9)
     assert design.main_memory.energy_per_access_nj == pytest.approx(5.6)
     assert "small.yaml:3:3: memories.reg_W: memory 'reg_W'" in notes
     assert "split into a weight and an activation buffer" in notes
     assert "unit_energy 0.04 pJ" in notes
+
+
+def test_timeloop_foreign_file_read_as_stated() -> None:
+    # The shape of timeloop-accelergy-exercises' simple_weight_stationary: a shared
+    # global buffer of 16384 rows x 64 bits in 32 banks, a 16 x 16 PE mesh, a
+    # per-PE scratchpad and a MAC.
+    text = """\
+architecture:
+  version: 0.4
+  nodes:
+  - !Container
+    name: system
+  - !Component
+    name: DRAM
+    class: DRAM
+    attributes: {type: "LPDDR4", width: 64, datawidth: 16, read_bandwidth: 4}
+  - !Container
+    name: simple_ws
+    attributes: {technology: "45nm", global_cycle_seconds: 1e-9}
+  - !Component
+    name: shared_glb
+    class: smartbuffer_SRAM
+    attributes: {depth: 16384, width: 64, n_banks: 32, datawidth: 16, read_bandwidth: 16}
+  - !Container
+    name: PE
+    spatial: {meshX: 16, meshY: 16}
+  - !Component
+    name: pe_spad
+    class: smartbuffer_SRAM
+    attributes: {depth: 192, width: 16, datawidth: 16}
+    constraints:
+      dataspace: {bypass: [Inputs, Outputs], keep: [Weights]}
+  - !Component
+    name: mac
+    class: intmac
+    attributes: {multiplier_width: 8, adder_width: 16}
+"""
+    result = import_design(text, "ws.yaml")
+    design, notes = result.accelerator, "\n".join(result.notes)
+    assert (design.pe_array.pes, design.pe_array.lanes, design.pe_array.macs_per_lane) == \
+        (16, 16, 1)
+    # 16384 x 64 bits = 128 KiB, split in halves; 32 banks -> 16 each
+    assert design.weight_buffer.size_bytes == design.activation_buffer.size_bytes == 65536
+    assert design.weight_buffer.banks == design.activation_buffer.banks == 16
+    # the clock of the container simple_ws (1 ns: 1 GHz) applies to every bandwidth, also
+    # the DRAM's written above it: 4 words of 16 bits per cycle = 8 GB/s; the global
+    # buffer 16 words = 32 GB/s, half of it to each of the two buffers
+    assert design.clock_hz == pytest.approx(1e9)
+    assert design.main_memory.bandwidth_bytes_per_s == pytest.approx(8e9)
+    assert design.weight_buffer.bandwidth_bytes_per_s == pytest.approx(16e9)
+    assert "ws.yaml:20:5: architecture.nodes[5]: storage 'pe_spad'" in notes
+    assert "split into a weight and an activation buffer" in notes
+    assert "technology '45nm' dropped" in notes and "clock =" not in notes
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -236,6 +289,8 @@ operational_array:
      "operational_array: {dimensions: [D1], sizes: [4]}\n"),
      r"bad\.yaml:3:27: memories\.m\.operands\[0\]: unknown operand 'X'; accepted: I1, I2, O"),
     ("hello: 1\n", r"bad\.yaml: neither a ZigZag accelerator .* found: hello"),
+    ("{{include_text('defines.yaml')}}\narchitecture: {}\n",
+     r"bad\.yaml:1:1: the file uses Jinja templating .* render it first"),
 ])
 def test_damaged_files_are_one_located_paragraph(text: str, expected: str) -> None:
     with pytest.raises(InteropError, match=expected) as caught:

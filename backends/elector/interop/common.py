@@ -144,6 +144,15 @@ def load_yaml(text: str, filename: str) -> Any:
             return node.value
         return loader.construct_object(node, deep=True)
 
+    for number, line in enumerate(text.splitlines(), 1):
+        code = line.split("#", 1)[0]
+        for mark in ("{{", "{%"):
+            if mark in code:
+                raise InteropError(
+                    f"{filename}:{number}:{code.index(mark) + 1}: the file uses Jinja templating "
+                    f"({mark}...); render it first (timeloopfe does) and import the rendered "
+                    "YAML; accepted: a ZigZag accelerator or a Timeloop v0.4 architecture in "
+                    "plain YAML")
     try:
         loader = Loader(text)
         try:
@@ -158,9 +167,6 @@ def load_yaml(text: str, filename: str) -> Any:
         mark = err.problem_mark or err.context_mark
         at = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
         problem = " ".join(part for part in (err.context, err.problem) if part)
-        if "{{" in text or "{%" in text:
-            problem += " (the file uses Jinja templating: render it first, e.g. with " \
-                       "timeloopfe, and import the rendered YAML)"
         raise InteropError(f"{at}: not valid YAML: {problem}; accepted: a ZigZag accelerator "
                            "or a Timeloop v0.4 architecture in YAML") from None
     except yaml.YAMLError as err:

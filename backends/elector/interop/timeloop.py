@@ -37,6 +37,7 @@ from backends.elector.design import Accelerator
 from backends.elector.hierarchy import storage_levels
 from backends.elector.interop.common import (
     ImportResult,
+    InteropError,
     Native,
     Reader,
     YamlList,
@@ -207,6 +208,7 @@ class _Walk:
         self.clock = base.clock_hz
         self.word = base.data_width_bits
         self.main_memory = False
+        self.main_memory_bits: tuple[float, str] | None = None
         self.roles: dict[str, tuple[YamlMap, int, float | None, int | None, bool]] = {}
         self.compute: YamlMap | None = None
         self.lane_storage: list[tuple[YamlMap, str, set[str], int, Any]] = []
@@ -215,9 +217,10 @@ class _Walk:
 def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
     """The ``.hwdsl`` settings Timeloop's own keys give:
 
-    - ``global_cycle_seconds`` (an attribute anywhere above, or
-      ``variables``): the clock; ``datawidth`` of the top container: the data
-      width; ``technology``: dropped when it is not ours (our tables apply);
+    - attributes of the containers above the PE array (inner ones win) and
+      ``variables``: ``global_cycle_seconds`` the clock (bandwidths per
+      cycle are read at it), ``datawidth`` the data width when the
+      technology has it, ``technology`` dropped when it is not ours;
     - the spatial factors (``meshX``, ``meshY``) from the outermost container
       to the compute component: PEs, lanes, MACs per lane
       (:func:`~.common.split_array`);
@@ -237,8 +240,8 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
     read = Reader(filename, _ACCEPTED)
     native = Native()
     if not isinstance(tree, YamlMap):
-        raise read.fail(YamlMap(), None, f"the top level must be a mapping, got "
-                        f"{type(tree).__name__}")  # type: ignore[func-returns-value]
+        raise InteropError(f"{filename}: the top level must be a mapping, got "
+                           f"{type(tree).__name__}; {_ACCEPTED}")
     architecture = read.mapping(tree, "architecture")
     if "subtree" in architecture:
         read.fail(architecture, "subtree", "the v0.3 form (subtree/local) is not read; convert "
@@ -277,18 +280,21 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
         if kind not in walk.roles:
             native.drop(f"{where(filename, nodes, None)}: no storage above the PE array keeps "
                         f"{'Weights' if kind == 'weight' else 'Inputs or Outputs'}; the {kind} "
-                        "buffer keeps the default size")
+                        "buffer's size comes from the embedded design or the defaults")
     shared = walk.roles.get("weight") is not None and \
         walk.roles.get("weight") is walk.roles.get("activation")
     for kind, (node, bits, bandwidth, banks, multicast) in walk.roles.items():
         place = where(filename, node, "attributes")
         half = 2 if shared and kind != "mask" else 1
         native.set((f"{kind}_buffer", "size"), bits // 8 // half, place)
-        if bandwidth is not None:
-            native.set((f"{kind}_buffer", "bandwidth"), bandwidth / half, place)
+        if bandwidth is not None:   # bits per cycle, at the clock the whole file gives
+            native.set((f"{kind}_buffer", "bandwidth"), bandwidth / 8 * walk.clock / half, place)
         if banks is not None:
             native.set((f"{kind}_buffer", "banks"), max(1, banks // half), place)
         native.set((f"{kind}_buffer", "multicast"), multicast, place)
+    if walk.main_memory_bits is not None:
+        bits, place = walk.main_memory_bits
+        native.set(("main_memory", "bandwidth"), bits / 8 * walk.clock, place)
     if shared:
         native.drop(f"{where(filename, walk.roles['weight'][0], None)}: one storage keeps "
                     "weights and activations: split into a weight and an activation buffer of "
@@ -322,8 +328,10 @@ def _walk_nodes(walk: _Walk, nodes: YamlList, inherited: dict[str, Any], top: bo
             if tag == "" and "class" in node:
                 _component(walk, node, name, merged)
                 continue
-            if top and index == 0 and attributes:
-                _top_attributes(walk, node, attributes)
+            if walk.fanout == 1 and attributes:   # containers above the PE array
+                _top_attributes(walk, attributes)
+            if top and index == 0 and "name" in node:
+                walk.native.set(("name",), name, where(walk.read.filename, node, "name"))
             inherited.update(attributes)
             continue
         if tag != "Component":
@@ -343,7 +351,7 @@ def _spatial(read: Reader, node: YamlMap) -> list[int]:
             if key in spatial]
 
 
-def _top_attributes(walk: _Walk, node: YamlMap, attributes: YamlMap) -> None:
+def _top_attributes(walk: _Walk, attributes: YamlMap) -> None:
     read, native, filename = walk.read, walk.native, walk.read.filename
     if "global_cycle_seconds" in attributes:
         walk.clock = 1 / read.number(attributes, "global_cycle_seconds")
@@ -364,8 +372,6 @@ def _top_attributes(walk: _Walk, node: YamlMap, attributes: YamlMap) -> None:
             native.drop(f"{where(filename, attributes, 'technology')}: technology {technology!r} "
                         f"dropped: costs come from TransCODE's {walk.base.technology.reference!r}"
                         " tables")
-    if "name" in node:
-        native.set(("name",), read.text(node, "name"), where(filename, node, "name"))
 
 
 def _component(walk: _Walk, node: YamlMap, name: str, attributes: dict[str, Any]) -> None:
@@ -388,9 +394,9 @@ def _component(walk: _Walk, node: YamlMap, name: str, attributes: dict[str, Any]
         if walk.base.main_memory.type != kind or config not in configs:
             config = configs[0]
         native.set(("main_memory", "config"), tuple(int(p) for p in config.split("-")), place)
-        bandwidth = _bandwidth(walk, node, attributes)
-        if bandwidth is not None:
-            native.set(("main_memory", "bandwidth"), bandwidth, place)
+        bits = _bits_per_cycle(walk, node)
+        if bits is not None:
+            walk.main_memory_bits = (bits, place)
         return
     if any(word in klass for word in _COMPUTE) and not any(word in klass for word in _STORAGE):
         walk.compute = node
@@ -422,7 +428,7 @@ def _component(walk: _Walk, node: YamlMap, name: str, attributes: dict[str, Any]
     holder = node.get("attributes")
     banks = read.number(holder, "n_banks", required=False, whole=True) \
         if isinstance(holder, YamlMap) else None
-    entry = (node, bits, _bandwidth(walk, node, attributes), banks, _multicast(walk, node))
+    entry = (node, bits, _bits_per_cycle(walk, node), banks, _multicast(walk, node))
     for kind in (("weight", "activation") if role == "shared" else (role,)):
         if kind in walk.roles:
             native.drop(f"{where(filename, node, None)}: storage {name!r} dropped: "
@@ -485,10 +491,11 @@ def _size_bits(walk: _Walk, node: YamlMap, attributes: dict[str, Any]) -> int | 
     return None
 
 
-def _bandwidth(walk: _Walk, node: YamlMap, attributes: dict[str, Any]) -> float | None:
+def _bits_per_cycle(walk: _Walk, node: YamlMap) -> float | None:
+    """``read_bandwidth`` (words per cycle) in bits per cycle, or None."""
     holder = node.get("attributes")
     if not isinstance(holder, YamlMap) or "read_bandwidth" not in holder:
         return None
     words = walk.read.number(holder, "read_bandwidth")
     word = walk.read.number(holder, "datawidth", required=False, whole=True) or walk.word
-    return words * word / 8 * walk.clock
+    return words * word

@@ -201,7 +201,8 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
       energy per 64-byte access (``r_cost`` scaled from ``bandwidth_min`` bits);
     - memories serving the whole array: the weight buffer (holds I2 only) and
       the activation buffer (I1 and/or O); the highest such memory per role
-      wins; one memory holding I2 with I1 or O is split in two halves;
+      wins; one memory holding I2 with I1 or O is split in two halves (size
+      and bandwidth);
       size and read bandwidth are read, ``r_cost``/``w_cost``/``area`` dropped
       (the technology's figures by size apply);
     - a memory holding I1 and I2 that serves only the last dimension is the
@@ -324,16 +325,17 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
     for kind in ("weight", "activation"):
         if kind not in roles:
             native.drop(f"{where(filename, memories, None)}: no memory serving the whole array "
-                        f"holds {'I2' if kind == 'weight' else 'I1 or O'}; the {kind} buffer "
-                        "keeps the default size")
+                        f"holds {'I2' if kind == 'weight' else 'I1 or O'}; the {kind} buffer's "
+                        "size comes from the embedded design or the defaults")
             continue
         name, memory, operands, served, size, read_bits, _ = roles[kind]
         place = where(filename, memories, name)
         shared = roles.get("weight") is roles.get("activation")
         size_bytes = size // 8 // (2 if shared else 1)
         native.set((f"{kind}_buffer", "size"), size_bytes, place)
-        if read_bits:
-            native.set((f"{kind}_buffer", "bandwidth"), read_bits * clock / 8, place)
+        if read_bits:   # a shared memory's port is split with its capacity
+            native.set((f"{kind}_buffer", "bandwidth"),
+                       read_bits * clock / 8 / (2 if shared else 1), place)
         native.drop(f"{place}: r_cost/w_cost/area of {name!r} dropped: the {kind} buffer costs "
                     "what the technology's tables give for its size" if not shared else
                     f"{place}: {name!r} holds weights and activations: split into a weight and "
