@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 from backends.elector.design import Accelerator
 from backends.elector.hwdsl import format_quantity
-from backends.elector.technology import BufferCosts, MainMemoryCosts, ModuleCosts
+from backends.elector.kinds import ModuleInstance, module_instances, module_kinds
+from backends.elector.technology import BufferCosts, MainMemoryCosts
 
 __all__ = [
     "AreaBreakdown",
@@ -38,76 +39,21 @@ __all__ = [
     "module_inventory",
 ]
 
-#: Readable names of module kinds, for tables.
-MODULE_LABELS = {
-    "mac_lane": "MAC lanes",
-    "pre_sparsity": "pre-sparsity units",
-    "post_sparsity": "post-sparsity units",
-    "fifo": "lane FIFOs",
-    "stochastic_rounding": "stochastic-rounding units",
-    "softmax": "softmax modules",
-    "layer_norm": "layer-norm modules",
-    "dataflow": "dataflow modules",
-    "dma": "DMA engines",
-}
+#: Readable names of module kinds, for tables (from the kind registry).
+def _labels() -> dict[str, str]:
+    return {kind.name: kind.label for kind in module_kinds()}
 
 
-@dataclass(frozen=True)
-class ModuleInstance:
-    """``count`` copies (``per_pe`` in each PE) of one module kind, with the
-    costs of one copy at the design's clock."""
-
-    kind: str
-    per_pe: int
-    count: int
-    costs: ModuleCosts
-
-    @property
-    def label(self) -> str:
-        parameters = dict(self.costs.parameters)
-        if self.kind == "mac_lane":
-            return (f"MAC lanes ({parameters['macs_per_lane']} MACs, "
-                    f"{parameters['nonlinearity']})")
-        parameters = ", ".join(f"{name} {value}" for name, value in self.costs.parameters)
-        base = MODULE_LABELS.get(self.kind, self.kind)
-        return f"{base} ({parameters})" if parameters else base
-
-    @property
-    def area_um2(self) -> float:
-        return self.count * self.costs.area_um2
-
-    @property
-    def dynamic_mw(self) -> float:
-        """Dynamic power with every copy busy."""
-        return self.count * self.costs.dynamic_mw
-
-    @property
-    def leakage_mw(self) -> float:
-        return self.count * self.costs.leakage_mw
+MODULE_LABELS = _labels()
 
 
 def module_inventory(accelerator: Accelerator, training: bool = False
                      ) -> tuple[ModuleInstance, ...]:
-    """Every on-chip compute module of the design, per kind.
-
-    Stochastic-rounding units are included when ``training`` is true or the
-    design has them (``sparsity { stochastic_rounding = on }``); sparsity
-    units only when the design has them.
-    """
-    pe_array, sparsity = accelerator.pe_array, accelerator.sparsity
-    lanes, pes = pe_array.lanes, pe_array.pes
-    per_pe: list[tuple[str, int]] = [("mac_lane", lanes)]
-    if sparsity.pre:
-        per_pe.append(("pre_sparsity", lanes))
-    if sparsity.post:
-        per_pe.append(("post_sparsity", lanes))
-    per_pe.append(("fifo", lanes))
-    if training or sparsity.stochastic_rounding:
-        per_pe.append(("stochastic_rounding", lanes))
-    per_pe += [("softmax", accelerator.softmax.per_pe), ("layer_norm", 1), ("dataflow", 1),
-               ("dma", 1)]
-    return tuple(ModuleInstance(kind, count, count * pes, accelerator.module_costs(kind))
-                 for kind, count in per_pe)
+    """Every on-chip compute module of the design, per kind present
+    (:func:`backends.elector.kinds.module_instances`: the registry's
+    instance counts; stochastic-rounding units when ``training`` or the
+    design has them; sparsity units only when the design has them)."""
+    return module_instances(accelerator, training)
 
 
 @dataclass(frozen=True)

@@ -155,9 +155,9 @@ def compile_module(module: Module, options: CompileOptions,
     """Run the passes, map, simulate and report (see the module docstring).
     ``module`` is changed in place by the passes."""
     from backends.elector.area import area_breakdown
-    from backends.elector.design_library import resolve_design
     from backends.elector.mapping import map_function
     from backends.elector.report import Report
+    from backends.elector.target import build_target, compile_context
     from backends.elector.tiling import StaticFunction, design_hash, schedule_function
     from transcode_ir.pass_manager import PassManager
     from transcode_ir.passes import format_pipeline, parse_pipeline
@@ -166,8 +166,9 @@ def compile_module(module: Module, options: CompileOptions,
         raise UserError(f"unknown optimizer {options.optimizer!r}; accepted: sgd, adam")
     simulate = simulator(options.sim)
     times: dict[str, float] = {}
-    if accelerator is None:
-        accelerator = resolve_design(options.hw)
+    target = build_target(accelerator if accelerator is not None else options.hw,
+                          reference=options.hw)
+    accelerator = target.accelerator
 
     register_passes()
     if options.pipeline is not None:
@@ -184,7 +185,7 @@ def compile_module(module: Module, options: CompileOptions,
     from transcode_ir.progress import stage     # stderr, terminals only (cli helper)
 
     t0 = time.perf_counter()
-    with stage("running passes"):
+    with stage("running passes"), compile_context(target) as context:
         module = PassManager(passes).run(module).module
     times["passes"] = time.perf_counter() - t0
 
@@ -202,8 +203,18 @@ def compile_module(module: Module, options: CompileOptions,
                         + ("; a training pipeline needs autodiff" if options.train else ""))
     t0 = time.perf_counter()
     with stage("mapping"):
-        static = StaticFunction(module, function)
-        mappings, plan = map_function(static, accelerator, options.objective)
+        # When elector-map ran last, for this design and on this very
+        # function, its static view and mappings are the ones to simulate
+        # (the attributes it wrote say the same): no second build or search.
+        # Resident parameters (decode steps) change the static view: rebuild.
+        record = (context.mapping_of(module.function(function), accelerator)
+                  if passes[-1].name == "elector-map" and not options.weights_on_chip
+                  else None)
+        if record is not None:
+            static, mappings, plan = record.static, list(record.mappings), record.plan
+        else:
+            static = StaticFunction(module, function)
+            mappings, plan = map_function(static, accelerator, options.objective)
         mapped = schedule_function(static, accelerator, mappings, pipeline_text, plan)
     times["schedule"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -406,8 +417,9 @@ def compile_decode(build, options: CompileOptions, plan: DecodePlan,  # noqa: AN
     if plan.kv_cache not in KV_CACHE_PLACEMENTS:
         raise UserError(f"unknown --kv-cache {plan.kv_cache!r}; accepted: "
                         + ", ".join(KV_CACHE_PLACEMENTS))
-    if accelerator is None:
-        accelerator = resolve_design(options.hw)
+    target = build_target(accelerator if accelerator is not None else options.hw,
+                          reference=options.hw)
+    accelerator = target.accelerator
     from backends.elector.mapping import format_bytes
     from backends.elector.tiling import ATTR_RESIDENT_ARGS
 

@@ -330,6 +330,11 @@ class Accelerator:
     #: ``none``: every module leaks for the whole run; ``idle``: idle modules
     #: are power-gated (the event simulator and reports apply it).
     power_gating: str = "none"
+    #: Settings of blocks added by registered module kinds
+    #: (:func:`backends.elector.kinds.register_module_kind`), as
+    #: ``((block, ((key, value), ...)), ...)`` sorted by block; see
+    #: :meth:`block_settings`.
+    extensions: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
 
     def __post_init__(self) -> None:
         _check_text(("name",), self.name)
@@ -377,16 +382,18 @@ class Accelerator:
     # -- costs from the technology, for this design's parameters and clock --
 
     def module_parameters(self, kind: str) -> dict[str, object]:
-        """The technology parameters of module ``kind`` in this design."""
-        if kind == "mac_lane":
-            return {"macs_per_lane": self.pe_array.macs_per_lane,
-                    "nonlinearity": self.pe_array.nonlinearity}
-        if kind == "softmax":
-            return {"tile": self.softmax.tile}
-        if kind == "layer_norm":
-            return {"tile": self.layer_norm.tile}
-        if kind == "fifo":
-            return {"depth": self.pe_array.fifo_depth}
+        """The technology parameters of module ``kind`` in this design (the
+        kind's rule in :mod:`backends.elector.kinds`)."""
+        from backends.elector.kinds import module_kind
+
+        return module_kind(kind).parameters(self)
+
+    def block_settings(self, block: str) -> dict[str, object]:
+        """The settings of a block that a registered module kind added to the
+        DSL (``{key: value}``; empty when the design does not use the block)."""
+        for name, values in self.extensions:
+            if name == block:
+                return dict(values)
         return {}
 
     def module_costs(self, kind: str) -> ModuleCosts:

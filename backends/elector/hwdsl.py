@@ -54,6 +54,9 @@ __all__ = [
     "TOP_LEVEL_FIELDS",
     "UNITS",
     "FieldSpec",
+    "BlockSpec",
+    "register_block",
+    "unregister_block",
     "format_design",
     "load_design",
     "parse_design",
@@ -202,6 +205,32 @@ BLOCK_SCHEMAS: Mapping[str, BlockSpec] = {
         "batch": FieldSpec("count", "default batch size", default=1),
     }, required=False),
 }
+
+#: The blocks the DSL itself defines; others come from registered module kinds.
+BUILTIN_BLOCKS: frozenset[str] = frozenset(BLOCK_SCHEMAS)
+
+
+def register_block(name: str, help_text: str, fields: Mapping[str, FieldSpec]) -> None:
+    """Add an optional block (a registered module kind's settings,
+    :func:`backends.elector.kinds.register_module_kind`).  Its values reach
+    the design as :meth:`Accelerator.block_settings` and print back."""
+    if not name.isidentifier() or name in TOP_LEVEL_FIELDS:
+        raise ValueError(f"block name {name!r} must be a word that is not a top-level key")
+    if name in BLOCK_SCHEMAS:
+        raise ValueError(f"the DSL already has a block {name!r}")
+    for key, spec in fields.items():
+        if not isinstance(spec, FieldSpec) or spec.required:
+            raise ValueError(f"{name}.{key}: give a FieldSpec with a default "
+                             "(a registered block is optional, so are its keys)")
+    BLOCK_SCHEMAS[name] = BlockSpec(help_text, dict(fields), required=False)  # type: ignore[index]
+
+
+def unregister_block(name: str) -> None:
+    """Remove a block added by :func:`register_block`."""
+    if name in BUILTIN_BLOCKS or name not in BLOCK_SCHEMAS:
+        raise ValueError(f"{name!r} is not a registered block")
+    del BLOCK_SCHEMAS[name]  # type: ignore[attr-defined]
+
 
 HEADERS = ("accelerator", "design_space")
 
@@ -1004,6 +1033,10 @@ def build_accelerator(name: str, settings: Settings, technology_base: Path | Non
                                get("main_memory", "energy_per_access")),
         mapping=mapping,
         power_gating=get("power_gating"),
+        extensions=tuple(
+            (block_name, tuple((key, get(block_name, key)) for key in block.fields))
+            for block_name, block in sorted(BLOCK_SCHEMAS.items())
+            if block_name not in BUILTIN_BLOCKS and block_name in settings.blocks),
     )
 
 
@@ -1203,6 +1236,9 @@ def settings_of(accelerator: Accelerator) -> dict[Path_, Any]:
         values[("main_memory", "energy_per_access")] = memory.energy_per_access_nj
     values[("mapping", "tiles")] = mapping.tiles
     values[("mapping", "batch")] = mapping.batch
+    for block_name, block_values in accelerator.extensions:
+        for key, value in block_values:
+            values[(block_name, key)] = value
     return values
 
 

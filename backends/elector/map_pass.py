@@ -23,15 +23,22 @@ def map_module(module: Module, accelerator, objective: str = "latency",  # noqa:
                functions: tuple[str, ...] = ()) -> bool:
     """Choose (or check) the mapping of every op of ``functions`` (default:
     all) for ``accelerator`` and record it as attributes.  Returns whether
-    any attribute changed."""
+    any attribute changed.  Inside a :func:`~backends.elector.target.compile_context`
+    the static view, mappings and plan of each function are also left in
+    the context, so the compiler does not build or search them again."""
     from backends.elector.mapping import map_function
+    from backends.elector.target import MappingRecord, current_context
     from backends.elector.tiling import StaticFunction, design_hash
 
+    context = current_context()
     changed = False
     names = functions or tuple(module.functions)
     for name in names:
         static = StaticFunction(module, name)
-        mappings, _ = map_function(static, accelerator, objective)
+        mappings, plan = map_function(static, accelerator, objective)
+        if context is not None:
+            context.record(name, MappingRecord(static.function, accelerator, objective, static,
+                                               tuple(mappings), plan))
         for info, mapping in zip(static.ops, mappings):
             new = info.op.attributes.with_(**mapping.attributes())
             if new != info.op.attributes:
@@ -63,9 +70,11 @@ class ElectorMapPass(Pass):
     function: str = option("", "map only this function (default: all)")
 
     def apply(self, module: Module) -> bool:
-        from backends.elector.design_library import resolve_design
+        from backends.elector.target import target_for
 
-        accelerator = resolve_design(self.hw)
+        # The compile context's target when it is this design (parsed once
+        # by `tcc compile`); otherwise the design is resolved here.
+        accelerator = target_for(self.hw).accelerator
         functions = (self.function,) if self.function else ()
         if self.function:
             module.function(self.function)   # a clear KeyError-style message when absent

@@ -34,6 +34,8 @@ from typing import Any, Mapping
 
 from transcode_ir.errors import ParseError, SourceLocation, UserError
 
+from backends.elector.kinds import BUILTIN_PARAMETERS
+
 __all__ = [
     "BUILTIN_TECHNOLOGY_DIR",
     "BufferCosts",
@@ -50,24 +52,11 @@ __all__ = [
 #: Where the built-in technology files live.
 BUILTIN_TECHNOLOGY_DIR = Path(__file__).with_name("technologies")
 
-#: Module kinds every technology must characterise (the AccelTran PE).
-REQUIRED_MODULE_KINDS: tuple[str, ...] = (
-    "mac_lane", "fifo", "pre_sparsity", "post_sparsity", "stochastic_rounding",
-    "softmax", "layer_norm", "dataflow", "dma",
-)
-
-#: Parameters each required module kind is looked up by.
-MODULE_PARAMETERS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "mac_lane": ("macs_per_lane", "nonlinearity"),
-    "fifo": ("depth",),
-    "pre_sparsity": (),
-    "post_sparsity": (),
-    "stochastic_rounding": (),
-    "softmax": ("tile",),
-    "layer_norm": ("tile",),
-    "dataflow": (),
-    "dma": (),
-})
+#: Module kinds every technology must characterise (the AccelTran PE) and
+#: the parameters each is looked up by: the built-in kinds of the module-kind
+#: registry (backends/elector/kinds.py), where each kind is defined once.
+REQUIRED_MODULE_KINDS: tuple[str, ...] = tuple(BUILTIN_PARAMETERS)
+MODULE_PARAMETERS: Mapping[str, tuple[str, ...]] = BUILTIN_PARAMETERS
 
 _BUFFER_KINDS = ("activation", "weight", "mask")
 
