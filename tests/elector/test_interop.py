@@ -375,3 +375,17 @@ def test_timeloop_banks_and_multicast_are_read_from_the_tool_keys() -> None:
     activation = level(foreign, "activation_buffer")
     assert activation.banks == 8
     assert activation.bandwidth_bytes_per_s(foreign.clock_hz) == pytest.approx(800e9)
+
+
+def test_design_space_points_round_trip() -> None:
+    # Points spread over transcode-space (1 or 16 MACs per lane, every memory type,
+    # buffer sizes from 1 to 128 MB): the design comes back equal through both formats.
+    from backends.elector import resolve_space
+
+    space = resolve_space("transcode-space")
+    step = space.size // 23
+    for index in range(0, space.size, step):
+        point = space.point(index)
+        for fmt in FORMATS:
+            result = import_design(export_design(point, fmt), "point.yaml")
+            assert result.accelerator == point and result.notes == (), (index, fmt)

@@ -69,8 +69,9 @@ def detect_format(tree: Any, filename: str) -> str:
 
 def import_design(text: str, filename: str, format: str | None = None) -> ImportResult:
     """A foreign file's text as a TransCODE design (``format`` None: detected)."""
-    if format is None:
-        format = detect_format(load_yaml(text, filename), filename)
-    if format not in FORMATS:
+    if format is not None and format not in FORMATS:
         raise InteropError(f"unknown format {format!r}; accepted: {', '.join(FORMATS)}")
-    return FORMATS[format][1](text, filename)
+    tree = load_yaml(text, filename)
+    if format is None:
+        format = detect_format(tree, filename)
+    return FORMATS[format][1](text, filename, tree)

@@ -191,9 +191,9 @@ def _yaml_float(value: float) -> str:
 # --------------------------------------------------------------------------- import
 
 
-def import_timeloop(text: str, filename: str) -> ImportResult:
+def import_timeloop(text: str, filename: str, tree: Any = None) -> ImportResult:
     """A Timeloop/Accelergy v0.4 architecture as a TransCODE design, with notes."""
-    return import_native(text, filename, "Timeloop", read_native, export_timeloop)
+    return import_native(text, filename, "Timeloop", read_native, export_timeloop, tree)
 
 
 class _Walk:

@@ -185,9 +185,9 @@ def _name(name: str) -> str:
 # --------------------------------------------------------------------------- import
 
 
-def import_zigzag(text: str, filename: str) -> ImportResult:
+def import_zigzag(text: str, filename: str, tree: Any = None) -> ImportResult:
     """A ZigZag accelerator YAML as a TransCODE design, with notes."""
-    return import_native(text, filename, "ZigZag", read_native, export_zigzag)
+    return import_native(text, filename, "ZigZag", read_native, export_zigzag, tree)
 
 
 def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
@@ -234,12 +234,9 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
     native.set(("pe_array", "lanes"), lanes, place)
     native.set(("pe_array", "macs_per_lane"), macs, place)
     if "unit_energy" in array or "unit_area" in array:
-        lane = base.module_costs("mac_lane")
         native.drop(f"{where(filename, array, None)}: unit_energy {array.get('unit_energy')} pJ "
                     f"and unit_area {array.get('unit_area')} dropped: a MAC costs what the "
-                    f"technology's MAC lane gives ("
-                    f"{lane.dynamic_energy_per_cycle_pj / base.pe_array.macs_per_lane:.4g} pJ "
-                    "per MAC at the design's lane size)")
+                    "technology's MAC lane of the imported size gives")
 
     memories = read.mapping(tree, "memories")
     if not memories:
