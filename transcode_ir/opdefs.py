@@ -419,7 +419,8 @@ ENTRY_POINT_GROUP = "transcode.dialects"
 BUILTIN_DIALECTS = "dialects"
 
 _REGISTRY: dict[str, OpDef] = {}
-_DIALECTS_LOADED = False
+_BUILTINS_LOADED = False
+_PLUGINS_LOADED = False
 
 
 def define(opdef: OpDef) -> OpDef:
@@ -430,21 +431,34 @@ def define(opdef: OpDef) -> OpDef:
     return opdef
 
 
-def _load_dialects() -> None:
-    global _DIALECTS_LOADED
-    if _DIALECTS_LOADED:
+def _load_builtin_dialects() -> None:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
         return
-    _DIALECTS_LOADED = True
-    from transcode_ir.errors import UserError
-
+    _BUILTINS_LOADED = True
     try:
         importlib.import_module(BUILTIN_DIALECTS)
     except ModuleNotFoundError as err:
         if err.name != BUILTIN_DIALECTS:
             raise
+        from transcode_ir.errors import UserError
+
         raise UserError(f"the built-in op kinds (package '{BUILTIN_DIALECTS}') cannot be "
                         "imported: install the project (pip install -e .) or run from its "
                         "top folder") from err
+
+
+def _load_plugin_dialects() -> None:
+    """Import the modules of the entry-point group (once).  Done when a name is
+    not among the built-in op kinds, or when all of them are listed: reading the
+    installed packages' metadata costs tens of milliseconds, which a process
+    that only uses built-in ops does not pay."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    from transcode_ir.errors import UserError
+
     for ep in installed_entry_points(ENTRY_POINT_GROUP):   # lists the built-ins too: no-ops
         try:
             importlib.import_module(ep.value)
@@ -462,23 +476,28 @@ def _all_entry_points() -> Any:
 
 def installed_entry_points(group: str) -> list[Any]:
     """The entry points of ``group`` in the installed distributions.  One scan of
-    the installed packages' metadata serves every group (it costs tens of
-    milliseconds in an environment with torch installed)."""
+    the installed packages' metadata serves every group."""
     return list(_all_entry_points().select(group=group))
 
 
 def get_opdef(name: str) -> OpDef:
     """The definition of op kind ``name`` (KeyError when no dialect defines it)."""
-    _load_dialects()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(name) from None
+    opdef = _REGISTRY.get(name)
+    if opdef is None:
+        _load_builtin_dialects()
+        opdef = _REGISTRY.get(name)
+        if opdef is None:
+            _load_plugin_dialects()
+            opdef = _REGISTRY.get(name)
+            if opdef is None:
+                raise KeyError(name)
+    return opdef
 
 
 def all_opdefs() -> dict[str, OpDef]:
     """Every registered op kind, by name."""
-    _load_dialects()
+    _load_builtin_dialects()
+    _load_plugin_dialects()
     return dict(_REGISTRY)
 
 

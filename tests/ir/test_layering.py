@@ -89,3 +89,25 @@ def test_the_core_stays_within_its_line_budget() -> None:
     assert total <= CORE_CODE_LINE_BUDGET, (
         f"transcode_ir/ has {total} code lines, over its budget of {CORE_CODE_LINE_BUDGET} "
         f"(largest: {largest}); move features out to dialects/, passes/ or backends/")
+
+
+def test_a_dialect_from_the_entry_point_group_is_found_on_lookup(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint, EntryPoints
+
+    from transcode_ir import opdefs
+
+    (tmp_path / "my_dialect.py").write_text(
+        "from transcode_ir.opdefs import OpDef, Operand, define\n"
+        "define(OpDef('mine.twice', operands=(Operand('x'),), infer=lambda t, a: [t[0]],\n"
+        "             evaluate=lambda op, x, ctx: [x[0] * 2], category='elementwise'))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = EntryPoints([EntryPoint("mine", "my_dialect", opdefs.ENTRY_POINT_GROUP)])
+    monkeypatch.setattr(opdefs, "_REGISTRY", dict(opdefs.all_opdefs()))
+    monkeypatch.setattr(opdefs, "_all_entry_points", lambda: found)
+    monkeypatch.setattr(opdefs, "_PLUGINS_LOADED", False)
+    assert opdefs.get_opdef("tensor.matmul").name == "tensor.matmul"   # built-ins: no scan
+    assert not opdefs._PLUGINS_LOADED
+    assert opdefs.get_opdef("mine.twice").category == "elementwise"    # a miss scans the group
+    with pytest.raises(KeyError):
+        opdefs.get_opdef("mine.thrice")
