@@ -298,6 +298,17 @@ def test_damaged_files_are_one_located_paragraph(text: str, expected: str) -> No
     assert "\n" not in str(caught.value)
 
 
+def test_value_that_makes_an_invalid_design_is_located() -> None:
+    # 4 bits of weight buffer is 0 whole bytes: the design check names the memory
+    text = export_design(resolve_design("tiny-test"), "zigzag")
+    text = text.replace("    size: 131072", "    size: 4")
+    line = text[:text.index("  weight_buffer:")].count("\n") + 1
+    with pytest.raises(InteropError, match=rf"x\.yaml:{line}:3: memories\.weight_buffer: the "
+                       r"value read from here gives an invalid design: weight_buffer\.size must "
+                       r"be positive, got 0 bytes"):
+        import_design(text, "x.yaml")
+
+
 def test_damaged_embedded_block_is_located_in_the_file() -> None:
     text = export_design(resolve_design("tiny-test"), "zigzag")
     text = text.replace("#     pes = 2", "#     pes = zero")

@@ -443,7 +443,9 @@ def import_native(text: str, filename: str, tool: str,
     embedded = read_embedded(text, filename)
     base = embedded if embedded is not None else resolve_design(DEFAULT_BASE)
     native = read_native(tree, filename, base)
-    reference = read_native(load_yaml(export(base), "<re-export>"), "<re-export>", base)
+    # what the tool's keys say for the embedded design as exported: the yardstick of edits
+    reference = read_native(load_yaml(export(base), "<re-export>"), "<re-export>", base) \
+        if embedded is not None else Native()
 
     notes: list[str] = []
     values = settings_of(base)
@@ -556,7 +558,3 @@ def read_file(path: str | Path) -> str:
                            "accepted: a ZigZag or Timeloop v0.4 YAML file") from None
     except OSError as err:
         raise InteropError(describe_os_error(err, str(path), "read")) from None
-
-
-def words_in(values: Iterable[Any]) -> str:
-    return ", ".join(str(v) for v in values)
