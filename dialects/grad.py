@@ -23,7 +23,16 @@ from dialects.arith import erf
 from dialects.training import _check_same_shape, _elementwise_cost
 from transcode_ir.core import Attributes, Op
 from transcode_ir.opdefs import (
-    Attr, Contraction, OpCost, OpDef, Operand, Result, ShapeError, _bytes, _norm_axis, _out_dtype,
+    Attr,
+    Contraction,
+    OpCost,
+    OpDef,
+    Operand,
+    Result,
+    ShapeError,
+    _bytes,
+    _norm_axis,
+    _out_dtype,
     define,
 )
 from transcode_ir.types import TensorType

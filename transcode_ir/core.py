@@ -479,8 +479,8 @@ class Module:
 
     def clone(self) -> Module:
         """A deep copy of the IR (parameter arrays are shared, not copied)."""
-        from transcode_ir.printer import print_module
         from transcode_ir.parser import parse_module
+        from transcode_ir.printer import print_module
 
         copy = parse_module(print_module(self), params={n: p.data for n, p in self.params.items()})
         return copy

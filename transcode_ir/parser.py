@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from transcode_ir.core import Attributes, DenseAttr, Function, Module, Op, Value
 from transcode_ir.errors import ParseError, SourceLocation, caret_snippet
@@ -138,7 +144,7 @@ _DENSE_RE = re.compile(r"dense<\s*([a-z0-9]+)\s*,\s*\[([^\]]*)\]\s*,\s*\[([^\]]*
 def _parse_dense(text: str) -> DenseAttr:
     m = _DENSE_RE.match(text)
     if m is None:
-        raise _TypeError(f"malformed dense attribute; expected dense<f32, [2, 2], [1.0, 2.0, 3.0, 4.0]>")
+        raise _TypeError("malformed dense attribute; expected dense<f32, [2, 2], [1.0, 2.0, 3.0, 4.0]>")
     dtype = m.group(1)
     if dtype not in DTYPES:
         raise _TypeError(f"unknown element type {dtype!r} in dense attribute")

@@ -11,7 +11,12 @@ import numpy as np
 from transcode_ir.core import Module
 from transcode_ir.errors import UserError
 from transcode_ir.fileio import (
-    FileError, check_output_path, describe_os_error, is_special_file, open_output, read_text,
+    FileError,
+    check_output_path,
+    describe_os_error,
+    is_special_file,
+    open_output,
+    read_text,
     write_text,
 )
 from transcode_ir.parser import parse_module

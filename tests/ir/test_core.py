@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from transcode_ir import (
-    Builder, Function, Module, ParseError, TensorType, VerifyError, parse_module, print_module,
-    run_function, verify_module,
+    Builder,
+    Function,
+    Module,
+    ParseError,
+    TensorType,
+    VerifyError,
+    parse_module,
+    print_module,
+    run_function,
+    verify_module,
 )
 from transcode_ir.types import SparsityEncoding
 

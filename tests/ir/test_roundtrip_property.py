@@ -7,7 +7,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transcode_ir import (
-    Builder, Function, Module, TensorType, parse_module, print_module, verify_module,
+    Builder,
+    Function,
+    Module,
+    TensorType,
+    parse_module,
+    print_module,
+    verify_module,
 )
 from transcode_ir.types import SparsityEncoding
 

@@ -9,8 +9,15 @@ import pytest
 
 from transcode_ir import Builder, Function, Module, TensorType, op_cost
 from transcode_ir.opdefs import (
-    Commutative, Contraction, DensityPreserving, Pure, ZeroPreserving, all_opdefs, contraction_dims,
-    contraction_products, get_opdef,
+    Commutative,
+    Contraction,
+    DensityPreserving,
+    Pure,
+    ZeroPreserving,
+    all_opdefs,
+    contraction_dims,
+    contraction_products,
+    get_opdef,
 )
 
 
