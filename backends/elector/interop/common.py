@@ -51,6 +51,7 @@ __all__ = [
     "load_yaml",
     "read_embedded",
     "split_array",
+    "tool_operands",
     "where",
 ]
 
@@ -356,6 +357,20 @@ def read_embedded(text: str, filename: str) -> Accelerator | None:
         column = err.location.column + 2
         raise InteropError(f"{filename}:{line}:{column}: embedded hwdsl block: "
                            f"{err.bare_message}") from None
+
+
+# --------------------------------------------------------------------------- operands
+
+
+def tool_operands(operands: Iterable[str], sharing: str) -> tuple[bool, bool, bool]:
+    """Which of the tools' three operands a storage level holds: (input, weight,
+    output).  ``activation`` is the input and, above the lanes, the output too
+    (a lane FIFO feeds the multipliers and holds no results); ``weight`` the
+    weight; ``mask`` none of them (sparsity masks are no operand in either
+    tool).  ZigZag calls them I1, I2, O; Timeloop Inputs, Weights, Outputs."""
+    held = set(operands)
+    activation = "activation" in held
+    return activation, "weight" in held, activation and sharing != "lane"
 
 
 # --------------------------------------------------------------------------- PE array split

@@ -34,7 +34,7 @@ import math
 from typing import Any
 
 from backends.elector.design import Accelerator
-from backends.elector.hierarchy import storage_levels
+from backends.elector.hierarchy import StorageLevel, storage_levels
 from backends.elector.interop.common import (
     ImportResult,
     InteropError,
@@ -45,6 +45,7 @@ from backends.elector.interop.common import (
     embed_design,
     import_native,
     split_array,
+    tool_operands,
     where,
 )
 
@@ -60,6 +61,7 @@ _ACCEPTED = (f"accepted: a Timeloop/Accelergy v{TIMELOOP_VERSION} architecture (
 #: Our main-memory type -> a DRAM type Accelergy's DRAM table knows.
 _DRAM_TYPES = {"dram": "LPDDR4", "hbm": "HBM2", "rram": "LPDDR4"}
 _DATASPACES = {"inputs": "I", "weights": "W", "outputs": "O"}
+_DATASPACE_NAMES = ("Inputs", "Weights", "Outputs")
 _COMPUTE = ("mac", "compute", "multiplier", "adder", "alu")
 _STORAGE = ("sram", "regfile", "storage", "buffer", "register", "reg", "cache", "fifo")
 
@@ -135,12 +137,9 @@ def export_timeloop(accelerator: Accelerator) -> str:
         "  - !Parallel  # the on-chip buffers, side by side",
         "    nodes:",
     ]
-    keeps = {"activation": (["Inputs", "Outputs"], ["Weights"]),
-             "weight": (["Weights"], ["Inputs", "Outputs"]),
-             "mask": ([], ["Inputs", "Weights", "Outputs"])}
     for buffer in a.buffers:
         level = levels[buffer.block_name]
-        keep, bypass = keeps[buffer.kind]
+        keep, bypass = _dataspaces(level)
         note = " (DynaProp masks: no Timeloop dataspace)" if buffer.kind == "mask" else ""
         row = _row_bits(buffer.block_bytes, word)
         lines += _storage(buffer.block_name,
@@ -160,8 +159,7 @@ def export_timeloop(accelerator: Accelerator) -> str:
     ]
     lines += _storage("lane_fifo", f"{pe.fifo_depth}-deep FIFO of each lane, one row per cycle",
                       "regfile", pe.fifo_depth, pe.macs_per_lane * word, word, None,
-                      _words(fifo.bytes_per_cycle, word), ["Inputs", "Weights"], ["Outputs"],
-                      True, "  ")
+                      _words(fifo.bytes_per_cycle, word), *_dataspaces(fifo), True, "  ")
     lines += [
         f"  - !Component  # the multipliers of a lane ({pe.nonlinearity} lane)",
         "    name: mac",
@@ -174,6 +172,13 @@ def export_timeloop(accelerator: Accelerator) -> str:
         embed_design(a).rstrip("\n"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _dataspaces(level: StorageLevel) -> tuple[list[str], list[str]]:
+    """(keep, bypass): Timeloop's dataspaces a level holds and those it passes."""
+    held = tool_operands(level.operands, level.sharing)
+    keep = [name for name, kept in zip(_DATASPACE_NAMES, held) if kept]
+    return keep, [name for name in _DATASPACE_NAMES if name not in keep]
 
 
 def _words(bytes_per_cycle: float, word_bits: int) -> str:

@@ -37,6 +37,7 @@ from backends.elector.interop.common import (
     embed_design,
     import_native,
     split_array,
+    tool_operands,
     where,
 )
 
@@ -50,12 +51,6 @@ _ACCEPTED = (f"accepted: a ZigZag {ZIGZAG_VERSION} accelerator YAML (name, memor
              "non-IMC operational_array with dimensions and sizes); see docs/interop.md")
 _OPERANDS = ("I1", "I2", "O")
 _MAIN_MEMORY_BITS = 2**43  # ZigZag requires a size; main-memory capacity is not modelled
-#: Our storage level's operands (hierarchy.OPERANDS) -> ZigZag memory operands: I1 the
-#: activation input, I2 the weight input, O the output (an activation).
-_ZIGZAG_OPERANDS = {frozenset({"activation"}): ["I1", "O"], frozenset({"weight"}): ["I2"],
-                    frozenset({"activation", "weight"}): ["I1", "I2"],
-                    frozenset({"mask"}): [], frozenset({"activation", "weight", "mask"}):
-                    ["I1", "I2", "O"]}
 #: How a level is shared -> the array dimensions one instance serves.
 _SERVED = {"chip": ["D1", "D2", "D3"], "pe": ["D2", "D3"], "lane": ["D3"]}
 
@@ -133,7 +128,8 @@ def export_zigzag(accelerator: Accelerator) -> str:
         "memories:",
     ]
     for level in reversed(storage_levels(a)):
-        operands = _ZIGZAG_OPERANDS[level.operands]
+        operands = [name for name, held in
+                    zip(_OPERANDS, tool_operands(level.operands, level.sharing)) if held]
         if not operands:  # the mask buffer: DynaProp masks are no ZigZag operand
             lines += [f"  # {level.name} ({level.capacity_bytes:,} bytes) is in the comment "
                       "block below: ZigZag has no operand for sparsity masks", ""]
