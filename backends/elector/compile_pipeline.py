@@ -31,17 +31,15 @@ many designs, with mapping searches, z3 checks and op costs cached.
 
 from __future__ import annotations
 
-import logging
-
 import importlib
+import logging
 import time
 from dataclasses import dataclass, field
 
-from transcode_ir.core import Module
-from transcode_ir.errors import UserError
-
 from backends.elector.design import Accelerator
 from backends.elector.schedule import MappedFunction, SimulationResult
+from transcode_ir.core import Module
+from transcode_ir.errors import UserError
 
 __all__ = [
     "KV_CACHE_PLACEMENTS",
@@ -182,7 +180,7 @@ def compile_module(module: Module, options: CompileOptions,
         passes += list(parse_pipeline(
             f"elector-map{{hw={_quote(options.hw)},objective={options.objective}}}"))
     pipeline_text = format_pipeline(passes)
-    from transcode_ir.progress import stage     # stderr, terminals only (cli helper)
+    from transcode_ir.progress import stage  # stderr, terminals only (cli helper)
 
     t0 = time.perf_counter()
     with stage("running passes"), compile_context(target) as context:
@@ -230,7 +228,7 @@ def compile_module(module: Module, options: CompileOptions,
         tool_version=options.tool_version, mapped=mapped, result=result,
         area=area_breakdown(accelerator, options.train),
         shape_sources=list(options.shape_sources))
-    from backends.elector.assumptions import nonlinearity_notes   # say what was assumed (cli)
+    from backends.elector.assumptions import nonlinearity_notes  # say what was assumed (cli)
 
     for note in nonlinearity_notes(module.function(function), accelerator):
         report.notes.append(note)
@@ -408,8 +406,8 @@ def compile_decode(build, options: CompileOptions, plan: DecodePlan,  # noqa: AN
     :func:`append_cache_outputs`."""
     from dataclasses import replace
 
-    from backends.elector.design_library import resolve_design
     from backends.elector.report import DecodeReport
+    from backends.elector.target import build_target
 
     if options.train:
         raise UserError("--train does not apply to a decoder's prefill and decode steps; "
@@ -417,9 +415,8 @@ def compile_decode(build, options: CompileOptions, plan: DecodePlan,  # noqa: AN
     if plan.kv_cache not in KV_CACHE_PLACEMENTS:
         raise UserError(f"unknown --kv-cache {plan.kv_cache!r}; accepted: "
                         + ", ".join(KV_CACHE_PLACEMENTS))
-    target = build_target(accelerator if accelerator is not None else options.hw,
-                          reference=options.hw)
-    accelerator = target.accelerator
+    if accelerator is None:     # parsed once here; every step's compile_module reuses it
+        accelerator = build_target(options.hw).accelerator
     from backends.elector.mapping import format_bytes
     from backends.elector.tiling import ATTR_RESIDENT_ARGS
 

@@ -467,6 +467,8 @@ def validate_design(accelerator: Accelerator) -> Accelerator:
         _check_listed((buffer.block_name, "block"), buffer.block_bytes,
                       technology.buffer_block_sizes, tech, unit=" bytes")
 
+    _check_registered_kinds(accelerator, tech)
+
     memory = accelerator.main_memory
     types = technology.main_memory_types()
     if memory.type not in types:
@@ -480,6 +482,27 @@ def validate_design(accelerator: Accelerator) -> Accelerator:
                                f"accepted {memory.type} configurations (banks-ranks-channels): "
                                f"{_join(configs)}")
     return accelerator
+
+
+def _check_registered_kinds(accelerator: Accelerator, tech: str) -> None:
+    """Kinds added by :func:`backends.elector.kinds.register_module_kind`
+    that the design uses must be characterised by its technology."""
+    from backends.elector.kinds import module_kinds
+    from backends.elector.technology import TechnologyError
+
+    technology = accelerator.technology
+    for kind in module_kinds():
+        if kind.builtin or kind.per_pe(accelerator) <= 0:
+            continue
+        if kind.name not in technology.module_kinds():
+            raise DesignFieldError((kind.block,),
+                                   f"{tech} does not characterise module kind {kind.name!r}; "
+                                   "use a technology file that does (e.g. one that extends "
+                                   "14nm with a modules." + kind.name + " table)")
+        try:
+            technology.module(kind.name, **kind.parameters(accelerator))
+        except TechnologyError as err:
+            raise DesignFieldError((kind.block,), str(err)) from None
 
 
 def _check_listed(path: tuple[str, ...], value: int, accepted: tuple, tech: str,

@@ -32,22 +32,21 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from transcode_ir.errors import ParseError, SourceLocation, UserError, caret_snippet
-
 from backends.elector.design import (
+    POWER_GATING_MODES,
     Accelerator,
     Buffer,
     DesignFieldError,
     LayerNormUnit,
     MainMemory,
     MappingDefaults,
-    POWER_GATING_MODES,
     PEArray,
     SoftmaxUnits,
     SparsityUnits,
     validate_design,
 )
 from backends.elector.technology import TechnologyError, load_technology
+from transcode_ir.errors import ParseError, SourceLocation, UserError, caret_snippet
 
 __all__ = [
     "BLOCK_SCHEMAS",

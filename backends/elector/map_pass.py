@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from backends.elector.schedule import ATTR_DESIGN
 from transcode_ir.core import Module
 from transcode_ir.passes import Pass, option, register_pass, required_option
-
-from backends.elector.schedule import ATTR_DESIGN
 
 __all__ = ["ElectorMapPass", "map_module"]
 

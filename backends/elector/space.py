@@ -26,8 +26,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from transcode_ir.errors import UserError
-
 from backends.elector.design import Accelerator
 from backends.elector.hwdsl import (
     BLOCK_SCHEMAS,
@@ -42,6 +40,7 @@ from backends.elector.hwdsl import (
     spec_of,
 )
 from backends.elector.technology import Technology
+from transcode_ir.errors import UserError
 
 __all__ = ["DesignSpace", "Parameter", "load_space", "parse_space", "format_space"]
 

@@ -32,9 +32,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from transcode_ir.errors import ParseError, SourceLocation, UserError
-
 from backends.elector.kinds import BUILTIN_PARAMETERS
+from transcode_ir.errors import ParseError, SourceLocation, UserError
 
 __all__ = [
     "BUILTIN_TECHNOLOGY_DIR",
