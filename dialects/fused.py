@@ -104,7 +104,7 @@ def _linear_eval(op: Op, x: list[np.ndarray], ctx: Any) -> list[np.ndarray]:
 def _linear_cost(op: Op) -> OpCost:
     batch, m, k, n = matmul_dims(op)
     out = op.results[0].type.numel
-    ops = (out if len(op.operands) > 2 else 0) + \
+    ops = (out if op.operand("bias") is not None else 0) + \
         _ACTIVATION_OPS[op.attr("activation")] * out
     return OpCost(batch * m * k * n, ops, _bytes([v.type for v in op.operands]),
                   op.results[0].type.nbytes)
@@ -113,7 +113,7 @@ def _linear_cost(op: Op) -> OpCost:
 def _linear_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
     (g,) = grads
     x, w = op.operands[0], op.operands[1]
-    bias = op.operands[2] if len(op.operands) > 2 else None
+    bias = op.operand("bias")
     activation = op.attr("activation")
     if activation == "relu":
         zero = _scalar_like(b, 0.0, g)
@@ -215,7 +215,7 @@ def fused_parts(op: Op) -> list[tuple[str, OpCost]]:
         q, kt, v = (o.type for o in op.operands[:3])
         b1 = scores.numel * q.shape[-1]
         b2 = op.results[0].type.numel * v.shape[-2]
-        steps = (op.attr("scale") != 1.0) + (len(op.operands) > 3)
+        steps = (op.attr("scale") != 1.0) + (op.operand("mask") is not None)
         elementwise = scores.numel * steps
         guard = scores.numel if op.attr("nan_to_zero") else 0
         return [("matmul", OpCost(b1 + b2, elementwise, _bytes([o.type for o in op.operands]),
@@ -246,7 +246,7 @@ def _attention_grad(b: Any, op: Op, grads: list[Any]) -> list[Any]:
         raise UserError("nn.attention with DynaProp pruning inside (tau > 0) has no gradient "
                         "rule: differentiate (autodiff) before the dynaprop pass")
     q, kt, v = op.operands[:3]
-    mask = op.operands[3] if len(op.operands) > 3 else None
+    mask = op.operand("mask")
     scale = op.attr("scale")
     # Recompute the probabilities (FlashAttention-style backward).
     s = b.op("tensor.matmul", q, kt)

@@ -138,7 +138,7 @@ def _layer_norm_infer(types: list[TensorType], attrs: Attributes) -> list[Tensor
 
 def _grad_layer_norm(b: Any, op: Op, grads: list[Any]) -> list[Any]:
     x, scale = op.operands[0], op.operands[1]
-    bias = op.operands[2] if len(op.operands) > 2 else None
+    bias = op.operand("bias")
     dx, dscale, dbias = b.create(
         "grad.layer_norm", (grads[0], x, scale),
         {"axis": op.attr("axis"), "epsilon": op.attr("epsilon")}).results

@@ -67,8 +67,6 @@ from transcode_ir.types import dtype_size
 __all__ = ["ActivationMemory", "activation_memory", "value_bytes", "weight_gradient_values"]
 
 _FLOATS = ("f16", "f32", "f64")
-_NOT_ACTIVATIONS = ("tensor.param", "tensor.constant")
-_PRUNE_OPS = ("nn.prune", "grad.prune")
 
 
 @dataclass(frozen=True)
@@ -174,16 +172,15 @@ def weight_gradient_values(func: Function) -> set[int]:
 
 
 def _is_activation(op: Op) -> bool:
-    if op.name in _NOT_ACTIVATIONS:
-        return False
-    return get_opdef(op.name).category != "optimizer"
+    """Parameters, constants and optimizer state are not activations."""
+    return get_opdef(op.name).category not in ("constant", "optimizer")
 
 
 def _aliases(op: Op, pruned: bool) -> bool:
     """Whether ``op``'s result shares its first operand's storage."""
     if not op.operands or len(op.results) != 1:
         return False
-    if op.name in _PRUNE_OPS:
+    if get_opdef(op.name).category == "sparsity":
         # A prune op with tau = 0 prunes nothing: no new value is made, with DynaProp or not.
         return not pruned or (op.name == "nn.prune" and float(op.attributes["tau"]) == 0.0)
     return get_opdef(op.name).category == "view"
