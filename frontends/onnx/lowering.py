@@ -7,7 +7,7 @@ node's results.  Rules run only for nodes with at least one input that depends
 on the model's inputs or on a weight; nodes with known inputs are folded
 before (see :mod:`frontends.onnx.importer`).
 
-The IR op set is small (see ``transcode_ir/opdefs.py``), so several ONNX ops
+The IR op set is small (see the ``dialects`` package), so several ONNX ops
 share IR ops: Unsqueeze, Squeeze and Flatten are reshapes; Gemm is matmul
 (with transposes) and adds; Split is slices; Sum is adds; LessOrEqual is
 ``not(greater)``; ReduceMin is ``-reduce_max(-x)``; Conv with one spatial axis
