@@ -47,6 +47,7 @@ per-layer reports attribute them to the right layer.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -60,7 +61,16 @@ from transcode_ir.passes import Pass, option, register_pass, required_option
 from transcode_ir.printer import format_type
 from transcode_ir.types import TensorType
 
-__all__ = ["AutodiffPass", "GradientBuilder", "STEP_PARAMETER", "trainable_parameters"]
+__all__ = [
+    "STEP_PARAMETER",
+    "AutodiffPass",
+    "GradientBuilder",
+    "GradientHook",
+    "differentiate",
+    "needs_gradient",
+    "parameter_gradients",
+    "trainable_parameters",
+]
 
 FLOATS = ("f16", "f32", "f64")
 STEP_PARAMETER = "optimizer.step"
@@ -188,19 +198,9 @@ class AutodiffPass(Pass):
         loss = loss_op.result
 
         trainable = set(trainable_parameters(module))
-        builder.needed = self._needs_gradient(ops, loss, trainable)
-        grads = self._differentiate(builder, ops, loss)
-
-        param_grads: dict[str, Value] = {}
-        for op in ops:
-            if op.name == "tensor.param" and op.attributes["name"] in trainable:
-                g = grads.get(id(op.result))
-                if g is None:
-                    continue
-                pname = op.attributes["name"]
-                builder.loc = pname
-                prev = param_grads.get(pname)
-                param_grads[pname] = g if prev is None else builder.op("arith.add", prev, g)
+        builder.needed = needs_gradient(ops, loss, trainable)
+        grads = differentiate(builder, ops, loss)
+        param_grads = parameter_gradients(builder, ops, grads, trainable)
         order = [n for n in module.params if n in param_grads]
         if not order:
             raise UserError("autodiff: the loss depends on no trained parameter (kind 'weight', "
@@ -212,51 +212,6 @@ class AutodiffPass(Pass):
         self._update(module, builder, {n: param_grads[n] for n in order})
         func.set_outputs([loss], ["loss"])
         return func
-
-    @staticmethod
-    def _needs_gradient(ops: list[Op], loss: Value, trainable: set[str]) -> set[int]:
-        """Values on a path from a trained parameter to the loss."""
-        depends: set[int] = set()
-        for op in ops:
-            if op.name == "tensor.param":
-                if op.attributes["name"] in trainable:
-                    depends.add(id(op.result))
-            elif any(id(v) in depends for v in op.operands):
-                depends.update(id(r) for r in op.results if r.type.dtype in FLOATS)
-        reaches_loss: set[int] = {id(loss)}
-        for op in reversed(ops):
-            if any(id(r) in reaches_loss for r in op.results):
-                reaches_loss.update(id(v) for v in op.operands)
-        return depends & reaches_loss
-
-    @staticmethod
-    def _differentiate(b: GradientBuilder, ops: list[Op], loss: Value) -> dict[int, Value]:
-        grads: dict[int, Value] = {}
-        b.loc = "loss"
-        grads[id(loss)] = _scalar_like(b, 1.0, loss)
-        for op in reversed(ops):
-            outs = [grads.get(id(r)) for r in op.results]
-            if all(g is None for g in outs) or not any(b.needs_grad(v) for v in op.operands):
-                continue
-            rule = get_opdef(op.name).grad
-            if rule is None:
-                raise UserError(f"autodiff: op {op.name}{_where(op)} has no gradient rule, and a "
-                                "trained parameter reaches the loss through it")
-            b.loc = op.loc
-            operand_grads = rule(b, op, outs)
-            if len(operand_grads) != len(op.operands):
-                raise RuntimeError(f"gradient rule of {op.name} returned {len(operand_grads)} "
-                                   f"gradient(s) for {len(op.operands)} operand(s)")
-            for v, g in zip(op.operands, operand_grads):
-                if g is None or not b.needs_grad(v):
-                    continue
-                if g.type.shape != v.type.shape or g.type.dtype != v.type.dtype:
-                    raise RuntimeError(f"gradient rule of {op.name}{_where(op)} returned "
-                                       f"{format_type(g.type)} for an operand of type "
-                                       f"{format_type(v.type)}")
-                prev = grads.get(id(v))
-                grads[id(v)] = g if prev is None else b.op("arith.add", prev, g)
-        return grads
 
     # -- the optimizer
     def _update(self, module: Module, b: GradientBuilder, grads: dict[str, Value]) -> None:
@@ -290,6 +245,89 @@ class AutodiffPass(Pass):
             b.create("tensor.assign", (new_v,), {"name": f"{pname}.adam_v"})
         b.loc = "optimizer"
         b.create("tensor.assign", (step,), {"name": STEP_PARAMETER})
+
+
+#: ``on_gradient(value, gradient) -> gradient``: see :func:`differentiate`.
+GradientHook = Callable[[Value, Value], Value]
+
+
+def needs_gradient(ops: Sequence[Op], loss: Value, trainable: set[str]) -> set[int]:
+    """Values (by id) on a path from a trained parameter to the loss."""
+    depends: set[int] = set()
+    for op in ops:
+        if op.name == "tensor.param":
+            if op.attributes["name"] in trainable:
+                depends.add(id(op.result))
+        elif any(id(v) in depends for v in op.operands):
+            depends.update(id(r) for r in op.results if r.type.dtype in FLOATS)
+    reaches_loss: set[int] = {id(loss)}
+    for op in reversed(ops):
+        if any(id(r) in reaches_loss for r in op.results):
+            reaches_loss.update(id(v) for v in op.operands)
+    return depends & reaches_loss
+
+
+def differentiate(b: GradientBuilder, ops: Sequence[Op], loss: Value, *,
+                  on_gradient: GradientHook | None = None) -> dict[int, Value]:
+    """Reverse-mode differentiation of ``ops`` (in program order, ending with the op
+    computing the scalar ``loss``): the gradient of every value that needs one
+    (``b.needs_grad``), by id, built with ``b`` from the op definitions' gradient rules.
+    Contributions of a value used several times are summed.
+
+    ``on_gradient`` is the hook passes extend the loop with (DynaProp prunes gradients
+    with it): it is called with each op result and its complete gradient -- every
+    contribution summed -- when the loop reaches the result's producer, before the
+    producer's rule reads it; the value it returns is the gradient from then on (return
+    the gradient itself to leave it).  It is not called for ops the loop skips (no
+    operand needs a gradient).
+    """
+    grads: dict[int, Value] = {}
+    b.loc = "loss"
+    grads[id(loss)] = _scalar_like(b, 1.0, loss)
+    for op in reversed(ops):
+        outs = [grads.get(id(r)) for r in op.results]
+        if all(g is None for g in outs) or not any(b.needs_grad(v) for v in op.operands):
+            continue
+        if on_gradient is not None:
+            for index, (result, g) in enumerate(zip(op.results, outs)):
+                if g is not None:
+                    outs[index] = grads[id(result)] = on_gradient(result, g)
+        rule = get_opdef(op.name).grad
+        if rule is None:
+            raise UserError(f"autodiff: op {op.name}{_where(op)} has no gradient rule, and a "
+                            "trained parameter reaches the loss through it")
+        b.loc = op.loc
+        operand_grads = rule(b, op, outs)
+        if len(operand_grads) != len(op.operands):
+            raise RuntimeError(f"gradient rule of {op.name} returned {len(operand_grads)} "
+                               f"gradient(s) for {len(op.operands)} operand(s)")
+        for v, g in zip(op.operands, operand_grads):
+            if g is None or not b.needs_grad(v):
+                continue
+            if g.type.shape != v.type.shape or g.type.dtype != v.type.dtype:
+                raise RuntimeError(f"gradient rule of {op.name}{_where(op)} returned "
+                                   f"{format_type(g.type)} for an operand of type "
+                                   f"{format_type(v.type)}")
+            prev = grads.get(id(v))
+            grads[id(v)] = g if prev is None else b.op("arith.add", prev, g)
+    return grads
+
+
+def parameter_gradients(b: GradientBuilder, ops: Sequence[Op], grads: Mapping[int, Value],
+                        trainable: set[str]) -> dict[str, Value]:
+    """The gradient of each trained parameter, summed over its ``tensor.param`` reads, in
+    the order the parameters are first read."""
+    out: dict[str, Value] = {}
+    for op in ops:
+        if op.name == "tensor.param" and op.attributes["name"] in trainable:
+            g = grads.get(id(op.result))
+            if g is None:
+                continue
+            name = op.attributes["name"]
+            b.loc = name
+            prev = out.get(name)
+            out[name] = g if prev is None else b.op("arith.add", prev, g)
+    return out
 
 
 def _where(op: Op) -> str:

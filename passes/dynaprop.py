@@ -95,8 +95,9 @@ Propagation
 ===========
 
 A pruned value's zeros survive the ops that only move or map elements with
-f(0) = 0 (``tensor.reshape``, ``tensor.transpose``, ``nn.gelu``,
-``arith.tanh``, ``nn.relu``): their results get an encoding too, so the matrix product
+f(0) = 0 -- those whose definition has the ``ZeroPreserving`` trait
+(``tensor.reshape``, ``tensor.transpose``, ``nn.gelu``, ``arith.tanh``,
+``nn.relu``, ...): their results get an encoding too, so the matrix product
 that reads Q after the heads are split sees Q's density on its operand.
 With a calibration they are measured; otherwise they carry the prune
 point's figure (exact for reshape and transpose; GELU and tanh map nonzeros
@@ -121,14 +122,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from passes.autodiff import AutodiffPass, GradientBuilder, trainable_parameters
+from dialects.nn import softmax
+from dialects.sparsity import prune
+from passes.autodiff import (
+    GradientBuilder,
+    differentiate,
+    needs_gradient,
+    parameter_gradients,
+    trainable_parameters,
+)
 from passes.dce import eliminate_dead_code
 from transcode_ir.core import Function, Module, Op, Value
 from transcode_ir.errors import UserError
 from transcode_ir.interpreter import Interpreter
-from dialects.nn import softmax
-from dialects.sparsity import prune
-from transcode_ir.opdefs import _scalar_like, get_opdef
+from transcode_ir.opdefs import ZeroPreserving, get_opdef
 from transcode_ir.passes import Pass, option, register_pass
 from transcode_ir.types import SparsityEncoding, TensorType
 
@@ -147,9 +154,6 @@ __all__ = [
 ]
 
 TRAINING_FUNCTIONS = ("backward", "train_step")
-
-#: Ops whose result has a zero wherever their (only tensor) operand has one.
-_ZERO_PRESERVING = ("tensor.reshape", "tensor.transpose", "nn.gelu", "arith.tanh", "nn.relu")
 
 SOURCES = ("profile", "measured", "assumed")
 
@@ -862,7 +866,7 @@ class DynaPropPass(Pass):
         trainable = set(trainable_parameters(module))
         builder = GradientBuilder(func, set())
         builder.anchor = loss_op.next
-        builder.needed = AutodiffPass._needs_gradient(ops, loss, trainable)
+        builder.needed = needs_gradient(ops, loss, trainable)
         # The gradient of each prune point's unpruned value y is pruned with τ_T before the
         # rule of y's producer reads it -- where the torch runtime's tensor hook prunes it.
         hooks: dict[int, tuple[Op, float]] = {}
@@ -873,6 +877,8 @@ class DynaPropPass(Pass):
                     hooks[id(op.operands[0])] = (op, tau)
 
         def prune_gradient(value: Value, gradient: Value) -> Value:
+            if id(value) not in hooks:
+                return gradient
             forward_prune, tau = hooks[id(value)]
             point = forward_prune.attr("point", "")
             builder.loc = forward_prune.loc
@@ -881,20 +887,11 @@ class DynaPropPass(Pass):
             pruned.append(_Pruned(new, func.name, ("gradient", point)))
             return new.results[0]
 
-        grads = _differentiate(builder, ops, loss, hooks, prune_gradient)
+        grads = differentiate(builder, ops, loss, on_gradient=prune_gradient)
 
         # Weight gradients: summed over the reads of each parameter, then pruned.
         linear_params = _linear_parameters(ops)
-        param_grads: dict[str, Value] = {}
-        for op in ops:
-            if op.name == "tensor.param" and op.attributes["name"] in trainable:
-                g = grads.get(id(op.results[0]))
-                if g is None:
-                    continue
-                pname = op.attributes["name"]
-                builder.loc = pname
-                prev = param_grads.get(pname)
-                param_grads[pname] = g if prev is None else builder.op("arith.add", prev, g)
+        param_grads = parameter_gradients(builder, ops, grads, trainable)
         for pname in list(param_grads):
             tau = tau_t(torch_parameter_name(pname))
             if pname in linear_params and tau > 0:
@@ -987,36 +984,6 @@ _NO_SOURCE_MESSAGE = (
     "every prune point, 0 <= D <= 1; source 'assumed', and reports mark it as assumed)")
 
 
-def _differentiate(b: GradientBuilder, ops: list[Op], loss: Value, hooks: Mapping[int, Any],
-                   hook: Callable[[Value, Value], Value]) -> dict[int, Value]:
-    """Reverse-mode differentiation as :meth:`AutodiffPass._differentiate` does it, with one
-    addition: the gradient of a value in ``hooks`` is passed through ``hook`` (the τ_T prune)
-    after its contributions are summed and before its producer's rule reads it."""
-    grads: dict[int, Value] = {}
-    b.loc = "loss"
-    grads[id(loss)] = _scalar_like(b, 1.0, loss)
-    for op in reversed(ops):
-        outs = [grads.get(id(r)) for r in op.results]
-        if all(g is None for g in outs) or not any(b.needs_grad(v) for v in op.operands):
-            continue
-        for index, result in enumerate(op.results):
-            if id(result) in hooks and outs[index] is not None:
-                pruned = hook(result, outs[index])  # type: ignore[arg-type]
-                outs[index] = grads[id(result)] = pruned
-        rule = get_opdef(op.name).grad
-        if rule is None:
-            where = f' (loc "{op.loc}")' if op.loc else ""
-            raise UserError(f"dynaprop: op {op.name}{where} has no gradient rule, and a trained "
-                            "parameter reaches the loss through it")
-        b.loc = op.loc
-        for value, g in zip(op.operands, rule(b, op, outs)):
-            if g is None or not b.needs_grad(value):
-                continue
-            prev = grads.get(id(value))
-            grads[id(value)] = g if prev is None else b.op("arith.add", prev, g)
-    return grads
-
-
 def _linear_parameters(ops: Iterable[Op]) -> set[str]:
     """Parameters that are a Linear's weight or bias (their gradients are pruned with τ_T)."""
     names: set[str] = set()
@@ -1073,7 +1040,7 @@ def _zero_preserving_followers(value: Value) -> list[Value]:
         current = frontier.pop()
         for use in current.uses:
             op = use.op
-            if op.name in _ZERO_PRESERVING and use.index == 0 and len(op.results) == 1:
+            if use.index == 0 and len(op.results) == 1 and op.has_trait(ZeroPreserving):
                 out.append(op.results[0])
                 frontier.append(op.results[0])
     return out
