@@ -47,13 +47,16 @@ for its passes and is expanded when parsed.
 The registry
 ============
 
-:func:`register_pass` adds a pass class.  The built-in passes live in the
-``passes`` package, one layer above this one; it is imported lazily the first
-time the registry is consulted, so this module never imports it statically.
-Packages add passes through the entry-point group ``transcode.passes`` (an
-entry point names a module, which registers its passes when imported, or a
-:class:`Pass` subclass); users load a Python file with
-:func:`load_pass_plugin`.
+:func:`register_pass` (a class decorator) is the one way a pass class enters
+the registry.  Passes from elsewhere arrive through one loader that imports a
+module and registers what it brought (its decorated classes, and any named
+:class:`Pass` subclass it defines but did not register): the built-in
+``passes`` package (imported by name the first time the registry is
+consulted, so this module never imports it statically), modules named by
+:func:`load_passes`, the entry-point group ``transcode.passes`` (an entry
+point names such a module or a :class:`Pass` subclass), and users' Python
+files (:func:`load_pass_plugin`, ``tcc --load-pass-plugin``; worker processes
+reload them from ``TRANSCODE_PASS_PLUGINS``).
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -84,6 +87,7 @@ __all__ = [
     "format_pipeline",
     "get_pass",
     "load_pass_plugin",
+    "load_passes",
     "named_pipelines",
     "option",
     "parse_pipeline",
@@ -364,7 +368,7 @@ def _ensure_builtins() -> None:
         return
     _BUILTINS_LOADED = True
     # The built-in passes live one layer up; import them by name, lazily.
-    importlib.import_module("passes")
+    load_passes("passes")
     _load_entry_points()
     # Plugins a parent process loaded (tcc --load-pass-plugin): its worker
     # processes (sweeps, studies) find them here.
@@ -372,19 +376,52 @@ def _ensure_builtins() -> None:
         load_pass_plugin(path)
 
 
+def _collect(load: Callable[[], object], origin: str,
+             failed: str = "failed to import") -> list[type[Pass]]:
+    """The one way passes arrive from outside this module: run ``load`` (it imports a
+    module or returns a Pass class), then register what it brought.
+
+    A Pass class is registered; for a module, its ``@register_pass`` decorators ran when
+    it was imported, and any named :class:`Pass` subclass it defines that is still not
+    registered is registered for it.  Returns the classes that ``load`` added or
+    replaced (a plugin file loaded again gives its classes again).
+    """
+    before = dict(_PASSES)
+    try:
+        obj = load()
+    except UserError:
+        raise
+    except Exception as err:  # a broken plugin is the user's error, not a traceback
+        raise UserError(f"{origin} {failed}: {type(err).__name__}: {err}") from err
+    if isinstance(obj, type) and issubclass(obj, Pass):
+        register_pass(obj)
+    elif isinstance(obj, types.ModuleType):
+        for value in list(vars(obj).values()):
+            if isinstance(value, type) and issubclass(value, Pass) and value is not Pass \
+                    and value.__module__ == obj.__name__ and value.__dict__.get("name") \
+                    and _PASSES.get(value.__dict__["name"]) is not value:
+                register_pass(value)
+    else:
+        raise UserError(f"{origin} is {type(obj).__name__}, not a module or a Pass subclass")
+    return [cls for name, cls in _PASSES.items() if before.get(name) is not cls]
+
+
+def load_passes(module_name: str) -> list[type[Pass]]:
+    """Import the module ``module_name`` (dotted) and register its passes (see
+    :func:`_collect`); returns the pass classes it added.  Packages that are not
+    installed with an entry point, and the built-in ``passes`` package, come in
+    this way."""
+    _ensure_builtins()
+    return _collect(lambda: importlib.import_module(module_name), f"pass module {module_name!r}")
+
+
 def _load_entry_points() -> None:
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-        except Exception as err:  # a broken plugin must not hide the built-in passes
-            raise UserError(f"entry point '{ep.name}' ({ep.value}) in group "
-                            f"{ENTRY_POINT_GROUP!r} failed to load: "
-                            f"{type(err).__name__}: {err}") from err
-        if isinstance(obj, type) and issubclass(obj, Pass) \
-                and obj.__dict__.get("name") not in _PASSES:
-            register_pass(obj)
+        # a broken plugin must not hide the built-in passes behind a traceback
+        _collect(ep.load, f"entry point '{ep.name}' ({ep.value}) in group "
+                          f"{ENTRY_POINT_GROUP!r}", "failed to load")
 
 
 def registered_passes() -> dict[str, type[Pass]]:
@@ -431,32 +468,24 @@ def load_pass_plugin(path: str | Path) -> list[type[Pass]]:
 
     Returns the pass classes the file registered.  A file that registers
     nothing but defines :class:`Pass` subclasses with names has them
-    registered for it.
+    registered for it (the rule entry points follow too).
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such pass plugin file")
     _ensure_builtins()
-    before = dict(_PASSES)
     module_name = f"transcode_pass_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise UserError(f"{path}: cannot load as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except UserError:
-        raise
-    except Exception as err:
-        raise UserError(f"{path}: the pass plugin failed to import: "
-                        f"{type(err).__name__}: {err}") from err
-    new = [cls for name, cls in _PASSES.items() if before.get(name) is not cls]
-    if not new:
-        for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, Pass) and obj is not Pass \
-                    and obj.__module__ == module_name and obj.__dict__.get("name"):
-                new.append(register_pass(obj))
+
+    def load() -> types.ModuleType:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        return module
+
+    new = _collect(load, f"{path}: the pass plugin")
     if not new:
         raise UserError(f"{path}: the plugin defines no pass (decorate a frozen dataclass "
                         "subclass of transcode_ir.Pass with @register_pass)")

@@ -31,7 +31,6 @@ many designs, with mapping searches, z3 checks and op costs cached.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -112,15 +111,11 @@ def loss_output(module: Module) -> str | None:
 
 def register_passes() -> None:
     """Register the passes compile pipelines use even when the package's
-    entry points are not installed (an editable checkout not reinstalled).
-    Modules are imported by name, as the pass registry does."""
-    importlib.import_module("backends.elector.map_pass")
-    for name in ("passes.tile", "passes.dynaprop"):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
+    entry points are not installed (an editable checkout not reinstalled),
+    through the pass registry's one loader."""
+    from transcode_ir.passes import load_passes
+
+    load_passes("backends.elector.map_pass")
 
 
 def _quote(text: str) -> str:

@@ -176,3 +176,37 @@ def test_opt_command_module_is_cheap_to_import() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=REPO).stdout.split()
     assert out == []
+
+
+def test_entry_points_and_modules_follow_the_plugin_rule(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entry points and modules named to load_passes go through the plugin files' loader:
+    a named Pass subclass left undecorated is registered too; other objects are refused."""
+    (tmp_path / "undecorated_passes.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from typing import ClassVar\n"
+        "from transcode_ir import Pass\n\n"
+        "@dataclass(frozen=True)\n"
+        "class Quiet(Pass):\n"
+        "    '''Do nothing.\n\n    Requires: nothing.  Guarantees: nothing changes.'''\n"
+        "    name: ClassVar[str] = 'test-undecorated-module'\n"
+        "    def apply(self, module):\n"
+        "        return False\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert [c.name for c in registry.load_passes("undecorated_passes")] == \
+        ["test-undecorated-module"]
+    assert registry.load_passes("undecorated_passes") == []          # already there
+
+    class NotAPass:
+        name, value = "test-not-a-pass", "somewhere:thing"
+
+        def load(self) -> object:
+            return 42
+
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [NotAPass()])
+    with pytest.raises(UserError, match="'test-not-a-pass' .* is int, not a module or a Pass"):
+        registry._load_entry_points()
+    with pytest.raises(UserError, match="pass module 'no_such_pass_module' failed to import"):
+        registry.load_passes("no_such_pass_module")
