@@ -10,9 +10,25 @@ import numpy as np
 import pytest
 
 from transcode_ir import (
-    Builder, Function, Module, Pass, PassFailure, PassInstrument, PassManager, PassResult,
-    PrintIRAfterAll, PrintIRAfterChange, PrintIRAfterFailure, PrintIRAfterPass, TensorType,
-    TimePasses, UserError, parse_module, print_module, register_pass, run_pipeline,
+    Builder,
+    Function,
+    Module,
+    Pass,
+    PassFailure,
+    PassInstrument,
+    PassManager,
+    PassResult,
+    PrintIRAfterAll,
+    PrintIRAfterChange,
+    PrintIRAfterFailure,
+    PrintIRAfterPass,
+    TensorType,
+    TimePasses,
+    UserError,
+    parse_module,
+    print_module,
+    register_pass,
+    run_pipeline,
 )
 from transcode_ir.types import TensorType as _TT
 

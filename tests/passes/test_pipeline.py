@@ -9,8 +9,18 @@ from typing import ClassVar, Literal
 import pytest
 
 from transcode_ir import (
-    Module, Pass, PipelineError, UserError, format_pipeline, get_pass, named_pipelines, option,
-    parse_pipeline, register_pass, register_pipeline, registered_passes,
+    Module,
+    Pass,
+    PipelineError,
+    UserError,
+    format_pipeline,
+    get_pass,
+    named_pipelines,
+    option,
+    parse_pipeline,
+    register_pass,
+    register_pipeline,
+    registered_passes,
 )
 
 

@@ -10,12 +10,24 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
+from tools.cli import main as tcc
 from transcode_ir import (
-    Builder, Function, Interpreter, Module, Pass, PassManager, TensorType, UserError,
-    load_module, load_pass_plugin, parse_pipeline, register_pass, registered_passes, save_module,
+    Builder,
+    Function,
+    Interpreter,
+    Module,
+    Pass,
+    PassManager,
+    TensorType,
+    UserError,
+    load_module,
+    load_pass_plugin,
+    parse_pipeline,
+    register_pass,
+    registered_passes,
+    save_module,
 )
 from transcode_ir import passes as registry
-from tools.cli import main as tcc
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "docs" / "examples" / "my_pass.py"

@@ -25,14 +25,21 @@ nn = torch.nn
 F = torch.nn.functional
 
 from frontends.onnx import import_onnx  # noqa: E402
+from tests.passes.conftest import (  # noqa: E402
+    check_update,
+    gradient_errors,
+    relative_error,
+    set_torch_gradients,
+    torch_array,
+)  # noqa: E402
 from transcode_ir import (  # noqa: E402
-    Interpreter, PassManager, print_module, structurally_equal, verify_module,
+    Interpreter,
+    PassManager,
+    print_module,
+    structurally_equal,
+    verify_module,
 )
 from transcode_ir.passes import parse_pipeline  # noqa: E402
-
-from tests.passes.conftest import (  # noqa: E402
-    check_update, gradient_errors, relative_error, set_torch_gradients, torch_array,
-)  # noqa: E402
 
 BOUND = 1e-4
 

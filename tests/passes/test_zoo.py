@@ -22,13 +22,24 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from frontends.zoo import build_model, list_models  # noqa: E402
-from transcode_ir import (  # noqa: E402
-    Interpreter, Module, PassInstrument, PassManager, print_module, structurally_equal,
-)
-
 from tests.passes.conftest import (  # noqa: E402
-    SEED, VOCAB, check_update, gradient_errors, relative_error, set_torch_gradients, torch_array,
-    torch_parameter, zoo_inputs,
+    SEED,
+    VOCAB,
+    check_update,
+    gradient_errors,
+    relative_error,
+    set_torch_gradients,
+    torch_array,
+    torch_parameter,
+    zoo_inputs,
+)
+from transcode_ir import (  # noqa: E402
+    Interpreter,
+    Module,
+    PassInstrument,
+    PassManager,
+    print_module,
+    structurally_equal,
 )
 
 BOUND = 1e-4
