@@ -37,6 +37,8 @@ from transcode_ir.opdefs import (
 )
 from transcode_ir.types import TensorType
 
+__all__ = ["erf", "isinf"]
+
 # --------------------------------------------------------------------------- erf
 
 

@@ -36,10 +36,10 @@ from transcode_ir.opdefs import (
 )
 from transcode_ir.types import TensorType
 
+__all__ = ["cumsum", "matmul_infer"]
+
 # --------------------------------------------------------------------------- tensor: matmul
 
-
-__all__ = ["cumsum", "matmul_infer"]
 
 
 def matmul_infer(types: list[TensorType], attrs: Attributes) -> list[TensorType]:
