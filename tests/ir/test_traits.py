@@ -101,3 +101,40 @@ def test_attr_applies_the_declared_default() -> None:
     with pytest.raises(KeyError, match="declared: axis"):
         plain.attr("axes")                              # a typo is not a silent None
     assert get_opdef("nn.layer_norm").attributes["epsilon"].default == 1e-5
+
+
+def test_op_definitions_declare_named_typed_fields() -> None:
+    from transcode_ir.opdefs import Attr, OpDef, Operand
+
+    def make(**fields):  # noqa: ANN202, ANN003
+        return OpDef("test.op", evaluate=lambda op, x, ctx: x, category="elementwise", **fields)
+
+    with pytest.raises(TypeError, match="Operand"):
+        make(operands=("x", "bias?"))                       # no operand mini-syntax
+    with pytest.raises(ValueError, match="followed by a required"):
+        make(operands=(Operand("bias", optional=True), Operand("x")))
+    with pytest.raises(ValueError, match="must be the last"):
+        make(operands=(Operand("xs", variadic=True), Operand("y")))
+    with pytest.raises(TypeError, match="Attr"):
+        make(attributes={"axis": ("int", False, -1)})
+    with pytest.raises(ValueError, match="unknown attribute kind"):
+        Attr("integer")
+    with pytest.raises(ValueError, match="not a valid int"):
+        Attr("int", default=1.5)
+    opdef = make(operands=(Operand("x"), Operand("bias", optional=True)),
+                 attributes={"axis": Attr("int", default=-1), "to": Attr("str")})
+    assert (opdef.min_operands, opdef.max_operands, opdef.num_results) == (1, 2, 1)
+    assert opdef.attributes["to"].required and not opdef.attributes["axis"].required
+    assert opdef.has_trait(Pure) and not opdef.has_trait(Commutative)
+
+
+def test_named_operands() -> None:
+    b = _builder((3, 5, 7), params={"w": (7, 11), "bias": (11,)})
+    with_bias = b.create("nn.linear", (b.func.args[0], b.param("w"), b.param("bias")))
+    without = b.create("nn.linear", (b.func.args[0], b.param("w")))
+    assert with_bias.operand("bias") is with_bias.operands[2]
+    assert without.operand("bias") is None and without.operand("x") is b.func.args[0]
+    concat = b.create("tensor.concat", (b.func.args[0], b.func.args[0]), {"axis": 0})
+    assert concat.operand("inputs") == [b.func.args[0], b.func.args[0]]
+    with pytest.raises(KeyError, match="declared: x, weight, bias"):
+        without.operand("weights")
