@@ -34,7 +34,7 @@ import importlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -180,6 +180,7 @@ class OpCost:
 # still map zero to zero, it is just never relied upon.
 
 Dims = tuple[int, int, int, int]
+TraitT = TypeVar("TraitT", bound="Trait")
 
 
 @dataclass(frozen=True)
@@ -358,7 +359,7 @@ class OpDef:
         """Whether the op kind declares ``trait`` (a :class:`Trait` subclass)."""
         return any(isinstance(t, trait) for t in self.traits)
 
-    def trait(self, trait: type[Trait]) -> Any:
+    def trait(self, trait: type[TraitT]) -> TraitT | None:
         """The declared instance of ``trait`` (for its parameters), or None."""
         return next((t for t in self.traits if isinstance(t, trait)), None)
 
