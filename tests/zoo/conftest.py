@@ -1,17 +1,21 @@
 """Session-wide caches for zoo tests: built models and ONNX exports.
 
 Exports are slow (the dynamo exporter takes 10-20 s of CPU even for a 2-layer
-model), so each ``(model, exporter, options)`` is exported once per session
-into a temporary directory and shared by every test that needs it.
+model), so each ``(model, exporter, options)`` is exported once per run into
+the run's shared export folder (``onnx_exports`` in tests/conftest.py), which
+tests/frontend reads too: the dynamic-shape exports the two folders need are
+the same files, made once.
 
 The slow exports (BERT-Base with TorchScript, the dynamo exports of the shared
 test models) are also *prefetched*: when the session starts and such tests are
 selected, one background process (``spawn``, one torch thread) exports them
-while the other tests run in the main process, and the tests that need dynamo
-exports are moved to the end of the run.  On two cores this roughly halves the
-wall time of ``pytest tests/zoo``.  The background process builds the same seed-0 models (builds are
-deterministic, which ``test_models`` checks).  Set ``TRANSCODE_ZOO_TEST_PREFETCH=0``
-to export everything inline instead.
+into the shared folder (under its per-export lock, so nothing is exported
+twice) while the other tests run in the main process, and the tests that need
+dynamo exports are moved to the end of the run.  On two cores this roughly
+halves the wall time of ``pytest tests/zoo``.  The background process builds
+the same seed-0 models (builds are deterministic, which ``test_models``
+checks).  Set ``TRANSCODE_ZOO_TEST_PREFETCH=0`` to export everything inline
+instead.
 """
 
 from __future__ import annotations
@@ -25,9 +29,12 @@ from typing import Any, Iterator
 
 import pytest
 
-#: Example sizes used for tracing; tests run the files at other sizes too.
-TRACE_BATCH = 2
-TRACE_SEQ = 16
+from tests.conftest import SHARED_TRACE_BATCH, SHARED_TRACE_SEQ
+
+#: Example sizes used for tracing (the shared exports' sizes, which
+#: tests/frontend reads too); tests run the files at other sizes too.
+TRACE_BATCH = SHARED_TRACE_BATCH
+TRACE_SEQ = SHARED_TRACE_SEQ
 FLEXIBERT_MODELS = ("flexibert-mix-a", "flexibert-mix-b", "flexibert-mix-c")
 EXPORT_TEST_MODELS = ("bert-tiny",) + FLEXIBERT_MODELS
 #: Opsets the dynamo exports of the shared test models use: the default (18) for
@@ -36,15 +43,14 @@ EXPORT_TEST_MODELS = ("bert-tiny",) + FLEXIBERT_MODELS
 DYNAMO_TEST_OPSETS = {"flexibert-mix-b": 19, "flexibert-mix-c": 20}
 
 
-def _export_in_worker(name: str, path: str, options: dict[str, Any]) -> Any:
-    """Runs in the background process: build the seed-0 model and export it."""
+def _export_in_worker(directory: str, name: str, exporter: str, options: dict[str, Any]) -> Any:
+    """Runs in the background process: export into the shared folder (once)."""
     import torch
 
-    from frontends.export import export_onnx
-    from frontends.zoo import build_model
+    from tests.conftest import export_once
 
     torch.set_num_threads(1)
-    return export_onnx(build_model(name, seed=0), path, **options)
+    return export_once(directory, name, exporter, **options)
 
 
 @dataclass
@@ -66,45 +72,45 @@ class ZooCache:
 
     @staticmethod
     def _options(name: str, exporter: str, options: dict[str, Any]) -> dict[str, Any]:
-        options = dict(options, exporter=exporter)
+        options = dict(options)
         options.setdefault("batch", TRACE_BATCH)
         options.setdefault("seq", TRACE_SEQ)
         if exporter == "dynamo":
             options.setdefault("opset", DYNAMO_TEST_OPSETS.get(name))
         return options
 
-    def _key_and_path(self, name: str, options: dict[str, Any]) -> tuple[tuple[Any, ...], Path]:
-        key = (name, tuple(sorted(options.items())))
-        stem = "-".join([name] + [f"{k}{v}" for k, v in sorted(options.items())])
-        return key, self.directory / f"{stem}.onnx"
+    @staticmethod
+    def _key(name: str, exporter: str, options: dict[str, Any]) -> tuple[Any, ...]:
+        return (name, exporter, tuple(sorted(options.items())))
 
     def prefetch(self, name: str, exporter: str, **options: Any) -> None:
         """Start exporting in the background process (no-op without a pool)."""
         options = self._options(name, exporter, options)
-        key, path = self._key_and_path(name, options)
+        key = self._key(name, exporter, options)
         if self.pool is not None and key not in self.exports and key not in self.pending:
-            self.pending[key] = self.pool.submit(_export_in_worker, name, str(path), options)
+            self.pending[key] = self.pool.submit(_export_in_worker, str(self.directory), name,
+                                                 exporter, options)
 
     def export(self, name: str, exporter: str, **options: Any) -> Any:
         """``export_onnx`` of the seed-0 model; returns the ExportResult.
 
         Dynamo exports use :data:`DYNAMO_TEST_OPSETS` unless ``opset`` is given.
         """
+        from tests.conftest import export_once
+
         options = self._options(name, exporter, options)
-        key, path = self._key_and_path(name, options)
+        key = self._key(name, exporter, options)
         if key not in self.exports:
             if key in self.pending:
                 self.exports[key] = self.pending.pop(key).result()
             else:
-                from frontends.export import export_onnx
-
-                self.exports[key] = export_onnx(self.model(name), path, **options)
+                self.exports[key] = export_once(self.directory, name, exporter, **options)
         return self.exports[key]
 
 
 @pytest.fixture(scope="session")
-def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooCache]:
-    cache = ZooCache(tmp_path_factory.mktemp("zoo-exports"))
+def zoo_cache(onnx_exports: Any) -> Iterator[ZooCache]:
+    cache = ZooCache(onnx_exports.directory)
     yield cache
     if cache.pool is not None:
         cache.pool.shutdown(wait=True, cancel_futures=True)
