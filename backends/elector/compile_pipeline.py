@@ -132,14 +132,8 @@ def simulator(name: str):  # -> Callable[[MappedFunction, Accelerator], Simulati
         from backends.elector.analytical import simulate_analytical
 
         return simulate_analytical
-    try:
-        from backends.elector.event_sim import simulate_event
-    except ImportError as err:
-        if "event_sim" not in str(err):
-            raise
-        raise UserError("--sim event: the event-driven simulator is not available yet "
-                        "(backends/elector/event_sim.py has not landed); use --sim analytical"
-                        ) from None
+    from backends.elector.event_sim import simulate_event
+
     return simulate_event
 
 

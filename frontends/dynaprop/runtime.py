@@ -628,9 +628,3 @@ def _per_name(value: float | Mapping[str, float], names: list[str], label: str) 
         return {name: check_threshold(value.get(name, 0.0), f"{label}[{name}]") for name in names}
     number = check_threshold(value, label)
     return {name: number for name in names}
-
-
-def _common_encoder_prefix(model: nn.Module) -> str:
-    """``"bert."`` for a zoo classifier, ``""`` for an encoder or a model with several encoders."""
-    encoders = _zoo_encoders(model)
-    return encoders[0][0] if len(encoders) == 1 else ""

@@ -93,10 +93,8 @@ class DecoderExport:
 
 def decoder_names() -> list[str]:
     """Names of the decoder families (:mod:`frontends.hf.families`, kind ``decoder``)."""
-    try:
-        from frontends.hf.families import FAMILIES
-    except ImportError:  # pragma: no cover - frontends/hf/families.py not in this tree
-        return []
+    from frontends.hf.families import FAMILIES
+
     return [name for name, family in FAMILIES.items() if family.kind == "decoder"]
 
 

@@ -336,7 +336,3 @@ def subject(name: str, exporter: str, directory: Path) -> Subject:
     family = get_family(name)
     assert family is not None, name
     return Subject(family, exporter, Path(directory))
-
-
-def matrix_names() -> tuple[str, ...]:
-    return MATRIX

@@ -75,15 +75,10 @@ class ZooModels:
 
 
 def roundtrip_modules() -> tuple[Callable, Callable]:
-    """``(export_onnx, import_onnx)``, or pytest.skip naming what is missing."""
-    try:
-        from frontends.export import export_onnx
-    except ImportError as err:
-        pytest.skip(f"the zoo exporter frontends.export.export_onnx is not available yet ({err})")
-    try:
-        from frontends.onnx import import_onnx
-    except ImportError as err:
-        pytest.skip(f"the ONNX importer frontends.onnx.import_onnx is not available yet ({err})")
+    """``(export_onnx, import_onnx)``."""
+    from frontends.export import export_onnx
+    from frontends.onnx import import_onnx
+
     return export_onnx, import_onnx
 
 
