@@ -28,8 +28,8 @@
   ops' work and bytes.  The simulator is never faster than either (the
   tests check it);
 * **energy**: priced by :func:`backends.elector.costing.energy_breakdown`
-  from busy unit-cycles and bytes per level (leakage over the whole run, no
-  power gating).
+  from busy unit-cycles and bytes per level (leakage over the whole run, or
+  with ``power_gating = idle`` while busy plus a wake-up per op and class).
 
 Everything is plain arithmetic over the precomputed mapped ops: BERT-Base
 (batch 4, seq 128) simulates in a few milliseconds.
@@ -43,7 +43,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from backends.elector.area import module_inventory
-from backends.elector.costing import area_by_class, busy_module_cycles, energy_breakdown
+from backends.elector.costing import (
+    area_by_class,
+    busy_intervals,
+    busy_module_cycles,
+    energy_breakdown,
+)
 from backends.elector.design import Accelerator
 from backends.elector.schedule import (
     LEVELS,
@@ -132,7 +137,8 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
     transfer = {level: (rw[0] + rw[1]) / hw.bandwidth[level] for level, rw in level_bytes.items()}
     cycles = max([makespan, suffix_floor(starts, op_transfers)] + list(transfer.values()))
     bytes_by_level = {level: (rw[0], rw[1]) for level, rw in level_bytes.items()}
-    energy = energy_breakdown(accelerator, unit_busy, bytes_by_level, cycles, mapped.training)
+    energy = energy_breakdown(accelerator, unit_busy, bytes_by_level, cycles, mapped.training,
+                              busy_intervals(mapped.ops))
     roof, roof_bound = max(ideal_by_unit.values(), default=0.0), "compute"
     for level, value in compulsory_by_level.items():
         if value / hw.bandwidth[level] > roof:

@@ -23,8 +23,16 @@ Energy model (stated in every report through ``EnergyBreakdown.assumptions``)
 * Buffers: energy per 64-byte block access (technology table,
   coefficient x sqrt(size in MB)) x ceil(bytes / block) for reads and writes.
 * Main memory: energy per access (64 bytes) x bytes / 64.
-* Leakage: every on-chip module and buffer leaks for the whole run -- no
-  power gating (an idle module leaks as much as a busy one).  Main-memory
+* Leakage, ``power_gating = none`` (the default): every on-chip module and
+  buffer leaks for the whole run (an idle module leaks as much as a busy
+  one).  ``power_gating = idle``: a module leaks only while busy (its busy
+  module-cycles x its leakage per cycle), plus a wake-up per busy interval
+  (:data:`WAKE_UP_CYCLES` cycles of its leakage, for every module of its
+  kind, once per op that puts work on its class); a kind whose wake-ups
+  would cost more than staying on is not gated (its controller keeps it
+  on: never more than ``none``).  Buffers stay powered (SRAM contents kept
+  between ops; no retention mode) and leak for the whole run either way.
+  Reports split leakage into busy (buffers: all) and idle.  Main-memory
   leakage (and area) is not characterised by the technology: it is reported
   as not characterised and left out of the totals, never invented.
 """
@@ -41,10 +49,33 @@ from backends.elector.schedule import ENERGY_CLASSES, EnergyBreakdown, EnergyRow
 __all__ = [
     "ENERGY_ASSUMPTIONS",
     "ENERGY_LABELS",
+    "WAKE_UP_CYCLES",
     "area_by_class",
+    "busy_intervals",
     "busy_module_cycles",
+    "energy_assumptions",
     "energy_breakdown",
 ]
+
+#: Energy of waking a power-gated module, in cycles of its own leakage (its
+#: break-even time: idling longer than this pays for gating).  An assumption
+#: of this project, not a published AccelTran figure (the published AccelTran
+#: simulator gates idle modules and charges no wake-up at all): fine-grained
+#: gating of functional units breaks even after about ten cycles in
+#: Hu et al., "Microarchitectural techniques for power gating of execution
+#: units", ISLPED 2004 (the order of magnitude is taken from there, not a
+#: 14 nm figure).  The wake-up latency is not charged: the next op's first
+#: tiles are fetched while its modules wake (double buffering).
+WAKE_UP_CYCLES = 10
+
+#: The unit classes (:data:`~backends.elector.schedule.UNITS`) whose ops wake
+#: each module kind (the kinds :func:`busy_module_cycles` makes busy).
+_WAKING_UNITS: Mapping[str, tuple[str, ...]] = {
+    "mac_lane": ("mac",), "fifo": ("mac",), "pre_sparsity": ("mac",),
+    "post_sparsity": ("mac", "sparsity"), "stochastic_rounding": ("mac",),
+    "softmax": ("softmax",), "layer_norm": ("layernorm",),
+    "dataflow": ("mac", "softmax", "layernorm"), "dma": ("dma",),
+}
 
 ENERGY_LABELS: Mapping[str, str] = {
     "mac_lane": "MAC lanes",
@@ -70,6 +101,33 @@ ENERGY_ASSUMPTIONS: tuple[str, ...] = (
     "leakage: all on-chip modules and buffers leak for the whole run (no power gating)",
     "main-memory leakage and area are not characterised by the technology: not included",
 )
+
+_GATED_LEAKAGE = (
+    "leakage (power_gating = idle): a module leaks only while busy, plus a wake-up per op that "
+    f"uses its class ({WAKE_UP_CYCLES} cycles of its leakage per module: a break-even time of "
+    "the order Hu et al., ISLPED 2004 report; no wake-up latency charged); a kind whose "
+    "wake-ups cost more than staying on is kept on; buffers stay powered all run (SRAM "
+    "contents kept, no retention mode)")
+
+
+def energy_assumptions(power_gating: str = "none") -> tuple[str, ...]:
+    """The energy model's assumptions for a design's ``power_gating`` mode."""
+    if power_gating == "none":
+        return ENERGY_ASSUMPTIONS
+    return ENERGY_ASSUMPTIONS[:2] + (_GATED_LEAKAGE,) + ENERGY_ASSUMPTIONS[3:]
+
+
+def busy_intervals(ops) -> dict[str, int]:
+    """Busy intervals per unit class: the mapped ops (``MappedOp``) that put
+    work on it (``dma`` also counts the ops that move main-memory bytes)."""
+    out: dict[str, int] = {}
+    for op in ops:
+        units = {work.unit for work in op.work if work.tiles > 0}
+        if "dma" not in units and any(op.bytes_by_level().get("main_memory", (0.0, 0.0))):
+            units.add("dma")
+        for unit in units:
+            out[unit] = out.get(unit, 0) + 1
+    return out
 
 
 def busy_module_cycles(accelerator: Accelerator, unit_busy: Mapping[str, float],
@@ -98,12 +156,18 @@ def busy_module_cycles(accelerator: Accelerator, unit_busy: Mapping[str, float],
 
 def energy_breakdown(accelerator: Accelerator, unit_busy: Mapping[str, float],
                      bytes_by_level: Mapping[str, tuple[float, float]], cycles: float,
-                     training: bool) -> EnergyBreakdown:
+                     training: bool, intervals: Mapping[str, int] | None = None
+                     ) -> EnergyBreakdown:
     """Energy by class for a run of ``cycles`` cycles.
 
     ``unit_busy``: busy unit-cycles per unit class (:data:`UNITS`);
-    ``bytes_by_level``: ``{level: (read bytes, written bytes)}``.
+    ``bytes_by_level``: ``{level: (read bytes, written bytes)}``;
+    ``intervals``: busy intervals per unit class (:func:`busy_intervals`),
+    the wake-ups under ``power_gating = idle`` (None: one per busy class).
     """
+    gating = accelerator.power_gating
+    if intervals is None:
+        intervals = {unit: 1 for unit, value in unit_busy.items() if value > 0}
     memory = accelerator.main_memory_costs()
     mm_read, mm_write = bytes_by_level.get("main_memory", (0.0, 0.0))
     mm_cycles = (mm_read + mm_write) / memory.bandwidth_bytes_per_s * accelerator.clock_hz
@@ -114,8 +178,14 @@ def energy_breakdown(accelerator: Accelerator, unit_busy: Mapping[str, float],
         costs = instance.costs
         dynamic = busy.get(instance.kind, 0.0) * costs.dynamic_energy_per_cycle_pj * 1e-3
         leakage = instance.count * costs.leakage_mw * 1e-3 * seconds * 1e9   # W * s -> nJ
+        per_cycle = costs.leakage_mw * 1e-3 / accelerator.clock_hz * 1e9   # nJ, one module
+        busy_leakage = min(busy.get(instance.kind, 0.0), instance.count * cycles) * per_cycle
+        if gating == "idle":
+            wakes = sum(intervals.get(unit, 0) for unit in _WAKING_UNITS.get(instance.kind, ()))
+            wake_up = wakes * instance.count * WAKE_UP_CYCLES * per_cycle
+            leakage = min(leakage, busy_leakage + wake_up)
         rows.append(EnergyRow(instance.kind, ENERGY_LABELS.get(instance.kind, instance.kind),
-                              dynamic, leakage))
+                              dynamic, leakage, min(busy_leakage, leakage)))
     for kind in ("activation", "weight", "mask"):
         level = f"{kind}_buffer"
         costs = accelerator.buffer_costs(kind)
@@ -123,13 +193,13 @@ def energy_breakdown(accelerator: Accelerator, unit_busy: Mapping[str, float],
         block = accelerator.buffer(kind).block_bytes
         accesses = math.ceil(read / block) + math.ceil(write / block)
         dynamic = accesses * costs.energy_per_access_nj * block / costs.access_bytes
-        leakage = costs.leakage_mw * 1e-3 * seconds * 1e9
-        rows.append(EnergyRow(level, ENERGY_LABELS[level], dynamic, leakage))
+        leakage = costs.leakage_mw * 1e-3 * seconds * 1e9   # powered all run: busy
+        rows.append(EnergyRow(level, ENERGY_LABELS[level], dynamic, leakage, leakage))
     dynamic = (mm_read + mm_write) / memory.access_bytes * memory.energy_per_access_nj
     leakage = None if memory.leakage_mw is None else memory.leakage_mw * 1e-3 * seconds * 1e9
     rows.append(EnergyRow("main_memory", f"main memory ({accelerator.main_memory.label})",
                           dynamic, leakage))
-    return EnergyBreakdown(tuple(rows), ENERGY_ASSUMPTIONS)
+    return EnergyBreakdown(tuple(rows), energy_assumptions(gating), gating)
 
 
 def area_by_class(accelerator: Accelerator, training: bool) -> dict[str, float | None]:

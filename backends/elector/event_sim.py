@@ -101,10 +101,12 @@ Energy
 
 Priced by :func:`backends.elector.costing.energy_breakdown` from the same
 activity as the analytical simulator (busy unit-cycles per class, bytes per
-level) over the event simulator's run length: every on-chip module and
-buffer leaks for the whole run, *no power gating* (the analytical
-simulator's assumption).  The two simulators therefore differ in energy
-only through leakage.
+level, busy intervals per class) over the event simulator's run length:
+by default every on-chip module and buffer leaks for the whole run; with
+``power_gating = idle`` a module leaks only while busy, plus a wake-up per
+op (:mod:`backends.elector.costing`).  The two simulators therefore differ
+in energy only through leakage (and, gated, not even there: busy cycles and
+wake-ups are the same in both).
 """
 
 from __future__ import annotations
@@ -121,11 +123,20 @@ import numpy as np
 
 from backends.elector.analytical import op_timing
 from backends.elector.area import module_inventory
-from backends.elector.costing import area_by_class, busy_module_cycles, energy_breakdown
+from backends.elector.costing import (
+    area_by_class,
+    busy_intervals,
+    busy_module_cycles,
+    energy_breakdown,
+)
 from backends.elector.design import Accelerator
 from backends.elector.event_compare import explain_difference
 from backends.elector.event_stages import (
-    LEVEL_INDEX, MAX_TABLE_PERIOD, UNITS_PER_CYCLE, StagePlan, plan_op,
+    LEVEL_INDEX,
+    MAX_TABLE_PERIOD,
+    UNITS_PER_CYCLE,
+    StagePlan,
+    plan_op,
 )
 from backends.elector.schedule import (
     LEVELS,
@@ -544,7 +555,7 @@ class _Engine:
                 if latest > issue:
                     issue, cause = latest, why
         else:
-            for position, tile in enumerate(tiles.tolist()):
+            for position in range(tiles.size):
                 slot = int(unit.prev[modules[position]])
                 if slot > issue:
                     issue, cause = slot, _BUFCAP
@@ -1159,7 +1170,7 @@ def simulate_event(mapped: MappedFunction, accelerator: Accelerator, *, mode: st
     cycles = makespan
     bytes_by_level = {level: (rw[0], rw[1]) for level, rw in activity.level_bytes.items()}
     energy = energy_breakdown(accelerator, activity.unit_busy, bytes_by_level, cycles,
-                              mapped.training)
+                              mapped.training, busy_intervals(mapped.ops))
     roof, roof_bound = max(activity.ideal.values(), default=0.0), "compute"
     for level, value in activity.compulsory.items():
         if value / hw.bandwidth[level] > roof:

@@ -445,7 +445,10 @@ def render_report(data: Mapping[str, Any], report: Any = None,
               if summary.get("achieved_fraction") is not None
               else "no ratio: nothing to compute or under one cycle"),
              ("energy", _nj(energy["total_nj"]),
-              f"dynamic {_nj(energy['dynamic_nj'])}, leakage {_nj(energy['leakage_nj'])}"),
+              f"dynamic {_nj(energy['dynamic_nj'])}, leakage {_nj(energy['leakage_nj'])}"
+              + (f" (idle {_nj(energy['leakage_idle_nj'])}; power gating "
+                 f"{energy.get('power_gating', 'none')})"
+                 if energy.get("leakage_idle_nj") is not None else "")),
              ("area", f"{data['area']['total_um2'] / 1e6:,.3f} mm2",
               "main memory not characterised" if data["area"]["not_characterised"] else ""),
              ("ops", f"{len(data['ops']):,}", f"{len(data['layers'])} layers")]
@@ -500,9 +503,13 @@ def _energy_table(data: Mapping[str, Any]) -> str:
     rows = [f'<tr><td class="t">{_e(row["label"])}</td>'
             f'<td data-v="{row["dynamic_nj"]!r}">{_e(_nj(row["dynamic_nj"]))}</td>'
             f'<td data-v="{row["leakage_nj"] or 0.0!r}">{_e(_nj(row["leakage_nj"]))}</td>'
-            f'<td data-v="{row["total_nj"]!r}">{_e(_nj(row["total_nj"]))}</td>'
+            + "".join(f'<td data-v="{row.get(key) or 0.0!r}">'
+                      f'{_e(_nj(row.get(key)) if row.get(key) is not None else "-")}</td>'
+                      for key in ("leakage_busy_nj", "leakage_idle_nj"))
+            + f'<td data-v="{row["total_nj"]!r}">{_e(_nj(row["total_nj"]))}</td>'
             f'{_num(row["total_nj"] / total, "{:.1%}")}</tr>' for row in energy["classes"]]
-    return _table(("energy class", "dynamic", "leakage", "total", "share"), rows)
+    return _table(("energy class", "dynamic", "leakage", "leakage busy", "leakage idle",
+                   "total", "share"), rows)
 
 
 def _area_table(data: Mapping[str, Any]) -> str:

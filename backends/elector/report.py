@@ -191,9 +191,14 @@ class Report:
                 "unit": "nJ",
                 "classes": [{"class": row.energy_class, "label": row.label,
                              "dynamic_nj": row.dynamic_nj, "leakage_nj": row.leakage_nj,
+                             "leakage_busy_nj": row.leakage_busy_nj,
+                             "leakage_idle_nj": row.leakage_idle_nj,
                              "total_nj": row.total_nj} for row in energy.rows],
                 "dynamic_nj": energy.dynamic_nj, "leakage_nj": energy.leakage_nj,
+                "leakage_busy_nj": energy.leakage_busy_nj,
+                "leakage_idle_nj": energy.leakage_idle_nj,
                 "total_nj": energy.total_nj,
+                "power_gating": energy.power_gating,
                 "not_characterised": [row.energy_class + ".leakage" for row in energy.rows
                                       if row.leakage_nj is None],
                 "assumptions": list(energy.assumptions),
@@ -251,18 +256,23 @@ class Report:
             out.append(f"roofline   {r.roofline_cycles:,.0f} cycles ({r.roofline_bound}-bound); "
                        f"achieved {achieved:.1%} of the roof")
         out.append(f"energy     {_nj(r.energy.total_nj)} (dynamic {_nj(r.energy.dynamic_nj)}, "
-                   f"leakage {_nj(r.energy.leakage_nj)})")
+                   f"leakage {_nj(r.energy.leakage_nj)}: busy {_nj(r.energy.leakage_busy_nj)}, "
+                   f"idle {_nj(r.energy.leakage_idle_nj)}; power gating: "
+                   f"{r.energy.power_gating})")
         out.append(f"area       {self.area.total_mm2:,.3f} mm2"
                    + (" (main memory not characterised)" if self.area.not_characterised else ""))
         out.append("")
         out.append(_table(
-            ("energy class", "dynamic", "leakage", "total", "share"),
+            ("energy class", "dynamic", "leakage", "leak busy", "leak idle", "total", "share"),
             [(row.label, _nj(row.dynamic_nj),
               _nj(row.leakage_nj) if row.leakage_nj is not None else "not characterised",
+              _nj(row.leakage_busy_nj) if row.leakage_nj is not None else "-",
+              _nj(row.leakage_idle_nj) if row.leakage_nj is not None else "-",
               _nj(row.total_nj), _share(row.total_nj, r.energy.total_nj))
              for row in r.energy.rows],
-            ("total", _nj(r.energy.dynamic_nj), _nj(r.energy.leakage_nj), _nj(r.energy.total_nj),
-             "100.0%")))
+            ("total", _nj(r.energy.dynamic_nj), _nj(r.energy.leakage_nj),
+             _nj(r.energy.leakage_busy_nj), _nj(r.energy.leakage_idle_nj),
+             _nj(r.energy.total_nj), "100.0%")))
         out.append("")
         out.append(_table(
             ("area class", "count", "mm2", "share"),

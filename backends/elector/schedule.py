@@ -518,16 +518,26 @@ class MappedFunction:
 class EnergyRow:
     """Energy of one class (:data:`ENERGY_CLASSES`), in nanojoules.
     ``leakage_nj`` is None when the technology does not characterise it
-    (main memory): it is then left out of the totals and said so."""
+    (main memory): it is then left out of the totals and said so.
+    ``leakage_busy_nj``: the part leaked while the modules were busy (a
+    buffer holds data the whole run: all of it); the rest,
+    ``leakage_idle_nj``, is leaked idle (with power gating: the wake-ups)."""
 
     energy_class: str
     label: str
     dynamic_nj: float
     leakage_nj: float | None
+    leakage_busy_nj: float | None = None
 
     @property
     def total_nj(self) -> float:
         return self.dynamic_nj + (self.leakage_nj or 0.0)
+
+    @property
+    def leakage_idle_nj(self) -> float | None:
+        if self.leakage_nj is None:
+            return None
+        return self.leakage_nj - (self.leakage_busy_nj or 0.0)
 
 
 @dataclass(frozen=True)
@@ -536,6 +546,8 @@ class EnergyBreakdown:
 
     rows: tuple[EnergyRow, ...]
     assumptions: tuple[str, ...] = ()
+    #: The design's ``power_gating`` option the leakage was priced with.
+    power_gating: str = "none"
 
     @property
     def dynamic_nj(self) -> float:
@@ -544,6 +556,14 @@ class EnergyBreakdown:
     @property
     def leakage_nj(self) -> float:
         return sum(row.leakage_nj or 0.0 for row in self.rows)
+
+    @property
+    def leakage_busy_nj(self) -> float:
+        return sum(row.leakage_busy_nj or 0.0 for row in self.rows)
+
+    @property
+    def leakage_idle_nj(self) -> float:
+        return sum(row.leakage_idle_nj or 0.0 for row in self.rows)
 
     @property
     def total_nj(self) -> float:
