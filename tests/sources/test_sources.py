@@ -4,12 +4,16 @@
   (one source of truth, and the page cannot drift from it).
 * Every ``source`` field of a technology file that cites docs/sources.md
   names a section that exists there.
+* No file in the repository points at a path that does not exist in it (the
+  compiled reference outside the repository is gone from comments).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -95,3 +99,38 @@ def test_technology_sources_name_sections_that_exist(path: Path) -> None:
                 assert name in sections, f"{path.name}: {text!r} names no section of docs/sources.md"
             cited += 1
     assert cited, f"{path.name} cites nothing in docs/sources.md"
+#: Top-level folders whose paths comments and docs name, and the folder of
+#: the compiled reference that is not part of the repository.
+_PATH = re.compile(r"(?<![\w./-])((?:backends|frontends|passes|tools|transcode_ir|docs|tests|bench"
+                   r"|shared|reference)/[\w./-]*\w\.(?:py|md|json|hwdsl|lark|toml|csv|tir|yaml"
+                   r"|txt|sh))")
+#: OWNERS.md is the plan of a work session: it names files that are still to be written.
+_SKIP = {"OWNERS.md"}
+
+
+def _repository_files() -> list[str]:
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                                check=True).stdout.decode().split("\0")
+        return [f for f in listed if f and (REPO / f).is_file()]
+    except (OSError, subprocess.CalledProcessError):      # not a git checkout
+        return [os.path.relpath(os.path.join(d, f), REPO) for d, dirs, files in os.walk(REPO)
+                if not any(part.startswith(".") for part in Path(d).relative_to(REPO).parts)
+                for f in files]
+
+
+def test_no_file_points_at_a_path_outside_the_repository() -> None:
+    missing = []
+    for name in _repository_files():
+        if name in _SKIP or not name.endswith((".py", ".md", ".json", ".hwdsl", ".toml", ".lark",
+                                               ".tir", ".txt", ".cfg", ".yaml", ".sh")):
+            continue
+        text = (REPO / name).read_text(encoding="utf-8", errors="replace")
+        for match in _PATH.finditer(text):
+            path = match.group(1)
+            if re.search(r"/[A-Z_]+\.", path):       # a placeholder such as library/NAME.hwdsl
+                continue
+            if not (REPO / path).exists():
+                line = text.count("\n", 0, match.start()) + 1
+                missing.append(f"{name}:{line}: {path}")
+    assert not missing, "paths that do not exist in the repository:\n" + "\n".join(missing)
