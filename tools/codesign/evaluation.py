@@ -129,10 +129,13 @@ def point_identity(space: Any, evaluator: Evaluator, point: Any) -> dict[str, An
             "tool_version": TOOL_VERSION, "evaluator": evaluator.identity()}
 
 
-def point_key(space: Any, evaluator: Evaluator, point: Any) -> str:
-    """The result key of ``point``: SHA-256 of its canonical identity."""
-    text = json.dumps(point_identity(space, evaluator, point), sort_keys=True,
-                      separators=(",", ":"))
+def point_key(space: Any, evaluator: Evaluator, point: Any,
+              identity: Mapping[str, Any] | None = None) -> str:
+    """The result key of ``point``: SHA-256 of its canonical identity
+    (``identity``: :func:`point_identity`'s, when the caller has it already)."""
+    if identity is None:
+        identity = point_identity(space, evaluator, point)
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

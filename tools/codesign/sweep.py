@@ -257,7 +257,9 @@ def _run(space: Any, evaluator: Any, config: SweepConfig) -> SweepResult:
                     break
                 count = min(batch_size, budget - len(trials))
                 points = search.ask(count)
-                keys = [point_key(space, evaluator, p) for p in points]
+                identities = [point_identity(space, evaluator, p) for p in points]
+                keys = [point_key(space, evaluator, p, identity)
+                        for p, identity in zip(points, identities)]
                 base = len(trials)
                 for offset, key in enumerate(keys):
                     expected = recorded.get(base + offset)
@@ -289,7 +291,7 @@ def _run(space: Any, evaluator: Any, config: SweepConfig) -> SweepResult:
                                                if run else ()):
                             position = run[index]
                             point, key = points[position], keys[position]
-                            store.put(key, point_identity(space, evaluator, point),
+                            store.put(key, identities[position],
                                       point.to_json(), space.describe(point),
                                       f"{space.hardware.name}#{point.hardware}", outcome)
                             outcomes[key] = outcome
