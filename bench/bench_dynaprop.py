@@ -40,6 +40,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from transcode_ir.defaults import SEQUENCE_LENGTH
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TARGET_OVERHEAD = 0.15
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="bert-tiny")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--seq", type=int, default=SEQUENCE_LENGTH)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--steps", type=int, default=1, help="steps per variant per round")
     parser.add_argument("--threads", type=int, default=1)

@@ -30,13 +30,14 @@ import sys
 import time
 from pathlib import Path
 
+from transcode_ir.defaults import SEQUENCE_LENGTH, training_pipeline
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ONNX = REPO / "out" / "bench" / "bert-base-b1-s128-torchscript.onnx"
 TARGET_SECONDS = 2.0
 # The named pipeline "training" with the loss put on the encoder's token
 # output (the zoo's encoders return last_hidden_state and pooler_output).
-DEFAULT_PIPELINE = ("cleanup,autodiff{loss=cross-entropy,optimizer=adam,output=last_hidden_state},"
-                    "cleanup,fuse,dce")
+DEFAULT_PIPELINE = training_pipeline(output="last_hidden_state")
 
 
 def ensure_onnx(path: Path) -> Path:
@@ -46,7 +47,7 @@ def ensure_onnx(path: Path) -> Path:
 
     print(f"exporting BERT-Base to {path} (once, not timed) ...", file=sys.stderr)
     path.parent.mkdir(parents=True, exist_ok=True)
-    export_onnx("bert-base", path, exporter="torchscript", batch=1, seq=128)
+    export_onnx("bert-base", path, exporter="torchscript", batch=1, seq=SEQUENCE_LENGTH)
     return path
 
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--onnx", type=Path, default=DEFAULT_ONNX)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--seq", type=int, default=SEQUENCE_LENGTH)
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-verify", action="store_true", help="do not verify after each pass")

@@ -77,6 +77,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from transcode_ir.defaults import SEQUENCE_LENGTH
 from transcode_ir.errors import UserError
 from transcode_ir.fileio import FileError, describe_os_error, output_path
 
@@ -135,7 +136,7 @@ def export_onnx(
     path: str | os.PathLike[str],
     exporter: str = "torchscript",
     batch: int = 1,
-    seq: int = 128,
+    seq: int = SEQUENCE_LENGTH,
     opset: int | None = None,
     seed: int = 0,
     *,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from transcode_ir.defaults import training_pipeline
 from transcode_ir.passes import register_pipeline
 
 # Every module of this package registers its passes when imported (as
@@ -43,7 +44,7 @@ for _module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
 
 CLEANUP = "canonicalize,fold-constants,canonicalize,cse,dce"
 DEFAULT = "cleanup,fuse,dce"
-TRAINING = "cleanup,autodiff{loss=cross-entropy,optimizer=adam},cleanup,fuse,dce"
+TRAINING = training_pipeline()          # transcode_ir/defaults.py: defined once
 
 register_pipeline("cleanup", CLEANUP, "clean-up passes: canonicalize, fold constants, CSE, DCE")
 register_pipeline("default", DEFAULT, "clean-up, then fusion (inference)")

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from backends.elector.design import Accelerator
 from backends.elector.schedule import MappedFunction, SimulationResult
 from transcode_ir.core import Module
+from transcode_ir.defaults import MAPPER_OBJECTIVE
 from transcode_ir.errors import UserError
 
 __all__ = [
@@ -72,7 +73,7 @@ class CompileOptions:
     seq: int | None = None
     sim: str = "analytical"
     pipeline: str | None = None       # passes before elector-map (None: the default)
-    objective: str = "latency"
+    objective: str = MAPPER_OBJECTIVE   # what the mapper minimises per op (--mapper-objective)
     model_name: str = "model"
     source: str = ""
     tool_version: str = "unknown"     # passed in by the tools layer (tools/version.py)
@@ -92,9 +93,11 @@ class CompileOutcome:
 
 
 def training_pipeline(optimizer: str, output: str | None) -> str:
-    """The default training pipeline (differentiate before fusing)."""
-    opts = f"loss=cross-entropy,optimizer={optimizer}" + (f",output={output}" if output else "")
-    return f"cleanup,autodiff{{{opts}}},cleanup,fuse,dce"
+    """The default training pipeline (differentiate before fusing):
+    :func:`transcode_ir.defaults.training_pipeline`."""
+    from transcode_ir.defaults import training_pipeline as default_training
+
+    return default_training(optimizer, output)
 
 
 def loss_output(module: Module) -> str | None:
@@ -225,7 +228,7 @@ def compile_module(module: Module, options: CompileOptions,
     return CompileOutcome(module, mapped, result, report, times)
 
 
-def evaluate(static, accelerator: Accelerator, objective: str = "latency",  # noqa: ANN001
+def evaluate(static, accelerator: Accelerator, objective: str = MAPPER_OBJECTIVE,  # noqa: ANN001
              respect_attributes: bool = True, check: bool = False) -> SimulationResult:
     """Map (cached per op signature and design) and simulate analytically:
     the per-evaluation path of a design-space search.  ``static`` is a

@@ -13,12 +13,13 @@ from typing import ClassVar, Literal
 
 from backends.elector.schedule import ATTR_DESIGN
 from transcode_ir.core import Module
+from transcode_ir.defaults import MAPPER_OBJECTIVE, MAPPER_OBJECTIVES
 from transcode_ir.passes import Pass, option, register_pass, required_option
 
 __all__ = ["ElectorMapPass", "map_module"]
 
 
-def map_module(module: Module, accelerator, objective: str = "latency",  # noqa: ANN001
+def map_module(module: Module, accelerator, objective: str = MAPPER_OBJECTIVE,  # noqa: ANN001
                functions: tuple[str, ...] = ()) -> bool:
     """Choose (or check) the mapping of every op of ``functions`` (default:
     all) for ``accelerator`` and record it as attributes.  Returns whether
@@ -65,7 +66,8 @@ class ElectorMapPass(Pass):
 
     name: ClassVar[str] = "elector-map"
     hw: str = required_option("library design name or .hwdsl file")
-    objective: Literal["latency", "energy", "edp"] = option("latency", "what the search minimises")
+    objective: Literal[MAPPER_OBJECTIVES] = option(  # type: ignore[valid-type]
+        MAPPER_OBJECTIVE, "what the search minimises")
     function: str = option("", "map only this function (default: all)")
 
     def apply(self, module: Module) -> bool:

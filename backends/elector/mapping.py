@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from transcode_ir.defaults import MAPPER_OBJECTIVE, MAPPER_OBJECTIVES
 from transcode_ir.errors import UserError
 
 from backends.elector.design import Accelerator
@@ -89,7 +90,7 @@ __all__ = [
     "map_function",
 ]
 
-OBJECTIVES = ("latency", "energy", "edp")
+OBJECTIVES = MAPPER_OBJECTIVES
 _TILE_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 _BATCH_TILES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -683,7 +684,7 @@ def _search_rows(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, unit: 
 
 
 def choose_mapping(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, unit: str,
-                   default: TileShape, objective: str = "latency") -> OpMapping:
+                   default: TileShape, objective: str = MAPPER_OBJECTIVE) -> OpMapping:
     """The best feasible mapping of one op (cached per op signature and design)."""
     if info.form not in ("matmul", "attention", "rows") or unit not in (
             "mac", "softmax", "layernorm"):
@@ -734,7 +735,7 @@ def _complete(forced: OpMapping, info: OpStatic, chosen_default: Callable[[], Op
 
 
 def map_function(static: StaticFunction, accelerator: Accelerator,
-                 objective: str = "latency", respect_attributes: bool = True,
+                 objective: str = MAPPER_OBJECTIVE, respect_attributes: bool = True,
                  check: bool = True) -> tuple[list[OpMapping], ResidencyPlan]:
     """Map every op of a function: mappings recorded in the IR attributes are
     kept (and checked); the others are chosen by the search.  Returns one

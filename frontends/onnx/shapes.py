@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from transcode_ir.defaults import SEQUENCE_LENGTH
 from transcode_ir.errors import UserError
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 DEFAULT_BATCH = 1
-DEFAULT_SEQUENCE = 128
+DEFAULT_SEQUENCE = SEQUENCE_LENGTH       # transcode_ir/defaults.py
 
 _SEQUENCE_WORDS = ("seq", "len", "token", "position", "time")
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from transcode_ir.defaults import SEQUENCE_LENGTH
 from transcode_ir.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,7 +22,7 @@ __all__ = ["example_inputs", "example_inputs_numpy"]
 
 
 def example_inputs_numpy(
-    batch: int = 1, seq: int = 128, vocab_size: int = 30522, seed: int = 0
+    batch: int = 1, seq: int = SEQUENCE_LENGTH, vocab_size: int = 30522, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(input_ids, attention_mask)``, both int64 of shape ``(batch, seq)``."""
     for label, value in (("batch", batch), ("seq", seq), ("vocab_size", vocab_size)):
@@ -41,7 +42,7 @@ def example_inputs_numpy(
 
 
 def example_inputs(
-    batch: int = 1, seq: int = 128, vocab_size: int = 30522, seed: int = 0
+    batch: int = 1, seq: int = SEQUENCE_LENGTH, vocab_size: int = 30522, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The same values as :func:`example_inputs_numpy`, as torch int64 tensors."""
     import torch

@@ -26,6 +26,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.options import MAPPER_OBJECTIVE, MAPPER_OBJECTIVES, SEQUENCE_LENGTH
+
 __all__ = ["MAX_BATCH", "MAX_SEQ", "ShapeChoice", "bound_shapes", "choose_onnx_shapes",
            "compile_decoder", "compile_model", "import_onnx_file", "load_model", "register", "run"]
 
@@ -48,18 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "batch it is bound to; else the design's mapping batch)")
     parser.add_argument("--seq", type=int, metavar="S",
                         help="sequence length (default: the model's fixed sequence; for a .tir "
-                             "the one it is bound to; else 128)")
+                             f"the one it is bound to; else {SEQUENCE_LENGTH})")
     parser.add_argument("--sim", choices=("analytical", "event"), default="analytical",
                         help="simulator: analytical (fast) or event (tile-level)")
     parser.add_argument("-p", "--pipeline", metavar="PIPELINE",
                         help="passes before mapping (default: 'default', or the training "
                              "pipeline); elector-map{hw=...} is appended unless present")
     parser.add_argument("--mapper-objective", dest="objective",
-                        choices=("latency", "energy", "edp"), default="latency",
-                        help="what the mapping search minimises (default latency)")
+                        choices=MAPPER_OBJECTIVES, default=MAPPER_OBJECTIVE,
+                        help=f"what the mapping search minimises (default {MAPPER_OBJECTIVE})")
     from tools.console import deprecated_alias    # one meaning per flag (cli helper)
 
-    parser.add_argument("--objective", dest="objective", choices=("latency", "energy", "edp"),
+    parser.add_argument("--objective", dest="objective", choices=MAPPER_OBJECTIVES,
                         action=deprecated_alias("--mapper-objective"), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, metavar="FILE",
                         help="also write the report as JSON (docs/report-schema.md)")
@@ -85,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "causal LM (zoo:NAME of a decoder, or a decode-step .onnx with past key/value inputs)")
     decoder.add_argument("--context", type=int, metavar="L",
                          help="prompt length: prefill of L tokens, then decode steps over a "
-                              "cache of L, L+1, ... tokens (default 128)")
+                              f"cache of L, L+1, ... tokens (default {SEQUENCE_LENGTH})")
     decoder.add_argument("--decode-steps", type=int, metavar="N",
                          help="decode steps after the prefill (default 1)")
     decoder.add_argument("--decode-samples", metavar="K|all", default=None,
@@ -114,7 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 #: meaningless throughput figures.
 MAX_BATCH = 65_536
 MAX_SEQ = 1 << 20
-DEFAULT_SEQ = 128
+DEFAULT_SEQ = SEQUENCE_LENGTH
 _SEQUENCE_WORDS = ("seq", "len", "token", "position", "time")
 
 _POSITION_TABLE = re.compile(r"(^|[._])(position_embeddings?|pos_embed(ding)?s?|wpe|"

@@ -19,6 +19,8 @@ from typing import Any
 
 from transcode_ir.errors import UserError
 
+from tools.options import SEQUENCE_LENGTH
+
 _SHAPE_ARGUMENT = re.compile(r"^(?P<name>[^=]+)=(?P<dims>\d+(x\d+)*)?$")
 #: The largest size of one dimension (the same bound as --batch and --seq).
 MAX_DIM = 2**31 - 1
@@ -35,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "the .npz beside it); '-' prints the IR on stdout")
     parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=DIMS",
                         help="bind an input's shape, e.g. input_ids=4x128 (repeatable); "
-                             "unbound symbolic dims default to batch 1, sequence 128")
+                             "unbound symbolic dims default to batch 1, sequence "
+                             f"{SEQUENCE_LENGTH}")
     parser.add_argument("--name", help="module name (default: the ONNX file name)")
     parser.add_argument("--summary", action="store_true",
                         help="print ops by kind, parameters and MACs")

@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from tools.flags import bounded_int
+from tools.options import SEQUENCE_LENGTH
 
 __all__ = ["register"]
 
@@ -53,8 +54,8 @@ def register(subparsers: Any) -> None:
     export.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
     export.add_argument("--batch", type=bounded_int(), default=1,
                         help="example batch size (default 1)")
-    export.add_argument("--seq", type=bounded_int(), default=128,
-                        help="example sequence length (default 128)")
+    export.add_argument("--seq", type=bounded_int(), default=SEQUENCE_LENGTH,
+                        help=f"example sequence length (default {SEQUENCE_LENGTH})")
     export.add_argument("--opset", type=bounded_int(1, 1000), default=None,
                         help="ONNX opset (default 17 for torchscript, 18 for dynamo; "
                              "torchscript takes 10-20, dynamo 18 and newer)")
