@@ -211,4 +211,4 @@ def write_graph(graph: networkx.DiGraph, path: str | os.PathLike[str], fmt: str 
         if fmt is None:
             raise UserError(f"{os.fspath(path)}: cannot tell the graph format from the file name; "
                             "name it *.dot, *.gv or *.graphml")
-    write_text(path, format_graph(graph, fmt, highlight))
+    write_text(os.fspath(path), format_graph(graph, fmt, highlight))
