@@ -37,8 +37,8 @@ import numpy as np
 
 from frontends.hf.families import MATRIX, Family, get_family
 
-__all__ = ["CELLS", "EXPORTERS", "RTOL", "TRACE_BATCH", "TRACE_SEQ", "Subject", "assert_close",
-           "run_cell"]
+__all__ = ["CELLS", "EXPORTERS", "MATRIX", "RTOL", "TRACE_BATCH", "TRACE_SEQ", "Subject",
+           "assert_close", "run_cell"]
 
 RTOL = 1e-4
 EXPORTERS = ("torchscript", "dynamo")
