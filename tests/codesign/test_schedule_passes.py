@@ -52,3 +52,21 @@ def test_a_schedule_is_typed_and_its_passes_are_objects() -> None:
     assert Schedule().passes() == ()
     with pytest.raises(UserError, match="expected auto, design or BxXxY"):
         Schedule("1x0x16")
+
+
+def test_the_report_pipeline_replays_a_fixed_tile(small_space_file: Path,
+                                                  model_cache_dir: Path) -> None:
+    """The best pair's report names the schedule's tile pass, so its pipeline
+    line re-runs the same forced schedule."""
+    from tools.codesign.report import final_report
+
+    space = JointSpace(ModelSpace.single("bert-tiny"), HardwareSpace(str(small_space_file)),
+                       ScheduleSpace(tiles=("1x16x16",), orders=("kjib",)))
+    point = JointPoint(space.model.fixed, 63, Schedule("1x16x16", "kjib"))
+    evaluator = CostEvaluator(cache_dir=model_cache_dir, seq=32)
+    report = final_report(space, evaluator, point, "analytical")
+    assert ",tile{order=kjib},elector-map{hw=" in report.report.pipeline
+    assert Schedule("1x16x16").tile_pass((1, 16, 16)) is None          # order auto: no pass
+    assert str(Schedule("design", "bkij").tile_pass((4, 32, 32))) == "tile{b=4,x=32,y=32,order=bkij}"
+    search = evaluate_safely(evaluator, space, point)
+    assert search.metrics["latency_cycles"] == report.metrics["latency_cycles"]

@@ -109,9 +109,17 @@ def design_reference(space: Any, point: Any) -> str:
 
 def rerunnable_pipeline(pipeline: str, space: Any, point: Any, objective: str) -> str:
     """The report's pipeline line, with the mapping pass's options spelt out
-    (``elector-map`` alone fails: it needs ``hw``), so it re-runs as printed."""
-    from transcode_ir.passes import _format_scalar
+    (``elector-map`` alone fails: it needs ``hw``), so it re-runs as printed.
+    A schedule with a fixed tile and loop order adds its ``tile`` pass
+    (:meth:`~tools.codesign.spaces.Schedule.tile_pass`) before the mapping;
+    with loop order ``auto`` (the best order per op for that tile) there is no
+    pass that says so, and the report's schedule note does."""
+    from transcode_ir.passes import _format_scalar, format_pass
 
+    accelerator = space.hardware.accelerator(point.hardware)
+    tile = point.schedule.tile_pass(accelerator.mapping.tiles)
+    if tile is not None:
+        pipeline = f"{pipeline},{format_pass(tile)}"
     return (f"{pipeline},elector-map{{hw={_format_scalar(design_reference(space, point))},"
             f"objective={objective}}}")
 

@@ -715,6 +715,18 @@ class Schedule:
             return (int(design_tile[0]), int(design_tile[1]), int(design_tile[2]))
         return self.tile  # type: ignore[return-value]
 
+    def tile_pass(self, design_tile: Sequence[int]) -> Any:
+        """The ``tile`` pass that writes this schedule's tiles into the IR
+        (``tile{b=..,x=..,y=..,order=..}``: clamped to each product as the
+        mapper clamps them), or None when the tile or the loop order is
+        ``auto`` (the mapper chooses per op)."""
+        tile = self.forced_tile(design_tile)
+        if tile is None or self.order == "auto":
+            return None
+        from passes.tile import TilePass
+
+        return TilePass(b=tile[0], x=tile[1], y=tile[2], order=self.order)
+
     def passes(self, **density: Any) -> tuple[Any, ...]:
         """The passes this schedule adds after the model's pipeline: a
         ``dynaprop`` pass with the exact thresholds when it prunes (``density``:
