@@ -14,8 +14,8 @@ Attributes written (the names are the ELECTOR mapping's, see
 ``backends/elector/schedule.py``):
 
 ``tile:b``, ``tile:x``, ``tile:y``, ``tile:order``
-    on ``tensor.matmul``, ``nn.linear``, ``nn.attention`` and the convolution
-    ops: a ``b x x x y`` tile of the left operand times a ``b x y x y`` tile
+    on the ops whose definition has the ``Contraction`` trait (``tensor.matmul``,
+    ``nn.linear``, ``nn.attention``, the convolutions and their gradients): a ``b x x x y`` tile of the left operand times a ``b x y x y`` tile
     of the right one; loops ``b`` (batch), ``i`` (rows, M), ``j`` (columns,
     N), ``k`` (reduction, K), outermost first.
 ``tile:x``, ``tile:y``
@@ -24,22 +24,20 @@ Attributes written (the names are the ELECTOR mapping's, see
 
 Requires: nothing.  Guarantees: the IR is unchanged except for these
 attributes.  With ``clamp=true`` (the default) a tile larger than an op's
-dimension is cut down to it (the extra rows would be pure padding), so one
+dimension -- the trait's (B, M, K, N), a convolution's im2col view -- is
+cut down to it (the extra rows would be pure padding), so one
 pipeline string fits every op of a model; ``clamp=false`` writes the sizes as
 given and lets the mapping report the ops they do not fit.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from itertools import permutations
 from typing import ClassVar, Literal
 
-import numpy as np
-
 from transcode_ir.core import Module, Op
-from transcode_ir.opdefs import get_opdef, matmul_dims
+from transcode_ir.opdefs import Contraction, contraction_dims, get_opdef
 from transcode_ir.passes import Pass, option, register_pass
 
 __all__ = ["TILE_ATTRIBUTES", "TilePass"]
@@ -51,20 +49,7 @@ TILE_ATTRIBUTES = (TILE_B, TILE_X, TILE_Y, TILE_ORDER)
 
 LoopOrder = Literal[tuple("".join(p) for p in permutations("bijk"))]  # type: ignore[valid-type]
 
-_PRODUCTS = ("tensor.matmul", "nn.linear", "nn.attention", "nn.conv1d", "grad.conv1d_input",
-             "grad.conv1d_weight")
 _ROW_CATEGORIES = ("softmax", "layernorm")
-
-
-def _product_dims(op: Op) -> tuple[int, int, int, int] | None:
-    """(B, M, K, N) of a matrix product, or None when not known here (convs)."""
-    if op.name in ("tensor.matmul", "nn.linear"):
-        return matmul_dims(op)
-    if op.name == "nn.attention":
-        q, kt = op.operands[0].type.shape, op.operands[1].type.shape
-        batch = math.prod(np.broadcast_shapes(q[:-2], kt[:-2]))
-        return (batch, q[-2], q[-1], kt[-1])
-    return None
 
 
 @register_pass
@@ -100,7 +85,7 @@ class TilePass(Pass):
             for op in func:
                 if self.loc and not (op.loc or "").startswith(self.loc):
                     continue
-                if op.name in _PRODUCTS:
+                if op.has_trait(Contraction):
                     attrs = self._product_attributes(op)
                 elif self.norm_tile and get_opdef(op.name).category in _ROW_CATEGORIES:
                     attrs = self._row_attributes(op)
@@ -114,7 +99,7 @@ class TilePass(Pass):
 
     def _product_attributes(self, op: Op) -> dict[str, object]:
         b, x, y = self.b, self.x, self.y
-        dims = _product_dims(op) if self.clamp else None
+        dims = contraction_dims(op) if self.clamp else None
         if dims is not None:
             batch, m, k, n = dims
             b, x, y = min(b, batch), min(x, m), min(y, max(k, n))
