@@ -76,7 +76,9 @@ Training graphs (after ``autodiff``)
 In ``@backward`` and ``@train_step`` the forward part is pruned as above and
 the gradients are derived again from it with the op definitions' rules (the
 gradient of ``nn.prune`` is ``grad.prune``, the straight-through estimator of
-the surviving elements), then pruned with τ_T, as the torch runtime does:
+the surviving elements) by autodiff's reverse-mode loop
+(:func:`passes.autodiff.differentiate`, whose ``on_gradient`` hook prunes),
+then pruned with τ_T, as the torch runtime does:
 
 * **activation gradients** -- the gradient with respect to each prune
   point's unpruned value, which the producing layer's backward matrix
@@ -362,7 +364,7 @@ def find_structural_points(nodes: list[GraphNode]) -> list[StructuralPoint]:
 def _fused_activation(node: GraphNode) -> bool:
     return bool(getattr(node, "fused_activation", False)) or (
         isinstance(node.handle, Op) and node.handle.name == "nn.linear"
-        and node.handle.attr("activation", "none") != "none")
+        and node.handle.attr("activation") != "none")
 
 
 def _add_projections(add: Callable[..., None], q_side: list[int], k_side: list[int],
@@ -444,7 +446,7 @@ def ir_graph(ops: Iterable[Op]) -> tuple[list[GraphNode], list[Value | None]]:
         else:
             x = op.operands[0] if op.operands else None
             if op.name == "nn.softmax" and x is not None and \
-                    op.attr("axis", -1) % max(x.type.rank, 1) == x.type.rank - 1:
+                    op.attr("axis") % max(x.type.rank, 1) == x.type.rank - 1:
                 kind = "softmax"
             elif op.name in _IR_ACT:
                 kind = "act"
@@ -507,8 +509,8 @@ def find_prune_sites(ops: Iterable[Op]) -> list[PruneSite]:
 def _unpruned(value: Value, name: str) -> Value:
     """The value before the prune op of ``name`` that produced ``value`` (a rerun of the pass)."""
     owner = value.owner
-    if isinstance(owner, Op) and owner.name == "nn.prune" and owner.attr("point", "") == name \
-            and owner.attr("role", "activation") == "activation":
+    if isinstance(owner, Op) and owner.name == "nn.prune" and owner.attr("point") == name \
+            and owner.attr("role") == "activation":
         return owner.operands[0]
     return value
 
@@ -517,8 +519,8 @@ def _existing_prune(value: Value, name: str, role: str = "activation") -> Op | N
     """A prune op of ``name`` that already prunes ``value`` (the pass is idempotent)."""
     for use in value.uses:
         op = use.op
-        if op.name == "nn.prune" and op.attr("point", "") == name and \
-                op.attr("role", "activation") == role:
+        if op.name == "nn.prune" and op.attr("point") == name and \
+                op.attr("role") == role:
             return op
     return None
 
@@ -871,8 +873,8 @@ class DynaPropPass(Pass):
         # rule of y's producer reads it -- where the torch runtime's tensor hook prunes it.
         hooks: dict[int, tuple[Op, float]] = {}
         for op in ops:
-            if op.name == "nn.prune" and op.attr("role", "activation") == "activation":
-                tau = tau_t(op.attr("point", ""))
+            if op.name == "nn.prune" and op.attr("role") == "activation":
+                tau = tau_t(op.attr("point"))
                 if tau > 0:
                     hooks[id(op.operands[0])] = (op, tau)
 
@@ -880,7 +882,7 @@ class DynaPropPass(Pass):
             if id(value) not in hooks:
                 return gradient
             forward_prune, tau = hooks[id(value)]
-            point = forward_prune.attr("point", "")
+            point = forward_prune.attr("point")
             builder.loc = forward_prune.loc
             new = builder.create("nn.prune", (gradient,),
                                  {"tau": float(tau), "point": point, "role": "gradient"})
@@ -958,7 +960,7 @@ class DynaPropPass(Pass):
     def _record(self, module: Module, source: str, pruned: list[_Pruned],
                 attention_ops: list[tuple[str, Op]]) -> None:
         taus_i = [float(p.op.attributes["tau"]) for p in pruned if p.key[0] == "activation"] + \
-            [float(op.attr("tau", 0.0)) for _, op in attention_ops]
+            [float(op.attr("tau")) for _, op in attention_ops]
         taus_t = [float(p.op.attributes["tau"]) for p in pruned if p.key[0] != "activation"]
         tau_t_value = self.tau_t if self.tau_t is not None else (max(taus_t) if taus_t else 0.0)
         per_point = len(set(taus_i)) > 1 or len(set(taus_t)) > 1
@@ -1175,12 +1177,12 @@ class _Observer:
         q, kt = (self.saved[id(v)] for v in op.operands[:2])
         dtype = q.dtype
         scores = np.matmul(q, kt).astype(dtype, copy=False)
-        scale = op.attr("scale", 1.0)
+        scale = op.attr("scale")
         if scale != 1.0:
             scores = (scores * np.asarray(scale, dtype)).astype(dtype, copy=False)
         if len(op.operands) > 3:
             scores = (scores + self.saved[id(op.operands[3])]).astype(dtype, copy=False)
-        tau = float(op.attr("tau", 0.0))
+        tau = float(op.attr("tau"))
         scores = prune(scores, tau)
         self.counts.add_internal(op, "scores", scores)
         self.counts.add_internal(op, "probs", prune(softmax(scores, -1), tau))
@@ -1213,7 +1215,7 @@ def prune_records(module: Module) -> list[PruneRecord]:
                 t: TensorType = op.results[0].type
                 enc = t.encoding
                 records.append(PruneRecord(
-                    fname, op.attr("point", ""), op.attr("role", "activation"),
+                    fname, op.attr("point"), op.attr("role"),
                     float(op.attributes["tau"]), enc.density if enc else None,
                     enc.source if enc else None, t.numel))
             elif op.name == "nn.attention" and "dynaprop:scores_point" in op.attributes:
@@ -1223,7 +1225,7 @@ def prune_records(module: Module) -> list[PruneRecord]:
                 for part in ("scores", "probs"):
                     density = op.attr(f"dynaprop:{part}_density")
                     records.append(PruneRecord(fname, op.attr(f"dynaprop:{part}_point", ""),
-                                               "activation", float(op.attr("tau", 0.0)),
+                                               "activation", float(op.attr("tau")),
                                                None if density is None else float(density),
                                                op.attr(f"dynaprop:{part}_source"), elements, True))
     return records

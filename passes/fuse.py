@@ -71,10 +71,10 @@ def fuse_activation(rw: Rewriter, op: Op) -> bool:
     if not has_one_use(x):
         return False
     activation = "relu" if op.name == "nn.relu" else (
-        "gelu_tanh" if op.attributes.get("approximate", "none") == "tanh" else "gelu")
+        "gelu_tanh" if op.attr("approximate") == "tanh" else "gelu")
     inner = producer(x)
     if inner is not None and inner.name == "nn.linear" and \
-            inner.attributes.get("activation", "none") == "none":
+            inner.attr("activation") == "none":
         operands = inner.operands
     elif _is_weight_matmul(inner):
         operands = inner.operands
@@ -130,7 +130,7 @@ def fuse_attention(rw: Rewriter, op: Op) -> bool:
     if softmax is None or (guarded is None and not has_one_use(probs)) or v.type.rank < 2:
         return False
     scores = softmax.operands[0]
-    if softmax.attributes.get("axis", -1) % scores.type.rank != scores.type.rank - 1 or \
+    if softmax.attr("axis") % scores.type.rank != scores.type.rank - 1 or \
             not has_one_use(scores):
         return False
     mask = None

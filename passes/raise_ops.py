@@ -97,7 +97,7 @@ def _trailing_axes(op: Op) -> int | None:
     """The first axis when ``op`` reduces the trailing axes with keepdims."""
     rank = op.operands[0].type.rank
     axes = sorted(a % rank for a in op.attributes["axes"])
-    if not axes or not op.attributes.get("keepdims", True) or axes != list(range(axes[0], rank)):
+    if not axes or not op.attr("keepdims") or axes != list(range(axes[0], rank)):
         return None
     return axes[0]
 
@@ -132,15 +132,15 @@ rule(_mul(_NORMALIZED, Var("scale")),
 
 
 def _bias_fits(m: Match) -> bool:
-    axis = m.ln.attributes.get("axis", -1) % m.x.type.rank
+    axis = m.ln.attr("axis") % m.x.type.rank
     return _fits_normalized(m.bias, m.x, axis) and m.root.result.type.dense() == m.x.type.dense()
 
 
 # A bias added after a layer norm without one is folded into it.
 rule(OpPattern("arith.add", OpPattern("nn.layer_norm", x, Var("scale"), one_use=True, name="ln"),
                Var("bias"), commutative=True),
-     lambda m: m.op("nn.layer_norm", m.x, m.scale, m.bias, axis=m.ln.attributes.get("axis", -1),
-                    epsilon=m.ln.attributes.get("epsilon", 1e-5)),
+     lambda m: m.op("nn.layer_norm", m.x, m.scale, m.bias, axis=m.ln.attr("axis"),
+                    epsilon=m.ln.attr("epsilon")),
      "fold_bias_into_layer_norm", where=_bias_fits)
 del rule
 

@@ -360,10 +360,8 @@ class OneOf(ValuePattern):
 def _attribute(op: Op, key: str) -> Any:
     """An attribute of ``op``, or its definition's default when absent (None when the
     op kind does not declare it)."""
-    if key in op.attributes:
-        return op.attributes[key]
     try:
-        return get_opdef(op.name).attribute(op, key)
+        return op.attr(key)
     except KeyError:
         return None
 
