@@ -307,11 +307,13 @@ class OpPattern(ValuePattern):
             return False
         return self.match_op(op, m)
 
-    def match_op(self, op: Op, m: Match) -> bool:
-        if self.names and op.name not in self.names:
-            return False
-        if self.trait is not None and not has_trait(op.name, self.trait):
-            return False
+    def match_op(self, op: Op, m: Match, kind_checked: bool = False) -> bool:
+        """Match ``op`` itself (``kind_checked``: its name and trait are known to fit)."""
+        if not kind_checked:
+            if self.names and op.name not in self.names:
+                return False
+            if self.trait is not None and not has_trait(op.name, self.trait):
+                return False
         for key, want in self.attrs.items():
             got = _attribute(op, key)
             if callable(want):
@@ -323,14 +325,18 @@ class OpPattern(ValuePattern):
             n = len(op.operands)
             if n < len(self.operands) or (n > len(self.operands) and not self.variadic):
                 return False
-            orders = [(0, 1), (1, 0)] if self.commutative else [tuple(range(len(self.operands)))]
-            for order in orders:
-                saved = dict(m.bindings)
-                if all(p.match(op.operands[i], m) for p, i in zip(self.operands, order)):
-                    break
-                m.bindings = saved
+            if not self.commutative:
+                # a failed match fails the whole rule (or a OneOf, which restores bindings)
+                if not all(p.match(v, m) for p, v in zip(self.operands, op.operands)):
+                    return False
             else:
-                return False
+                for order in ((0, 1), (1, 0)):
+                    saved = dict(m.bindings)
+                    if all(p.match(op.operands[i], m) for p, i in zip(self.operands, order)):
+                        break
+                    m.bindings = saved
+                else:
+                    return False
         return m.bind(self.name, op)
 
     def __repr__(self) -> str:
@@ -380,7 +386,8 @@ def _declarative(pattern: OpPattern, build: Callable[[Match], Any],
     """The function pattern that matches ``pattern`` and applies ``build``."""
     def rewrite(rw: Rewriter, op: Op) -> bool:
         m = Match(rw, op)
-        if not pattern.match_op(op, m) or (where is not None and not where(m)):
+        # the driver offers only ops of the pattern's names or trait (PatternSet.for_op)
+        if not pattern.match_op(op, m, kind_checked=True) or (where is not None and not where(m)):
             return False
         created = rw.created
         result = build(m)
