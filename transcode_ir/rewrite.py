@@ -35,7 +35,9 @@ The pieces (each matches a :class:`~transcode_ir.core.Value`):
 * ``OneOf(*patterns)``: the first alternative that matches.
 
 ``one_use=True`` asks the matched value to have exactly one use.  The rule
-may carry a predicate over the whole match (``where=lambda m: ...``).  The
+may carry a predicate over the whole match (``where=lambda m: ...``), run on
+the first structural match (a commutative op's given operand order first);
+when it declines, other matchings are not tried.  The
 builder returns a value (or a list, one per result) to replace the matched
 op with; ``None`` to decline; ``True`` when it edited the IR itself through
 ``m.rw`` (``m.set_operands(...)`` rewires the matched op in place).  A
