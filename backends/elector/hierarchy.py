@@ -79,6 +79,9 @@ class StorageLevel:
     write_nj_per_byte: float
     multicast: bool
     source: str = ""
+    #: Bytes of one access (a buffer's block, main memory's 64-byte access,
+    #: one FIFO row): energy per access = ``read_nj_per_byte * access_bytes``.
+    access_bytes: float = 64.0
 
     def __post_init__(self) -> None:
         if self.sharing not in SHARING:
@@ -144,7 +147,8 @@ def _buffer_level(accelerator: Accelerator, buffer: Buffer) -> StorageLevel:
         name=buffer.block_name, capacity_bytes=buffer.size_bytes, banks=banks,
         bank_bytes_per_cycle=port / clock, operands=frozenset({buffer.kind}),
         sharing="chip", instances=1, read_nj_per_byte=energy, write_nj_per_byte=energy,
-        multicast=buffer.multicast, source=f"{bank_source}; {port_source}")
+        multicast=buffer.multicast, source=f"{bank_source}; {port_source}",
+        access_bytes=float(buffer.block_bytes))
 
 
 def _main_memory_level(accelerator: Accelerator) -> StorageLevel:
@@ -157,7 +161,8 @@ def _main_memory_level(accelerator: Accelerator) -> StorageLevel:
         read_nj_per_byte=energy, write_nj_per_byte=energy, multicast=False,
         source=("one interface of the memory's bandwidth "
                 + ("(given in the design)" if "bandwidth" in memory.overridden
-                   else "(technology table)")))
+                   else "(technology table)")),
+        access_bytes=float(memory.access_bytes))
 
 
 def _lane_fifo_level(accelerator: Accelerator) -> StorageLevel:
@@ -176,7 +181,8 @@ def _lane_fifo_level(accelerator: Accelerator) -> StorageLevel:
         bank_bytes_per_cycle=row, operands=frozenset({"activation", "weight"}),
         sharing="lane", instances=pe.pes * pe.lanes, read_nj_per_byte=energy,
         write_nj_per_byte=energy, multicast=False,
-        source="one row of macs_per_lane elements per cycle; energy from the FIFO module")
+        source="one row of macs_per_lane elements per cycle; energy from the FIFO module",
+        access_bytes=row)
 
 
 @functools.lru_cache(maxsize=256)
@@ -205,6 +211,11 @@ def _size(capacity: int | None) -> str:
     return format_quantity(capacity, "size")
 
 
+def _pj(nanojoules: float) -> str:
+    picojoules = nanojoules * 1e3
+    return f"{picojoules:,.0f}" if picojoules >= 1000 else f"{picojoules:.4g}"
+
+
 def format_hierarchy(accelerator: Accelerator) -> str:
     """The storage levels as a table (one instance per row, instances
     counted), followed by the banking rule and its source."""
@@ -212,18 +223,20 @@ def format_hierarchy(accelerator: Accelerator) -> str:
 
     clock = accelerator.clock_hz
     header = ("level", "capacity", "instances", "banks", "B/cycle/bank", "B/cycle",
-              "GB/s", "operands", "sharing", "multicast", "pJ/byte r/w")
+              "GB/s", "operands", "sharing", "multicast", "pJ/access (bytes)")
     rows = []
     for lv in storage_levels(accelerator):
-        energy = (f"{lv.read_nj_per_byte * 1e3:.4g}" if lv.read_nj_per_byte == lv.write_nj_per_byte
-                  else f"{lv.read_nj_per_byte * 1e3:.4g}/{lv.write_nj_per_byte * 1e3:.4g}")
+        read, write = lv.read_nj_per_byte * lv.access_bytes, lv.write_nj_per_byte * lv.access_bytes
+        energy = (_pj(read) if read == write else f"{_pj(read)}/{_pj(write)}")
+        energy += f" ({lv.access_bytes:g})"
         rows.append((lv.name, _size(lv.capacity_bytes), f"{lv.instances:,}", f"{lv.banks:,}",
                      f"{lv.bank_bytes_per_cycle:,.1f}", f"{lv.bytes_per_cycle:,.1f}",
                      f"{lv.bandwidth_bytes_per_s(clock) / 1e9:,.1f}",
                      "+".join(op for op in OPERANDS if op in lv.operands), lv.sharing,
                      "yes" if lv.multicast else "no", energy))
     lines = [f"storage hierarchy of {accelerator.name!r} (outermost first; B/cycle and GB/s "
-             "per instance, at the design's clock)",
+             "per instance, at the design's clock; energy per access of the given bytes, "
+             "read/write when they differ)",
              format_table(header, rows, align="lrrrrrrlllr")]
     given = [lv.name for lv in storage_levels(accelerator) if "given in the design" in lv.source]
     lines.append(textwrap.fill("banking assumption: " + banking_rule(accelerator.technology),

@@ -87,3 +87,14 @@ def test_default_banks_rounds_up() -> None:
     assert default_banks(2**20, tech) == 1
     assert default_banks(2**20 + 1, tech) == 2
     assert default_banks(3 * 2**20, tech) == 3
+
+
+def test_energy_per_access_of_each_level() -> None:
+    """Edge, by hand: main memory 13.44 nJ per 64-byte access (DRAM 32-2-1);
+    weight buffer 0.08566 x sqrt(8) nJ per 64-byte block; FIFO row 16 x 2.5 bytes."""
+    edge = resolve_design("acceltran-edge")
+    memory, weight = level(edge, "main_memory"), level(edge, "weight_buffer")
+    assert memory.access_bytes == 64 and weight.access_bytes == 64
+    assert memory.read_nj_per_byte * memory.access_bytes == pytest.approx(13.44)
+    assert weight.read_nj_per_byte * weight.access_bytes == pytest.approx(0.08566 * 8 ** 0.5)
+    assert level(edge, "lane_fifo").access_bytes == 40
