@@ -119,3 +119,32 @@ def test_compile_module_simulates_the_pass_mapping() -> None:
                                    accelerator)
     assert outcome.result.cycles == expected.cycles
     assert outcome.result.energy.total_nj == pytest.approx(expected.energy.total_nj)
+
+
+def test_compile_parses_builds_and_maps_once(monkeypatch) -> None:
+    """tcc compile's path: one design resolution, one static view and one
+    mapping search per compile (elector-map's result is simulated)."""
+    from backends.elector import design_library, mapping, tiling
+    from backends.elector.compile_pipeline import CompileOptions, compile_module
+
+    calls = {"resolve": 0, "map": 0, "static": 0}
+    real_resolve, real_map = design_library.resolve_design, mapping.map_function
+    real_init = tiling.StaticFunction.__init__
+
+    def resolve(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls["resolve"] += 1
+        return real_resolve(*args, **kwargs)
+
+    def map_function(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls["map"] += 1
+        return real_map(*args, **kwargs)
+
+    def init(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls["static"] += 1
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(design_library, "resolve_design", resolve)
+    monkeypatch.setattr(mapping, "map_function", map_function)
+    monkeypatch.setattr(tiling.StaticFunction, "__init__", init)
+    compile_module(_matmul_module(16, 32, 16), CompileOptions(hw="tiny-test"))
+    assert calls == {"resolve": 1, "map": 1, "static": 1}
