@@ -46,6 +46,7 @@ __all__ = [
     "module_kind",
     "module_kinds",
     "register_module_kind",
+    "unit_module_kinds",
     "unregister_module_kind",
 ]
 
@@ -87,6 +88,9 @@ class ModuleKind:
     #: kinds configured by the built-in blocks.
     dsl_fields: Mapping[str, Any] = field(default_factory=dict)
     builtin: bool = False
+    #: Other unit classes whose work also keeps it busy (the post-sparsity
+    #: unit sits in the MAC lane's pipeline: busy with the lanes, too).
+    also_busy_with: tuple[str, ...] = ()
 
     def per_pe(self, accelerator: Accelerator, training: bool = False) -> int:
         """Copies in each PE (0: the design has none)."""
@@ -140,7 +144,7 @@ _BUILTIN: tuple[ModuleKind, ...] = (
         lambda i: i.unit("mac") + i.unit("sparsity"),
         block="sparsity", fields=("post",),
         description="prunes a lane's outputs; busy with its lane and for prune ops",
-        builtin=True),
+        builtin=True, also_busy_with=("mac",)),
     ModuleKind(
         "fifo", "lane FIFOs", "mac", _lanes, _lanes_busy,
         technology_parameters=("depth",),
@@ -294,6 +298,18 @@ def busy_cycles(unit_busy: Mapping[str, float], main_memory_cycles: float, *,
     kinds in :func:`module_instances`."""
     inputs = BusyInputs(unit_busy, main_memory_cycles, lanes_per_pe, softmax_per_pe)
     return {kind.name: kind.busy(inputs) for kind in _REGISTRY.values()}
+
+
+def unit_module_kinds() -> dict[str, tuple[str, ...]]:
+    """``{unit class: kinds busy while an op works on it}`` (the kinds whose
+    ``unit`` or ``also_busy_with`` names it; the dataflow module, busy with
+    any unit of its PE, has no unit of its own)."""
+    out: dict[str, list[str]] = {}
+    for kind in _REGISTRY.values():
+        for unit in (kind.unit, *kind.also_busy_with):
+            if unit:
+                out.setdefault(unit, []).append(kind.name)
+    return {unit: tuple(names) for unit, names in out.items()}
 
 
 def _clear_caches() -> None:

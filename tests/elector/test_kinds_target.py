@@ -148,3 +148,11 @@ def test_compile_parses_builds_and_maps_once(monkeypatch) -> None:
     monkeypatch.setattr(tiling.StaticFunction, "__init__", init)
     compile_module(_matmul_module(16, 32, 16), CompileOptions(hw="tiny-test"))
     assert calls == {"resolve": 1, "map": 1, "static": 1}
+
+
+def test_unit_classes_and_their_kinds_come_from_the_registry() -> None:
+    from backends.elector.kinds import unit_module_kinds
+    from backends.elector.schedule import UNIT_MODULE_KINDS
+
+    derived = unit_module_kinds()
+    assert {unit: kinds for unit, kinds in UNIT_MODULE_KINDS.items() if kinds} == derived
