@@ -163,14 +163,14 @@ _BUILTIN: tuple[ModuleKind, ...] = (
         lambda a, t: a.softmax.per_pe, lambda i: i.unit("softmax"),
         technology_parameters=("tile",), parameter_rule=lambda a: {"tile": a.softmax.tile},
         block="softmax", fields=("per_pe", "tile"),
-        constraints=("tile-fits-module", "rows-staging-fits"),
+        constraints=("tile-fits-module", "activation-staging-fits"),
         description="softmax over tiles of `tile` elements", builtin=True),
     ModuleKind(
         "layer_norm", "layer-norm modules", "layernorm",
         lambda a, t: 1, lambda i: i.unit("layernorm"),
         technology_parameters=("tile",), parameter_rule=lambda a: {"tile": a.layer_norm.tile},
         block="layer_norm", fields=("tile",),
-        constraints=("tile-fits-module", "rows-staging-fits"),
+        constraints=("tile-fits-module", "activation-staging-fits"),
         description="the PE's layer-norm module", builtin=True),
     ModuleKind(
         "dataflow", "dataflow modules", "",

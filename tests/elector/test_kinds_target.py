@@ -156,3 +156,11 @@ def test_unit_classes_and_their_kinds_come_from_the_registry() -> None:
 
     derived = unit_module_kinds()
     assert {unit: kinds for unit, kinds in UNIT_MODULE_KINDS.items() if kinds} == derived
+
+
+def test_constraints_a_kind_names_exist_in_the_mapping_table() -> None:
+    from backends.elector.mapping import PRODUCT_CONSTRAINTS, ROW_CONSTRAINTS
+
+    table = {constraint.name for constraint in PRODUCT_CONSTRAINTS + ROW_CONSTRAINTS}
+    named = {name for kind in module_kinds() for name in kind.constraints}
+    assert named and named <= table, named - table
