@@ -416,9 +416,10 @@ def load_passes(module_name: str) -> list[type[Pass]]:
 
 
 def _load_entry_points() -> None:
-    from importlib.metadata import entry_points
+    # one scan of the installed metadata serves op dialects and passes alike
+    from transcode_ir.opdefs import installed_entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in installed_entry_points(ENTRY_POINT_GROUP):
         # a broken plugin must not hide the built-in passes behind a traceback
         _collect(ep.load, f"entry point '{ep.name}' ({ep.value}) in group "
                           f"{ENTRY_POINT_GROUP!r}", "failed to load")

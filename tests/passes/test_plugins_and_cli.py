@@ -22,6 +22,7 @@ from transcode_ir import (
     UserError,
     load_module,
     load_pass_plugin,
+    opdefs,
     parse_pipeline,
     register_pass,
     registered_passes,
@@ -116,13 +117,11 @@ def test_entry_points_register_passes(monkeypatch: pytest.MonkeyPatch) -> None:
         def load(self) -> type[Pass]:
             return EntryPointPass
 
-    import importlib.metadata
-
-    def entry_points(group: str) -> list[FakeEntryPoint]:
+    def entry_points(group: str) -> list[FakeEntryPoint]:   # opdefs' one metadata scan
         assert group == "transcode.passes"
         return [FakeEntryPoint()]
 
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(opdefs, "installed_entry_points", entry_points)
     registry._load_entry_points()
     assert registered_passes()["test-entry-point"] is EntryPointPass
 
@@ -130,7 +129,7 @@ def test_entry_points_register_passes(monkeypatch: pytest.MonkeyPatch) -> None:
         def load(self) -> type[Pass]:
             raise ImportError("missing dependency")
 
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [Broken()])
+    monkeypatch.setattr(opdefs, "installed_entry_points", lambda group: [Broken()])
     with pytest.raises(UserError, match="entry point 'test-entry-point' .* failed to load"):
         registry._load_entry_points()
 
@@ -215,9 +214,7 @@ def test_entry_points_and_modules_follow_the_plugin_rule(tmp_path: Path,
         def load(self) -> object:
             return 42
 
-    import importlib.metadata
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [NotAPass()])
+    monkeypatch.setattr(opdefs, "installed_entry_points", lambda group: [NotAPass()])
     with pytest.raises(UserError, match="'test-not-a-pass' .* is int, not a module or a Pass"):
         registry._load_entry_points()
     with pytest.raises(UserError, match="pass module 'no_such_pass_module' failed to import"):
