@@ -49,8 +49,11 @@ def test_hw_show_space_and_point(capsys) -> None:
     out = capsys.readouterr().out
     assert "7,425,000 points, 10 parameters" in out
     assert "area of point 0: 17.53 mm2" in out
+    assert "banking assumption (buffers without banks in the file): Banking rule" in out
     assert main(["hw", "show", "transcode-space", "--point", "0"]) == 0
-    assert 'accelerator "transcode-space#0"' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'accelerator "transcode-space#0"' in out
+    assert "storage hierarchy of 'transcode-space#0'" in out
 
 
 def test_hw_check_ok(tmp_path, capsys) -> None:

@@ -130,6 +130,12 @@ def _print_space(space, training: bool) -> None:
     print(f"area of point 0: {area_breakdown(first, training).total_mm2:,.2f} mm2; "
           f"of point {space.size - 1}: {area_breakdown(last, training).total_mm2:,.2f} mm2 "
           "(tcc hw show NAME --point INDEX shows one point)")
+    import textwrap
+
+    from backends.elector.hierarchy import banking_rule
+
+    print(textwrap.fill("banking assumption (buffers without banks in the file): "
+                        + banking_rule(first.technology), width=100, subsequent_indent="  "))
 
 
 def _check(args: argparse.Namespace) -> int:
