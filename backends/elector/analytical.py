@@ -57,6 +57,8 @@ from backends.elector.schedule import (
     OpResult,
     SimulationResult,
     TimelinePoint,
+    bounding_level,
+    level_utilisation,
 )
 from backends.elector.tiling import HardwareConsts, hardware_consts
 
@@ -127,10 +129,12 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
             level_bytes[level][1] += write
         for level, value in op.compulsory_bytes.items():
             compulsory_by_level[level] += value
-        dynamic = _op_dynamic(prices, busy, by_level, hw)
+        dynamic = _op_dynamic(prices, busy, by_level, hw, accelerator, mapped.training)
         starts.append(start)
         op_transfers.append(memory)
-        results.append(OpResult(op.index, start, finish, compute, memory, roof, bound, dynamic))
+        results.append(OpResult(op.index, start, finish, compute, memory, roof, bound, dynamic,
+                                bounding_level=bounding_level(compute + op.fill_cycles, memory),
+                                level_utilisation=level_utilisation(memory, duration)))
         if timeline and duration > 0:
             intervals.append((start, finish, {u: v / duration for u, v in busy.items()}))
     makespan = max(end, default=0.0)
@@ -181,13 +185,15 @@ def _dynamic_prices(accelerator: Accelerator, training: bool) -> dict[str, float
 
 
 def _op_dynamic(prices: Mapping[str, float], busy: Mapping[str, float],
-                by_level: Mapping[str, tuple[float, float]], hw: HardwareConsts
-                ) -> dict[str, float]:
-    """Dynamic energy of one op by class (modules and levels), in nJ."""
+                by_level: Mapping[str, tuple[float, float]], hw: HardwareConsts,
+                accelerator: Accelerator, training: bool) -> dict[str, float]:
+    """Dynamic energy of one op by class (modules and levels), in nJ: busy
+    cycles per module kind from the one busy rule
+    (:func:`backends.elector.costing.busy_module_cycles`)."""
     out: dict[str, float] = {}
     if busy:
         mm_cycles = sum(by_level["main_memory"]) / hw.bandwidth["main_memory"]
-        modules = _busy_kinds(busy, mm_cycles, hw)
+        modules = busy_module_cycles(accelerator, busy, mm_cycles, training)
         for kind, cycles in modules.items():
             if cycles and kind in prices:
                 out[kind] = cycles * prices[kind]
@@ -195,19 +201,6 @@ def _op_dynamic(prices: Mapping[str, float], busy: Mapping[str, float],
         if read or write:
             out[level] = (read + write) * hw.energy_per_byte[level]
     return out
-
-
-def _busy_kinds(busy: Mapping[str, float], mm_cycles: float, hw: HardwareConsts
-                ) -> dict[str, float]:
-    lanes = busy.get("mac", 0.0)
-    softmax = busy.get("softmax", 0.0)
-    layernorm = busy.get("layernorm", 0.0)
-    per_pe = hw.softmax_units / hw.pes
-    return {"mac_lane": lanes, "fifo": lanes, "pre_sparsity": lanes,
-            "post_sparsity": lanes + busy.get("sparsity", 0.0), "stochastic_rounding": lanes,
-            "softmax": softmax, "layer_norm": layernorm,
-            "dataflow": lanes / hw.lanes_per_pe + softmax / per_pe + layernorm,
-            "dma": busy.get("dma", 0.0) + mm_cycles}
 
 
 def _utilisation(accelerator: Accelerator, unit_busy: Mapping[str, float],

@@ -63,6 +63,7 @@ from backends.elector.tiling import (
     OpStatic,
     ProductStage,
     ResidencyPlan,
+    StageParams,
     StaticFunction,
     forced_streams,
     hardware_consts,
@@ -594,17 +595,22 @@ class _SearchTable:
 
 def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
                   inputs: Sequence[OperandSpec], output: OperandSpec,
-                  extra_level_bytes: Mapping[str, float]) -> _SearchTable:
+                  extra_level_bytes: Mapping[str, float],
+                  params: StageParams | None = None) -> _SearchTable:
     b, x, y, orders, count = _product_grid(info.dims, default)
+    params = params or StageParams()
+    if not any(s.streamed for s in list(inputs) + [output]):
+        params = dataclasses.replace(params, room=())      # read only for streamed operands
     key = (info.form, info.dims, info.dims2, info.inner_density, info.rows, info.cols,
-           bytes_per_element, (int(b[count - 1]), int(x[count - 1]), int(y[count - 1]), count),
+           bytes_per_element, params,
+           (int(b[count - 1]), int(x[count - 1]), int(y[count - 1]), count),
            tuple(operand_key(s) for s in inputs), operand_key(output),
            tuple(sorted(extra_level_bytes.items())))
     table = _TABLE_CACHE.get(key)
     if table is not None:
         return table
     stage = product_stage(info, bytes_per_element, b, x, y, orders, inputs, output,
-                          extra_level_bytes)
+                          extra_level_bytes, params)
     tile_of = np.arange(len(b)) % count
     rows = np.column_stack([tile_of.astype(np.float64)]
                            + [np.broadcast_to(v, b.shape) for v in stage.level_bytes.values()])
@@ -636,7 +642,7 @@ def _search_product(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan,
                     default: TileShape, objective: str) -> OpMapping:
     inputs, outputs = operand_specs(info, plan, None)
     table = _search_table(info, hw.bytes_per_element, default, inputs, outputs[0],
-                          spill_level_bytes(info, plan))
+                          spill_level_bytes(info, plan), hw.stage_params)
     c = constraint_context(info, hw, plan, "mac")
     streamed_weights = any(s.streamed for s in inputs if s.ref.is_param and
                            s.role in ("lhs", "rhs"))

@@ -109,6 +109,8 @@ __all__ = [
     "TimelinePoint",
     "UnitWork",
     "as_plain",
+    "bounding_level",
+    "level_utilisation",
     "loop_fetches",
     "loop_trips",
 ]
@@ -597,6 +599,13 @@ class OpResult:
     bound: str
     dynamic_energy_nj: Mapping[str, float]
     stalls: Mapping[str, float] = field(default_factory=dict)
+    #: What set the op's own duration: ``"compute"`` or the storage level whose
+    #: bytes over its bandwidth (banks x port) took longest
+    #: (:func:`bounding_level`); ``""`` when the simulator did not say.
+    bounding_level: str = ""
+    #: Per storage level, the fraction of the op's duration its transfers keep
+    #: the level's bandwidth busy (``memory_cycles[level] / cycles``, at most 1).
+    level_utilisation: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def cycles(self) -> float:
@@ -651,6 +660,20 @@ class SimulationResult:
     @property
     def area_total_um2(self) -> float:
         return sum(v for v in self.area_um2.values() if v is not None)
+
+
+def bounding_level(compute_cycles: float, memory_cycles: Mapping[str, float]) -> str:
+    """``"compute"`` when the busiest module class takes at least as long as
+    every level's transfers, else the level whose transfers take longest."""
+    level, cycles = max(memory_cycles.items(), key=lambda kv: kv[1], default=("", 0.0))
+    return level if cycles > compute_cycles else "compute"
+
+
+def level_utilisation(memory_cycles: Mapping[str, float], duration: float) -> dict[str, float]:
+    """Busy fraction of each level's bandwidth over an op of ``duration`` cycles."""
+    if duration <= 0:
+        return {level: 0.0 for level in memory_cycles}
+    return {level: min(value / duration, 1.0) for level, value in memory_cycles.items()}
 
 
 def as_plain(value: Any) -> Any:

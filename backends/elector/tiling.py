@@ -459,12 +459,15 @@ class HardwareConsts:
     layernorm_units: int
     layernorm_tile: int
     capacity: Mapping[str, float]            # buffer level -> bytes
-    bandwidth: Mapping[str, float]           # level -> bytes per cycle
+    bandwidth: Mapping[str, float]           # level -> bytes per cycle (banks x port)
     energy_per_byte: Mapping[str, float]     # level -> nJ per byte
     lane_energy_per_cycle: float             # nJ per busy lane-cycle: lane, FIFO, sparsity [, SR]
     softmax_energy_per_cycle: float
     layernorm_energy_per_cycle: float
     training: bool
+    banks: Mapping[str, int] = field(default_factory=dict)              # level -> banks
+    bank_bandwidth: Mapping[str, float] = field(default_factory=dict)   # bytes/cycle per bank
+    stage_params: StageParams = field(default_factory=lambda: StageParams())
 
 
 def design_hash(accelerator: Accelerator) -> str:
@@ -487,11 +490,18 @@ def hardware_consts(accelerator: Accelerator, training: bool = False) -> Hardwar
     memory = accelerator.main_memory_costs()
     capacity, bandwidth, energy = {}, {"main_memory": memory.bandwidth_bytes_per_s / clock}, {
         "main_memory": memory.energy_per_byte_nj}
-    for kind in ("activation", "weight", "mask"):
-        costs = accelerator.buffer_costs(kind)
-        capacity[f"{kind}_buffer"] = float(accelerator.buffer(kind).size_bytes)
-        bandwidth[f"{kind}_buffer"] = costs.bandwidth_bytes_per_s / clock
-        energy[f"{kind}_buffer"] = costs.energy_per_byte_nj
+    banks, bank_bandwidth = {"main_memory": 1}, {"main_memory": bandwidth["main_memory"]}
+    multicast, room = [], []
+    for level in buffer_levels(accelerator):
+        capacity[level.name] = float(level.capacity_bytes)
+        banks[level.name] = level.banks
+        bank_bandwidth[level.name] = level.bank_bytes_per_cycle
+        bandwidth[level.name] = level.banks * level.bank_bytes_per_cycle
+        energy[level.name] = level.energy_per_byte_nj
+        multicast.append((level.name, level.multicast))
+        # A streamed operand's buffer-level block is double-buffered: two
+        # blocks fit the buffer.
+        room.append((level.name, level.capacity_bytes / 2.0))
     lane = accelerator.module_costs("mac_lane").dynamic_energy_per_cycle_pj
     lane += accelerator.module_costs("fifo").dynamic_energy_per_cycle_pj
     if accelerator.sparsity.pre:
@@ -511,7 +521,61 @@ def hardware_consts(accelerator: Accelerator, training: bool = False) -> Hardwar
         lane_energy_per_cycle=lane * 1e-3,
         softmax_energy_per_cycle=_per_cycle_nj(accelerator, "softmax"),
         layernorm_energy_per_cycle=_per_cycle_nj(accelerator, "layer_norm"),
-        training=training)
+        training=training, banks=banks, bank_bandwidth=bank_bandwidth,
+        stage_params=StageParams(pe.pes * pe.lanes, tuple(multicast), tuple(room)))
+
+
+@dataclass(frozen=True)
+class BufferLevel:
+    """One on-chip buffer as the cost formulas see it: ``banks`` banks of one
+    port each (``bank_bytes_per_cycle``), so the level's bandwidth is ``banks x
+    port`` (accesses assumed spread evenly over the banks: no bank conflicts);
+    ``multicast``: a tile read once reaches every lane of a wave that needs it."""
+
+    name: str
+    capacity_bytes: float
+    banks: int
+    bank_bytes_per_cycle: float
+    energy_per_byte_nj: float
+    multicast: bool = True
+
+
+def buffer_levels(accelerator: Accelerator) -> tuple[BufferLevel, ...]:
+    """The design's buffers (activation, weight, mask) with their banks and ports."""
+    return _buffer_levels(accelerator)
+
+
+@functools.lru_cache(maxsize=256)
+def _buffer_levels(accelerator: Accelerator) -> tuple[BufferLevel, ...]:
+    clock = accelerator.clock_hz
+    try:
+        from backends.elector.hierarchy import storage_levels
+    except ImportError:
+        storage_levels = None
+    out = []
+    if storage_levels is not None:
+        for level in storage_levels(accelerator):
+            name = level.name if level.name.endswith("_buffer") else f"{level.name}_buffer"
+            if name not in ("activation_buffer", "weight_buffer", "mask_buffer"):
+                continue
+            kind = name[: -len("_buffer")]
+            out.append(BufferLevel(name, float(level.capacity_bytes), int(level.banks),
+                                   float(level.bank_bytes_per_cycle),
+                                   accelerator.buffer_costs(kind).energy_per_byte_nj,
+                                   bool(getattr(level, "multicast", True))))
+        if len(out) == 3:
+            return tuple(out)
+        out = []
+    # Stand-in for the hierarchy module: banks of at most 1 MiB, one port each.
+    for kind in ("activation", "weight", "mask"):
+        buffer = accelerator.buffer(kind)
+        costs = accelerator.buffer_costs(kind)
+        banks = 1
+        if buffer.bandwidth_bytes_per_s is None:
+            banks = max(1, math.ceil(buffer.size_bytes / 2**20))
+        out.append(BufferLevel(f"{kind}_buffer", float(buffer.size_bytes), banks,
+                               costs.bandwidth_bytes_per_s / clock, costs.energy_per_byte_nj))
+    return tuple(out)
 
 
 def _per_cycle_nj(accelerator: Accelerator, kind: str) -> float:
@@ -694,35 +758,148 @@ def _distinct(loops: str, trips: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class StageParams:
+    """The numbers of a design the per-level traffic of a product depends on
+    (kept in the stage caches' keys): ``lanes`` working at once (a *wave*),
+    whether each buffer multicasts a tile read once to every lane of a
+    wave that needs it, and the ``room`` (bytes) each buffer gives a streamed
+    operand's buffer-level block.  ``StageParams()`` is the old
+    one-lane-at-a-time model (no multicast, no buffer-level block)."""
+
+    lanes: int = 1
+    multicast: tuple[tuple[str, bool], ...] = ()
+    room: tuple[tuple[str, float], ...] = ()
+
+    def multicasts(self, level: str) -> bool:
+        return dict(self.multicast).get(level, False)
+
+    def room_at(self, level: str) -> float:
+        return dict(self.room).get(level, 0.0)
+
+
+_NO_PARAMS = StageParams()
+
+
+def stage_params(hw: HardwareConsts) -> StageParams:
+    """:class:`StageParams` of a design (lanes, multicast and streaming room per buffer)."""
+    return hw.stage_params
+
+
+#: Loops each operand kind depends on, as a mask over (b, i, j, k).
+def _loop_mask(loops: str) -> np.ndarray:
+    return np.array([d in loops for d in "bijk"])
+
+
+def wave_coverage(ordered: np.ndarray, lanes: int) -> np.ndarray:
+    """Spatial unrolling of one wave: per candidate and loop position (outermost
+    first), how many of that loop's tiles one wave spans: the innermost loops
+    are unrolled across the lanes, each as far as the lanes left by the loops
+    inside allow, ``c = min(trips, max(lanes // product of the c inside, 1))``.
+    A wave runs ``prod(c)`` tile-products at once (the other lanes idle)."""
+    cover = np.ones_like(ordered)
+    inside = np.ones(ordered.shape[0], dtype=np.int64)
+    for p in range(ordered.shape[1] - 1, -1, -1):
+        cover[:, p] = np.minimum(ordered[:, p], np.maximum(lanes // inside, 1))
+        inside = inside * cover[:, p]
+    return cover
+
+
+def level_fetches(ordered: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """How often the block an operand needs changes when the loops ``ordered``
+    (trip counts per position, outermost first) run: the product of the trip
+    counts from the outermost loop down to the innermost *relevant* loop that
+    has more than one trip (1 when none has).  The lane-FIFO rule
+    (:func:`~backends.elector.schedule.loop_fetches`) applied at any level."""
+    moving = relevant & (ordered > 1)
+    position = np.where(moving.any(axis=1),
+                        ordered.shape[1] - 1 - np.argmax(moving[:, ::-1], axis=1), -1)
+    cum = np.cumprod(ordered, axis=1)
+    rows = np.arange(ordered.shape[0])
+    return np.where(position >= 0, cum[rows, np.maximum(position, 0)], 1)
+
+
 def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarray,
                      y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
-                     bpe: float) -> dict[str, object]:
-    """Vectorised traffic of one matrix product over candidate mappings."""
+                     bpe: float, params: StageParams | None = None) -> dict[str, object]:
+    """Vectorised traffic of one matrix product over candidate mappings, at
+    two levels below main memory (docs/cost-model.md):
+
+    * **lanes** (spatial): a wave of ``params.lanes`` tile-products spans
+      ``c`` tiles of each loop (:func:`wave_coverage`); the wave needs
+      ``prod(c over the operand's loops)`` distinct tiles of an operand, each
+      read once from its buffer and multicast to the lanes that use it (when
+      the buffer multicasts; else every lane of the wave reads its own).
+      Between waves a lane keeps its tile in its FIFO while the operand's
+      loops stay put, so tile reads = ``level_fetches(waves' trip counts) x
+      distinct tiles per wave``.  Partial sums of one output tile from lanes
+      of the same wave are added on the way to the buffer (one write).
+    * **buffer** (temporal): a streamed operand (one that does not stay in
+      its buffer) is brought from main memory in the largest block of the
+      innermost loops that fits the buffer's room (``params.room``); main
+      memory moves it ``level_fetches(trip counts outside the block) x the
+      block``, and never more than the buffer hands to the lanes.
+    """
+    params = params or _NO_PARAMS
     batch, m, k, n = dims
     trips = np.stack([_ceil_div(batch, b), _ceil_div(m, x), _ceil_div(n, y), _ceil_div(k, y)],
                      axis=1).astype(np.int64)
     rows = np.arange(trips.shape[0])
-    ordered = trips[rows[:, None], _ORDER_PERM[order_index]]
-    cum = np.cumprod(ordered, axis=1)
-    result = {"trips": trips, "operands": []}
+    perm = _ORDER_PERM[order_index]
+    ordered = trips[rows[:, None], perm]
+    cover = wave_coverage(ordered, params.lanes)
+    waves = -(-ordered // cover)
+    result = {"trips": trips, "operands": [], "spatial": np.prod(cover, axis=1)}
     for spec in operands:
         if spec.loops:
-            pos = _innermost(spec.loops)[order_index]
-            fetches = cum[rows, pos]
+            relevant = _loop_mask(spec.loops)[perm]
+            if params.multicasts(spec.ref.buffer):
+                per_wave = np.prod(np.where(relevant, cover, 1), axis=1)
+            else:
+                per_wave = np.prod(cover, axis=1)
+            fetches = level_fetches(waves, relevant) * per_wave
             distinct = _distinct(spec.loops, trips)
         else:
+            relevant = None
             fetches = np.ones_like(order_index)
             distinct = np.ones_like(order_index)
         tensor = spec.ref.numel * bpe * spec.ref.stored_density
         average_tile = tensor / distinct                       # real elements only
         moved = fetches * average_tile
+        mm_blocks = fetches
+        room = params.room_at(spec.ref.buffer)
+        if spec.streamed and relevant is not None and room > 0:
+            mm_blocks = np.minimum(fetches, _block_fetches(ordered, relevant,
+                                                           room / average_tile))
         mask = fetches * (spec.ref.numel / distinct) / 8.0 if spec.ref.sparse else 0.0 * moved
         tile_elements = _tile_elements(spec.tile, spec.loops, b, x, y)
         tile_bytes = tile_elements * bpe * spec.ref.stored_density
         result["operands"].append({"spec": spec, "fetches": fetches, "distinct": distinct,
-                                   "moved": moved, "mask": mask, "tile_bytes": tile_bytes,
+                                   "moved": moved, "mm_moved": mm_blocks * average_tile,
+                                   "mask": mask, "tile_bytes": tile_bytes,
                                    "tile_elements": tile_elements, "tensor": tensor})
     return result
+
+
+def _block_fetches(ordered: np.ndarray, relevant: np.ndarray, room_tiles: np.ndarray
+                   ) -> np.ndarray:
+    """Tiles of an operand main memory moves when the buffer keeps the largest
+    block of the innermost loops whose tiles of the operand (``prod`` of the
+    trip counts of its loops inside) fit ``room_tiles`` tiles, reloading it
+    as the loops outside move (:func:`level_fetches` of the outer loops)."""
+    count, depth = ordered.shape
+    best = None
+    block = np.ones(count, dtype=np.int64)
+    # s = depth: an empty block (one tile); then the innermost loop, two, ...
+    for s in range(depth, -1, -1):
+        if s < depth:
+            block = block * np.where(relevant[:, s], ordered[:, s], 1)
+        outer = ordered.copy()
+        outer[:, s:] = 1
+        fetches = level_fetches(outer, relevant) * block
+        fits = block <= room_tiles
+        best = fetches if best is None else np.where(fits, fetches, best)
+    return best
 
 
 def _operand_levels(entry: Mapping[str, object], output: bool) -> dict[str, np.ndarray]:
@@ -733,13 +910,16 @@ def _operand_levels(entry: Mapping[str, object], output: bool) -> dict[str, np.n
     zero = 0.0 * moved  # type: ignore[operator]
     if not output:
         if spec.streamed:
-            return {"mm_read": moved, "mm_write": zero, "buf_read": moved, "buf_write": moved,
+            mm = entry.get("mm_moved", moved)
+            return {"mm_read": mm, "mm_write": zero, "buf_read": moved, "buf_write": mm,
                     "mask": entry["mask"], "level": level}
         return {"mm_read": zero + spec.fill_bytes, "mm_write": zero, "buf_read": moved,
                 "buf_write": zero + spec.fill_bytes, "mask": entry["mask"], "level": level}
     partial = moved - entry["tensor"]                            # re-read partial sums
     if spec.streamed:
-        return {"mm_read": partial, "mm_write": moved, "buf_read": moved + partial,
+        mm = entry.get("mm_moved", moved)
+        mm_partial = mm - entry["tensor"]
+        return {"mm_read": mm_partial, "mm_write": mm, "buf_read": moved + partial,
                 "buf_write": moved + partial, "mask": entry["mask"], "level": level}
     through = entry["tensor"] if spec.write_through else 0.0
     return {"mm_read": zero, "mm_write": zero + through, "buf_read": partial + through,
@@ -760,6 +940,8 @@ class CandidateCosts:
     staging: dict[str, np.ndarray]
     detail: list[dict[str, object]]
     row_work: tuple[int, int] | None = None      # attention: softmax tiles, cycles per tile
+    #: Per product, the lanes a wave uses (the spatial unrolling, :func:`wave_coverage`).
+    lane_used: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
@@ -782,7 +964,7 @@ class ProductStage:
     x: np.ndarray
     y: np.ndarray
     order_index: np.ndarray
-    products: list[tuple[np.ndarray, np.ndarray]]
+    products: list[tuple[np.ndarray, np.ndarray, np.ndarray]]   # tiles, work, lanes used
     level_bytes: dict[str, np.ndarray]
     first: list[tuple[str, np.ndarray]]
     staged: list[tuple[OperandSpec, np.ndarray, np.ndarray]]   # spec, tile bytes, elements
@@ -791,17 +973,19 @@ class ProductStage:
     def subset(self, index: np.ndarray) -> ProductStage:
         """The candidates at ``index`` (without ``staged`` and ``detail``)."""
         return ProductStage(self.b[index], self.x[index], self.y[index], self.order_index[index],
-                            [(tiles[index], work[index]) for tiles, work in self.products],
+                            [(tiles[index], work[index], used[index])
+                             for tiles, work, used in self.products],
                             {lv: value[index] for lv, value in self.level_bytes.items()},
                             [(source, value[index]) for source, value in self.first], [], [])
 
 
 def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np.ndarray,
                   y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
-                  output: OperandSpec, extra_level_bytes: Mapping[str, float] | None = None
-                  ) -> ProductStage:
+                  output: OperandSpec, extra_level_bytes: Mapping[str, float] | None = None,
+                  params: StageParams | None = None) -> ProductStage:
     """The :class:`ProductStage` of candidates ``(b[i], x[i], y[i], order_index[i])``
-    (arguments as for :func:`matmul_costs`, with the data width in bytes)."""
+    (arguments as for :func:`matmul_costs`, with the data width in bytes and the
+    design's :class:`StageParams`)."""
     b, x, y = (np.asarray(v, dtype=np.int64) for v in (b, x, y))
     order_index = np.asarray(order_index, dtype=np.int64)
     bpe = bytes_per_element
@@ -823,9 +1007,9 @@ def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np
     for p, (dims, specs, dens) in enumerate(products):
         out_spec = output if p == len(products) - 1 else None
         all_specs = list(specs) + ([out_spec] if out_spec is not None else [])
-        traffic = _product_traffic(dims, b, x, y, order_index, all_specs, bpe)
+        traffic = _product_traffic(dims, b, x, y, order_index, all_specs, bpe, params)
         trips = traffic["trips"]
-        lanes.append((trips.prod(axis=1), b * x * y * y * dens))
+        lanes.append((trips.prod(axis=1), b * x * y * y * dens, traffic["spatial"]))
         for entry in traffic["operands"]:
             spec = entry["spec"]
             is_out = spec is out_spec
@@ -873,11 +1057,13 @@ def stage_costs(stage: ProductStage, info: OpStatic, hw: HardwareConsts) -> Cand
     mpl = hw.macs_per_lane
     lane_tiles, lane_cpt = [], []
     compute = 0.0 * b
-    for tiles, work in stage.products:
+    lane_used = []
+    for tiles, work, used in stage.products:
         cpt = np.maximum(np.ceil(work / mpl - 1e-9), 1).astype(np.int64)
         lane_tiles.append(tiles)
         lane_cpt.append(cpt)
-        compute = compute + _ceil_div(tiles, hw.lanes) * cpt
+        lane_used.append(used)
+        compute = compute + _ceil_div(tiles, used) * cpt
     first_tile_cycles = 0.0 * b
     for source, first in stage.first:
         first_tile_cycles = np.maximum(first_tile_cycles, first / hw.bandwidth[source])
@@ -923,7 +1109,7 @@ def stage_costs(stage: ProductStage, info: OpStatic, hw: HardwareConsts) -> Cand
         energy = energy + row_work[0] * row_work[1] * hw.softmax_energy_per_cycle
     return CandidateCosts(cycles, compute, fill, dict(level_bytes), energy, lane_tiles, lane_cpt,
                           {"activation_buffer": act_staging, "weight_buffer": weight_staging,
-                           "mask_buffer": mask_staging}, stage.detail, row_work)
+                           "mask_buffer": mask_staging}, stage.detail, row_work, lane_used)
 
 
 def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarray,
@@ -936,7 +1122,7 @@ def matmul_costs(info: OpStatic, hw: HardwareConsts, b: np.ndarray, x: np.ndarra
     bias...); ``output`` the result.  The design-independent part
     (:func:`product_stage`) priced on the design (:func:`stage_costs`)."""
     stage = product_stage(info, hw.bytes_per_element, b, x, y, order_index, operands, output,
-                          extra_level_bytes)
+                          extra_level_bytes, hw.stage_params)
     return stage_costs(stage, info, hw)
 
 
@@ -1148,8 +1334,11 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str |
     if cached is not None:
         return cached
     extra = spill_level_bytes(info, plan)
+    params = hw.stage_params
+    if not any(s.streamed for s in list(inputs) + list(outputs)):
+        params = dataclasses.replace(params, room=())      # read only for streamed operands
     stage_key = (info.form, info.dims, info.dims2, info.inner_density, info.rows, info.cols,
-                 hw.bytes_per_element,
+                 hw.bytes_per_element, params,
                  tile, order, tuple(operand_key(s) for s in inputs), operand_key(outputs[0]),
                  tuple(sorted(extra.items())))
     cached_stage = _STAGE_CACHE.get(stage_key)
@@ -1157,7 +1346,7 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str |
         one = np.array([0])
         stage = product_stage(info, hw.bytes_per_element, one + tile.b, one + tile.x,
                               one + tile.y, one + LOOP_ORDERS.index(order), inputs, outputs[0],
-                              extra)
+                              extra, params)
         specs = list(inputs) + list(outputs)
         rows = []
         for d in stage.detail:
@@ -1192,11 +1381,12 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str |
     for p, dims in enumerate(products):
         tiles = int(costs.lane_tiles[p][0])
         cpt = int(costs.lane_cycles_per_tile[p][0])
+        used = int(costs.lane_used[p][0])
         dense = math.prod(dims)
         macs += dense
         effective += dense * dens[p]
         padded += (tiles * tile.b * tile.x * tile.y * tile.y - dense) * dens[p]
-        work.append(UnitWork("mac", tiles, cpt, hw.lanes,
+        work.append(UnitWork("mac", tiles, cpt, used,
                              dense * dens[p] / (hw.lanes * hw.macs_per_lane)))
     if costs.row_work is not None:
         tiles, cpt = costs.row_work

@@ -18,8 +18,9 @@ a tile starts when the first eighth of each of its operands is in, and
 finishes ``128/8 = 16`` cycles after its last byte at the earliest.
 
 Bytes per fetch (the contract's totals divided by the fetch counts; the
-loop-order rule: an operand is fetched at the first tile of each run of
-tiles in which its loops stay put, the result written at the last):
+loop-order rule, where the mapping's fetch counts follow it: an operand is
+fetched at the first tile of each run of tiles in which its loops stay put,
+the result written at the last; see ORDERS for each order):
 
 * main memory: an input fetch carries ``1280 / fetches`` bytes (its share of
   the fill), a result write ``640 / writes`` bytes (its share of the
@@ -59,36 +60,38 @@ from transcode_ir import run_pipeline
 UNIT = 1 / 65536
 
 # order: (expected cycles, main-memory stall cycles)
+# The fetch counts are the mapping's (tests/elector_compile/test_hand_worked.py,
+# docs/cost-model.md: waves of 4 tile-products, multicast, FIFO reuse across
+# waves).  The event model places an operand's fetches by the loop-order rule
+# when its count equals tiles / run for one of the operand's loop choices
+# (``bik``/``ik``, ``bkj``/``kj``, ``bij``/``ij``), else it spreads the bytes
+# evenly over the 16 tiles (1280 / 16 = 80 B of an input, 640 / 16 = 40 B of
+# the result per tile).
 ORDERS = {
-    # bijk: a (bik) and b (bkj) innermost relevant loop is k, the innermost
-    # loop: both fetched by every tile (16 fetches, 80 B = 2.1875 cycles
-    # each from main memory).  Wave 0 = tiles 0-3, 160 B = 4.375 cycles each;
-    # all equal, so each has its first eighth after 4 * 4.375/8 = 2.1875.
-    # out (bij): innermost relevant j, runs of trips[k] = 4 tiles: written by
-    # tiles 3, 7, 11, 15 (160 B = 4.375 cycles to main memory); the last
-    # write is alone in its burst: its last eighth takes 4.375/8 = 0.546875.
-    # cycles = 2.1875 + 512 + 0.546875 = 514.734375.
+    # bijk (trips 1,2,2,4): a 8 fetches (the rule says 16: spread, 80 B a
+    # tile); b 16 (every tile, 80 B); out 4 = 16 / 4 (written by tiles 3, 7,
+    # 11, 15: 160 B = 4.375 cycles).  Wave 0: 160 B per tile, all equal: first
+    # eighth after 4 * 4.375/8 = 2.1875; the last write alone in its burst:
+    # its last eighth 4.375/8 = 0.546875.  cycles = 2.1875 + 512 + 0.546875.
     "bijk": (514.734375, 2.1875 + 0.546875),
-    # kjib: every operand's innermost relevant loop is b, the innermost loop:
-    # a, b and out all fetched / written by every tile.  Wave 0 as for bijk
-    # (80 + 80 B per tile): first eighth at 2.1875.  The last wave writes 4
-    # results of 40 B (1.09375 cycles): their last eighths, shared by 4,
-    # take 4 * 1.09375/8 = 0.546875.  cycles = 514.734375 again.
-    "kjib": (514.734375, 2.1875 + 0.546875),
-    # bkij: a (bik) innermost relevant i, run of trips[j] = 2: fetched by even
-    # tiles (8 fetches, 160 B); b (bkj) innermost j: every tile (80 B).
-    # Wave 0 main memory: tiles 0, 2 move 240 B (6.5625 cycles), tiles 1, 3
-    # 80 B (2.1875).  First eighth of tile 0: min(2.1875, 0.8203125) * 2
-    # + min(6.5625, 0.8203125) * 2 = 3.28125; of tile 1: 4 * 0.2734375 =
-    # 1.09375.  out written by every tile (40 B): last part 0.546875 as for
-    # kjib.  cycles = 3.28125 + 512 + 0.546875 = 515.828125.  Main-memory
+    # kjib (trips 4,2,2,1): a 8 (rule 16 for bik and ik: spread, 80 B); b 8 =
+    # 16 / 2 for kj (run of trips[i] x trips[b] = 2: even tiles, 160 B); out 4
+    # (rule 16: spread, 40 B).  Wave 0 main memory: tiles 0, 2 move 240 B
+    # (6.5625 cycles), tiles 1, 3 80 B (2.1875).  First eighth of tile 0:
+    # min(2.1875, 0.8203125) * 2 + min(6.5625, 0.8203125) * 2 = 3.28125; of
+    # tile 1: 4 * 0.2734375 = 1.09375.  The last wave writes 4 results of 40 B
+    # (1.09375 cycles): their last eighths, shared by 4, take 4 * 1.09375/8 =
+    # 0.546875.  cycles = 3.28125 + 512 + 0.546875 = 515.828125.  Main-memory
     # stall: lanes idle (3.28125 + 1.09375 + 3.28125 + 1.09375) / 4 lanes =
     # 2.1875, plus the 0.546875 tail.
+    "kjib": (515.828125, 2.1875 + 0.546875),
+    # bkij (trips 1,4,2,2): a 8 = 16 / 2 for bik (innermost relevant i, run of
+    # trips[j] = 2: even tiles, 160 B); b 8 (rule 16: spread, 80 B); out 4
+    # (rule 16: spread, 40 B).  Wave 0: 240, 80, 240, 80 B as for kjib.
     "bkij": (515.828125, 2.1875 + 0.546875),
-    # jkbi: a (bik) innermost i, the innermost loop: every tile (80 B); b
-    # (bkj) innermost b, run of trips[i] = 2: even tiles (8 fetches, 160 B).
-    # Wave 0 is bkij's with the roles swapped: 240, 80, 240, 80 B.  out
-    # (bij) innermost i: every tile.  cycles = 515.828125.
+    # jkbi (trips 2,4,1,2): a 16 (every tile, 80 B); b 8 = 16 / 2 for bkj
+    # (innermost relevant b, one trip, run of trips[i] = 2: even tiles, 160 B);
+    # out 4 (spread, 40 B).  Wave 0 as for kjib.
     "jkbi": (515.828125, 2.1875 + 0.546875),
 }
 
@@ -141,4 +144,4 @@ def test_orders_differ_in_the_first_wave(design) -> None:
     tiny = design("tiny-test")
     cycles = {order: simulate_event(_mapped(order, tiny), tiny, compare=False).cycles
               for order in ORDERS}
-    assert cycles["bijk"] == cycles["kjib"] < cycles["bkij"] == cycles["jkbi"]
+    assert cycles["bijk"] < cycles["bkij"] == cycles["jkbi"] == cycles["kjib"]
