@@ -22,8 +22,8 @@ each op -- tile sizes (powers of two up to the op's dims, plus the design's
 default tile) x all 24 loop orders -- evaluates every candidate with the
 vectorised cost formulas of :mod:`.tiling` (exact op cycles including
 main-memory traffic, buffer traffic and fill), keeps the feasible ones and
-picks the best for the objective (``latency``: fewest cycles, then least
-dynamic energy; ``energy``; ``edp``).  Enumeration beats ``z3.Optimize`` here
+picks the best for the objective (``latency``: fewest cycles -- within
+:data:`PICK_MARGIN` -- then least dynamic energy; ``energy``; ``edp``).  Enumeration beats ``z3.Optimize`` here
 by orders of magnitude (a grid of ~10k candidates costs a few milliseconds
 in numpy).  The chosen mapping is then checked with z3 (one solver, reused
 with push/pop).  Both the search and the check are cached per distinct op
@@ -623,9 +623,17 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
     return table
 
 
+#: Candidates within this relative margin of the best primary key (cycles, for
+#: ``latency``) count as ties, decided by the secondary key (dynamic energy),
+#: then by grid order: a first tile that arrives a few cycles sooner does not
+#: buy a mapping that moves twice the bytes.
+PICK_MARGIN = 1e-3
+
+
 def _pick(cycles: np.ndarray, energy: np.ndarray, feasible: np.ndarray, objective: str) -> int:
-    """Index of the best feasible candidate.  Primary keys equal to a relative
-    1e-9 count as ties, decided by the secondary key, then by grid order."""
+    """Index of the best feasible candidate.  Primary keys within a relative
+    :data:`PICK_MARGIN` of the best count as ties, decided by the secondary
+    key, then by grid order."""
     index = np.flatnonzero(feasible)
     c, e = cycles[index], energy[index]
     if objective == "energy":
@@ -634,8 +642,8 @@ def _pick(cycles: np.ndarray, energy: np.ndarray, feasible: np.ndarray, objectiv
         primary, secondary = c * e, c
     else:
         primary, secondary = c, e
-    relative = np.round(primary / max(float(np.min(primary)), 1e-30), 9)
-    return int(index[np.lexsort((secondary, relative))[0]])
+    near = np.flatnonzero(primary <= float(np.min(primary)) * (1 + PICK_MARGIN))
+    return int(index[near[np.argmin(secondary[near])]])
 
 
 def _search_product(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan,

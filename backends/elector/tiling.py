@@ -819,6 +819,17 @@ def level_fetches(ordered: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return np.where(position >= 0, cum[rows, np.maximum(position, 0)], 1)
 
 
+def _irrelevant_outer(ordered: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """``level_fetches(ordered, relevant) / prod(trips of the relevant loops)``:
+    the product of the trip counts of the loops the operand does not depend on
+    that lie outside its innermost relevant loop with more than one trip."""
+    moving = relevant & (ordered > 1)
+    position = np.where(moving.any(axis=1),
+                        ordered.shape[1] - 1 - np.argmax(moving[:, ::-1], axis=1), -1)
+    outside = np.arange(ordered.shape[1])[None, :] <= position[:, None]
+    return np.prod(np.where(outside & ~relevant, ordered, 1), axis=1)
+
+
 def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarray,
                      y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
                      bpe: float, params: StageParams | None = None) -> dict[str, object]:
@@ -853,12 +864,13 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
     for spec in operands:
         if spec.loops:
             relevant = _loop_mask(spec.loops)[perm]
-            if params.multicasts(spec.ref.buffer):
-                per_wave = np.prod(np.where(relevant, cover, 1), axis=1)
-            else:
-                per_wave = np.prod(cover, axis=1)
-            fetches = level_fetches(waves, relevant) * per_wave
             distinct = _distinct(spec.loops, trips)
+            # Every tile once, times the wave loops outside the operand's
+            # innermost moving loop that it does not depend on (FIFO reuse
+            # lost); without multicast, every lane reads its own copy.
+            fetches = distinct * _irrelevant_outer(waves, relevant)
+            if not params.multicasts(spec.ref.buffer):
+                fetches = fetches * np.prod(np.where(relevant, 1, cover), axis=1)
         else:
             relevant = None
             fetches = np.ones_like(order_index)
