@@ -612,10 +612,17 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
     stage = product_stage(info, bytes_per_element, b, x, y, orders, inputs, output,
                           extra_level_bytes, params)
     tile_of = np.arange(len(b)) % count
-    rows = np.column_stack([tile_of.astype(np.float64)]
-                           + [np.broadcast_to(v, b.shape) for v in stage.level_bytes.values()])
-    _, first = np.unique(rows, axis=0, return_index=True)
-    keep = np.sort(first)
+    # First candidate of each (tile, bytes at every level): a stable lexsort,
+    # then the rows that differ from the previous one.
+    columns = [np.broadcast_to(v, b.shape) for v in stage.level_bytes.values()] + [tile_of]
+    order = np.lexsort(columns)
+    sorted_columns = [column[order] for column in columns]
+    new = np.ones(len(order), dtype=bool)
+    same = np.ones(len(order) - 1, dtype=bool)
+    for column in sorted_columns:
+        same &= column[1:] == column[:-1]
+    new[1:] = ~same
+    keep = np.sort(order[new])
     table = _SearchTable(stage.subset(keep), b[:count], x[:count], y[:count], tile_of[keep])
     if len(_TABLE_CACHE) >= _TABLE_CACHE_SIZE:
         _TABLE_CACHE.pop(next(iter(_TABLE_CACHE)))
