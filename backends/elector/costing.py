@@ -134,24 +134,26 @@ def busy_module_cycles(accelerator: Accelerator, unit_busy: Mapping[str, float],
                        main_memory_cycles: float, training: bool) -> dict[str, float]:
     """Busy cycles per technology module kind from busy unit-cycles per unit
     class (``{"mac": lane-cycles, "softmax": module-cycles, ...}``) and the
-    cycles main memory was transferring."""
-    sparsity = accelerator.sparsity
-    lanes = unit_busy.get("mac", 0.0)
-    busy = {kind: 0.0 for kind in ENERGY_CLASSES}
-    busy["mac_lane"] = lanes
-    busy["fifo"] = lanes
-    if sparsity.pre:
-        busy["pre_sparsity"] = lanes
-    if sparsity.post:
-        busy["post_sparsity"] = lanes + unit_busy.get("sparsity", 0.0)
-    if training or sparsity.stochastic_rounding:
-        busy["stochastic_rounding"] = lanes
-    busy["softmax"] = unit_busy.get("softmax", 0.0)
-    busy["layer_norm"] = unit_busy.get("layernorm", 0.0)
-    busy["dataflow"] = (lanes / accelerator.pe_array.lanes
-                        + busy["softmax"] / accelerator.softmax.per_pe + busy["layer_norm"])
-    busy["dma"] = unit_busy.get("dma", 0.0) + main_memory_cycles
+    cycles main memory was transferring: the module-kind registry's one busy
+    rule (:func:`backends.elector.kinds.busy_cycles`), kept for the kinds the
+    design has (every energy class present, zero when idle or absent).  Both
+    simulators call this, per op and per run."""
+    from backends.elector.kinds import busy_cycles
+
+    present = _present_kinds(accelerator, training)
+    busy = dict.fromkeys(ENERGY_CLASSES, 0.0)
+    for kind, cycles in busy_cycles(unit_busy, main_memory_cycles,
+                                    lanes_per_pe=accelerator.pe_array.lanes,
+                                    softmax_per_pe=accelerator.softmax.per_pe).items():
+        if kind in present:
+            busy[kind] = cycles
     return busy
+
+
+def _present_kinds(accelerator: Accelerator, training: bool) -> frozenset[str]:
+    from backends.elector.kinds import module_instances
+
+    return frozenset(instance.kind for instance in module_instances(accelerator, training))
 
 
 def energy_breakdown(accelerator: Accelerator, unit_busy: Mapping[str, float],
