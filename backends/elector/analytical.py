@@ -108,6 +108,7 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
     intervals: list[tuple[float, float, dict[str, float]]] = []
     starts: list[float] = []
     op_transfers: list[dict[str, float]] = []
+    memo: dict = {}
     for op in mapped.ops:
         compute, memory, roof, bound = op_timing(op, hw)
         duration = max(compute + op.fill_cycles, max(memory.values(), default=0.0))
@@ -129,7 +130,7 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
             level_bytes[level][1] += write
         for level, value in op.compulsory_bytes.items():
             compulsory_by_level[level] += value
-        dynamic = _op_dynamic(prices, busy, by_level, hw, accelerator, mapped.training)
+        dynamic = _op_dynamic(prices, busy, by_level, hw, accelerator, mapped.training, memo)
         starts.append(start)
         op_transfers.append(memory)
         results.append(OpResult(op.index, start, finish, compute, memory, roof, bound, dynamic,
@@ -186,17 +187,22 @@ def _dynamic_prices(accelerator: Accelerator, training: bool) -> dict[str, float
 
 def _op_dynamic(prices: Mapping[str, float], busy: Mapping[str, float],
                 by_level: Mapping[str, tuple[float, float]], hw: HardwareConsts,
-                accelerator: Accelerator, training: bool) -> dict[str, float]:
+                accelerator: Accelerator, training: bool, memo: dict) -> dict[str, float]:
     """Dynamic energy of one op by class (modules and levels), in nJ: busy
     cycles per module kind from the one busy rule
     (:func:`backends.elector.costing.busy_module_cycles`)."""
     out: dict[str, float] = {}
     if busy:
         mm_cycles = sum(by_level["main_memory"]) / hw.bandwidth["main_memory"]
-        modules = busy_module_cycles(accelerator, busy, mm_cycles, training)
-        for kind, cycles in modules.items():
-            if cycles and kind in prices:
-                out[kind] = cycles * prices[kind]
+        key = (tuple(busy.items()), mm_cycles)
+        modules = memo.get(key)
+        if modules is None:
+            # Ops equal but for their names (a model's repeated layers) share it.
+            modules = memo[key] = {
+                kind: cycles * prices[kind] for kind, cycles
+                in busy_module_cycles(accelerator, busy, mm_cycles, training).items()
+                if cycles and kind in prices}
+        out.update(modules)
     for level, (read, write) in by_level.items():
         if read or write:
             out[level] = (read + write) * hw.energy_per_byte[level]

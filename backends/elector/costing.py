@@ -39,6 +39,7 @@ Energy model (stated in every report through ``EnergyBreakdown.assumptions``)
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 
@@ -150,6 +151,7 @@ def busy_module_cycles(accelerator: Accelerator, unit_busy: Mapping[str, float],
     return busy
 
 
+@functools.lru_cache(maxsize=256)
 def _present_kinds(accelerator: Accelerator, training: bool) -> frozenset[str]:
     from backends.elector.kinds import module_instances
 

@@ -598,9 +598,7 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
                   extra_level_bytes: Mapping[str, float],
                   params: StageParams | None = None) -> _SearchTable:
     b, x, y, orders, count = _product_grid(info.dims, default)
-    params = params or StageParams()
-    if not any(s.streamed for s in list(inputs) + [output]):
-        params = dataclasses.replace(params, room=())      # read only for streamed operands
+    params = (params or StageParams()).for_operands(list(inputs) + [output])
     key = (info.form, info.dims, info.dims2, info.inner_density, info.rows, info.cols,
            bytes_per_element, params,
            (int(b[count - 1]), int(x[count - 1]), int(y[count - 1]), count),

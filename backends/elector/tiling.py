@@ -777,6 +777,14 @@ class StageParams:
     def room_at(self, level: str) -> float:
         return dict(self.room).get(level, 0.0)
 
+    def for_operands(self, specs: Sequence[OperandSpec]) -> StageParams:
+        """These params with only the room of the buffers that hold a streamed
+        operand of ``specs`` (the only rooms the formulas read): a key that
+        designs differing elsewhere share."""
+        levels = {s.ref.buffer for s in specs if s.streamed}
+        room = tuple((level, value) for level, value in self.room if level in levels)
+        return self if room == self.room else dataclasses.replace(self, room=room)
+
 
 _NO_PARAMS = StageParams()
 
@@ -1346,9 +1354,7 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str |
     if cached is not None:
         return cached
     extra = spill_level_bytes(info, plan)
-    params = hw.stage_params
-    if not any(s.streamed for s in list(inputs) + list(outputs)):
-        params = dataclasses.replace(params, room=())      # read only for streamed operands
+    params = hw.stage_params.for_operands(list(inputs) + list(outputs))
     stage_key = (info.form, info.dims, info.dims2, info.inner_density, info.rows, info.cols,
                  hw.bytes_per_element, params,
                  tile, order, tuple(operand_key(s) for s in inputs), operand_key(outputs[0]),
