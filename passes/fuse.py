@@ -29,8 +29,12 @@ from typing import ClassVar
 from transcode_ir.core import Module, Op, Value
 from transcode_ir.passes import Pass, option, register_pass
 from transcode_ir.rewrite import (
+    Match,
+    OneOf,
+    OpPattern,
     PatternSet,
     Rewriter,
+    Var,
     apply_patterns,
     has_one_use,
     producer,
@@ -43,46 +47,31 @@ LINEAR_PATTERNS = PatternSet()
 ATTENTION_PATTERNS = PatternSet()
 
 
-def _is_weight_matmul(op: Op | None) -> bool:
-    return op is not None and op.name == "tensor.matmul" and op.operands[1].type.rank == 2 \
-        and op.operands[0].type.rank >= 2
+#: ``matmul(x, w)`` by a rank-2 weight (a Linear without bias), its result read once.
+_WEIGHT_MATMUL = OpPattern("tensor.matmul", Var("x", where=lambda v: v.type.rank >= 2),
+                           Var("w", where=lambda v: v.type.rank == 2), one_use=True, name="inner")
 
 
-@LINEAR_PATTERNS.rule("arith.add")
-def fuse_matmul_bias(rw: Rewriter, op: Op) -> bool:
-    for mm_side in (0, 1):
-        mm_value = op.operands[mm_side]
-        mm = producer(mm_value, "tensor.matmul")
-        if not _is_weight_matmul(mm) or not has_one_use(mm_value):
-            continue
-        bias = op.operands[1 - mm_side]
-        n = mm.operands[1].type.shape[1]
-        if bias.type.shape != (n,) or bias.type.dtype != mm_value.type.dtype or \
-                op.result.type.dense() != mm_value.type.dense():
-            continue
-        rw.replace_op(op, rw.op("nn.linear", mm.operands[0], mm.operands[1], bias, loc=mm.loc))
-        return True
-    return False
+def _bias_fits(m: Match) -> bool:
+    """The bias is ``[N]`` of the product's element type and adding it keeps the type."""
+    product = m.inner.result
+    return m.bias.type.shape == (m.w.type.shape[1],) and \
+        m.bias.type.dtype == product.type.dtype and \
+        m.root.result.type.dense() == product.type.dense()
 
 
-@LINEAR_PATTERNS.rule("nn.relu", "nn.gelu")
-def fuse_activation(rw: Rewriter, op: Op) -> bool:
-    x = op.operands[0]
-    if not has_one_use(x):
-        return False
-    activation = "relu" if op.name == "nn.relu" else (
-        "gelu_tanh" if op.attr("approximate") == "tanh" else "gelu")
-    inner = producer(x)
-    if inner is not None and inner.name == "nn.linear" and \
-            inner.attr("activation") == "none":
-        operands = inner.operands
-    elif _is_weight_matmul(inner):
-        operands = inner.operands
-    else:
-        return False
-    loc = inner.loc  # type: ignore[union-attr]
-    rw.replace_op(op, rw.op("nn.linear", *operands, activation=activation, loc=loc))
-    return True
+def _with_activation(m: Match) -> Value:
+    approximate = m.root.name == "nn.gelu" and m.root.attr("approximate") == "tanh"
+    activation = "relu" if m.root.name == "nn.relu" else ("gelu_tanh" if approximate else "gelu")
+    return m.op("nn.linear", *m.inner.operands, activation=activation, loc=m.inner.loc)
+
+
+LINEAR_PATTERNS.add(OpPattern("arith.add", _WEIGHT_MATMUL, Var("bias"), commutative=True),
+                    lambda m: m.op("nn.linear", m.x, m.w, m.bias, loc=m.inner.loc),
+                    "fuse_matmul_bias", where=_bias_fits)
+LINEAR_PATTERNS.add(OpPattern(("nn.relu", "nn.gelu"), OneOf(
+    OpPattern("nn.linear", attrs={"activation": "none"}, one_use=True, name="inner"),
+    _WEIGHT_MATMUL)), _with_activation, "fuse_activation")
 
 
 def _scores(value: Value) -> tuple[Op, float] | None:
