@@ -55,6 +55,7 @@ __all__ = [
     "CompileOutcome",
     "compile_module",
     "evaluate",
+    "evaluate_mapped",
     "loss_output",
     "training_pipeline",
 ]
@@ -145,16 +146,15 @@ def compile_module(module: Module, options: CompileOptions,
     """Run the passes, map, simulate and report (see the module docstring).
     ``module`` is changed in place by the passes."""
     from backends.elector.area import area_breakdown
-    from backends.elector.mapping import map_function
     from backends.elector.report import Report
     from backends.elector.target import build_target, compile_context
-    from backends.elector.tiling import StaticFunction, design_hash, schedule_function
+    from backends.elector.tiling import StaticFunction, design_hash
     from transcode_ir.pass_manager import PassManager
     from transcode_ir.passes import format_pipeline, parse_pipeline
 
     if options.optimizer not in ("sgd", "adam"):
         raise UserError(f"unknown optimizer {options.optimizer!r}; accepted: sgd, adam")
-    simulate = simulator(options.sim)
+    simulator(options.sim)        # an unknown simulator fails before the passes run
     times: dict[str, float] = {}
     target = build_target(accelerator if accelerator is not None else options.hw,
                           reference=options.hw)
@@ -191,26 +191,20 @@ def compile_module(module: Module, options: CompileOptions,
     if function not in module.functions:
         raise UserError(f"the pipeline {pipeline_text!r} did not build @{function}"
                         + ("; a training pipeline needs autodiff" if options.train else ""))
-    t0 = time.perf_counter()
-    with stage("mapping"):
-        # When elector-map ran last, for this design and on this very
-        # function, its static view and mappings are the ones to simulate
-        # (the attributes it wrote say the same): no second build or search.
-        # Resident parameters (decode steps) change the static view: rebuild.
-        record = (context.mapping_of(module.function(function), accelerator)
-                  if passes[-1].name == "elector-map" and not options.weights_on_chip
-                  else None)
-        if record is not None:
-            static, mappings, plan = record.static, list(record.mappings), record.plan
-        else:
-            static = StaticFunction(module, function)
-            mappings, plan = map_function(static, accelerator, options.objective)
-        mapped = schedule_function(static, accelerator, mappings, pipeline_text, plan)
-    times["schedule"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    with stage(f"simulating ({options.sim})"):
-        result = simulate(mapped, accelerator)
-    times["simulate"] = time.perf_counter() - t0
+    # When elector-map ran last, for this design and on this very function,
+    # its static view and mappings are the ones to simulate (the attributes
+    # it wrote say the same): no second build or search.  Resident
+    # parameters (decode steps) change the static view: rebuild.
+    record = (context.mapping_of(module.function(function), accelerator)
+              if passes[-1].name == "elector-map" and not options.weights_on_chip
+              else None)
+    if record is not None:
+        static, mapping = record.static, (list(record.mappings), record.plan)
+    else:
+        static, mapping = StaticFunction(module, function), None
+    result, mapped = evaluate_mapped(static, accelerator, options.objective, check=True,
+                                     sim=options.sim, pipeline=pipeline_text,
+                                     mapping=mapping, stage=stage, times=times)
     report = Report(
         model=options.model_name, source=options.source, function=function,
         training=options.train, optimizer=options.optimizer if options.train else None,
@@ -228,19 +222,61 @@ def compile_module(module: Module, options: CompileOptions,
     return CompileOutcome(module, mapped, result, report, times)
 
 
-def evaluate(static, accelerator: Accelerator, objective: str = MAPPER_OBJECTIVE,  # noqa: ANN001
-             respect_attributes: bool = True, check: bool = False) -> SimulationResult:
-    """Map (cached per op signature and design) and simulate analytically:
-    the per-evaluation path of a design-space search.  ``static`` is a
-    :class:`~backends.elector.tiling.StaticFunction` built once.  ``check``
-    also verifies each chosen mapping with z3 (cached)."""
-    from backends.elector.analytical import simulate_analytical
+def evaluate_mapped(static, accelerator: Accelerator,  # noqa: ANN001
+                    objective: str = MAPPER_OBJECTIVE, respect_attributes: bool = True,
+                    check: bool = False, *, sim: str = "analytical",
+                    pipeline: str = "", timeline: bool = True,
+                    tile: tuple[int, int, int] | None = None, order: str | None = None,
+                    mapping: tuple | None = None, stage=None,  # noqa: ANN001
+                    times: dict[str, float] | None = None,
+                    ) -> tuple[SimulationResult, MappedFunction]:
+    """The one evaluation path of ``tcc compile`` and of a design-space
+    search (co-design): map ``static`` (a
+    :class:`~backends.elector.tiling.StaticFunction`) onto ``accelerator``,
+    build the mapped function, simulate it.
+
+    ``tile``/``order``: every matrix product mapped with that tile (clamped
+    to each op) and loop order (None: the best for that tile), as
+    :func:`~backends.elector.mapping.map_function` does it; ``mapping``:
+    ``(mappings, plan)`` already chosen (``elector-map`` in a compile
+    context), so no second search.  ``timeline=False``: the analytical
+    simulator skips the utilisation timeline (only plots read it).
+    ``stage``/``times``: progress stages and seconds per step (``tcc compile``).
+    """
+    import contextlib
+
     from backends.elector.mapping import map_function
     from backends.elector.tiling import schedule_function
 
-    mappings, plan = map_function(static, accelerator, objective, respect_attributes, check)
-    mapped = schedule_function(static, accelerator, mappings, plan=plan)
-    return simulate_analytical(mapped, accelerator, timeline=False)
+    simulate = simulator(sim)
+    stage = stage or (lambda label: contextlib.nullcontext())
+    times = times if times is not None else {}
+    t0 = time.perf_counter()
+    with stage("mapping"):
+        if mapping is None:
+            forced = {"tile": tile, "order": order} if tile is not None else {}
+            mappings, plan = map_function(static, accelerator, objective, respect_attributes,
+                                          check, **forced)
+        else:
+            mappings, plan = mapping
+        mapped = schedule_function(static, accelerator, mappings, pipeline, plan)
+    times["schedule"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with stage(f"simulating ({sim})"):
+        if sim == "analytical" and not timeline:
+            result = simulate(mapped, accelerator, timeline=False)
+        else:
+            result = simulate(mapped, accelerator)
+    times["simulate"] = time.perf_counter() - t0
+    return result, mapped
+
+
+def evaluate(static, accelerator: Accelerator, objective: str = MAPPER_OBJECTIVE,  # noqa: ANN001
+             respect_attributes: bool = True, check: bool = False) -> SimulationResult:
+    """Map (cached per op signature and design) and simulate analytically:
+    :func:`evaluate_mapped` without the timeline, its result only."""
+    return evaluate_mapped(static, accelerator, objective, respect_attributes, check,
+                           timeline=False)[0]
 
 
 # --------------------------------------------------------------------------- decoders

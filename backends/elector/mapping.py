@@ -52,9 +52,6 @@ from typing import Any
 
 import numpy as np
 
-from transcode_ir.defaults import MAPPER_OBJECTIVE, MAPPER_OBJECTIVES
-from transcode_ir.errors import UserError
-
 from backends.elector.design import Accelerator
 from backends.elector.schedule import LOOP_ORDERS, OpMapping, TileShape
 from backends.elector.tiling import (
@@ -67,6 +64,7 @@ from backends.elector.tiling import (
     StaticFunction,
     forced_streams,
     hardware_consts,
+    matmul_costs,
     operand_key,
     operand_specs,
     plan_residency,
@@ -78,6 +76,8 @@ from backends.elector.tiling import (
     stage_costs,
     stored_bytes,
 )
+from transcode_ir.defaults import MAPPER_OBJECTIVE, MAPPER_OBJECTIVES
+from transcode_ir.errors import UserError
 
 __all__ = [
     "OBJECTIVES",
@@ -85,7 +85,9 @@ __all__ = [
     "ROW_CONSTRAINTS",
     "Constraint",
     "MappingError",
+    "best_order",
     "check_mapping",
+    "clamp_tile",
     "clear_caches",
     "format_bytes",
     "map_function",
@@ -755,10 +757,18 @@ def _complete(forced: OpMapping, info: OpStatic, chosen_default: Callable[[], Op
 
 def map_function(static: StaticFunction, accelerator: Accelerator,
                  objective: str = MAPPER_OBJECTIVE, respect_attributes: bool = True,
-                 check: bool = True) -> tuple[list[OpMapping], ResidencyPlan]:
+                 check: bool = True, *, tile: Sequence[int] | None = None,
+                 order: str | None = None) -> tuple[list[OpMapping], ResidencyPlan]:
     """Map every op of a function: mappings recorded in the IR attributes are
     kept (and checked); the others are chosen by the search.  Returns one
     :class:`OpMapping` per op of ``static.ops`` and the residency plan.
+
+    ``tile`` (``(b, x, y)``): every matrix product and fused attention is
+    mapped with that tile, cut down to the op (:func:`clamp_tile`), and
+    loop ``order`` (None or ``auto``: the best order for that tile under
+    ``objective``); each such mapping is checked against the constraints
+    (a co-design schedule; the ``tile`` pass does the same through IR
+    attributes).
 
     Raises :class:`MappingError` for a forced mapping that breaks a
     constraint and for an op that no mapping fits."""
@@ -792,7 +802,58 @@ def map_function(static: StaticFunction, accelerator: Accelerator,
             if check:
                 check_mapping(info, chosen, hw, plan, forced=True)
         mappings.append(chosen)
+    if tile is not None:
+        mappings = _force_products(static, hw, plan, mappings, tile, order, objective)
     return mappings, plan
+
+
+def clamp_tile(dims: tuple[int, int, int, int], tile: Sequence[int]) -> TileShape:
+    """``tile`` cut down to a product of dims ``(B, M, K, N)``: ``b <= B``,
+    ``x <= M``, ``y <= max(K, N)`` -- the bounds of the search's own candidates
+    (:func:`_product_grid`)."""
+    batch, rows, inner, columns = dims
+    return TileShape(min(int(tile[0]), batch), min(int(tile[1]), rows),
+                     min(int(tile[2]), max(inner, columns)))
+
+
+def best_order(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, tile: TileShape,
+               objective: str = MAPPER_OBJECTIVE) -> str:
+    """The loop order the search would pick for ``tile`` (same costs, same
+    tie rule as :func:`_pick`)."""
+    inputs, outputs = operand_specs(info, plan, None)
+    count = len(LOOP_ORDERS)
+    b, x, y = (np.full(count, v, dtype=np.int64) for v in (tile.b, tile.x, tile.y))
+    costs = matmul_costs(info, hw, b, x, y, np.arange(count), inputs, outputs[0],
+                         spill_level_bytes(info, plan))
+    return LOOP_ORDERS[_pick(costs.cycles, costs.energy_nj, np.ones(count, dtype=bool),
+                             objective)]
+
+
+def _force_products(static: StaticFunction, hw: HardwareConsts, plan: ResidencyPlan,
+                    mappings: list[OpMapping], tile: Sequence[int], order: str | None,
+                    objective: str) -> list[OpMapping]:
+    """``mappings`` with every product's tile forced (see :func:`map_function`)."""
+    if order is not None and order != "auto" and order not in LOOP_ORDERS:
+        raise UserError(f"loop order {order!r}: expected auto or a permutation of bijk")
+    orders: dict[tuple, str] = {}     # ops with the same costs share the best order
+    forced = list(mappings)
+    for position, info in enumerate(static.ops):
+        if info.form not in ("matmul", "attention"):
+            continue
+        current = mappings[position]
+        shape = clamp_tile(info.dims, tile)
+        chosen = order if order not in (None, "auto") else None
+        if chosen is None:
+            signature = (info.form, info.dims, info.dims2, shape, current.weights,
+                         tuple(sorted(plan.streamed[info.index])),
+                         tuple(sorted(plan.fills[info.index].items())))
+            chosen = orders.get(signature)
+            if chosen is None:
+                chosen = orders[signature] = best_order(info, hw, plan, shape, objective)
+        mapping = OpMapping(current.unit, shape, chosen, current.weights)
+        check_mapping(info, mapping, hw, plan, forced=True)
+        forced[position] = mapping
+    return forced
 
 
 def _unit_of(info: OpStatic) -> str:

@@ -19,8 +19,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 BUDGET = 96
 SCRIPT = textwrap.dedent("""\
     import json, sys, time

@@ -255,7 +255,6 @@ class CostEvaluator(Evaluator):
                  mapper_objective: str = MAPPER_OBJECTIVE, cache_dir: str | Path | None = None,
                  memory_items: int = 8) -> None:
         from backends.elector.compile_pipeline import SIMULATORS
-
         from tools.codesign.accuracy import MeasuredAccuracy, NoAccuracy
         from tools.codesign.modelcache import ModelCache
 

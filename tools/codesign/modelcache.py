@@ -212,7 +212,6 @@ class ModelCache:
         return path
 
     def _build(self, key: ModelKey) -> Any:
-        import passes
         from frontends.onnx import import_onnx
         from transcode_ir.pass_manager import run_pipeline
 

@@ -17,8 +17,6 @@ import sys
 import time
 from typing import TextIO
 
-from transcode_ir.progress import _duration
-
 __all__ = ["Progress", "SilentProgress"]
 
 

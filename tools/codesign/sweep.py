@@ -285,7 +285,8 @@ def _run(space: Any, evaluator: Any, config: SweepConfig) -> SweepResult:
                     # another live sweep holds are skipped, then waited for (their
                     # results are taken as stored ones) or taken over if abandoned.
                     run = list(todo)
-                    admit: Any = lambda index, run=run: claimer.claim(keys[run[index]])
+                    def admit(index: int, run: list[int] = run, keys: list[str] = keys) -> bool:
+                        return claimer.claim(keys[run[index]])
                     while True:
                         for index, outcome in (runner.run([points[i] for i in run], admit)
                                                if run else ()):

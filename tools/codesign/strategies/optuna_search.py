@@ -80,7 +80,7 @@ class OptunaStrategy(Strategy):
     def _observe(self, observation: Observation) -> None:
         import optuna
 
-        for index, (point, trial) in enumerate(self._queue):
+        for index, (point, trial) in enumerate(self._queue):  # noqa: B007 (trial: after the loop)
             if point == observation.point:
                 del self._queue[index]
                 break
