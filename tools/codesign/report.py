@@ -53,7 +53,7 @@ def final_report(space: Any, evaluator: Any, point: Any, simulator: str = "auto"
     from backends.elector.area import area_breakdown
     from backends.elector.assumptions import nonlinearity_notes
     from backends.elector.report import Report
-    from backends.elector.tiling import design_hash
+    from backends.elector.target import build_target
     from tools.version import TOOL_VERSION
 
     if simulator == "auto":
@@ -73,7 +73,7 @@ def final_report(space: Any, evaluator: Any, point: Any, simulator: str = "auto"
         function=evaluator.function, training=training, optimizer="adam" if training else None,
         batch=accelerator.mapping.batch, seq=evaluator.seq,
         pipeline=rerunnable_pipeline(pipeline, space, point, evaluator.mapper_objective),
-        design=accelerator.name, design_hash=design_hash(accelerator),
+        design=accelerator.name, design_hash=build_target(accelerator).design_hash,
         technology=accelerator.technology.name, clock_hz=accelerator.clock_hz,
         peak_macs_per_cycle=accelerator.peak_macs_per_cycle, tool_version=TOOL_VERSION,
         mapped=mapped, result=result, area=area_breakdown(accelerator, training),
