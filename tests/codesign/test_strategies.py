@@ -109,6 +109,9 @@ def test_command_line_and_python_api_make_the_same_sweep(tmp_path, capsys) -> No
                                   executor="inline"))
     assert (again.evaluated, again.reused, again.name) == (0, 8, again.name)
     assert again.name.startswith("evolution-seed0-")
+    assert main([*base, "--objective", "latency"]) != 0        # one meaning: the search's goal
+    assert "what the mapper minimises per op is --mapper-objective latency" in \
+        capsys.readouterr().err
     assert main([*base, "--strategy", "tpe", "--patience", "3"]) != 0
     assert "--patience applies to --strategy boshcode" in capsys.readouterr().err
     with pytest.raises(SystemExit) as done:              # like --help: no other option needed

@@ -160,7 +160,10 @@ def _objective(args: argparse.Namespace) -> Any:
     if args.objective.startswith("pareto:"):
         metrics = tuple(m.strip() for m in args.objective[7:].split(",") if m.strip())
         return ParetoObjective(metrics, constraints, guide)
-    raise UserError(f"--objective {args.objective!r}: expected weighted or pareto:M1,M2")
+    hint = (f"; what the mapper minimises per op is --mapper-objective {args.objective}"
+            if args.objective in MAPPER_OBJECTIVES else "")
+    raise UserError(f"--objective {args.objective!r}: expected weighted or pareto:M1,M2 (what "
+                    f"the search optimises){hint}")
 
 
 def _schedule_space(args: argparse.Namespace) -> Any:
