@@ -389,68 +389,141 @@ class _SyntaxError(Exception):
         self.line, self.column, self.message = line, column, message
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """What the parser needs of one grammar rule (from Lark, or the table file)."""
+
+    origin: str
+    alias: str | None
+    expand1: bool
+    expansion: tuple[tuple[bool, str], ...]   # (is a terminal, name) per symbol
+
+
+#: The LALR tables of hwdsl.lark as data, so that reading a design does not
+#: import Lark and build them (about 0.15 s of CPU per process).  Used only
+#: when its ``grammar_sha256`` matches the grammar; otherwise the tables are
+#: built with Lark as before.  tests/elector/test_hwdsl_tables.py checks that
+#: the file is current; regenerate it with
+#: ``python -c 'from backends.elector.hwdsl import write_tables; write_tables()'``.
+TABLES_FILE = Path(__file__).with_name("hwdsl_tables.json")
+_GRAMMAR_FILE = Path(__file__).with_name("hwdsl.lark")
+
+
+def _grammar_digest(grammar: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(grammar.encode("utf-8")).hexdigest()
+
+
+def build_table_data() -> dict[str, Any]:
+    """The LALR tables and token patterns of hwdsl.lark, built with Lark, as
+    JSON-able data (what :data:`TABLES_FILE` holds)."""
+    from lark import Lark
+    from lark.parsers.lalr_analysis import Shift
+
+    grammar = _GRAMMAR_FILE.read_text(encoding="utf-8")
+    lark = Lark(grammar, parser="lalr", lexer="basic")
+    table = lark.parser.parser.parser.parse_table
+    # actions[state][terminal] is the next state (an int: shift) or
+    # ["reduce", rule index]; goto[state][rule name] is the state after a
+    # reduction.
+    rules: list[dict[str, Any]] = []
+    index: dict[Any, int] = {}
+    actions: dict[str, dict[str, Any]] = {}
+    goto: dict[str, dict[str, int]] = {}
+    for state, table_actions in table.states.items():
+        state_actions, state_goto = {}, {}
+        for symbol, (action, argument) in table_actions.items():
+            symbol = str(symbol)
+            if action is Shift:
+                target = state_actions if symbol.isupper() or symbol == "$END" else state_goto
+                target[symbol] = int(argument)
+            else:
+                if argument not in index:
+                    index[argument] = len(rules)
+                    rules.append({
+                        "origin": str(argument.origin.name),
+                        "alias": None if argument.alias is None else str(argument.alias),
+                        "expand1": bool(argument.options.expand1),
+                        "expansion": [[bool(symbol.is_term), str(symbol.name)]
+                                      for symbol in argument.expansion]})
+                state_actions[symbol] = ["reduce", index[argument]]
+        actions[str(state)], goto[str(state)] = state_actions, state_goto
+    ignored = set(lark.lexer_conf.ignore)
+    contextual = {"HEADER", "IN"}  # decided by position, in _Tables.tokens
+    terminals = sorted((terminal for terminal in lark.lexer_conf.terminals
+                        if terminal.name not in ignored | contextual),
+                       key=lambda terminal: -terminal.priority)
+    skip = "|".join(terminal.pattern.to_regexp() for terminal in lark.lexer_conf.terminals
+                    if terminal.name in ignored)
+    # One match = any skipped text (whitespace, comments) then one token.
+    tokens = "|".join(f"(?P<{terminal.name}>{terminal.pattern.to_regexp()})"
+                      for terminal in terminals)
+    # The skipped text is matched inside a lookahead and then consumed by a
+    # back-reference: that makes it atomic, so a failing token never
+    # backtracks into a comment to find a "token" there.
+    skipped = f"(?=(?P<_SKIP>(?:{skip})*))(?P=_SKIP)"
+    return {"grammar_sha256": _grammar_digest(grammar), "rules": rules, "actions": actions,
+            "goto": goto, "start_state": int(table.start_states["start"]),
+            "end_state": int(table.end_states["start"]),
+            "pattern": f"{skipped}(?:{tokens})", "skip": skipped}
+
+
+def write_tables(path: Path = TABLES_FILE) -> None:
+    """Write :data:`TABLES_FILE` from the grammar (after editing hwdsl.lark)."""
+    import json
+
+    path.write_text(json.dumps(build_table_data(), indent=1, sort_keys=True) + "\n",
+                    encoding="utf-8")
+
+
+def _table_data() -> dict[str, Any]:
+    """The shipped tables when they are those of the current grammar, else built."""
+    import json
+
+    try:
+        data = json.loads(TABLES_FILE.read_text(encoding="utf-8"))
+        current = data.get("grammar_sha256") == _grammar_digest(
+            _GRAMMAR_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError, AttributeError):
+        current = False
+    return data if current else build_table_data()
+
+
 class _Tables:
-    """The LALR tables and terminals of hwdsl.lark, built once."""
+    """The LALR tables and terminals of hwdsl.lark, loaded once."""
 
-    def __init__(self) -> None:
-        from lark import Lark
-        from lark.parsers.lalr_analysis import Shift
-
-        grammar = Path(__file__).with_name("hwdsl.lark").read_text(encoding="utf-8")
-        lark = Lark(grammar, parser="lalr", lexer="basic")
-        parser = lark.parser.parser.parser
-        table = parser.parse_table
-        # Compile Lark's table into plain dicts: actions[state][terminal] is
-        # the next state (an int: shift) or a reduction (size, rule name,
-        # function); goto[state][rule name] is the state after a reduction.
-        reductions: dict[Any, tuple[int, str, Callable[[list], Any]]] = {}
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        data = _table_data() if data is None else data
+        rules = [_Rule(rule["origin"], rule["alias"], rule["expand1"],
+                       tuple((bool(term), name) for term, name in rule["expansion"]))
+                 for rule in data["rules"]]
+        reductions = [(len(rule.expansion), rule.origin, self._reducer(rule)) for rule in rules]
         self.actions: dict[int, dict[str, Any]] = {}
         self.goto: dict[int, dict[str, int]] = {}
-        for state, table_actions in table.states.items():
-            actions, goto = {}, {}
-            for symbol, (action, argument) in table_actions.items():
-                symbol = str(symbol)  # Lark's keys are Tokens, slower to compare
-                if action is Shift:
-                    (actions if symbol.isupper() or symbol == "$END" else goto)[symbol] = argument
-                else:
-                    if argument not in reductions:
-                        reductions[argument] = (len(argument.expansion),
-                                                str(argument.origin.name),
-                                                self._reducer(argument))
-                    actions[symbol] = reductions[argument]
-            self.actions[state], self.goto[state] = actions, goto
-        self.start_state = table.start_states["start"]
-        self.end_state = table.end_states["start"]
-        ignored = set(lark.lexer_conf.ignore)
-        contextual = {"HEADER", "IN"}  # decided by position, below
-        terminals = sorted((terminal for terminal in lark.lexer_conf.terminals
-                            if terminal.name not in ignored | contextual),
-                           key=lambda terminal: -terminal.priority)
-        skip = "|".join(terminal.pattern.to_regexp() for terminal in lark.lexer_conf.terminals
-                        if terminal.name in ignored)
-        # One match = any skipped text (whitespace, comments) then one token.
-        tokens = "|".join(f"(?P<{terminal.name}>{terminal.pattern.to_regexp()})"
-                          for terminal in terminals)
-        # The skipped text is matched inside a lookahead and then consumed by a
-        # back-reference: that makes it atomic, so a failing token never
-        # backtracks into a comment to find a "token" there.
-        skipped = f"(?=(?P<_SKIP>(?:{skip})*))(?P=_SKIP)"
-        self.pattern = re.compile(f"{skipped}(?:{tokens})")
-        self.skip = re.compile(skipped)
-        self.lark = lark
+        for state, state_actions in data["actions"].items():
+            self.actions[int(state)] = {
+                symbol: reductions[action[1]] if isinstance(action, list) else action
+                for symbol, action in state_actions.items()}
+        for state, state_goto in data["goto"].items():
+            self.goto[int(state)] = dict(state_goto)
+        self.start_state = data["start_state"]
+        self.end_state = data["end_state"]
+        self.pattern = re.compile(data["pattern"])
+        self.skip = re.compile(data["skip"])
 
     @staticmethod
-    def _reducer(rule: Any) -> Callable[[list], Any]:
+    def _reducer(rule: _Rule) -> Callable[[list], Any]:
         """The reduction of one grammar rule, with Lark's tree-shaping rules:
         rules Lark generated (``x*`` lists, named ``_...``) are spliced into
         their parent, ``?rule`` with one child is that child, and every other
         rule goes to its builder."""
-        name = rule.alias or rule.origin.name
+        name = rule.alias or rule.origin
         builder = _BUILDERS.get(name)
-        expand_single = bool(rule.options.expand1)
-        inline = rule.origin.name.startswith("_") and rule.alias is None
-        spliced = frozenset(position for position, symbol in enumerate(rule.expansion)
-                            if not symbol.is_term and symbol.name.startswith("_"))
+        expand_single = rule.expand1
+        inline = rule.origin.startswith("_") and rule.alias is None
+        spliced = frozenset(position for position, (is_term, symbol) in enumerate(rule.expansion)
+                            if not is_term and symbol.startswith("_"))
         if not inline and builder is None and not expand_single:
             raise AssertionError(f"hwdsl.lark rule {name!r} has no builder")
 
