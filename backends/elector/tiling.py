@@ -251,7 +251,10 @@ class StaticFunction:
         for ir_index, op in enumerate(func):
             opdef = get_opdef(op.name)
             category = opdef.category
-            if op.name == "func.return":
+            if op.name in ("func.return", "tensor.assign"):
+                # A returned value, or an optimizer update's new parameter or
+                # moment: its producer writes it through to main memory (each
+                # byte once); the assign itself moves nothing more.
                 returned.update(refs[id(v)].key for v in op.operands if refs.get(id(v)))
                 continue
             if op.name == "tensor.param":
