@@ -146,6 +146,8 @@ from backends.elector.schedule import (
     OpResult,
     SimulationResult,
     TimelinePoint,
+    bounding_level,
+    level_utilisation,
 )
 from backends.elector.tiling import HardwareConsts, hardware_consts
 from transcode_ir.errors import UserError
@@ -1165,7 +1167,9 @@ def simulate_event(mapped: MappedFunction, accelerator: Accelerator, *, mode: st
         start = (op_run.start if op_run.start is not None else op_run.ready) / unit
         end = op_run.end / unit
         results.append(OpResult(op.index, start, end, compute, memory, roof, bound, dynamic,
-                                stalls))
+                                stalls,
+                                bounding_level=bounding_level(compute + op.fill_cycles, memory),
+                                level_utilisation=level_utilisation(memory, end - start)))
     makespan = max((r.end_cycle for r in results), default=0.0)
     cycles = makespan
     bytes_by_level = {level: (rw[0], rw[1]) for level, rw in activity.level_bytes.items()}

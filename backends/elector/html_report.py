@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from backends.elector.report import _seconds
+from backends.elector.report import _levels_text, _seconds
 
 __all__ = ["design_text", "render_report", "render_sweep", "write_html", "write_sweep_html"]
 
@@ -554,11 +554,14 @@ def _op_table(data: Mapping[str, Any]) -> str:
             f'<td class="t">{_e(_unit_label(op["unit"]))}</td><td class="t">{_e(mapping)}</td>'
             f'{_num(op["start_cycle"])}{_num(op["end_cycle"])}{_num(op["cycles"])}'
             f'{_num(op["roofline_cycles"])}<td class="t">{_e(op["bound"])}</td>'
+            f'<td class="t">{_e(op.get("bounding_level") or "-")}</td>'
+            f'<td class="t">{_e(_levels_text(op.get("level_utilisation", {})))}</td>'
             f'{_num(op["macs"])}{_num(op["density"], "{:.3g}")}'
             f'<td data-v="{dyn!r}">{_e(_nj(dyn))}</td>{_num(stalls)}</tr>')
     return _table(("#", "op", "source name", "class", "mapping", "start", "end", "cycles",
-                   "roofline", "bound", "MACs", "density", "dyn energy", "stall cycles"),
-                  rows, text_columns=(1, 2, 3, 4, 9), table_id="op-table")
+                   "roofline", "bound", "limit", "level busy", "MACs", "density", "dyn energy",
+                   "stall cycles"),
+                  rows, text_columns=(1, 2, 3, 4, 9, 10, 11), table_id="op-table")
 
 
 def _notes(data: Mapping[str, Any]) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,8 @@ class Report:
                 "memory_cycles": dict(res.memory_cycles),
                 "fill_cycles": op.fill_cycles,
                 "roofline_cycles": res.roofline_cycles, "bound": res.bound,
+                "bounding_level": res.bounding_level,
+                "level_utilisation": dict(res.level_utilisation),
                 "macs": op.macs, "effective_macs": op.effective_macs,
                 "padded_macs": op.padded_macs, "ops": op.ops, "density": op.density,
                 "tiles": op.num_tiles, "waves": op.waves,
@@ -304,11 +306,16 @@ class Report:
             out.append(f"per-op table: the {max_ops} longest of {len(rows)} ops "
                        "(all of them in --json)")
         out.append(_table(
-            ("#", "op", "source name", "unit", "mapping", "cycles", "roofline", "bound", "MACs",
-             "density"),
+            ("#", "op", "source name", "unit", "mapping", "cycles", "roofline", "bound",
+             "limit", "level busy", "MACs", "density"),
             [(str(op.index), op.kind, _short(op.loc, 44), op.unit, _mapping_text(op),
               f"{res.cycles:,.0f}", f"{res.roofline_cycles:,.0f}", res.bound,
+              res.bounding_level or "-", _levels_text(res.level_utilisation),
               f"{op.macs:,}" if op.macs else "", _density_text(op)) for op, res in shown]))
+        out.append("(bound: what bounds the op's roofline; limit: what set its own duration, "
+                   "compute or the level whose bytes over its bandwidth took longest; level "
+                   "busy: each level's transfer time over the op's cycles -- mm main memory, "
+                   "act / wgt / mask the buffers)")
         warnings = self.warnings()
         notes = list(r.notes) + self.notes
         if dens.get("assumed"):
@@ -636,6 +643,17 @@ def _seconds(seconds: float) -> str:
     if seconds >= 1e-3:
         return f"{seconds * 1e3:.3f} ms"
     return f"{seconds * 1e6:.3f} us"
+
+
+_LEVEL_SHORT = {"main_memory": "mm", "activation_buffer": "act", "weight_buffer": "wgt",
+                "mask_buffer": "mask"}
+
+
+def _levels_text(utilisation: Mapping[str, float]) -> str:
+    """Each level's busy fraction of one op, levels under 0.5% left out."""
+    parts = [f"{_LEVEL_SHORT.get(level, level)} {value:.0%}"
+             for level, value in utilisation.items() if value >= 0.005]
+    return " ".join(parts) or "-"
 
 
 def _nj(value: float) -> str:

@@ -22,7 +22,7 @@ OP_KEYS = {"index", "kind", "loc", "layer", "unit", "tile", "order", "weights", 
            "end_cycle", "cycles", "compute_cycles", "memory_cycles", "fill_cycles",
            "roofline_cycles", "bound", "macs", "effective_macs", "padded_macs", "ops", "density",
            "tiles", "waves", "lane_cycles_per_tile", "reloads", "density_sources", "bytes",
-           "dynamic_nj", "stalls"}
+           "dynamic_nj", "stalls", "bounding_level", "level_utilisation"}
 
 
 def test_readme_demo_command_prints_the_report() -> None:
@@ -61,6 +61,16 @@ def test_training_json_plots_and_ir(zoo, tmp_path, capsys) -> None:
     assert data["design"]["name"] == "acceltran-edge" and len(data["design"]["hash"]) == 12
     assert data["tool"]["version"]
     assert set(data["ops"][0]) == OP_KEYS
+    levels = set(data["bytes"])
+    for op in data["ops"]:
+        assert op["bounding_level"] in levels | {"compute"}, op
+        assert set(op["level_utilisation"]) <= levels
+        assert all(0.0 <= v <= 1.0 for v in op["level_utilisation"].values()), op
+        # The level that set the op's duration is the busiest one when it is not compute.
+        if op["bounding_level"] != "compute" and op["cycles"] > 0:
+            busiest = max(op["level_utilisation"].values())
+            assert op["level_utilisation"][op["bounding_level"]] == busiest, op
+    assert "limit" in out and "level busy" in out
     kinds = {op["kind"] for op in data["ops"]}
     assert {"optim.sgd", "loss.cross_entropy", "nn.linear"} <= kinds
     # The update writes the new parameters through; an assign moves nothing (issue 12).

@@ -146,3 +146,7 @@ def test_event_simulator_gates_the_same(zoo, design) -> None:
             assert event.cycles < analytical.cycles
         assert ev[kind].leakage_busy_nj == pytest.approx(an[kind].leakage_busy_nj, rel=1e-6)
     assert event.energy.total_nj == pytest.approx(analytical.energy.total_nj, rel=0.05)
+    # The per-op table's fields are filled by the event simulator too.
+    for ev_op, an_op in zip(event.ops, analytical.ops):
+        assert ev_op.bounding_level == an_op.bounding_level != ""
+        assert all(0.0 <= v <= 1.0 for v in ev_op.level_utilisation.values())
