@@ -53,10 +53,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from transcode_ir.core import Function, Module, Op, Value
-from transcode_ir.errors import UserError
-from transcode_ir.opdefs import get_opdef, matmul_dims, op_cost
-
 from backends.elector.design import Accelerator
 from backends.elector.schedule import (
     LOOP_ORDERS,
@@ -66,6 +62,16 @@ from backends.elector.schedule import (
     OpMapping,
     TileShape,
     UnitWork,
+)
+from transcode_ir.core import Function, Module, Op, Value
+from transcode_ir.errors import UserError
+from transcode_ir.opdefs import (
+    Contraction,
+    DensityPreserving,
+    contraction_dims,
+    contraction_products,
+    get_opdef,
+    op_cost,
 )
 
 __all__ = [
@@ -98,8 +104,6 @@ _CATEGORY_FORM = {
 _FORM_UNIT = {"matmul": "mac", "attention": "mac", "lanes": "mac", "data": "dma",
               "sparsity": "sparsity"}
 _FREE_CATEGORIES = ("view", "constant", "control")
-#: Data ops whose result has the nonzeros of their first operand.
-_DENSITY_PRESERVING = ("tensor.transpose", "tensor.expand", "tensor.slice")
 ROW_PASSES = 2          # softmax / layer norm: statistics pass, normalise pass
 #: A pruned tensor is stored compressed (values + 1-bit mask) below this density: the
 #: break-even of the mask at 8-bit data (1 - 1/8); wider data breaks even later, so this
@@ -283,7 +287,7 @@ class StaticFunction:
             outputs = []
             for k, res in enumerate(op.results):
                 density, source = _density(res)
-                if source == "dense" and op.name in _DENSITY_PRESERVING and op.operands:
+                if source == "dense" and op.has_trait(DensityPreserving) and op.operands:
                     # A permutation or copy keeps its input's nonzeros (the IR's
                     # types of such results carry no encoding).
                     base = refs.get(id(op.operands[0]))
@@ -356,24 +360,24 @@ class StaticFunction:
             if r is not None:
                 info.inputs.append((role, r, loops))
 
-        if op.name == "nn.attention":
+        products = contraction_products(op)
+        if len(products) == 2:          # fused attention: scores, then context
             form = "attention"
-            q, kt, v = (o.type.shape for o in op.operands[:3])
-            batch = math.prod(np.broadcast_shapes(q[:-2], kt[:-2]))
-            info.dims = (batch, q[-2], q[-1], kt[-1])
-            info.dims2 = (batch, q[-2], v[-2], v[-1])
+            info.dims, info.dims2 = products
+            batch, q_rows = info.dims[0], info.dims[1]
+            kt = op.operands[1].type.shape
             add("lhs", 0, "bik")
             add("rhs", 1, "bkj")
             add("rhs2", 2, "bkj")
             if len(op.operands) > 3:
                 add("mask", 3, "")
             info.macs = math.prod(info.dims) + math.prod(info.dims2)
-            info.rows, info.cols = batch * q[-2], kt[-1]
+            info.rows, info.cols = batch * q_rows, kt[-1]
             info.inner_density = _probs_density(op)
         elif form == "matmul":
-            info.dims = _matmul_like_dims(op)
+            info.dims = contraction_dims(op)
             info.macs = math.prod(info.dims)
-            lhs_loops, rhs_loops = _operand_loops(op)
+            lhs_loops, rhs_loops = get_opdef(op.name).trait(Contraction).loops(op)
             add("lhs", 0, lhs_loops)
             add("rhs", 1, rhs_loops)
             for i in range(2, len(op.operands)):
@@ -408,37 +412,6 @@ def _density_sources(static: StaticFunction) -> dict[str, int]:
             seen.add(ref.key)
             counts[ref.source] = counts.get(ref.source, 0) + 1
     return counts
-
-
-def _operand_loops(op: Op) -> tuple[str, str]:
-    """Loops the two operands of a matrix product depend on: an operand
-    without batch dimensions is shared across the batch."""
-    if op.name in ("nn.conv1d",):
-        return "bik", "bkj"
-    if op.name.startswith("grad.conv1d"):
-        return "ik", "kj"
-    a, b = op.operands[0].type.rank, op.operands[1].type.rank
-    return ("bik" if a > 2 else "ik"), ("bkj" if b > 2 else "kj")
-
-
-def _matmul_like_dims(op: Op) -> tuple[int, int, int, int]:
-    """``(B, M, K, N)`` of a matrix product or an equivalent one for a
-    convolution (im2col view) whose MACs equal the op's."""
-    if op.name == "nn.conv1d":
-        n, _, _ = op.operands[0].type.shape
-        m, cg, k = op.operands[1].type.shape
-        groups = op.attributes.get("groups", 1)
-        out_len = op.results[0].type.shape[2]
-        return (groups, n * out_len, cg * k, m // groups)
-    if op.name == "grad.conv1d_input":
-        n, m, out_len = op.operands[0].type.shape
-        _, cg, k = op.operands[1].type.shape
-        return (1, n * out_len, m, cg * k)
-    if op.name == "grad.conv1d_weight":
-        n, m, out_len = op.operands[0].type.shape
-        _, cg, k = op.results[0].type.shape
-        return (1, m, n * out_len, cg * k)
-    return matmul_dims(op)
 
 
 # --------------------------------------------------------------------------- hardware
@@ -1497,7 +1470,12 @@ def read_mapping(op: Op) -> OpMapping | None:
 
 def _read_mapping(op: Op) -> OpMapping | None:
     from backends.elector.schedule import (
-        ATTR_ORDER, ATTR_TILE_B, ATTR_TILE_X, ATTR_TILE_Y, ATTR_UNIT, ATTR_WEIGHTS,
+        ATTR_ORDER,
+        ATTR_TILE_B,
+        ATTR_TILE_X,
+        ATTR_TILE_Y,
+        ATTR_UNIT,
+        ATTR_WEIGHTS,
     )
 
     attrs = op.attributes

@@ -13,8 +13,6 @@ import math
 
 import pytest
 
-from transcode_ir import Builder, Function, Module, TensorType, run_pipeline
-
 from backends.elector import validate_design
 from backends.elector.analytical import simulate_analytical
 from backends.elector.mapping import map_function
@@ -27,6 +25,7 @@ from backends.elector.tiling import (
     schedule_function,
 )
 from tests.elector_compile.conftest import ZOO_MODELS
+from transcode_ir import Builder, Function, Module, TensorType, run_pipeline
 
 PORT = 370e9 / 700e6                 # one bank's port, bytes per cycle
 MAIN = 256e9 / 700e6                 # RRAM 32-2-1

@@ -38,12 +38,11 @@ import math
 
 import pytest
 
-from transcode_ir import Builder, Function, Module, TensorType, run_pipeline
-
 from backends.elector.analytical import simulate_analytical
 from backends.elector.area import module_inventory
 from backends.elector.mapping import clear_caches, map_function
 from backends.elector.tiling import StaticFunction, schedule_function
+from transcode_ir import Builder, Function, Module, TensorType, run_pipeline
 
 BPE = 2.5
 BUFFER_BW = 370e9 / 700e6
@@ -213,7 +212,6 @@ def test_streamed_weight_two_levels_by_hand(order: str, design) -> None:
     import dataclasses
 
     import passes.tile  # noqa: F401
-
     from backends.elector import validate_design
 
     clear_caches()
