@@ -12,11 +12,10 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from transcode_ir.errors import UserError
-
 from backends.elector.design import Accelerator
 from backends.elector.hwdsl import SyntaxFile, _unquote, load_design, parse_syntax, read_text
 from backends.elector.space import DesignSpace, load_space
+from transcode_ir.errors import UserError
 
 __all__ = ["LIBRARY_DIR", "LibraryEntry", "is_space_file", "list_library", "resolve_design",
            "resolve_space"]

@@ -204,8 +204,14 @@ def test_printer_writes_every_default_and_only_set_overrides() -> None:
 
 
 def test_accelerator_built_in_python_prints_and_parses_back() -> None:
-    from backends.elector import (Buffer, MainMemory, MappingDefaults, PEArray, SoftmaxUnits,
-                                  LayerNormUnit)
+    from backends.elector import (
+        Buffer,
+        LayerNormUnit,
+        MainMemory,
+        MappingDefaults,
+        PEArray,
+        SoftmaxUnits,
+    )
 
     design = Accelerator(
         name="python-built", clock_hz=123_456_789.5,

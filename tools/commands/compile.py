@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mapper-objective", dest="objective",
                         choices=MAPPER_OBJECTIVES, default=MAPPER_OBJECTIVE,
                         help=f"what the mapping search minimises (default {MAPPER_OBJECTIVE})")
-    from tools.console import deprecated_alias    # one meaning per flag (cli helper)
+    from tools.console import deprecated_alias  # one meaning per flag (cli helper)
 
     parser.add_argument("--objective", dest="objective", choices=MAPPER_OBJECTIVES,
                         action=deprecated_alias("--mapper-objective"), help=argparse.SUPPRESS)
@@ -332,7 +332,7 @@ def load_model(source: str, batch: int | None, seq: int | None,
         if not name:
             raise UserError("zoo: needs a model name, e.g. zoo:bert-tiny (see tcc zoo list)")
         choice = _zoo_shapes(name, batch, seq, design_batch, design_name)
-        from frontends.export import export_onnx   # imports torch
+        from frontends.export import export_onnx  # imports torch
 
         with tempfile.TemporaryDirectory(prefix="tcc-compile-") as folder:
             path = Path(folder) / f"{name.replace(':', '_')}.onnx"
@@ -502,7 +502,7 @@ def compile_model(source: str, hw: str, *, batch: int | None = None, seq: int | 
         from backends.elector.compile_pipeline import simulator
 
         simulator("event")          # fail before the (slow) import when it is missing
-    from transcode_ir.progress import stage     # stderr, terminals only (cli helper)
+    from transcode_ir.progress import stage  # stderr, terminals only (cli helper)
 
     with stage(f"loading {source}"):
         module, name, choice = load_model(source, batch, seq, exporter,
@@ -610,7 +610,7 @@ def compile_decoder(source: str, hw: str, *, batch: int | None = None,
                                 f"KV cache: {err}") from None
             if family.max_positions and context + steps > family.max_positions:
                 raise UserError(_positions_message(source, context, steps, family.max_positions))
-            from frontends.hf.kv_cache import export_decoder   # imports torch
+            from frontends.hf.kv_cache import export_decoder  # imports torch
 
             exported = export_decoder(name, folder, seed)
             decode_path, prefill_path = exported.decode, exported.prefill
@@ -751,9 +751,8 @@ def run_decoder(args: argparse.Namespace) -> int:
         print(f"wrote {written} (the decode step at context {report.plan.context})",
               file=sys.stderr)
     if args.emit_ir is not None:
-        from transcode_ir.printer import print_module
-
         from transcode_ir.fileio import write_text
+        from transcode_ir.printer import print_module
 
         write_text(args.emit_ir, print_module(outcome.steps[report.plan.context].module))
         print(f"wrote {args.emit_ir} (the decode step at context {report.plan.context})",
@@ -764,10 +763,8 @@ def run_decoder(args: argparse.Namespace) -> int:
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse an output path that cannot be written before the compile runs
     (issue 13; inputs helper's hook, transcode_ir/fileio.py)."""
-    from transcode_ir.fileio import check_output_path
-
     from transcode_ir.errors import UserError
-    from transcode_ir.fileio import is_stdio
+    from transcode_ir.fileio import check_output_path, is_stdio
 
     to_stdout = [flag for flag in ("json", "html", "trace", "emit_ir", "graph")
                  if is_stdio(getattr(args, flag, None))]
@@ -829,9 +826,8 @@ def run(args: argparse.Namespace) -> int:
 
         _wrote(write_trace(report, args.trace))
     if args.emit_ir is not None:
-        from transcode_ir.printer import print_module
-
         from transcode_ir.fileio import write_text
+        from transcode_ir.printer import print_module
 
         write_text(args.emit_ir, print_module(outcome.module))
         _wrote(args.emit_ir)
