@@ -408,8 +408,14 @@ class Accelerator:
         return costs.at_clock(self.clock_hz)
 
     def buffer_costs(self, kind: str) -> BufferCosts:
-        """Area, leakage, energy per access and bandwidth of one buffer,
-        with this design's bandwidth override applied."""
+        """Area, leakage and energy per access of one buffer (the technology's
+        table for its size).
+
+        ``bandwidth_bytes_per_s`` here is the technology's one-port figure
+        (or the file's whole-buffer ``bandwidth``), *not* the banked buffer's
+        bandwidth: the cost model reads
+        ``backends.elector.hierarchy.level(self, "<kind>_buffer").bytes_per_cycle``
+        (banks x port)."""
         buffer = self.buffer(kind)
         costs = self.technology.buffer(kind, buffer.size_bytes / self.technology.megabyte_bytes)
         if buffer.bandwidth_bytes_per_s is not None:
