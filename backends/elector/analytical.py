@@ -57,6 +57,8 @@ from backends.elector.schedule import (
     OpResult,
     SimulationResult,
     TimelinePoint,
+    bounding_level,
+    level_utilisation,
 )
 from backends.elector.tiling import HardwareConsts, hardware_consts
 
@@ -131,7 +133,9 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
         dynamic = _op_dynamic(prices, busy, by_level, hw, accelerator, mapped.training, memo)
         starts.append(start)
         op_transfers.append(memory)
-        results.append(OpResult(op.index, start, finish, compute, memory, roof, bound, dynamic))
+        results.append(OpResult(op.index, start, finish, compute, memory, roof, bound, dynamic,
+                                bounding_level=bounding_level(compute + op.fill_cycles, memory),
+                                level_utilisation=level_utilisation(memory, duration)))
         if timeline and duration > 0:
             intervals.append((start, finish, {u: v / duration for u, v in busy.items()}))
     makespan = max(end, default=0.0)

@@ -599,25 +599,17 @@ class OpResult:
     bound: str
     dynamic_energy_nj: Mapping[str, float]
     stalls: Mapping[str, float] = field(default_factory=dict)
+    #: What set the op's own duration: ``"compute"`` or the storage level whose
+    #: bytes over its bandwidth (banks x port) took longest
+    #: (:func:`bounding_level`); ``""`` when the simulator did not say.
+    bounding_level: str = ""
+    #: Per storage level, the fraction of the op's duration its transfers keep
+    #: the level's bandwidth busy (``memory_cycles[level] / cycles``, at most 1).
+    level_utilisation: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def cycles(self) -> float:
         return self.end_cycle - self.start_cycle
-
-    @property
-    def bounding_level(self) -> str:
-        """What bounds the op by its own terms: ``"compute"`` when its busiest
-        module class takes at least as long as every level's transfers, else the
-        storage level whose bytes over its bandwidth (banks x port) take longest
-        (:func:`bounding_level`).  Computed from the fields, so both simulators
-        report it alike."""
-        return bounding_level(self.compute_cycles, self.memory_cycles)
-
-    @property
-    def level_utilisation(self) -> dict[str, float]:
-        """Per storage level, the fraction of the op's cycles its transfers keep
-        the level's bandwidth busy (``memory_cycles[level] / cycles``, at most 1)."""
-        return level_utilisation(self.memory_cycles, self.cycles)
 
 
 @dataclass(frozen=True)
