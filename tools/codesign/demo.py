@@ -109,7 +109,8 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         Schedule,
         ScheduleSpace,
     )
-    from tools.codesign.sweep import run_sweep
+    from tools.codesign.strategies import BoshcodeOptions
+    from tools.codesign.sweep import SweepConfig, run_sweep
 
     out = Path(settings.plots or "demo-out")
     out.mkdir(parents=True, exist_ok=True)
@@ -176,18 +177,19 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     hardware_file = out / "transcode-batch4.hwdsl"
     hardware_file.write_text(hardware_text)
     mean_density = {tau: (statistics.mean(v) if v else 1.0) for tau, v in densities.items()}
-    by_tau = ",".join(f"{tau:g}={mean_density[tau]:.4f}" for tau in TAU_I if tau > 0)
+    by_tau = ",".join(f"{tau!r}={mean_density[tau]!r}" for tau in TAU_I if tau > 0)  # exact
     surrogate = SurrogateAccuracy(table)
     _say(f"[demo] stage B: BOSHCODE over models x transcode-space x tau_I with {surrogate.label}; "
          f"densities for tau_I > 0: {by_tau}")
     joint = JointSpace(models, HardwareSpace(str(hardware_file)), schedules)
     search_evaluator = CostEvaluator(surrogate, seq=settings.seq, vocab_size=measured.vocab_size,
                                      densities=f"by-tau:{by_tau}", cache_dir=settings.cache)
-    search = run_sweep(joint, search_evaluator, "boshcode", db=db,
-                       budget=settings.budget or 100_000, seed=settings.seed, objective=objective, executor=settings.executor,
-                       workers=settings.workers, batch_size=8, name="demo-B-search",
-                       time_limit=max(0.85 * total - (time.perf_counter() - started), 1.0),
-                       progress=Progress(interval=30, plain=True))
+    search = run_sweep(joint, search_evaluator, SweepConfig(
+        db=db, budget=settings.budget or 100_000, strategy=BoshcodeOptions(), seed=settings.seed,
+        objective=objective, executor=settings.executor, workers=settings.workers,
+        batch_size=8, name="demo-B-search",
+        time_limit=max(0.85 * total - (time.perf_counter() - started), 1.0),
+        progress=Progress(interval=30, plain=True)))
 
     # -- C. confirm -------------------------------------------------------------------
     _say("[demo] stage C: confirming the best pairs with measured accuracy")
