@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import pytest
 
 from tools.codesign.evaluation import SyntheticEvaluator, evaluate_safely
 from tools.codesign.objectives import ParetoObjective, WeightedObjective
-from tools.codesign.strategies import STRATEGIES, make_strategy
+from tools.codesign.strategies import STRATEGIES, StrategyOptions, make_strategy
+from transcode_ir.passes import option
 
 FAST_BOSHCODE = {"initial": 8, "epochs": 25, "warm_epochs": 10, "pool": 32, "gobi_starts": 4,
                  "gobi_steps": 5, "mc_samples": 4}
@@ -119,3 +123,36 @@ def test_command_line_and_python_api_make_the_same_sweep(tmp_path, capsys) -> No
     assert done.value.code == 0
     listing = capsys.readouterr().out
     assert "boshcode: BOSHCODE-style" in listing and "    patience  (an integer, or none" in listing
+
+
+@dataclass(frozen=True)
+class FirstOptions(StrategyOptions):
+    """Random search seeded by an option (a user's strategy, for the test below)."""
+
+    name: ClassVar[str] = "test-first"
+    keep: int = option(4, "added to the seed")
+
+    def build(self, space, objective, seed=0):  # noqa: ANN001, ANN201
+        from tools.codesign.strategies.simple import RandomStrategy
+
+        return RandomStrategy(space, objective, seed + self.keep)
+
+
+def test_a_users_strategy_registers_like_a_pass(joint_space, tmp_path) -> None:
+    """A strategy defined outside the package: options class + build(), registered
+    once, then reachable by its text form from run_sweep like a built-in."""
+    from tools.codesign import strategies
+    from tools.codesign.sweep import SweepConfig, run_sweep
+
+    strategies.register_strategy(FirstOptions)
+    try:
+        with pytest.raises(ValueError, match="registered twice"):
+            strategies.register_strategy(dataclass(frozen=True)(
+                type("Other", (FirstOptions,), {"__module__": __name__})))
+        result = run_sweep(joint_space, SyntheticEvaluator(),
+                           SweepConfig(db=tmp_path / "u.sqlite", budget=4,
+                                       strategy="test-first{keep=2}", executor="inline"))
+        assert result.strategy == "test-first" and len(result.trials) == 4
+        assert result.name.startswith("test-first-seed0-")
+    finally:
+        strategies._STRATEGIES.pop("test-first", None)

@@ -173,8 +173,8 @@ class TableAccuracy(AccuracySource):
         key = (_canonical(model), float(schedule.tau_i), float(schedule.tau_t))
         value = self._table.get(key)
         if value is None:
-            raise UserError(f"no accuracy for model {model!r} (tau_i {schedule.tau_i:g}, "
-                            f"tau_t {schedule.tau_t:g}) in {self.path}")
+            raise UserError(f"no accuracy for model {model!r} (tau_i {schedule.tau_i!r}, "
+                            f"tau_t {schedule.tau_t!r}) in {self.path}")
         return AccuracyResult(value, self.label)
 
 
