@@ -609,9 +609,14 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
     table = _TABLE_CACHE.get(key)
     if table is not None:
         return table
+    # Loops of one trip are inert (they move nothing, span nothing): orders
+    # that differ only in where those sit cost the same on every design, so
+    # only the first of each is priced.
+    first = _distinct_orders(info, b, x, y, orders, count)
+    b, x, y, orders = b[first], x[first], y[first], orders[first]
     stage = product_stage(info, bytes_per_element, b, x, y, orders, inputs, output,
                           extra_level_bytes, params)
-    tile_of = np.arange(len(b)) % count
+    tile_of = first % count
     # First candidate of each (tile, bytes at every level): a stable lexsort,
     # then the rows that differ from the previous one.
     columns = [np.broadcast_to(v, b.shape) for v in stage.level_bytes.values()] + [tile_of]
@@ -623,11 +628,34 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
         same &= column[1:] == column[:-1]
     new[1:] = ~same
     keep = np.sort(order[new])
-    table = _SearchTable(stage.subset(keep), b[:count], x[:count], y[:count], tile_of[keep])
+    tiles_b, tiles_x, tiles_y, _, _ = _product_grid(info.dims, default)
+    table = _SearchTable(stage.subset(keep), tiles_b[:count], tiles_x[:count], tiles_y[:count],
+                         tile_of[keep])
     if len(_TABLE_CACHE) >= _TABLE_CACHE_SIZE:
         _TABLE_CACHE.pop(next(iter(_TABLE_CACHE)))
     _TABLE_CACHE[key] = table
     return table
+
+
+def _distinct_orders(info: OpStatic, b: np.ndarray, x: np.ndarray, y: np.ndarray,
+                     orders: np.ndarray, count: int) -> np.ndarray:
+    """Grid positions of the first candidate of each (tile, order of the loops
+    with more than one trip, in every product of the op)."""
+    from backends.elector.tiling import _ORDER_PERM
+
+    perm = _ORDER_PERM[orders]
+    rows = np.arange(len(b))[:, None]
+    key = np.arange(len(b)) % count
+    for dims in [info.dims] + ([info.dims2] if info.form == "attention" else []):
+        batch, m, k, n = dims
+        trips = np.stack([-(-batch // b), -(-m // x), -(-n // y), -(-k // y)], axis=1)
+        ordered = trips[rows, perm]
+        code = np.zeros(len(b), dtype=np.int64)
+        for p in range(4):
+            code = np.where(ordered[:, p] > 1, code * 5 + perm[:, p] + 1, code)
+        key = key * 625 + code
+    _, first = np.unique(key, return_index=True)
+    return np.sort(first)
 
 
 #: Candidates within this relative margin of the best primary key (cycles, for
