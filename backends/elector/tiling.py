@@ -795,23 +795,21 @@ def level_fetches(ordered: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     counts from the outermost loop down to the innermost *relevant* loop that
     has more than one trip (1 when none has).  The lane-FIFO rule
     (:func:`~backends.elector.schedule.loop_fetches`) applied at any level."""
+    return np.prod(np.where(_outside(ordered, relevant), ordered, 1), axis=1)
+
+
+def _outside(ordered: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """Per position: at or outside the innermost relevant loop with more than
+    one trip (a relevant loop that moves lies at this position or inside it)."""
     moving = relevant & (ordered > 1)
-    position = np.where(moving.any(axis=1),
-                        ordered.shape[1] - 1 - np.argmax(moving[:, ::-1], axis=1), -1)
-    cum = np.cumprod(ordered, axis=1)
-    rows = np.arange(ordered.shape[0])
-    return np.where(position >= 0, cum[rows, np.maximum(position, 0)], 1)
+    return np.logical_or.accumulate(moving[:, ::-1], axis=1)[:, ::-1]
 
 
 def _irrelevant_outer(ordered: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     """``level_fetches(ordered, relevant) / prod(trips of the relevant loops)``:
     the product of the trip counts of the loops the operand does not depend on
     that lie outside its innermost relevant loop with more than one trip."""
-    moving = relevant & (ordered > 1)
-    position = np.where(moving.any(axis=1),
-                        ordered.shape[1] - 1 - np.argmax(moving[:, ::-1], axis=1), -1)
-    outside = np.arange(ordered.shape[1])[None, :] <= position[:, None]
-    return np.prod(np.where(outside & ~relevant, ordered, 1), axis=1)
+    return np.prod(np.where(_outside(ordered, relevant) & ~relevant, ordered, 1), axis=1)
 
 
 def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarray,
@@ -884,17 +882,23 @@ def _block_fetches(ordered: np.ndarray, relevant: np.ndarray, room_tiles: np.nda
     trip counts of its loops inside) fit ``room_tiles`` tiles, reloading it
     as the loops outside move (:func:`level_fetches` of the outer loops)."""
     count, depth = ordered.shape
+    moving = relevant & (ordered > 1)
+    tiles = np.where(relevant, ordered, 1)
     best = None
     block = np.ones(count, dtype=np.int64)
     # s = depth: an empty block (one tile); then the innermost loop, two, ...
     for s in range(depth, -1, -1):
         if s < depth:
-            block = block * np.where(relevant[:, s], ordered[:, s], 1)
-        outer = ordered.copy()
-        outer[:, s:] = 1
-        fetches = level_fetches(outer, relevant) * block
-        fits = block <= room_tiles
-        best = fetches if best is None else np.where(fits, fetches, best)
+            block = block * tiles[:, s]
+        if s:
+            outside = np.logical_or.accumulate(moving[:, s - 1::-1], axis=1)[:, ::-1]
+            fetches = np.prod(np.where(outside, ordered[:, :s], 1), axis=1) * block
+        else:
+            fetches = block
+        if best is None:
+            best = fetches
+        else:
+            best = np.where(block <= room_tiles, fetches, best)
     return best
 
 
