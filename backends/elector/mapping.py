@@ -533,6 +533,7 @@ def clear_caches() -> None:
     _GRID_CACHE.clear()
     _TABLE_CACHE.clear()
     _ROWS_CACHE.clear()
+    _ORDERS_CACHE.clear()
     tiling._PRODUCT_CACHE.clear()
     tiling._STAGE_CACHE.clear()
 
@@ -640,13 +641,32 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
 def _distinct_orders(info: OpStatic, b: np.ndarray, x: np.ndarray, y: np.ndarray,
                      orders: np.ndarray, count: int) -> np.ndarray:
     """Grid positions of the first candidate of each (tile, order of the loops
-    with more than one trip, in every product of the op)."""
+    with more than one trip, in every product of the op); cached per op shape
+    and grid (design-independent)."""
+    dims2 = info.dims2 if info.form == "attention" else None
+    cache_key = (info.dims, dims2, len(b), count, int(b[count - 1]), int(x[count - 1]),
+                 int(y[count - 1]))
+    cached = _ORDERS_CACHE.get(cache_key)
+    if cached is None:
+        if len(_ORDERS_CACHE) > 4096:
+            _ORDERS_CACHE.clear()
+        cached = _ORDERS_CACHE[cache_key] = _first_orders(info.dims, dims2, b, x, y, orders,
+                                                          count)
+    return cached
+
+
+_ORDERS_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def _first_orders(dims1: tuple[int, int, int, int], dims2: tuple[int, int, int, int] | None,
+                  b: np.ndarray, x: np.ndarray, y: np.ndarray, orders: np.ndarray,
+                  count: int) -> np.ndarray:
     from backends.elector.tiling import _ORDER_PERM
 
     perm = _ORDER_PERM[orders]
     rows = np.arange(len(b))[:, None]
     key = np.arange(len(b)) % count
-    for dims in [info.dims] + ([info.dims2] if info.form == "attention" else []):
+    for dims in [dims1] + ([dims2] if dims2 is not None else []):
         batch, m, k, n = dims
         trips = np.stack([-(-batch // b), -(-m // x), -(-n // y), -(-k // y)], axis=1)
         ordered = trips[rows, perm]
