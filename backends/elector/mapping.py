@@ -32,9 +32,10 @@ signature and design, so BERT-Base's twelve identical layers cost one search.
 Across designs (a co-design sweep), the design-independent part of an op's
 candidate costs (:func:`~backends.elector.tiling.product_stage`: bytes per
 level, lane tile-products and first-tile bytes per candidate) is kept per op
-shape, operand specs and data width (:class:`_SearchTable`), without the loop
-orders that move the same bytes as an earlier order of the same tile (same
-cost on every design; ties go to the first).  Each design then checks the
+shape, operand specs, data width and :class:`~backends.elector.tiling.StageParams`
+(:class:`_SearchTable`), without the loop orders that move the same bytes
+with the same lanes per wave as an earlier order of the same tile (same cost
+on every design; ties go to the first).  Each design then checks the
 constraints once per tile and prices only the feasible candidates
 (:func:`~backends.elector.tiling.stage_costs`): the same choice, bit for bit,
 as costing the whole grid (``tests/elector_compile/test_search_equivalence.py``).
@@ -582,8 +583,9 @@ class _SearchTable:
 
     ``stage``: the candidates of the grid that can win, priced per design
     with :func:`~backends.elector.tiling.stage_costs`.  Of the candidates
-    with the same tile and the same bytes at every level (loop orders that
-    move the same data) only the first in grid order is kept: the others
+    with the same tile, the same lanes per wave and the same bytes at every
+    level (loop orders that move the same data) only the first in grid order
+    is kept: the others
     cost exactly the same on every design, and ties go to the first.
     ``tile_b``/``tile_x``/``tile_y``: the grid's distinct tiles (the
     constraints depend on the tile only); ``tile_of``: each kept
@@ -618,9 +620,10 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
     stage = product_stage(info, bytes_per_element, b, x, y, orders, inputs, output,
                           extra_level_bytes, params)
     tile_of = first % count
-    # First candidate of each (tile, bytes at every level): a stable lexsort,
-    # then the rows that differ from the previous one.
-    columns = [np.broadcast_to(v, b.shape) for v in stage.level_bytes.values()] + [tile_of]
+    # First candidate of each (tile, lanes a wave uses, bytes at every level):
+    # a stable lexsort, then the rows that differ from the previous one.
+    columns = ([np.broadcast_to(v, b.shape) for v in stage.level_bytes.values()]
+               + [used for _, _, used in stage.products] + [tile_of])
     order = np.lexsort(columns)
     sorted_columns = [column[order] for column in columns]
     new = np.ones(len(order), dtype=bool)
