@@ -393,8 +393,9 @@ def _add_product_operand(builder: _StageBuilder, nest: _LoopNest, operand: Opera
             every = run
             break
     if every is None:
-        builder.notes.append(f"{operand.role} ({operand.value}): {operand.fetches} fetches do "
-                             "not follow the loop order; its bytes are spread evenly")
+        # Reads multicast across a wave's lanes (or blocked at buffer level) are
+        # fewer than the lane-FIFO rule's: spread evenly over the tiles (totals
+        # exact; EVENT_NOTES says so), no note per op.
         _spread(builder, operand)
         return
     levels = _output_levels(operand) if operand.is_output else _input_levels(operand)
