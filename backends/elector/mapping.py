@@ -535,6 +535,7 @@ def clear_caches() -> None:
     _TABLE_CACHE.clear()
     _ROWS_CACHE.clear()
     _ORDERS_CACHE.clear()
+    tiling._TRAFFIC_STATIC.clear()
     tiling._PRODUCT_CACHE.clear()
     tiling._STAGE_CACHE.clear()
 
@@ -615,10 +616,11 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
     # Loops of one trip are inert (they move nothing, span nothing): orders
     # that differ only in where those sit cost the same on every design, so
     # only the first of each is priced.
-    first = _distinct_orders(info, b, x, y, orders, count)
+    first, grid_key = _distinct_orders(info, b, x, y, orders, count)
     b, x, y, orders = b[first], x[first], y[first], orders[first]
+    # The design-independent part of the traffic is kept per op shape and grid.
     stage = product_stage(info, bytes_per_element, b, x, y, orders, inputs, output,
-                          extra_level_bytes, params)
+                          extra_level_bytes, params, static_key=grid_key)
     tile_of = first % count
     # First candidate of each (tile, lanes a wave uses, bytes at every level):
     # a stable lexsort, then the rows that differ from the previous one.
@@ -642,20 +644,20 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
 
 
 def _distinct_orders(info: OpStatic, b: np.ndarray, x: np.ndarray, y: np.ndarray,
-                     orders: np.ndarray, count: int) -> np.ndarray:
+                     orders: np.ndarray, count: int) -> tuple[np.ndarray, tuple]:
     """Grid positions of the first candidate of each (tile, order of the loops
-    with more than one trip, in every product of the op); cached per op shape
-    and grid (design-independent)."""
+    with more than one trip, in every product of the op), and a key naming
+    them; cached per op shape and grid (design-independent)."""
     dims2 = info.dims2 if info.form == "attention" else None
-    cache_key = (info.dims, dims2, len(b), count, int(b[count - 1]), int(x[count - 1]),
-                 int(y[count - 1]))
+    cache_key = (info.dims, dims2, len(b), count,
+                 b[:count].tobytes() + x[:count].tobytes() + y[:count].tobytes())
     cached = _ORDERS_CACHE.get(cache_key)
     if cached is None:
         if len(_ORDERS_CACHE) > 4096:
             _ORDERS_CACHE.clear()
         cached = _ORDERS_CACHE[cache_key] = _first_orders(info.dims, dims2, b, x, y, orders,
                                                           count)
-    return cached
+    return cached, cache_key
 
 
 _ORDERS_CACHE: dict[tuple, np.ndarray] = {}

@@ -823,7 +823,8 @@ def _irrelevant_outer(ordered: np.ndarray, relevant: np.ndarray) -> np.ndarray:
 
 def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarray,
                      y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
-                     bpe: float, params: StageParams | None = None) -> dict[str, object]:
+                     bpe: float, params: StageParams | None = None,
+                     static_key: tuple | None = None) -> dict[str, object]:
     """Vectorised traffic of one matrix product over candidate mappings, at
     two levels below main memory (docs/cost-model.md):
 
@@ -843,19 +844,14 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
       block``, and never more than the buffer hands to the lanes.
     """
     params = params or _NO_PARAMS
-    batch, m, k, n = dims
-    trips = np.stack([_ceil_div(batch, b), _ceil_div(m, x), _ceil_div(n, y), _ceil_div(k, y)],
-                     axis=1).astype(np.int64)
-    rows = np.arange(trips.shape[0])
-    perm = _ORDER_PERM[order_index]
-    ordered = trips[rows[:, None], perm]
+    trips, ordered, per_spec = _traffic_static(dims, b, x, y, order_index, operands, bpe,
+                                               static_key)
     cover = wave_coverage(ordered, params.lanes)
     waves = -(-ordered // cover)
     result = {"trips": trips, "operands": [], "spatial": _row_prod(cover)}
-    for spec in operands:
-        if spec.loops:
-            relevant = _loop_mask(spec.loops)[perm]
-            distinct = _distinct(spec.loops, trips)
+    for spec, (relevant, distinct, tensor, average_tile, tile_elements, tile_bytes) \
+            in zip(operands, per_spec):
+        if relevant is not None:
             # Every tile once, times the wave loops outside the operand's
             # innermost moving loop that it does not depend on (FIFO reuse
             # lost); without multicast, every lane reads its own copy.
@@ -863,11 +859,7 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
             if not params.multicasts(spec.ref.buffer):
                 fetches = fetches * _row_prod(np.where(relevant, 1, cover))
         else:
-            relevant = None
             fetches = np.ones_like(order_index)
-            distinct = np.ones_like(order_index)
-        tensor = spec.ref.numel * bpe * spec.ref.stored_density
-        average_tile = tensor / distinct                       # real elements only
         moved = fetches * average_tile
         mm_blocks = fetches
         room = params.room_at(spec.ref.buffer)
@@ -875,13 +867,54 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
             mm_blocks = np.minimum(fetches, _block_fetches(ordered, relevant,
                                                            room / average_tile))
         mask = fetches * (spec.ref.numel / distinct) / 8.0 if spec.ref.sparse else 0.0 * moved
-        tile_elements = _tile_elements(spec.tile, spec.loops, b, x, y)
-        tile_bytes = tile_elements * bpe * spec.ref.stored_density
         result["operands"].append({"spec": spec, "fetches": fetches, "distinct": distinct,
                                    "moved": moved, "mm_moved": mm_blocks * average_tile,
                                    "mask": mask, "tile_bytes": tile_bytes,
                                    "tile_elements": tile_elements, "tensor": tensor})
     return result
+
+
+#: The design-independent part of :func:`_product_traffic` per search table
+#: (op shape, candidate grid, operand specs, data width).
+_TRAFFIC_STATIC: dict[tuple, tuple] = {}
+
+
+def _traffic_static(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarray,
+                    y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
+                    bpe: float, static_key: tuple | None) -> tuple:
+    """Trip counts, ordered trip counts and, per operand, its loop mask (None:
+    read once), distinct tiles, bytes, average tile bytes, tile elements and
+    tile bytes: what does not depend on the design (cached under
+    ``static_key``, which names the candidates, when given)."""
+    cache_key = None
+    if static_key is not None:
+        cache_key = (static_key, dims, bpe, tuple(operand_key(s) for s in operands))
+        hit = _TRAFFIC_STATIC.get(cache_key)
+        if hit is not None:
+            return hit
+    batch, m, k, n = dims
+    trips = np.stack([_ceil_div(batch, b), _ceil_div(m, x), _ceil_div(n, y), _ceil_div(k, y)],
+                     axis=1).astype(np.int64)
+    perm = _ORDER_PERM[order_index]
+    ordered = trips[np.arange(trips.shape[0])[:, None], perm]
+    per_spec = []
+    for spec in operands:
+        if spec.loops:
+            relevant = _loop_mask(spec.loops)[perm]
+            distinct = _distinct(spec.loops, trips)
+        else:
+            relevant = None
+            distinct = np.ones_like(order_index)
+        tensor = spec.ref.numel * bpe * spec.ref.stored_density
+        tile_elements = _tile_elements(spec.tile, spec.loops, b, x, y)
+        per_spec.append((relevant, distinct, tensor, tensor / distinct,      # real elements only
+                         tile_elements, tile_elements * bpe * spec.ref.stored_density))
+    out = (trips, ordered, tuple(per_spec))
+    if cache_key is not None:
+        if len(_TRAFFIC_STATIC) > 2048:
+            _TRAFFIC_STATIC.clear()
+        _TRAFFIC_STATIC[cache_key] = out
+    return out
 
 
 def _block_fetches(ordered: np.ndarray, relevant: np.ndarray, room_tiles: np.ndarray
@@ -991,7 +1024,8 @@ class ProductStage:
 def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np.ndarray,
                   y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
                   output: OperandSpec, extra_level_bytes: Mapping[str, float] | None = None,
-                  params: StageParams | None = None) -> ProductStage:
+                  params: StageParams | None = None, static_key: tuple | None = None
+                  ) -> ProductStage:
     """The :class:`ProductStage` of candidates ``(b[i], x[i], y[i], order_index[i])``
     (arguments as for :func:`matmul_costs`, with the data width in bytes and the
     design's :class:`StageParams`)."""
@@ -1016,7 +1050,8 @@ def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np
     for p, (dims, specs, dens) in enumerate(products):
         out_spec = output if p == len(products) - 1 else None
         all_specs = list(specs) + ([out_spec] if out_spec is not None else [])
-        traffic = _product_traffic(dims, b, x, y, order_index, all_specs, bpe, params)
+        traffic = _product_traffic(dims, b, x, y, order_index, all_specs, bpe, params,
+                                   static_key)
         trips = traffic["trips"]
         lanes.append((trips.prod(axis=1), b * x * y * y * dens, traffic["spatial"]))
         for entry in traffic["operands"]:
