@@ -203,7 +203,7 @@ class OpStatic:
 def _probs_density(op: Op) -> float:
     """The density of the probabilities inside a fused attention pruned by DynaProp
     (the second product, probs x v, skips their zeros)."""
-    if op.name != "nn.attention" or float(op.attributes.get("tau", 0.0)) <= 0.0:
+    if op.name != "nn.attention" or float(op.attr("tau")) <= 0.0:
         return 1.0
     return float(op.attributes.get("dynaprop:probs_density", 1.0))
 
