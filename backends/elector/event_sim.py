@@ -180,6 +180,8 @@ _NO_LEVEL = -1
 _MAX_PERIOD_WAVES = 4096
 #: Periods of snapshots a stage keeps to recognise a steady state.
 _SNAPSHOTS_KEPT = 5
+#: Joint snapshots of stages running side by side kept per stage.
+_JOINT_KEPT = 8
 #: Snapshot every wave (not once per period) when modules x period waves is
 #: at most this.
 _DENSE_SNAPSHOTS = 1 << 14
@@ -487,7 +489,9 @@ class _Engine:
         self.stages: list[_StageRun] = []
         self.waiters: dict[tuple[int, int], list[_StageRun]] = {}
         self.segments: list[tuple[str, int, int, int]] = []    # (unit, start, end, busy units)
+        self.segment_stage: list[int] = []                       # the stage of each segment
         self.jumps = 0
+        self.joint_history: dict[int, list[tuple[tuple[int, ...], dict, list]]] = {}
         self.waves_issued = 0              # every wave, skipped ones included
         self.waves_processed = 0           # waves stepped through one by one
         self.plan_notes: list[str] = []
@@ -505,6 +509,10 @@ class _Engine:
                 unit.queue.append(stage)
                 self.plan_notes.extend(f"op {op_run.op.index} ({op_run.op.kind}): {note}"
                                        for note in plan.notes)
+
+    def _segment(self, stage: _StageRun, segment: tuple[str, int, int, int]) -> None:
+        self.segments.append(segment)
+        self.segment_stage.append(stage.ident)
 
     def _push(self, time: int, kind: int, stage: _StageRun, wave: int) -> None:
         heapq.heappush(self.heap, (time, self.seq, kind, stage.ident, wave))
@@ -656,7 +664,7 @@ class _Engine:
             start = max(int(self.channels[level]), issue)
             total = count * size
             self.channels[level] = start + total
-            self.segments.append((LEVELS[level], start, start + total, total))
+            self._segment(stage, (LEVELS[level], start, start + total, total))
             if start + total > loaded:
                 loaded, loaded_level = start + total, level
             part = start + count * _ceil_div(size, plan.rows)
@@ -673,7 +681,7 @@ class _Engine:
         free = unit.last[modules].copy()
         started = np.maximum(free, first)
         computed = np.maximum(started + stage.cycles_units, loaded + stage.tail_units)
-        self.segments.append((unit.name, int(started.min()), int(computed.max()),
+        self._segment(stage, (unit.name, int(started.min()), int(computed.max()),
                               int(tiles.size) * stage.cycles_units))
         acc = stage.tile_stalls
         base = np.maximum(free, stage.turn)
@@ -725,7 +733,7 @@ class _Engine:
             finish, part = finish + start, part + start
             total = int(sizes.sum())
             self.channels[level] = start + total
-            self.segments.append((LEVELS[level], start, start + total, total))
+            self._segment(stage, (LEVELS[level], start, start + total, total))
             later = finish > loaded[sel]
             loaded[sel[later]] = finish[later]
             loaded_level[sel[later]] = level
@@ -736,7 +744,7 @@ class _Engine:
         free = unit.last[modules]
         started = np.maximum(free, first)
         computed = np.maximum(started + stage.cycles_units, loaded + stage.tail_units)
-        self.segments.append((unit.name, int(started.min()), int(computed.max()),
+        self._segment(stage, (unit.name, int(started.min()), int(computed.max()),
                               int(tiles.size) * stage.cycles_units))
         # Stalls: the module's idle time before each tile, and starvation inside it.
         acc = stage.tile_stalls
@@ -792,7 +800,7 @@ class _Engine:
             finish, parts = _shared_burst_scalar(sizes, [_ceil_div(x, plan.rows) for x in sizes])
             total = sum(sizes)
             self.channels[level] = start + total
-            self.segments.append((LEVELS[level], start, start + total, total))
+            self._segment(stage, (LEVELS[level], start, start + total, total))
             for (i, _), done, part in zip(members, finish, parts):
                 done, part = done + start, part + start
                 if done > loaded[i]:
@@ -827,7 +835,7 @@ class _Engine:
             started_out.append(started)
             earliest = started if earliest is None else min(earliest, started)
             latest = computed if latest is None else max(latest, computed)
-        self.segments.append((unit.name, earliest, latest, count * stage.cycles_units))
+        self._segment(stage, (unit.name, earliest, latest, count * stage.cycles_units))
         return np.array(started_out, dtype=np.int64), np.array(computed_out, dtype=np.int64)
 
     # -- stores ---------------------------------------------------------------
@@ -846,7 +854,7 @@ class _Engine:
                 start = max(int(self.channels[level]), request)
                 total = tiles.size * size
                 self.channels[level] = start + total
-                self.segments.append((LEVELS[level], start, start + total, total))
+                self._segment(stage, (LEVELS[level], start, start + total, total))
                 finish = np.maximum(start + total,
                                     computed + tiles.size * _ceil_div(size, plan.rows))
                 later = finish > done
@@ -865,7 +873,7 @@ class _Engine:
                 finish, part = _shared_burst_vector(sizes, -(-sizes // plan.rows))
                 total = int(sizes.sum())
                 self.channels[level] = start + total
-                self.segments.append((LEVELS[level], start, start + total, total))
+                self._segment(stage, (LEVELS[level], start, start + total, total))
                 # The last part leaves after the tile has computed.
                 finish = np.maximum(finish + start, computed[sel] + part)
                 later = finish > done[sel]
@@ -887,7 +895,7 @@ class _Engine:
                                                      [_ceil_div(x, plan.rows) for x in sizes])
                 total = sum(sizes)
                 self.channels[level] = start + total
-                self.segments.append((LEVELS[level], start, start + total, total))
+                self._segment(stage, (LEVELS[level], start, start + total, total))
                 for (i, _), end, part in zip(members, finish, parts):
                     end = max(end + start, int(computed[i]) + part)
                     if end > done_list[i]:
@@ -969,8 +977,7 @@ class _Engine:
         history[wave] = snap
         for old in [w for w in history if w < wave - (_SNAPSHOTS_KEPT - 1) * period]:
             del history[old]
-        foreign = min((t for (t, _, _, ident, _) in self.heap if ident != stage.ident),
-                      default=None)
+        foreign = self._foreign_bound(stage)
         # A max-plus system turns periodic after a transient, possibly with a
         # cyclicity above one (double buffering couples wave k to k - 2):
         # find the shortest multiple of the pattern period that repeats.
@@ -995,7 +1002,166 @@ class _Engine:
             if cycles < 1:
                 return wave
             return self._jump(stage, before, snap, shift, cycles, cycle, chunk)
+        if foreign is not None:
+            return self._maybe_joint_jump(stage, wave, time, snap)
         return wave
+
+    @staticmethod
+    def _period_waves(stage: _StageRun) -> int:
+        """Waves after which a stage's tiles meet the same modules, table rows
+        and staging groups again."""
+        tiles = math.lcm(stage.wave_size, stage.unit.parallel, stage.plan.period,
+                         *(c.group for c in stage.plan.staging))
+        return tiles // stage.wave_size
+
+    def _maybe_joint_jump(self, stage: _StageRun, wave: int, time: int, snap: _Snapshot) -> int:
+        """Skip whole periods of several stages running side by side (on
+        different module classes, sharing storage levels) once they repeat
+        together: every stage with a pending event is snapshotted when
+        ``stage`` issues, and if the whole state -- each stage's modules,
+        slots, pending stores and pending wave, every channel, and the order
+        of the pending events -- is an earlier state moved later by one shift
+        (each stage a whole number of its own periods of waves on), all of them
+        are advanced by the same number of repetitions (max-plus and shift
+        invariant, as for one stage).  Returns the wave of ``stage`` to issue now."""
+        if self.waiters or stage.plan.chunks is not None:
+            return wave
+        idents = sorted({entry[3] for entry in self.heap} | {stage.ident})
+        waves: dict[int, int] = {}
+        for ident in idents:
+            other = self.stages[ident]
+            if other.plan.chunks is not None or len(other.pending_loads) != 1:
+                return wave
+            (pending,) = other.pending_loads
+            first_full_round = _ceil_div(other.unit.parallel, other.wave_size) + 1
+            if pending < first_full_round or pending + 2 > other.waves - 2:
+                return wave
+            waves[ident] = pending
+        snaps = {ident: (snap if ident == stage.ident
+                         else self._snapshot(self.stages[ident], waves[ident], time))
+                 for ident in idents}
+        order = [(t, kind, ident, w) for (t, _, kind, ident, w) in sorted(self.heap)]
+        key = tuple(idents)
+        history = [h for h in self.joint_history.get(stage.ident, []) if h[0] == key]
+        for _, before_snaps, before_order in reversed(history):
+            shift = time - before_snaps[stage.ident].time
+            if shift <= 0 or len(order) != len(before_order):
+                continue
+            apart = {ident: waves[ident] - before_snaps[ident].wave for ident in idents}
+            cycles = None
+            fits = True
+            for ident in idents:
+                other = self.stages[ident]
+                before = before_snaps[ident]
+                if apart[ident] <= 0 or apart[ident] % self._period_waves(other) \
+                        or other.op.ready > before.time or other.turn > before.time \
+                        or not self._shifted(other, before, snaps[ident], shift):
+                    fits = False
+                    break
+                room = (other.waves - 2 - waves[ident]) // apart[ident]
+                cycles = room if cycles is None else min(cycles, room)
+            if not fits or not cycles or cycles < 1:
+                continue
+            if any(t2 != t1 + shift or k2 != k1 or i2 != i1 or w2 != w1 + apart[i1]
+                   for (t1, k1, i1, w1), (t2, k2, i2, w2) in zip(before_order, order)):
+                continue
+            return self._joint_jump(stage, before_snaps, snaps, apart, shift, cycles)
+        history.append((key, snaps, order))
+        self.joint_history[stage.ident] = history[-_JOINT_KEPT:]
+        return wave
+
+    def _joint_jump(self, stage: _StageRun, before: dict[int, _Snapshot],
+                    after: dict[int, _Snapshot], apart: dict[int, int], shift: int,
+                    periods: int) -> int:
+        """Advance every stage in ``after`` by ``periods`` repetitions (its
+        ``apart`` waves each, all later by ``shift``)."""
+        delta = shift * periods
+        levels: set[int] = set()
+        for ident, snap in after.items():
+            other = self.stages[ident]
+            old = before[ident]
+            waves = apart[ident] * periods
+            tiles_jumped = waves * other.wave_size
+            for klass in range(len(STALL_CLASSES)):
+                other.tile_stalls[klass] += (snap.counters[0][klass]
+                                             - old.counters[0][klass]) * periods
+            other.done += (snap.counters[1] - old.counters[1]) * periods
+            other.max_done += delta
+            other.max_computed += delta
+            unit = other.unit
+            unit.last += delta
+            unit.prev += delta
+            unit.issued += tiles_jumped
+            unit.last_issue += delta
+            self.waves_issued += waves
+            levels.update(other.levels_used)
+            for constraint, release, (low, window) in zip(other.plan.staging, other.release,
+                                                         snap.releases):
+                target = low + tiles_jumped // constraint.group
+                release[target:target + window.size] = window + delta
+            other.pending_stores = {w + waves: _PendingStores(p.tiles + tiles_jumped,
+                                                              p.computed + delta,
+                                                              p.first_out + delta)
+                                    for w, p in other.pending_stores.items()}
+            load = other.pending_loads.pop(snap.wave)
+            new_wave = snap.wave + waves
+            other.pending_loads[new_wave] = _PendingWave(other.wave_tiles(new_wave),
+                                                         load.issue + delta, load.cause)
+            other.next_wave = new_wave + 1
+            other.snapshots.clear()
+        for level in levels:
+            self.channels[level] += delta
+        # Timeline: each stage's busy segments of the period, stretched.
+        first = min(snap.segments for snap in before.values())
+        last = min(snap.segments for snap in after.values())
+        spans: dict[tuple[int, str], list[int]] = {}
+        for index in range(first, last):
+            if self.segment_stage[index] not in after:
+                continue                    # a stage that ran and finished in between
+            name, start, end, busy = self.segments[index]
+            span = spans.setdefault((self.segment_stage[index], name), [start, end, 0])
+            span[0], span[1], span[2] = min(span[0], start), max(span[1], end), span[2] + busy
+        for (ident, name), (start, end, busy) in spans.items():
+            self._segment(self.stages[ident], (name, start + shift, end + delta, busy * periods))
+        entries = sorted(self.heap)
+        self.heap = []
+        for time, _, kind, ident, w in entries:
+            self._push(time + delta, kind, self.stages[ident], w + apart[ident] * periods)
+        self.joint_history.clear()
+        self.jumps += 1
+        return after[stage.ident].wave + apart[stage.ident] * periods
+
+    def _foreign_bound(self, stage: _StageRun) -> int | None:
+        """Until when the stage may jump: the earliest time another stage could
+        act on it, or None.
+
+        Another stage's event acts on this one only through a storage level both
+        use, a chunk link, or when it changes what runs next: its class moving
+        on to its next stage (after issuing its last wave) or its op finishing
+        (after that).  So a stage that is still issuing, uses none of this
+        stage's levels and is not chunk-linked bounds the jump only by the
+        earliest its last wave can be issued: each of its modules works on one
+        tile at a time, none of its ``R`` tiles not yet issued starts before
+        its pending wave's issue ``t``, and a module's tile two back must have
+        finished, so not before ``t + (R // modules - 2) x tile cycles``.  Any
+        other stage bounds it by its next event."""
+        first: dict[int, int] = {}
+        for (t, _, _, ident, _) in self.heap:
+            if ident != stage.ident and t < first.get(ident, t + 1):
+                first[ident] = t
+        if not first:
+            return None
+        mine = set(stage.levels_used)
+        bound = None
+        for ident, t in first.items():
+            other = self.stages[ident]
+            if (stage.plan.chunks is None and other.plan.chunks is None
+                    and len(other.pending_loads) == 1 and mine.isdisjoint(other.levels_used)):
+                (wave,) = other.pending_loads
+                left = other.plan.tiles - wave * other.wave_size
+                t += max(left // other.unit.parallel - 2, 0) * other.cycles_units
+            bound = t if bound is None else min(bound, t)
+        return bound
 
     def _chunk_limit(self, stage: _StageRun, wave: int, since: int) -> tuple[int, int | None]:
         """For a stage linked to others by chunks (fused attention): the
@@ -1110,11 +1276,15 @@ class _Engine:
             release[target:target + window.size] = window + delta
         # Timeline: the period's busy segments, stretched over the skipped span.
         spans: dict[str, list[int]] = {}
-        for name, start, end, busy in self.segments[before.segments:after.segments]:
+        owners = self.segment_stage
+        for index in range(before.segments, after.segments):
+            if owners[index] != stage.ident:
+                continue                    # another stage's, in between (see _foreign_bound)
+            name, start, end, busy = self.segments[index]
             span = spans.setdefault(name, [start, end, 0])
             span[0], span[1], span[2] = min(span[0], start), max(span[1], end), span[2] + busy
         for name, (start, end, busy) in spans.items():
-            self.segments.append((name, start + shift, end + delta, busy * periods))
+            self._segment(stage, (name, start + shift, end + delta, busy * periods))
         # The stage's pending events, moved on (same order among themselves).
         own = sorted(entry for entry in self.heap if entry[3] == stage.ident)
         self.heap = [entry for entry in self.heap if entry[3] != stage.ident]
