@@ -729,12 +729,55 @@ def _search_product(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan,
         index = np.flatnonzero(feasible)
         stage = stage.subset(index)
     costs = stage_costs(stage, info, hw)
-    best = _pick(costs.cycles, costs.energy_nj, np.ones(len(stage.b), dtype=bool), objective)
+    best = _pick(costs.cycles, costs.energy_nj, _not_slower_than_dense(
+        info, hw, stage, costs, inputs, outputs[0], spill_level_bytes(info, plan), objective),
+        objective)
     weights = None
     if info.weight_ref is not None:
         weights = "streamed" if streamed_weights else "resident"
     return OpMapping("mac", TileShape(int(stage.b[best]), int(stage.x[best]), int(stage.y[best])),
                      LOOP_ORDERS[int(stage.order_index[best])], weights)
+
+
+def _pruned(info: OpStatic, inputs: Sequence[OperandSpec]) -> bool:
+    return info.inner_density < 1.0 or any(
+        s.ref.density < 1.0 for s in inputs if s.role in ("lhs", "rhs", "rhs2"))
+
+
+def _dense_spec(spec: OperandSpec) -> OperandSpec:
+    if spec.ref.density >= 1.0 and spec.ref.source == "dense":
+        return spec
+    return dataclasses.replace(spec, ref=dataclasses.replace(spec.ref, density=1.0,
+                                                             source="dense"))
+
+
+def _not_slower_than_dense(info: OpStatic, hw: HardwareConsts, stage: ProductStage,
+                           costs: Any, inputs: Sequence[OperandSpec], output: OperandSpec,
+                           extra_level_bytes: Mapping[str, float], objective: str
+                           ) -> np.ndarray:
+    """The candidates a pruned op may take: those no slower -- in cycles and in
+    MAC-lane (compute) cycles -- than the *dense reference*, the candidate the
+    search picks when every operand is priced dense, priced here with the
+    pruned operands (zero-skipping, compressed storage).  Zero-skipping only
+    lowers a candidate's costs, so the reference is always allowed and a
+    pruned operand never makes the op slower or its lanes busier than the
+    dense mapping would; without the rule the energy tie-break of a
+    transfer-bound op prefers big tiles whose per-tile ``ceil`` rounding
+    lets the density show, at several times the lane cycles.  A dense op:
+    every candidate."""
+    everything = np.ones(len(stage.b), dtype=bool)
+    if not _pruned(info, inputs):
+        return everything
+    dense_info = dataclasses.replace(info, inner_density=1.0)
+    dense_inputs = [_dense_spec(s) for s in inputs]
+    dense_output = _dense_spec(output)
+    params = hw.stage_params.for_operands(dense_inputs + [dense_output])
+    dense = stage_costs(product_stage(dense_info, hw.bytes_per_element, stage.b, stage.x,
+                                      stage.y, stage.order_index, dense_inputs, dense_output,
+                                      extra_level_bytes, params), dense_info, hw)
+    ref = _pick(dense.cycles, dense.energy_nj, everything, objective)
+    return ((costs.cycles <= costs.cycles[ref])
+            & (costs.compute_cycles <= costs.compute_cycles[ref]))
 
 
 def _search_rows(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan, unit: str,

@@ -321,10 +321,18 @@ class StaticFunction:
         nothing else and written by an op that does work is done by the post-sparsity
         unit as that op writes its result (AccelTran's DynaTran), so it is no job of its
         own: the producer writes the pruned tensor, at the pruned density.  Returns
-        whether the prune was folded (otherwise it runs on the sparsity units)."""
+        whether the prune was folded (otherwise it runs on the sparsity units).  Views
+        between the producer and the prune (a reshape: no data moves) are looked
+        through when each value on the way is read only by the next."""
         x = op.operands[0]
         base = refs.get(id(x))
         owner = x.owner
+        chain = [x]
+        while isinstance(owner, Op) and len(chain[-1].uses) == 1 and owner.operands \
+                and get_opdef(owner.name).category == "view":
+            chain.append(owner.operands[0])
+            owner = chain[-1].owner
+        x = chain[-1]
         if base is None or not isinstance(owner, Op) or len(x.uses) != 1 \
                 or base.key not in producer or base.key != f"v{self._index_of(owner)}.0":
             return False
@@ -336,7 +344,8 @@ class StaticFunction:
             density, source = base.density, base.source
         pruned = dataclasses.replace(base, density=density, source=source)
         info.outputs = [pruned if ref.key == base.key else ref for ref in info.outputs]
-        refs[id(x)] = pruned
+        for value in chain:
+            refs[id(value)] = pruned
         refs[id(op.results[0])] = pruned
         self.folded_prunes += 1
         return True

@@ -175,3 +175,17 @@ def test_dynaprop_densities_halved_on_bert_tiny(zoo, design) -> None:
     assert len(busy[0]) == len(busy[1])
     assert all(b <= a for a, b in zip(*busy))
     assert sum(busy[1]) < sum(busy[0])
+
+
+@pytest.mark.parametrize("shape", [(128, 128, 128), (128, 512, 128)])
+def test_pruned_operand_never_maps_slower_than_dense(shape: tuple[int, int, int], design) -> None:
+    """The searched mapping of a matmul with a pruned operand is never slower, nor
+    busier on the MAC lanes, than the dense matmul's (docs/cost-model.md, "Pruned
+    operands"): at each density the op's cycles and compute cycles stay at or
+    under the dense figures."""
+    edge = design("acceltran-edge")
+    (dense,) = evaluate(StaticFunction(_matmul_module(*shape), "forward"), edge).ops
+    for density in (0.95, 0.9, 0.8, 0.5, 0.25):
+        (op,) = evaluate(StaticFunction(_matmul_module(*shape, density), "forward"), edge).ops
+        assert op.end_cycle - op.start_cycle <= dense.end_cycle - dense.start_cycle + 1e-9
+        assert op.compute_cycles <= dense.compute_cycles, density
