@@ -1,6 +1,7 @@
 # TransCODE: the two commands of the README, and the benchmarks.
 #   make demo   - set up .venv and compile a zoo model onto a library design
-#   make test   - set up .venv and run the whole test suite
+#   make test   - set up .venv, run ruff check, then the whole test suite
+#   make lint   - ruff check only
 #   make bench  - set up .venv and run the benchmarks (prints tables)
 #   make fuzz   - set up .venv and run the input fuzzers long (FUZZ_EXAMPLES each;
 #                 prints the count and time of each; make test runs them briefly)
@@ -12,7 +13,7 @@ STAMP  := $(VENV)/.installed
 
 FUZZ_EXAMPLES ?= 1000
 
-.PHONY: setup demo test bench fuzz clean
+.PHONY: setup demo test lint bench fuzz clean
 
 setup: $(STAMP)
 
@@ -25,11 +26,17 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/tcc compile zoo:bert-tiny --hw acceltran-edge
 
+# Lint first (ruff, rules in pyproject.toml, README "Development"; about half
+# a second), then the suite.
 # Two test workers on two cores: one BLAS/OpenMP/torch thread each (more
 # oversubscribes the cores and made the suite twice as slow).
 test: setup
+	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
+
+lint: setup
+	$(BIN)/ruff check .
 
 bench: setup
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     wall: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
-    for name, attach in variants.items():  # warm-up, one step each
+    for _name, attach in variants.items():  # warm-up, one step each
         runtime = attach()
         step()
         if runtime is not None:

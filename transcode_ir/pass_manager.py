@@ -39,7 +39,12 @@ from typing import TextIO
 from transcode_ir.core import Function, Module
 from transcode_ir.errors import UserError
 from transcode_ir.passes import (
-    Pass, PassResult, Pipeline, format_pass, format_pipeline, parse_pipeline,
+    Pass,
+    PassResult,
+    Pipeline,
+    format_pass,
+    format_pipeline,
+    parse_pipeline,
 )
 from transcode_ir.printer import print_module
 from transcode_ir.verifier import verify_module

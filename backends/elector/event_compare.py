@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-
 from backends.elector.analytical import op_timing, suffix_floor
 from backends.elector.schedule import MappedFunction, SimulationResult
 from backends.elector.tiling import HardwareConsts

@@ -220,7 +220,7 @@ class Report:
         }
 
     def write_json(self, path: str | Path) -> Path:
-        from transcode_ir.fileio import write_text   # atomic; '-' is standard output
+        from transcode_ir.fileio import write_text  # atomic; '-' is standard output
 
         return write_text(path, json.dumps(self.to_json(), indent=1, default=float) + "\n")
 
@@ -544,7 +544,7 @@ class DecodeReport:
         }
 
     def write_json(self, path: str | Path) -> Path:
-        from transcode_ir.fileio import write_text   # atomic; '-' is standard output
+        from transcode_ir.fileio import write_text  # atomic; '-' is standard output
 
         return write_text(path, json.dumps(self.to_json(), indent=1, default=float) + "\n")
 
@@ -693,6 +693,6 @@ def _mapping_text(op: Any) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
            total: Sequence[str] | None = None) -> str:
-    from transcode_ir.tables import format_table   # the one table helper (issue 14 item 8)
+    from transcode_ir.tables import format_table  # the one table helper (issue 14 item 8)
 
     return format_table(header, rows, total=total)

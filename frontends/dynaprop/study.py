@@ -268,7 +268,7 @@ def run_study(
         if on_row is not None:
             on_row(row)
 
-    from transcode_ir.progress import stage     # stderr, terminals only
+    from transcode_ir.progress import stage  # stderr, terminals only
 
     if todo and (jobs == 1 or len(todo) == 1):
         for count, index in enumerate(todo, 1):

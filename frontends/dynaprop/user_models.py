@@ -295,8 +295,8 @@ def fidelity_study(source: ModelSource, ids: np.ndarray, mask: np.ndarray,
     else:
         import passes.dynaprop  # noqa: F401
         from frontends.onnx import import_onnx
-        from transcode_ir import Interpreter, run_pipeline
         from passes.dynaprop import prune_records
+        from transcode_ir import Interpreter, run_pipeline
 
         names = _onnx_inputs(source.path)  # type: ignore[arg-type]
         feeds = [_feeds(names, *b, str(source.path)) for b in batches]

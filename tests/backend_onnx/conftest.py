@@ -15,8 +15,8 @@ feed-forward stacks; only the embedding table is shorter.
 
 from __future__ import annotations
 
-import os
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path

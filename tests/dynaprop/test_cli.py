@@ -11,7 +11,6 @@ torch = pytest.importorskip("torch")
 
 from frontends.dynaprop import PROFILE_VERSION, read_profile, validate_profile
 from frontends.dynaprop.profile import profile_densities
-from frontends.zoo import prune_points
 from tools.cli import main
 from tools.commands.dynaprop import parse_threshold_list
 from transcode_ir.errors import UserError

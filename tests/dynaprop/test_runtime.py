@@ -14,7 +14,7 @@ from torch import nn
 
 from frontends.dynaprop import DynaProp, find_prune_points, prune_tensor
 from frontends.dynaprop.kernels import native_available, prune, prune_gradient
-from frontends.zoo import build_classifier, build_model, example_inputs, prune_points
+from frontends.zoo import build_classifier, build_model, example_inputs
 from transcode_ir.errors import UserError
 
 torch.set_num_threads(1)

@@ -44,7 +44,7 @@ def test_interrupted_study_resumes(tmp_path, monkeypatch) -> None:
     assert result.rows[0].test_accuracy == 0.25                      # reused row intact
 
     calls.clear()                                                    # other training settings:
-    from frontends.tasks.trainer import TrainConfig                  # nothing reused
+    from frontends.tasks.trainer import TrainConfig  # nothing reused
     study.run_study("bert-tiny", *grid, checkpoint=checkpoint,
                     train_config=TrainConfig(steps=7))
     assert len(calls) == 6

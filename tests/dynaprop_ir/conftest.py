@@ -10,8 +10,8 @@ imported module (:meth:`BertTiny.module`), since passes edit modules in place.
 
 from __future__ import annotations
 
-import os
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path

@@ -13,8 +13,6 @@ extra output, so that onnxruntime's zeros can be counted point by point.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 

@@ -17,8 +17,8 @@ imported, run through the inference or training pipeline, and turned into
 
 from __future__ import annotations
 
-import os
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.cli import main
-
 from backends.elector.report import SCHEMA_VERSION
+from tools.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 TOP_LEVEL_KEYS = {"schema_version", "tool", "model", "pipeline", "design", "simulator", "summary",

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from backends.elector import schedule
+from backends.elector.compile_pipeline import evaluate
+from backends.elector.mapping import MappingError, clear_caches, map_function
+from backends.elector.tiling import StaticFunction
 from transcode_ir import (
     Builder,
     Function,
@@ -17,11 +21,6 @@ from transcode_ir import (
     run_pipeline,
 )
 from transcode_ir.pass_manager import PassFailure
-
-from backends.elector import schedule
-from backends.elector.compile_pipeline import evaluate
-from backends.elector.mapping import MappingError, clear_caches, map_function
-from backends.elector.tiling import StaticFunction
 
 
 def _matmul_module(m: int, k: int, n: int, density: float | None = None) -> Module:

@@ -18,7 +18,6 @@ import math
 import pytest
 
 from backends.elector.compile_pipeline import evaluate
-
 from tests.elector_compile.conftest import LIBRARY_DESIGNS, ZOO_MODELS
 
 SIZES = {"bert-small": (2, 16), "bert-medium": (2, 16), "bert-base": (2, 16)}

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backends.elector.design_library import resolve_space
 from backends.elector.analytical import simulate_analytical
+from backends.elector.design_library import resolve_space
 from backends.elector.mapping import (
     _BATCH_TILES,
     _TILE_SIZES,

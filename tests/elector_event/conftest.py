@@ -21,8 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.elector_compile.conftest import LIBRARY_DESIGNS, ZOO_MODELS, ZooCache
-from tests.elector_compile.conftest import design  # noqa: F401  (the same session fixture)
+from tests.elector_compile.conftest import (
+    LIBRARY_DESIGNS,
+    ZOO_MODELS,
+    ZooCache,
+    design,  # noqa: F401  (the same session fixture)
+)
 
 __all__ = ["FULL", "LIBRARY_DESIGNS", "ZOO_MODELS", "case_size", "slow_case"]
 

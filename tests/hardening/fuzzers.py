@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import random
 import re
 import shutil
 import tempfile

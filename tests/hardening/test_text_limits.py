@@ -31,7 +31,7 @@ def _error(text: str) -> ParseError:
 def test_nesting_500_deep_is_refused_at_its_place() -> None:
     text = _with_attribute("[" * 500 + "1" + "]" * 500)
     error = _error(text)
-    line = text.splitlines().index(next(l for l in text.splitlines() if "x = [" in l)) + 1
+    line = text.splitlines().index(next(row for row in text.splitlines() if "x = [" in row)) + 1
     assert error.location.line == line
     assert f"nested more than {MAX_NESTING} deep" in str(error)
     assert len(str(error)) < 600      # the snippet is a window, not the 1,000-character line

@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
     study.add_argument("--workers", dest="jobs", type=int, default=None,
                        help="settings trained at once, in worker processes (default: the "
                        "number of available cores); results do not depend on it")
-    from tools.console import deprecated_alias    # one spelling per meaning (cli helper)
+    from tools.console import deprecated_alias  # one spelling per meaning (cli helper)
 
     study.add_argument("--jobs", dest="jobs", type=int, action=deprecated_alias("--workers"),
                        help=argparse.SUPPRESS)

@@ -17,9 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from transcode_ir.errors import UserError
-
 from tools.options import SEQUENCE_LENGTH
+from transcode_ir.errors import UserError
 
 _SHAPE_ARGUMENT = re.compile(r"^(?P<name>[^=]+)=(?P<dims>\d+(x\d+)*)?$")
 #: The largest size of one dimension (the same bound as --batch and --seq).
@@ -71,12 +70,11 @@ def parse_input_shapes(arguments: list[str]) -> dict[str, tuple[int, ...]]:
 
 def run(args: argparse.Namespace) -> int:
     from frontends.onnx import import_onnx
+    from transcode_ir.fileio import check_output_path
     from transcode_ir.parser import parse_module
     from transcode_ir.printer import print_module
     from transcode_ir.serialization import save_module
     from transcode_ir.verifier import verify_module
-
-    from transcode_ir.fileio import check_output_path
 
     shapes = parse_input_shapes(args.input_shape)
     target = args.output
@@ -96,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         except Exception as err:               # noqa: BLE001 -- a message, not a traceback
             raise UserError(f"standard input: not an ONNX model ({type(err).__name__}: "
                             f"{str(err)[:200]})") from None
-    from transcode_ir.progress import stage     # stderr, terminals only
+    from transcode_ir.progress import stage  # stderr, terminals only
 
     with stage(f"importing {args.model}"):
         module = import_onnx(source, shapes or None,

@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
             return cli.run_sweep_status(database, as_json=args.json is not None)
         if args.space == "export" and args.html:
             from backends.elector.html_report import write_sweep_html
-
             from tools.console import wrote
 
             for path in write_sweep_html(database, args.html):

@@ -99,7 +99,6 @@ def _summary(name: str) -> dict[str, Any]:
 
 def _list(args: argparse.Namespace) -> int:
     from frontends.zoo import list_models
-
     from frontends.zoo.hf import family_rows
 
     rows = [_summary(name) for name in list_models()] + family_rows()   # + transformers families
@@ -167,8 +166,7 @@ def _export(args: argparse.Namespace) -> int:
     check_output_path(args.output, "ONNX model")      # before torch is imported
     check_export_options(args.exporter, args.batch, args.seq, args.opset)
     from frontends.zoo.hf import is_family, verify_family_export
-
-    from transcode_ir.progress import stage     # stderr, terminals only
+    from transcode_ir.progress import stage  # stderr, terminals only
 
     if is_family(args.model):   # transformers family entry (frontends/hf)
         with stage(f"exporting {args.model} ({args.exporter})"):
