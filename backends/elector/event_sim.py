@@ -74,7 +74,12 @@ and staging slot of the stage shifted by the same time from one period of
 waves to the next, and nothing else scheduled before the end of the jump --
 it skips whole periods in closed form (``state + periods x shift``): the
 recurrences are max-plus and shift invariant, so the skipped waves would
-have repeated the period exactly.  Both modes do the same integer
+have repeated the period exactly.  Stages running side by side (other
+module classes, shared storage levels) jump together once their joint state
+repeats -- every stage with a pending event shifted by one shift, each a
+whole number of its own periods on (``_maybe_joint_jump``); a stage also jumps
+past another's events when they share no storage level and no chunk link,
+up to the earliest that stage could issue its last wave.  Both modes do the same integer
 arithmetic, so they produce identical cycles, stalls and energy (the tests
 check it).
 
@@ -189,6 +194,8 @@ _DENSE_SNAPSHOTS = 1 << 14
 #: mode (numpy's per-call overhead exceeds the work; the results are the same).
 _VECTOR_MIN_TILES = 24
 _LOAD, _STORE = 0, 1
+#: Load and store bursts kept per stage (a stage with more wave phases keeps none).
+_BURST_CACHE_MAX = 32
 
 
 #: Tile ranges are scanned in blocks of at most this many tiles (bounded memory).
@@ -392,6 +399,9 @@ class _StageRun:
                 self.chunk_left += np.bincount(ids, minlength=plan.chunks.count)
             self.chunk_done = np.zeros(plan.chunks.count, dtype=np.int64)
         self.snapshots: dict[int, _Snapshot] = {}
+        # Bursts by wave phase (_Engine._burst), while phases are few.
+        phases = plan.period // math.gcd(plan.period, self.wave_size) if plan.tiles else 0
+        self.burst_cache: dict | None = {} if 0 < phases <= _BURST_CACHE_MAX // 4 else None
 
     @property
     def complete(self) -> bool:
@@ -723,15 +733,11 @@ class _Engine:
         loaded_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
         first_level = loaded_level.copy()
         for level in stage.load_levels:
-            sizes = plan.load_units[level][rho]
-            sel = np.nonzero(sizes > 0)[0]
-            if not sel.size:
+            sel, finish, part, total = self._burst(stage, _LOAD, level, tiles, rho)
+            if sel is None:
                 continue
-            sizes = sizes[sel]
             start = max(int(self.channels[level]), issue)
-            finish, part = _shared_burst_vector(sizes, -(-sizes // plan.rows))
             finish, part = finish + start, part + start
-            total = int(sizes.sum())
             self.channels[level] = start + total
             self._segment(stage, (LEVELS[level], start, start + total, total))
             later = finish > loaded[sel]
@@ -776,6 +782,33 @@ class _Engine:
         unit.prev[modules] = free
         unit.last[modules] = computed
         return started, computed
+
+    def _burst(self, stage: _StageRun, kind: int, level: int, tiles: np.ndarray,
+               rho: np.ndarray):
+        """A wave's load (or store) burst at ``level`` from time 0: the tiles that load
+        (positions in the wave), when each has all its bytes and its first
+        part, and the burst's total.  It depends only on the wave's table
+        phase and size (for a run of consecutive tiles), so it is kept per
+        phase while a stage has few."""
+        plan = stage.plan
+        key = (kind, level, int(tiles[0]) % plan.period, tiles.size)
+        cache = stage.burst_cache
+        if int(tiles[-1]) - int(tiles[0]) + 1 != tiles.size:
+            cache = None                    # not a whole wave (a wave's storing tiles)
+        if cache is not None and key in cache:
+            return cache[key]
+        table = plan.load_units[level] if kind == _LOAD else plan.store_units[level]
+        sizes = table[rho]
+        sel = np.nonzero(sizes > 0)[0]
+        if not sel.size:
+            entry = (None, None, None, 0)
+        else:
+            sizes = sizes[sel]
+            finish, part = _shared_burst_vector(sizes, -(-sizes // plan.rows))
+            entry = (sel, finish, part, int(sizes.sum()))
+        if cache is not None and len(cache) < _BURST_CACHE_MAX:
+            cache[key] = entry
+        return entry
 
     def _issue_scalar(self, stage: _StageRun, tiles: np.ndarray, pending: _PendingWave,
                       modules: np.ndarray) -> np.ndarray:
@@ -864,14 +897,10 @@ class _Engine:
             done = computed.copy()
             done_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
             for level in stage.store_levels:
-                sizes = plan.store_units[level][rho]
-                sel = np.nonzero(sizes > 0)[0]
-                if not sel.size:
+                sel, finish, part, total = self._burst(stage, _STORE, level, tiles, rho)
+                if sel is None:
                     continue
-                sizes = sizes[sel]
                 start = max(int(self.channels[level]), request)
-                finish, part = _shared_burst_vector(sizes, -(-sizes // plan.rows))
-                total = int(sizes.sum())
                 self.channels[level] = start + total
                 self._segment(stage, (LEVELS[level], start, start + total, total))
                 # The last part leaves after the tile has computed.
@@ -929,6 +958,7 @@ class _Engine:
             self._stage_complete(stage)
 
     def _stage_complete(self, stage: _StageRun) -> None:
+        stage.burst_cache = None
         tail = stage.max_done - stage.max_computed
         if tail > 0 and stage.max_done_level != _NO_LEVEL:
             stage.tail_stalls[_level_stall(stage.max_done_level)] += tail
