@@ -740,6 +740,14 @@ class _Engine:
             finish, part = finish + start, part + start
             self.channels[level] = start + total
             self._segment(stage, (LEVELS[level], start, start + total, total))
+            if sel.size == tiles.size:          # every tile loads here: masks, not indices
+                later = finish > loaded
+                np.copyto(loaded, finish, where=later)
+                loaded_level[later] = level
+                later = part > first
+                np.copyto(first, part, where=later)
+                first_level[later] = level
+                continue
             later = finish > loaded[sel]
             loaded[sel[later]] = finish[later]
             loaded_level[sel[later]] = level
