@@ -827,7 +827,23 @@ def _irrelevant_outer(ordered: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     """``level_fetches(ordered, relevant) / prod(trips of the relevant loops)``:
     the product of the trip counts of the loops the operand does not depend on
     that lie outside its innermost relevant loop with more than one trip."""
-    return _row_prod(np.where(_outside(ordered, relevant) & ~relevant, ordered, 1))
+    return _outer_products(np.where(relevant, 1, ordered), relevant & (ordered > 1))[-1]
+
+
+def _outer_products(values: np.ndarray, moving: np.ndarray) -> list[np.ndarray]:
+    """Per ``s`` in ``0..depth``: the product of ``values`` over the positions
+    ``< s`` at or outside the innermost ``moving`` one among them (1 when none
+    moves) -- what ``_row_prod(np.where(_outside(...)[:, :s], values[:, :s], 1))``
+    gives, for every ``s`` in one outer-to-inner pass (no ``accumulate``)."""
+    count, depth = values.shape
+    run = np.ones(count, dtype=values.dtype)
+    out = [run]
+    pending = run
+    for j in range(depth):
+        pending = pending * values[:, j]
+        run = np.where(moving[:, j], pending, run)
+        out.append(run)
+    return out
 
 
 def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarray,
@@ -933,19 +949,16 @@ def _block_fetches(ordered: np.ndarray, relevant: np.ndarray, room_tiles: np.nda
     trip counts of its loops inside) fit ``room_tiles`` tiles, reloading it
     as the loops outside move (:func:`level_fetches` of the outer loops)."""
     count, depth = ordered.shape
-    moving = relevant & (ordered > 1)
     tiles = np.where(relevant, ordered, 1)
+    # outer[s]: level_fetches of the loops outside a block of positions s.. .
+    outer = _outer_products(ordered, relevant & (ordered > 1))
     best = None
     block = np.ones(count, dtype=np.int64)
     # s = depth: an empty block (one tile); then the innermost loop, two, ...
     for s in range(depth, -1, -1):
         if s < depth:
             block = block * tiles[:, s]
-        if s:
-            outside = np.logical_or.accumulate(moving[:, s - 1::-1], axis=1)[:, ::-1]
-            fetches = _row_prod(np.where(outside, ordered[:, :s], 1)) * block
-        else:
-            fetches = block
+        fetches = outer[s] * block
         if best is None:
             best = fetches
         else:
