@@ -1,7 +1,7 @@
 # TransCODE: the two commands of the README, and the benchmarks.
 #   make demo   - set up .venv and compile a zoo model onto a library design
-#   make test   - set up .venv, run ruff check, then the whole test suite
-#   make lint   - ruff check only
+#   make test   - set up .venv, run ruff check and mypy (core), then the whole test suite
+#   make lint   - ruff check and mypy on the core only
 #   make bench  - set up .venv and run the benchmarks (prints tables)
 #   make fuzz   - set up .venv and run the input fuzzers long (FUZZ_EXAMPLES each;
 #                 prints the count and time of each; make test runs them briefly)
@@ -32,11 +32,13 @@ demo: setup
 # oversubscribes the cores and made the suite twice as slow).
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: setup
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -228,11 +228,11 @@ def output_path(path: str | Path) -> Iterator[Path]:
     folder = path.parent
     make_parents(path)
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp",
-                                                 dir=folder if str(folder) else ".")
+        descriptor, temporary_name = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp",
+                                                      dir=folder if str(folder) else ".")
     except OSError as err:
         raise FileError(describe_os_error(err, path)) from None
-    temporary = Path(temporary)
+    temp_path = Path(temporary_name)
     committed = False
     try:
         try:
@@ -243,17 +243,17 @@ def output_path(path: str | Path) -> Iterator[Path]:
         finally:
             os.close(descriptor)
         try:
-            yield temporary
-            with open(temporary, "rb+") as written:  # on the disk before the rename
+            yield temp_path
+            with open(temp_path, "rb+") as written:  # on the disk before the rename
                 os.fsync(written.fileno())
-            os.replace(temporary, path)
+            os.replace(temp_path, path)
             committed = True
         except OSError as err:
             raise FileError(describe_os_error(err, path)) from None
     finally:
         if not committed:
             with contextlib.suppress(OSError):
-                temporary.unlink()
+                temp_path.unlink()
 
 
 @contextlib.contextmanager

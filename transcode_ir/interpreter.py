@@ -64,8 +64,8 @@ class Interpreter:
         """
         func = self.module.function(func_name)
         env: dict[int, np.ndarray] = {}
-        for arg, value in zip(func.args, self._bind(func, inputs)):
-            env[id(arg)] = value
+        for arg, bound in zip(func.args, self._bind(func, inputs)):
+            env[id(arg)] = bound
         last_use = _last_uses(func)
         ctx = _Context(self.module, self.params)
         outputs: list[np.ndarray] = []
@@ -83,18 +83,18 @@ class Interpreter:
                 env.pop(v, None)
         self.last_updates = ctx.updates
         if update_params:
-            for name, value in ctx.updates.items():
-                self.module.params[name].data = value
+            for name, update in ctx.updates.items():
+                self.module.params[name].data = update
         return outputs
 
     @staticmethod
     def _bind(func: Function, inputs: Mapping[str, Any] | Sequence[Any]) -> list[np.ndarray]:
         if isinstance(inputs, Mapping):
-            missing = [a.name for a in func.args if a.name not in inputs]
+            missing = [str(a.name) for a in func.args if a.name not in inputs]
             if missing:
                 raise InterpreterError(f"@{func.name} needs input(s) {', '.join(missing)}; got "
                                        f"{', '.join(inputs) or 'none'}")
-            values = [inputs[a.name] for a in func.args]
+            values = [inputs[str(a.name)] for a in func.args]
         else:
             values = list(inputs)
             if len(values) != len(func.args):

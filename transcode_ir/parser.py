@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -83,7 +83,7 @@ def parse_int(text: str, what: str = "integer", low: int = INT64_MIN) -> int:
     return value
 
 
-def _dimensions(text: str, where: str) -> tuple[int, ...]:
+def _dimensions(text: Iterable[str], where: str) -> tuple[int, ...]:
     dims = tuple(parse_int(d, "dimension", 0) for d in text if d)
     if math.prod(dims) > INT64_MAX:
         raise _TypeError(f"{where} has {math.prod(dims):.3g} elements, more than 64-bit sizes "
@@ -330,7 +330,9 @@ def _syntax_error(err: UnexpectedInput, filename: str, text: str) -> ParseError:
         what = f"unexpected {'end of input' if got.type == '$END' else repr(str(got))}"
     elif isinstance(err, UnexpectedCharacters):
         expected = sorted(err.allowed or [])
-        what = f"unexpected character {text[err.pos_in_stream]!r}" if err.pos_in_stream < len(text) else "unexpected character"
+        position = err.pos_in_stream
+        what = (f"unexpected character {text[position]!r}" if position is not None and position < len(text)
+                else "unexpected character")
     elif isinstance(err, UnexpectedEOF):
         expected = sorted(err.expected)
         what = "unexpected end of input"
@@ -411,11 +413,11 @@ class _Builder:
             d = op_node.data
             operands = []
             for tok in d["operands"]:
-                value = scope.get(str(tok))
-                if value is None:
+                found = scope.get(str(tok))
+                if found is None:
                     raise self.t._err(tok, f"use of undefined value {tok} (values must be defined "
                                            "before they are used, in the same function)")
-                operands.append(value)
+                operands.append(found)
             types = [self.t._type(tok) for tok in d["types"]]
             if len(types) != len(d["results"]):
                 raise self.t._err(d["name"], f"{d['name']} names {len(d['results'])} result(s) but "

@@ -242,7 +242,7 @@ class _IncrementalVerifier:
     """
 
     def __init__(self) -> None:
-        self.params: object = None
+        self.params: tuple[tuple[object, ...], ...] | None = None
         self.functions: dict[str, tuple[object, ...]] = {}
         self.module_id: int | None = None
 
@@ -254,7 +254,7 @@ class _IncrementalVerifier:
         return (func, ops, args, tuple(func.result_names), func.module)
 
     @staticmethod
-    def _params_key(module: Module) -> tuple[object, ...]:
+    def _params_key(module: Module) -> tuple[tuple[object, ...], ...]:
         return tuple((name, p.type, p.kind, p.data) for name, p in module.params.items())
 
     def verify(self, module: Module) -> None:
@@ -346,10 +346,10 @@ class PassManager:
             elif isinstance(result, bool):
                 changed = result
             else:
-                err = TypeError(f"apply() returned {type(result).__name__}; a pass returns a "
-                                "bool (changed or not) or a PassResult")
-                self._notify("after_failure", pass_, index, run.module, err)
-                raise self._failure(index, names, err, "failed")
+                problem = TypeError(f"apply() returned {type(result).__name__}; a pass returns a "
+                                    "bool (changed or not) or a PassResult")
+                self._notify("after_failure", pass_, index, run.module, problem)
+                raise self._failure(index, names, problem, "failed")
             record = PassRecord(names[index], changed, seconds)
             if self.verify_each:
                 start = time.perf_counter()

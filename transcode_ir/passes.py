@@ -303,7 +303,7 @@ def pass_options(cls: type[Pass]) -> list[PassOption]:
         if not f.init:
             continue
         default: Any = f.default
-        if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+        if default is dataclasses.MISSING and callable(f.default_factory):
             default = f.default_factory()
         out.append(PassOption(f.name.replace("_", "-"), f.name, hints.get(f.name, str), default,
                               f.metadata.get("doc", "")))

@@ -50,7 +50,7 @@ def save_module(module: Module, path: str | Path) -> Path:
     npz = _npz_path(path)
     if arrays and not is_special_file(path):
         with open_output(npz, "wb") as npz_stream, open_output(path, "w") as text_stream:
-            np.savez(npz_stream, **arrays)
+            np.savez(npz_stream, **arrays)  # type: ignore[arg-type]  # names, not savez's flags
             npz_stream.flush()       # the big file first: a full disk fails here,
             os.fsync(npz_stream.fileno())  # before either target is replaced
             text_stream.write(text)
@@ -176,7 +176,7 @@ def structurally_equal(a: Module, b: Module, check_params: bool = True) -> bool:
             q = b.params[name]
             if (p.data is None) != (q.data is None):
                 return False
-            if p.data is not None and not np.array_equal(p.data, q.data):
+            if p.data is not None and q.data is not None and not np.array_equal(p.data, q.data):
                 return False
     return True
 
