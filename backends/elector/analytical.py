@@ -109,33 +109,49 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
     starts: list[float] = []
     op_transfers: list[dict[str, float]] = []
     memo: dict = {}
+    # Ops that are renamed copies of one template (a model's repeated layers)
+    # share its work, byte and compulsory objects: their per-op figures are
+    # computed once (the memo keeps the objects alive, so ids stay unique).
+    per_op: dict[tuple, tuple] = {}
     for op in mapped.ops:
-        compute, memory, roof, bound = op_timing(op, hw)
-        duration = max(compute + op.fill_cycles, max(memory.values(), default=0.0))
-        units = {work.unit for work in op.work} or {op.unit}
+        by_level = op.bytes_by_level()
+        shape_key = (id(op.work), id(by_level), id(op.compulsory_bytes), op.fill_cycles, op.unit)
+        shape = per_op.get(shape_key)
+        if shape is None:
+            compute, memory, roof, bound = op_timing(op, hw)
+            duration = max(compute + op.fill_cycles, max(memory.values(), default=0.0))
+            units = {work.unit for work in op.work} or {op.unit}
+            busy: dict[str, float] = {}
+            ideal = []
+            for work in op.work:
+                busy[work.unit] = busy.get(work.unit, 0.0) + work.busy_unit_cycles
+                ideal.append((work.unit, work.ideal_cycles))
+            dynamic = _op_dynamic(prices, busy, by_level, hw, accelerator, mapped.training, memo)
+            shape = per_op[shape_key] = (
+                compute, memory, roof, bound, duration, units, busy, ideal, dynamic,
+                bounding_level(compute + op.fill_cycles, memory),
+                level_utilisation(memory, duration), (op.work, by_level, op.compulsory_bytes))
+        (compute, memory, roof, bound, duration, units, busy, ideal, dynamic, bounding,
+         utilised, _) = shape
         start = max([end[d] for d in op.deps] + [free.get(u, 0.0) for u in units] + [0.0])
         finish = start + duration
         end[op.index] = finish
         for unit in units:
             free[unit] = finish
-        busy: dict[str, float] = {}
-        for work in op.work:
-            busy[work.unit] = busy.get(work.unit, 0.0) + work.busy_unit_cycles
-            ideal_by_unit[work.unit] = ideal_by_unit.get(work.unit, 0.0) + work.ideal_cycles
+        for unit, value in ideal:
+            ideal_by_unit[unit] = ideal_by_unit.get(unit, 0.0) + value
         for unit, value in busy.items():
             unit_busy[unit] = unit_busy.get(unit, 0.0) + value
-        by_level = op.bytes_by_level()
         for level, (read, write) in by_level.items():
             level_bytes[level][0] += read
             level_bytes[level][1] += write
         for level, value in op.compulsory_bytes.items():
             compulsory_by_level[level] += value
-        dynamic = _op_dynamic(prices, busy, by_level, hw, accelerator, mapped.training, memo)
         starts.append(start)
         op_transfers.append(memory)
-        results.append(OpResult(op.index, start, finish, compute, memory, roof, bound, dynamic,
-                                bounding_level=bounding_level(compute + op.fill_cycles, memory),
-                                level_utilisation=level_utilisation(memory, duration)))
+        results.append(OpResult(op.index, start, finish, compute, dict(memory), roof, bound,
+                                dict(dynamic), bounding_level=bounding,
+                                level_utilisation=dict(utilised)))
         if timeline and duration > 0:
             intervals.append((start, finish, {u: v / duration for u, v in busy.items()}))
     makespan = max(end, default=0.0)
