@@ -537,6 +537,7 @@ def clear_caches() -> None:
     _ORDERS_CACHE.clear()
     tiling._TRAFFIC_STATIC.clear()
     tiling._PRODUCT_CACHE.clear()
+    tiling._SPECS_CACHE.clear()
     tiling._STAGE_CACHE.clear()
 
 

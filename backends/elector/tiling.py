@@ -1219,8 +1219,28 @@ def operand_specs(info: OpStatic, plan: ResidencyPlan, weights: str | None
     key = ("specs", info.index, weights)
     cached = plan.memo.get(key)
     if cached is None:
-        cached = plan.memo[key] = _operand_specs(info, plan, weights)
+        cached = plan.memo[key] = _shared_specs(info, plan, weights)[0]
     return cached  # type: ignore[return-value]
+
+
+# Operand specs shared across residency plans (designs): keyed by the op (its
+# identity; the entry keeps it alive), ``weights`` and everything
+# :func:`_operand_specs` reads of the plan.  Entry: [specs, op, template body].
+_SPECS_CACHE: dict[tuple, list] = {}
+
+
+def _shared_specs(info: OpStatic, plan: ResidencyPlan, weights: str | None) -> list:
+    streamed = plan.streamed[info.index]
+    fills = plan.fills[info.index]
+    sig = (id(info), weights,
+           tuple((ref.key in streamed, fills.get(ref.key, 0.0)) for _, ref, _ in info.inputs),
+           tuple(ref.key in streamed for ref in info.outputs))
+    entry = _SPECS_CACHE.get(sig)
+    if entry is None:
+        if len(_SPECS_CACHE) > 200_000:
+            _SPECS_CACHE.clear()
+        entry = _SPECS_CACHE[sig] = [_operand_specs(info, plan, weights), info, None]
+    return entry
 
 
 def _operand_specs(info: OpStatic, plan: ResidencyPlan, weights: str | None
@@ -1607,9 +1627,13 @@ def _template_key(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan) -> tu
     memo_key = ("template", info.index, mapping.weights)
     body = plan.memo.get(memo_key)
     if body is None:
+        entry = _shared_specs(info, plan, mapping.weights)
+        if entry[2] is not None:
+            body = plan.memo[memo_key] = entry[2]
+            return (mapping.unit, mapping.tile, mapping.order) + body  # type: ignore[operator]
         inputs, outputs = operand_specs(info, plan, mapping.weights)
         lookup = None if info.lookup is None else (info.lookup.numel, info.lookup.source)
-        body = plan.memo[memo_key] = (
+        body = entry[2] = plan.memo[memo_key] = (
             info.form, info.kind, info.dims, info.dims2, info.rows, info.cols, info.ops, lookup,
             mapping.weights,
             tuple(operand_key(s) + (s.ref.source, s.ref.is_param) for s in inputs + outputs))
