@@ -196,6 +196,8 @@ _VECTOR_MIN_TILES = 24
 _LOAD, _STORE = 0, 1
 #: Load and store bursts kept per stage (a stage with more wave phases keeps none).
 _BURST_CACHE_MAX = 32
+#: Whole-wave rows, store masks and module arrays kept per stage (_StageRun.rows).
+_WAVE_CACHE_MAX = 48
 
 
 #: Tile ranges are scanned in blocks of at most this many tiles (bounded memory).
@@ -402,6 +404,8 @@ class _StageRun:
         # Bursts by wave phase (_Engine._burst), while phases are few.
         phases = plan.period // math.gcd(plan.period, self.wave_size) if plan.tiles else 0
         self.burst_cache: dict | None = {} if 0 < phases <= _BURST_CACHE_MAX // 4 else None
+        # A whole wave's table rows, store mask and modules, by its phase (few).
+        self.wave_cache: dict = {}
 
     @property
     def complete(self) -> bool:
@@ -410,6 +414,47 @@ class _StageRun:
     def wave_tiles(self, wave: int) -> np.ndarray:
         start = wave * self.wave_size
         return np.arange(start, min(start + self.wave_size, self.plan.tiles), dtype=np.int64)
+
+    def _whole(self, tiles: np.ndarray) -> bool:
+        return bool(tiles.size) and int(tiles[-1]) - int(tiles[0]) + 1 == tiles.size
+
+    def rows(self, tiles: np.ndarray) -> np.ndarray:
+        """``tiles % period`` (the table rows), kept per phase for whole waves.
+        The array returned is shared: read it, never write it."""
+        if not self._whole(tiles):
+            return tiles % self.plan.period
+        key = (0, int(tiles[0]) % self.plan.period, tiles.size)
+        found = self.wave_cache.get(key)
+        if found is None:
+            found = tiles % self.plan.period
+            if len(self.wave_cache) < _WAVE_CACHE_MAX:
+                self.wave_cache[key] = found
+        return found
+
+    def stores_of(self, tiles: np.ndarray) -> np.ndarray:
+        """Which tiles store (``stores_at`` of their rows); shared, read only."""
+        if not self._whole(tiles):
+            return self.stores_at[tiles % self.plan.period]
+        key = (1, int(tiles[0]) % self.plan.period, tiles.size)
+        found = self.wave_cache.get(key)
+        if found is None:
+            found = self.stores_at[self.rows(tiles)]
+            if len(self.wave_cache) < _WAVE_CACHE_MAX:
+                self.wave_cache[key] = found
+        return found
+
+    def modules_of(self, tiles: np.ndarray) -> np.ndarray:
+        """The module of each tile (round robin from ``offset``); shared, read only."""
+        parallel = self.unit.parallel
+        if not self._whole(tiles):
+            return (self.offset + tiles) % parallel
+        key = (2, (self.offset + int(tiles[0])) % parallel, tiles.size)
+        found = self.wave_cache.get(key)
+        if found is None:
+            found = (self.offset + tiles) % parallel
+            if len(self.wave_cache) < _WAVE_CACHE_MAX:
+                self.wave_cache[key] = found
+        return found
 
 
 class _OpRun:
@@ -581,7 +626,7 @@ class _Engine:
                 stage.next_wave = wave
                 return
         unit = stage.unit
-        modules = (stage.offset + tiles) % unit.parallel
+        modules = stage.modules_of(tiles)
         issue, cause = stage.op.ready, _DEP
         if unit.last_issue > issue:
             issue, cause = unit.last_issue, unit.last_issue_cause
@@ -623,7 +668,7 @@ class _Engine:
         pending = stage.pending_loads.pop(wave)
         unit = stage.unit
         tiles = pending.tiles
-        modules = (stage.offset + tiles) % unit.parallel
+        modules = stage.modules_of(tiles)
         if stage.op.start is None or pending.issue < stage.op.start:
             stage.op.start = pending.issue
         if self.vector and (tiles.size >= _VECTOR_MIN_TILES or stage.plan.period == 1):
@@ -639,7 +684,7 @@ class _Engine:
         for constraint, release in zip(plan.staging, stage.release):
             np.maximum.at(release, tiles // constraint.group, computed)
         if stage.store_levels:
-            stores = stage.stores_at[tiles % plan.period]
+            stores = stage.stores_of(tiles)
             # Results stream out in parts too: the burst may start when the
             # first part of the first storing tile is ready.
             first_out = started + stage.tail_units
@@ -726,12 +771,11 @@ class _Engine:
             if first_module + tiles.size <= stage.unit.parallel:
                 modules = slice(first_module, first_module + tiles.size)
             return self._issue_uniform(stage, tiles, pending, modules)
-        rho = tiles % plan.period
+        rho = stage.rows(tiles)
         issue = pending.issue
-        loaded = np.full(tiles.size, issue, dtype=np.int64)       # last byte in
-        first = loaded.copy()                                     # first part of each operand in
-        loaded_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
-        first_level = loaded_level.copy()
+        loaded: np.ndarray | None = None      # last byte in
+        first = loaded                        # first part of each operand in
+        loaded_level = first_level = loaded
         for level in stage.load_levels:
             sel, finish, part, total = self._burst(stage, _LOAD, level, tiles, rho)
             if sel is None:
@@ -740,6 +784,18 @@ class _Engine:
             finish, part = finish + start, part + start
             self.channels[level] = start + total
             self._segment(stage, (LEVELS[level], start, start + total, total))
+            if loaded is None:
+                if sel.size == tiles.size:
+                    # The first level every tile loads at: each moves at least
+                    # one unit from ``start >= issue``, so all of it is later.
+                    loaded, first = finish, part
+                    loaded_level = np.full(tiles.size, level, dtype=np.int8)
+                    first_level = loaded_level.copy()
+                    continue
+                loaded = np.full(tiles.size, issue, dtype=np.int64)
+                first = loaded.copy()
+                loaded_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
+                first_level = loaded_level.copy()
             if sel.size == tiles.size:          # every tile loads here: masks, not indices
                 later = finish > loaded
                 np.copyto(loaded, finish, where=later)
@@ -754,8 +810,18 @@ class _Engine:
             later = part > first[sel]
             first[sel[later]] = part[later]
             first_level[sel[later]] = level
+        if loaded is None:
+            loaded = np.full(tiles.size, issue, dtype=np.int64)
+            first = loaded.copy()
+            loaded_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
+            first_level = loaded_level.copy()
         unit = stage.unit
-        free = unit.last[modules]
+        first_module = int(modules[0])
+        if first_module + tiles.size <= unit.parallel and stage._whole(tiles):
+            modules = slice(first_module, first_module + tiles.size)
+            free = unit.last[modules].copy()
+        else:
+            free = unit.last[modules]
         started = np.maximum(free, first)
         computed = np.maximum(started + stage.cycles_units, loaded + stage.tail_units)
         self._segment(stage, (unit.name, int(started.min()), int(computed.max()),
@@ -886,7 +952,7 @@ class _Engine:
         plan = stage.plan
         tiles, computed = pending.tiles, pending.computed
         request = int(pending.first_out.min())
-        rho = tiles % plan.period
+        rho = stage.rows(tiles) if self.vector and tiles.size >= _VECTOR_MIN_TILES else None
         if self.vector and plan.period == 1:
             done = computed.copy()
             done_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
@@ -967,6 +1033,7 @@ class _Engine:
 
     def _stage_complete(self, stage: _StageRun) -> None:
         stage.burst_cache = None
+        stage.wave_cache = {}
         tail = stage.max_done - stage.max_computed
         if tail > 0 and stage.max_done_level != _NO_LEVEL:
             stage.tail_stalls[_level_stall(stage.max_done_level)] += tail
