@@ -6,6 +6,7 @@ Following AccelTran (``docs/sources.md``, "Area")::
                         [+ stochastic rounding, for training])
              + softmax_per_pe x softmax(tile) + dataflow + DMA + layer-norm(tile)
     total    = PEs x PE area + sum over buffers of size (MB) x area per MB
+             [+ PEs x per-PE buffer size (MB) x area per MB, when the design has one]
 
 with MB the technology's megabyte (2**20 bytes in the shipped 14 nm table).
 Checked against the published figures: AccelTran-Edge 54.06 mm2 and
@@ -153,6 +154,18 @@ def area_breakdown(accelerator: Accelerator, training: bool = False) -> AreaBrea
         rows.append(AreaRow(f"{buffer.kind} buffer ({size})",
                             buffer.block_name, 1, buffer_costs.area_um2,
                             buffer_costs.area_um2))
+    pe_costs = accelerator.pe_buffer_costs()
+    if pe_costs is not None:   # one per PE; per-MB figure: technology.pe_buffer
+        pes = accelerator.pe_array.pes
+        size = format_quantity(accelerator.pe_buffer.size_bytes, "size")
+        held = "+".join(accelerator.pe_buffer.holds)
+        per_mb = pe_costs.area_um2 / pe_costs.size_mb
+        rows.append(AreaRow(f"per-PE buffer ({size}, {held})", "pe_buffer", pes,
+                            pe_costs.area_um2, pes * pe_costs.area_um2,
+                            note=f"{per_mb:,.2f} um2 per MB, the {held} buffer table of the "
+                                 "technology applied to a per-PE SRAM (an inference; "
+                                 "buffers.pe_buffer_note)",
+                            inferred=True))
     memory: MainMemoryCosts = accelerator.main_memory_costs()
     rows.append(AreaRow(f"main memory ({accelerator.main_memory.label}, off chip)",
                         "main_memory", 1, memory.area_um2, memory.area_um2,

@@ -40,7 +40,9 @@ __all__ = [
     "LayerNormUnit",
     "MainMemory",
     "MappingDefaults",
+    "OPERAND_CLASSES",
     "PEArray",
+    "PEBuffer",
     "POWER_GATING_MODES",
     "SoftmaxUnits",
     "SparsityUnits",
@@ -49,6 +51,12 @@ __all__ = [
 
 #: The three on-chip buffers, in the order the DSL prints them.
 BUFFER_KINDS: tuple[str, ...] = ("activation", "weight", "mask")
+
+#: The operand classes a storage level can hold.  ``activation`` covers
+#: inputs, outputs and activation gradients; ``weight`` parameters, their
+#: gradients and optimizer state; ``mask`` the sparsity masks of compressed
+#: tensors.  (The global buffers hold one each; a per-PE buffer any.)
+OPERAND_CLASSES: tuple[str, ...] = ("activation", "weight", "mask")
 
 #: Values of the design option ``power_gating``: ``none`` (nothing is gated)
 #: or ``idle`` (a module is gated while it has no work).
@@ -238,6 +246,62 @@ class Buffer:
 
 
 @dataclass(frozen=True)
+class PEBuffer:
+    """An optional buffer inside every PE (a storage level shared by the PE's
+    lanes), holding the operand classes ``holds`` (in
+    :data:`OPERAND_CLASSES` order).  One instance per PE; ``size_bytes``,
+    ``banks`` and the port are one instance's.  ``banks`` and
+    ``bank_bandwidth_bytes_per_s`` are ``None`` when the technology's banking
+    rule and port apply, as for the global buffers."""
+
+    size_bytes: int
+    holds: tuple[str, ...]
+    block_bytes: int = 64
+    banks: int | None = None
+    bank_bandwidth_bytes_per_s: float | None = None
+    #: Whether one read can feed every lane of the PE that needs the same tile.
+    multicast: bool = True
+
+    def __post_init__(self) -> None:
+        block = "pe_buffer"
+        _check_count((block, "size"), self.size_bytes)
+        _check_count((block, "block"), self.block_bytes)
+        if not isinstance(self.holds, tuple) or not self.holds:
+            raise DesignFieldError((block, "holds"),
+                                   f"must list at least one operand class, got {self.holds!r}; "
+                                   f"accepted: {', '.join(OPERAND_CLASSES)}")
+        unknown = [operand for operand in self.holds if operand not in OPERAND_CLASSES]
+        if unknown:
+            raise DesignFieldError((block, "holds"),
+                                   f"unknown operand {unknown[0]!r}; accepted: "
+                                   + ", ".join(OPERAND_CLASSES))
+        if len(set(self.holds)) != len(self.holds):
+            raise DesignFieldError((block, "holds"), f"lists an operand twice: {self.holds!r}")
+        if self.block_bytes > self.size_bytes:
+            raise DesignFieldError((block, "size"),
+                                   f"{self.size_bytes} bytes is less than one "
+                                   f"{self.block_bytes}-byte block; accepted: at least "
+                                   f"{self.block_bytes} bytes")
+        if self.banks is not None:
+            _check_count((block, "banks"), self.banks)
+            if self.banks > self.size_bytes // self.block_bytes:
+                raise DesignFieldError((block, "banks"),
+                                       f"{self.banks} banks of a {self.size_bytes}-byte buffer "
+                                       f"leave less than one {self.block_bytes}-byte block per "
+                                       f"bank; accepted: 1 to {self.size_bytes // self.block_bytes}")
+        if self.bank_bandwidth_bytes_per_s is not None:
+            _check_positive_real((block, "bank_bandwidth"), self.bank_bandwidth_bytes_per_s)
+        _check_flag((block, "multicast"), self.multicast)
+
+    @property
+    def block_name(self) -> str:
+        return "pe_buffer"
+
+    def holds_operand(self, operand: str) -> bool:
+        return operand in self.holds
+
+
+@dataclass(frozen=True)
 class MainMemory:
     """Off-chip main memory of a type (``dram``, ``rram``, ``hbm``) in a
     banks-ranks-channels configuration.
@@ -335,6 +399,8 @@ class Accelerator:
     #: ``((block, ((key, value), ...)), ...)`` sorted by block; see
     #: :meth:`block_settings`.
     extensions: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
+    #: The optional buffer in every PE (``None``: the design has none).
+    pe_buffer: PEBuffer | None = None
 
     def __post_init__(self) -> None:
         _check_text(("name",), self.name)
@@ -350,6 +416,9 @@ class Accelerator:
             if not isinstance(buffer, Buffer) or buffer.kind != kind:
                 raise DesignFieldError((f"{kind}_buffer",),
                                        f"must be a Buffer of kind {kind!r}, got {buffer!r}")
+        if self.pe_buffer is not None and not isinstance(self.pe_buffer, PEBuffer):
+            raise DesignFieldError(("pe_buffer",), f"must be a PEBuffer or None, got "
+                                   f"{self.pe_buffer!r}")
 
     # -- derived figures ---------------------------------------------------
 
@@ -422,6 +491,16 @@ class Accelerator:
             costs = costs.with_bandwidth(buffer.bandwidth_bytes_per_s)
         return costs
 
+    def pe_buffer_costs(self) -> BufferCosts | None:
+        """Area, leakage and energy per access of ONE PE's buffer (the
+        technology's per-PE rule, :meth:`Technology.pe_buffer`, for its size
+        and the operands it holds); ``None`` when the design has no PE buffer."""
+        pe_buffer = self.pe_buffer
+        if pe_buffer is None:
+            return None
+        return self.technology.pe_buffer(pe_buffer.holds,
+                                         pe_buffer.size_bytes / self.technology.megabyte_bytes)
+
     def main_memory_costs(self) -> MainMemoryCosts:
         """Bandwidth and energy per access of the main memory, with this
         design's overrides applied.  Area and leakage are ``None``: the
@@ -471,6 +550,10 @@ def validate_design(accelerator: Accelerator) -> Accelerator:
 
     for buffer in accelerator.buffers:
         _check_listed((buffer.block_name, "block"), buffer.block_bytes,
+                      technology.buffer_block_sizes, tech, unit=" bytes")
+
+    if accelerator.pe_buffer is not None:
+        _check_listed(("pe_buffer", "block"), accelerator.pe_buffer.block_bytes,
                       technology.buffer_block_sizes, tech, unit=" bytes")
 
     _check_registered_kinds(accelerator, tech)

@@ -5,6 +5,7 @@ into its storage levels, outermost first::
 
     main_memory                      (off chip, shared by the chip)
     activation_buffer, weight_buffer, mask_buffer   (on chip, shared by the chip)
+    pe_buffer                        (optional: one per PE, shared by its lanes)
     lane_fifo                        (one per MAC lane)
 
 Each :class:`StorageLevel` has a capacity, a number of banks, the bytes one
@@ -25,6 +26,12 @@ there and printed by ``tcc hw show``.  A design may give ``banks`` and
 
 Nothing here changes area: buffer area and leakage are per MB whatever the
 banking, and energy per access is the source's whole-buffer figure.
+
+The optional per-PE buffer (``pe_buffer { size = 64 KiB  holds = [weight] }``
+in the DSL) is a level with ``sharing = "pe"`` and one instance per PE; its
+banks and port follow the same rules per instance, and its energy per access
+is the technology's per-PE rule (:meth:`Technology.pe_buffer`: the held
+class's global-buffer table at the PE buffer's size, an inference).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import math
 import textwrap
 from dataclasses import dataclass
 
-from backends.elector.design import Accelerator, Buffer
+from backends.elector.design import OPERAND_CLASSES, Accelerator, Buffer, PEBuffer
 from backends.elector.technology import Technology
 
 __all__ = [
@@ -51,10 +58,11 @@ __all__ = [
 #: How a level is shared: one for the chip, one per PE, one per MAC lane.
 SHARING: tuple[str, ...] = ("chip", "pe", "lane")
 
-#: The operand classes a level can hold.  ``activation`` covers inputs,
-#: outputs and activation gradients; ``weight`` parameters, their gradients
-#: and optimizer state; ``mask`` the sparsity masks of compressed tensors.
-OPERANDS: tuple[str, ...] = ("activation", "weight", "mask")
+#: The operand classes a level can hold (defined once, in the design model):
+#: ``activation`` covers inputs, outputs and activation gradients; ``weight``
+#: parameters, their gradients and optimizer state; ``mask`` the sparsity
+#: masks of compressed tensors.
+OPERANDS: tuple[str, ...] = OPERAND_CLASSES
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,7 @@ def _buffer_level(accelerator: Accelerator, buffer: Buffer) -> StorageLevel:
         port = buffer.bandwidth_bytes_per_s / banks
         port_source = "port = the design's whole-buffer bandwidth / banks"
     else:
-        port = technology.buffer_bandwidth_bytes_per_s
+        port = technology.bank_port_bytes_per_s(buffer.size_bytes / banks)
         port_source = "port from the technology table (one per bank)"
     energy = costs.energy_per_byte_nj
     return StorageLevel(
@@ -149,6 +157,32 @@ def _buffer_level(accelerator: Accelerator, buffer: Buffer) -> StorageLevel:
         sharing="chip", instances=1, read_nj_per_byte=energy, write_nj_per_byte=energy,
         multicast=buffer.multicast, source=f"{bank_source}; {port_source}",
         access_bytes=float(buffer.block_bytes))
+
+
+def _pe_buffer_level(accelerator: Accelerator, pe_buffer: PEBuffer) -> StorageLevel:
+    """The buffer inside every PE: one instance per PE, shared by its lanes,
+    holding the operands the design lists; banks and port per instance by the
+    same rules as the global buffers; energy from the technology's per-PE rule."""
+    technology, clock = accelerator.technology, accelerator.clock_hz
+    costs = accelerator.pe_buffer_costs()
+    if pe_buffer.banks is not None:
+        banks, bank_source = pe_buffer.banks, "banks given in the design"
+    else:
+        banks = default_banks(pe_buffer.size_bytes, technology)
+        bank_source = "banks by the technology's banking rule"
+    if pe_buffer.bank_bandwidth_bytes_per_s is not None:
+        port, port_source = pe_buffer.bank_bandwidth_bytes_per_s, "port given in the design"
+    else:
+        port = technology.bank_port_bytes_per_s(pe_buffer.size_bytes / banks)
+        port_source = "port from the technology table (one per bank, buffers.port_rule)"
+    energy = costs.energy_per_byte_nj
+    return StorageLevel(
+        name="pe_buffer", capacity_bytes=pe_buffer.size_bytes, banks=banks,
+        bank_bytes_per_cycle=port / clock, operands=frozenset(pe_buffer.holds),
+        sharing="pe", instances=accelerator.pe_array.pes, read_nj_per_byte=energy,
+        write_nj_per_byte=energy, multicast=pe_buffer.multicast,
+        source=f"{bank_source}; {port_source}; energy: {costs.source}",
+        access_bytes=float(pe_buffer.block_bytes))
 
 
 def _main_memory_level(accelerator: Accelerator) -> StorageLevel:
@@ -188,9 +222,12 @@ def _lane_fifo_level(accelerator: Accelerator) -> StorageLevel:
 @functools.lru_cache(maxsize=256)
 def storage_levels(accelerator: Accelerator) -> tuple[StorageLevel, ...]:
     """The design's storage levels, outermost (main memory) first, down to
-    the lane FIFOs.  Cached per design (designs are frozen and hashable)."""
+    the lane FIFOs (with the per-PE buffer, when the design has one, just
+    above them).  Cached per design (designs are frozen and hashable)."""
+    pe_buffer = accelerator.pe_buffer
     return (_main_memory_level(accelerator),
             *(_buffer_level(accelerator, buffer) for buffer in accelerator.buffers),
+            *(() if pe_buffer is None else (_pe_buffer_level(accelerator, pe_buffer),)),
             _lane_fifo_level(accelerator))
 
 
@@ -201,6 +238,12 @@ def level(accelerator: Accelerator, name: str) -> StorageLevel:
             return candidate
     names = ", ".join(candidate.name for candidate in storage_levels(accelerator))
     raise KeyError(f"no storage level {name!r}; this design has: {names}")
+
+
+#: What the cost model does with a per-PE buffer (printed by ``tcc hw show``).
+PE_BUFFER_COST_MODEL = (
+    "per-PE buffer in the cost model: not yet used by the mapper - it adds area and "
+    "leakage, but the global buffers still send every tile to the lanes as without it")
 
 
 def _size(capacity: int | None) -> str:
@@ -241,6 +284,13 @@ def format_hierarchy(accelerator: Accelerator) -> str:
     given = [lv.name for lv in storage_levels(accelerator) if "given in the design" in lv.source]
     lines.append(textwrap.fill("banking assumption: " + banking_rule(accelerator.technology),
                                width=100, subsequent_indent="  "))
+    lines.append(textwrap.fill("port assumption: " + accelerator.technology.port_rule_note,
+                               width=100, subsequent_indent="  "))
+    if accelerator.pe_buffer is not None:
+        lines.append(textwrap.fill("per-PE buffer pricing: "
+                                   + accelerator.technology.pe_buffer_note,
+                                   width=100, subsequent_indent="  "))
+        lines.append(textwrap.fill(PE_BUFFER_COST_MODEL, width=100, subsequent_indent="  "))
     if given:
         lines.append("design overrides (banks or port given in the file): " + ", ".join(given))
     return "\n".join(lines)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from backends.elector.design import (
+    OPERAND_CLASSES,
     POWER_GATING_MODES,
     Accelerator,
     Buffer,
@@ -41,6 +42,7 @@ from backends.elector.design import (
     MainMemory,
     MappingDefaults,
     PEArray,
+    PEBuffer,
     SoftmaxUnits,
     SparsityUnits,
     validate_design,
@@ -110,6 +112,8 @@ _KIND_DESCRIPTIONS = {
     "config": "a banks-ranks-channels configuration such as 32-2-1",
     "dims": "tile dimensions b x x x y such as 1x16x16",
     "text": 'a quoted string such as "14nm"',
+    "operands": "a list of operand classes such as [weight] or [weight, activation] "
+                "(accepted: activation, weight, mask)",
 }
 
 
@@ -193,6 +197,19 @@ BLOCK_SCHEMAS: Mapping[str, BlockSpec] = {
     "activation_buffer": _buffer_block("activation"),
     "weight_buffer": _buffer_block("weight"),
     "mask_buffer": _buffer_block("mask"),
+    "pe_buffer": BlockSpec("an optional buffer in every PE (a per-PE storage level) that "
+                           "keeps the operands it holds for the PE's lanes", {
+        "size": FieldSpec("size", "capacity of one PE's buffer", required=True),
+        "holds": FieldSpec("operands", "the operand classes it holds, e.g. [weight]",
+                           required=True),
+        "block": FieldSpec("size", "block (access) size", default=64),
+        "banks": FieldSpec("count", "banks (independent ports) of one PE's buffer; default: "
+                           "the technology's banking rule, ceil(size / bank size)"),
+        "bank_bandwidth": FieldSpec("bandwidth", "bandwidth of one bank's port; default: "
+                                    "the technology's port figure"),
+        "multicast": FieldSpec("switch", "one read can feed every lane of the PE that needs "
+                               "the same tile", default=True),
+    }, required=False),
     "main_memory": BlockSpec("the off-chip main memory", {
         "type": FieldSpec("word", "memory type", required=True, words=("dram", "rram", "hbm")),
         "config": FieldSpec("config", "banks-ranks-channels", required=True),
@@ -238,7 +255,9 @@ HEADERS = ("accelerator", "design_space")
 
 @dataclass(slots=True)
 class SyntaxValue:
-    """A value as written: ``kind`` is number, string, word, config or dims."""
+    """A value as written: ``kind`` is number, string, word, config, dims or
+    list (``[weight, activation]``: ``items`` holds each word with its
+    ``(text, line, column)``)."""
 
     kind: str
     text: str
@@ -247,6 +266,7 @@ class SyntaxValue:
     unit: str | None = None
     unit_line: int = 0
     unit_column: int = 0
+    items: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -345,6 +365,14 @@ def _simple_value(kind: str) -> Callable[[list], SyntaxValue]:
     return build
 
 
+def _build_word_list(children: list) -> SyntaxValue:
+    bracket = children[0]
+    items = tuple((token.value, token.line, token.column) for token in children
+                  if token.type == "WORD")
+    text = "[" + ", ".join(item[0] for item in items) + "]"
+    return SyntaxValue("list", text, bracket.line, bracket.column, items=items)
+
+
 _BUILDERS: Mapping[str, Callable[[list], Any]] = {
     "start": _build_start,
     "assignment": _build_assignment,
@@ -356,6 +384,7 @@ _BUILDERS: Mapping[str, Callable[[list], Any]] = {
     "word": _simple_value("word"),
     "config": _simple_value("config"),
     "dims": _simple_value("dims"),
+    "word_list": _build_word_list,
 }
 
 
@@ -689,10 +718,11 @@ _TERMINAL_NAMES = {
     "KEY": "a key", "WORD": "a word", "NUMBER": "a number", "STRING": "a quoted string",
     "CONFIG": "a memory configuration such as 32-2-1", "DIMS": "tiles such as 1x16x16",
     "EQUAL": "'='", "IN": "'in'", "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','",
+    "LSQB": "'['", "RSQB": "']'",
     "HEADER": "'accelerator' or 'design_space'", "$END": "the end of the file",
 }
 
-_PUNCTUATION = {"EQUAL", "IN", "LBRACE", "RBRACE", "COMMA"}
+_PUNCTUATION = {"EQUAL", "IN", "LBRACE", "RBRACE", "COMMA", "LSQB", "RSQB"}
 
 _ODD_LINE_BREAKS = re.compile("[\r\t\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
@@ -805,7 +835,7 @@ def _describe_syntax(value: SyntaxValue) -> str:
     if value.kind == "number":
         return f"the number {value.text}" + (f" {value.unit}" if value.unit else "")
     return {"string": "the string", "word": "the word", "config": "the configuration",
-            "dims": "the tiles"}[value.kind] + f" {value.text}"
+            "dims": "the tiles", "list": "the list"}[value.kind] + f" {value.text}"
 
 
 def _convert(spec: FieldSpec, value: SyntaxValue, key: str) -> Any:
@@ -866,6 +896,9 @@ def _convert(spec: FieldSpec, value: SyntaxValue, key: str) -> Any:
             raise _SettingError(here, f"{key} takes {wanted}; got {_describe_syntax(value)}")
         return _unquote(value.text)
 
+    if kind == "operands":
+        return _convert_operands(value, key)
+
     if kind in ("config", "dims"):
         separator, parts_wanted = ("-", 3) if kind == "config" else ("x", 3)
         if value.kind != kind:
@@ -879,6 +912,32 @@ def _convert(spec: FieldSpec, value: SyntaxValue, key: str) -> Any:
         return numbers
 
     raise AssertionError(f"unknown field kind {kind!r}")  # schema bug, not user input
+
+
+def _convert_operands(value: SyntaxValue, key: str) -> tuple[str, ...]:
+    """``[weight, activation]`` (or one word) to operand classes in
+    :data:`~backends.elector.design.OPERAND_CLASSES` order."""
+    here = (value.line, value.column)
+    if value.kind == "word":
+        items = ((value.text, value.line, value.column),)
+    elif value.kind == "list":
+        items = value.items
+    else:
+        raise _SettingError(here, f"{key} takes {_KIND_DESCRIPTIONS['operands']}; got "
+                            f"{_describe_syntax(value)}")
+    seen: dict[str, tuple[int, int]] = {}
+    for text, line, column in items:
+        if text not in OPERAND_CLASSES:
+            close = difflib.get_close_matches(text, OPERAND_CLASSES, n=1, cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _SettingError((line, column), f"{key}: unknown operand {text!r}{hint}; "
+                                f"accepted: {', '.join(OPERAND_CLASSES)}")
+        if text in seen:
+            raise _SettingError((line, column), f"{key}: {text!r} is listed twice (first at "
+                                f"line {seen[text][0]}, column {seen[text][1]}); list each "
+                                "operand once")
+        seen[text] = (line, column)
+    return tuple(operand for operand in OPERAND_CLASSES if operand in seen)
 
 
 @dataclass
@@ -1105,6 +1164,7 @@ def build_accelerator(name: str, settings: Settings, technology_base: Path | Non
                                get("main_memory", "energy_per_access")),
         mapping=mapping,
         power_gating=get("power_gating"),
+        pe_buffer=_pe_buffer(get) if "pe_buffer" in settings.blocks else None,
         extensions=tuple(
             (block_name, tuple((key, get(block_name, key)) for key in block.fields))
             for block_name, block in sorted(BLOCK_SCHEMAS.items())
@@ -1117,6 +1177,13 @@ def _buffer(kind: str, get: Callable[..., Any]) -> Buffer:
     return Buffer(kind, get(block, "size"), get(block, "block"), get(block, "bandwidth"),
                   banks=get(block, "banks"), bank_bandwidth_bytes_per_s=get(block, "bank_bandwidth"),
                   multicast=get(block, "multicast"))
+
+
+def _pe_buffer(get: Callable[..., Any]) -> PEBuffer:
+    return PEBuffer(get("pe_buffer", "size"), get("pe_buffer", "holds"),
+                    block_bytes=get("pe_buffer", "block"), banks=get("pe_buffer", "banks"),
+                    bank_bandwidth_bytes_per_s=get("pe_buffer", "bank_bandwidth"),
+                    multicast=get("pe_buffer", "multicast"))
 
 
 def _example_keys(block: BlockSpec) -> str:
@@ -1257,6 +1324,8 @@ def format_value(spec: FieldSpec, value: Any) -> str:
         return "-".join(str(part) for part in value)
     if kind == "dims":
         return "x".join(str(part) for part in value)
+    if kind == "operands":
+        return "[" + ", ".join(value) + "]"
     raise AssertionError(f"unknown field kind {kind!r}")
 
 
@@ -1265,8 +1334,9 @@ def settings_of(accelerator: Accelerator) -> dict[Path_, Any]:
     overrides that are not set are absent), as step 2 would produce them.
 
     The storage options added with the hierarchy (``banks``,
-    ``bank_bandwidth``, ``multicast = off``, ``power_gating = idle``) are
-    written only when they differ from the default, so the normalised text --
+    ``bank_bandwidth``, ``multicast = off``, ``power_gating = idle``, the
+    ``pe_buffer`` block) are written only when they differ from the default
+    (a design has no PE buffer by default), so the normalised text --
     and the design hash reports and result databases key on -- of every
     design written before them is unchanged."""
     pe, memory, mapping = accelerator.pe_array, accelerator.main_memory, accelerator.mapping
@@ -1300,6 +1370,17 @@ def settings_of(accelerator: Accelerator) -> dict[Path_, Any]:
             values[(buffer.block_name, "bank_bandwidth")] = buffer.bank_bandwidth_bytes_per_s
         if not buffer.multicast:
             values[(buffer.block_name, "multicast")] = False
+    pe_buffer = accelerator.pe_buffer
+    if pe_buffer is not None:   # printed only when the design has one
+        values[("pe_buffer", "size")] = pe_buffer.size_bytes
+        values[("pe_buffer", "holds")] = pe_buffer.holds
+        values[("pe_buffer", "block")] = pe_buffer.block_bytes
+        if pe_buffer.banks is not None:
+            values[("pe_buffer", "banks")] = pe_buffer.banks
+        if pe_buffer.bank_bandwidth_bytes_per_s is not None:
+            values[("pe_buffer", "bank_bandwidth")] = pe_buffer.bank_bandwidth_bytes_per_s
+        if not pe_buffer.multicast:
+            values[("pe_buffer", "multicast")] = False
     values[("main_memory", "type")] = memory.type
     values[("main_memory", "config")] = (memory.banks, memory.ranks, memory.channels)
     if memory.bandwidth_bytes_per_s is not None:

@@ -264,7 +264,8 @@ class Technology:
 
         buffers = checker.mapping(data, "buffers", known=(
             "block_bytes", "bandwidth_bytes_per_s", "megabyte_bytes", "megabyte_note",
-            "bank_bytes", "banking_note", "source", "note", "kinds"))
+            "bank_bytes", "banking_note", "port_rule", "pe_buffer_note", "source", "note",
+            "kinds"))
         blocks = checker.sequence(buffers, "block_bytes", "buffers")
         self.buffer_block_sizes: tuple[int, ...] = tuple(
             checker.whole(blocks, index, "buffers.block_bytes") for index in range(len(blocks)))
@@ -282,6 +283,25 @@ class Technology:
         self.banking_note: str = checker.text(buffers, "banking_note", "buffers", default=(
             "no bank size in this technology: every buffer is one bank with one "
             f"{self.buffer_bandwidth_bytes_per_s / 1e9:g} GB/s port"))
+        # How a bank's port relates to its size: the one accepted rule is a
+        # constant port (``bandwidth_bytes_per_s``) for every bank up to
+        # ``bank_bytes`` (see :meth:`bank_port_bytes_per_s`).
+        port_rule = (checker.mapping(buffers, "port_rule", "buffers",
+                                     known=("formula", "note", "source"))
+                     if "port_rule" in buffers else {})
+        formula = (checker.text(port_rule, "formula", "buffers.port_rule")
+                   if port_rule else "constant up to bank_bytes")
+        if formula != "constant up to bank_bytes":
+            raise checker.error("buffers.port_rule.formula",
+                                f"unsupported rule {formula!r}; accepted: "
+                                "'constant up to bank_bytes'")
+        self.port_rule_note: str = (
+            checker.text(port_rule, "note", "buffers.port_rule", default="") if port_rule
+            else "") or ("every bank has one port of "
+                         f"{self.buffer_bandwidth_bytes_per_s / 1e9:g} GB/s whatever its size")
+        self.pe_buffer_note: str = checker.text(buffers, "pe_buffer_note", "buffers", default=(
+            "per-PE buffers are priced with the global-buffer table of the operand class "
+            "they hold, at their own size (several classes: the largest figure of each)"))
         buffer_source = checker.text(buffers, "source", "buffers", default="")
         kinds = checker.mapping(buffers, "kinds", "buffers")
         self._buffers: dict[str, _BufferTable] = {}
@@ -503,6 +523,34 @@ class Technology:
             bandwidth_bytes_per_s=self.buffer_bandwidth_bytes_per_s,
             source=table.source,
         )
+
+    def bank_port_bytes_per_s(self, bank_bytes: float) -> float:
+        """The port of one bank of ``bank_bytes`` bytes: the technology's
+        ``buffers.port_rule`` (``constant up to bank_bytes``: the same
+        ``bandwidth_bytes_per_s`` for every bank size; :attr:`port_rule_note`
+        says why and what it rests on)."""
+        if not bank_bytes > 0:
+            raise TechnologyError(f"bank size must be positive, got {bank_bytes} bytes")
+        return self.buffer_bandwidth_bytes_per_s
+
+    def pe_buffer(self, holds: tuple[str, ...], size_mb: float) -> BufferCosts:
+        """Costs of ONE per-PE buffer of ``size_mb`` MB holding the operand
+        classes ``holds``: each figure (area and leakage per MB, energy
+        coefficient) is the largest of the held classes' global-buffer tables,
+        at the PE buffer's own size (:attr:`pe_buffer_note`, an inference)."""
+        if not holds:
+            raise TechnologyError("a per-PE buffer must hold at least one operand class")
+        costs = [self.buffer(kind, size_mb) for kind in holds]
+        sources = "; ".join(dict.fromkeys(cost.source for cost in costs))
+        return BufferCosts(
+            kind="pe", size_mb=size_mb,
+            area_um2=max(cost.area_um2 for cost in costs),
+            leakage_mw=max(cost.leakage_mw for cost in costs),
+            energy_per_access_nj=max(cost.energy_per_access_nj for cost in costs),
+            access_bytes=self.buffer_block_sizes[0],
+            bandwidth_bytes_per_s=self.buffer_bandwidth_bytes_per_s,
+            source=f"global-buffer table of {'+'.join(holds)} at the PE buffer's size "
+                   f"(an inference, buffers.pe_buffer_note); {sources}")
 
     def buffer_energy_per_access_nj(self, kind: str, size_mb: float) -> float:
         """Energy of one block access to a ``kind`` buffer of ``size_mb`` MB."""

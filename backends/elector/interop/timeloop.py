@@ -18,7 +18,8 @@ Export (:func:`export_timeloop`), from
 buffers (activation keeps Inputs and Outputs, weight keeps Weights, mask
 bypasses all three: masks are no Timeloop dataspace; ``n_banks`` = the
 level's banks, ``read_bandwidth`` = banks x port; multicast off is
-``spatial: {no_reuse: [...]}``), a PE container (``meshX`` = PEs), a lane
+``spatial: {no_reuse: [...]}``), a PE container (``meshX`` = PEs), the optional per-PE buffer (a storage below the
+PE fan-out: one per PE, keeping the dataspaces of the operands it holds), a lane
 container (``meshY`` = lanes), the lane FIFO (keeps Inputs and Weights; rows
 of MACs-per-lane words) and the MAC (``meshX`` = MACs per lane).  Rows are ``datawidth * floor(block bits /
 datawidth)`` bits wide (Timeloop requires a whole number of words per row),
@@ -153,6 +154,19 @@ def export_timeloop(accelerator: Accelerator) -> str:
         "  - !Container  # processing elements",
         "    name: PE",
         f"    spatial: {{meshX: {pe.pes}}}",
+    ]
+    if a.pe_buffer is not None:   # one per PE: storage below the PE fan-out
+        level = levels["pe_buffer"]
+        keep, bypass = _dataspaces(level)
+        row = _row_bits(a.pe_buffer.block_bytes, word)
+        note = "" if keep else " (masks only: no Timeloop dataspace)"
+        lines += _storage("pe_buffer",
+                          f"{level.capacity_bytes:,} bytes in each PE, {level.banks} x "
+                          f"{level.bank_bytes_per_cycle * clock / 1e9:g} GB/s{note}", "SRAM",
+                          math.ceil(level.capacity_bytes * 8 / row), row, word, level.banks,
+                          _words(level.bytes_per_cycle, word), keep, bypass,
+                          level.multicast, "  ")
+    lines += [
         "  - !Container  # MAC lanes of a PE",
         "    name: lane",
         f"    spatial: {{meshY: {pe.lanes}}}",
@@ -217,6 +231,8 @@ class _Walk:
         self.roles: dict[str, tuple[YamlMap, int, float | None, int | None, bool]] = {}
         self.compute: YamlMap | None = None
         self.lane_storage: list[tuple[YamlMap, str, set[str], int, Any]] = []
+        #: id(node) -> (fan-out above it, bits, read bits/cycle, n_banks, multicast)
+        self.inner_storage: dict[int, tuple[int, int, float | None, int | None, bool]] = {}
 
 
 def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
@@ -239,8 +255,11 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
       ``read_bandwidth`` (the whole buffer), ``n_banks`` the banks, and a
       ``spatial: {no_reuse: [...]}`` constraint turns multicast off;
     - the last storage above the compute that keeps Inputs and Weights inside
-      the fanout: the lane FIFO (``depth``: its rows); other per-PE storage is
-      dropped with a note.
+      the fanout: the lane FIFO (``depth``: its rows); the first other storage
+      below a fan-out equal to the PE count that keeps a dataspace: the
+      per-PE buffer (Weights: weight, Inputs/Outputs: activation; size,
+      ``n_banks``, port = ``read_bandwidth`` / banks, multicast); other
+      per-PE storage is dropped with a note.
     """
     read = Reader(filename, _ACCEPTED)
     native = Native()
@@ -277,10 +296,18 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
         if {"I", "W"} <= keeps and isinstance(depth, int) and depth > 0:
             native.set(("pe_array", "fifo_depth"), depth, where(filename, node, "attributes"))
             walk.lane_storage.pop()
-        for node, name, _keeps, words, _depth in walk.lane_storage:
+        base_block = base.technology.buffer_block_sizes[0]
+        for node, name, keeps, words, _depth in list(walk.lane_storage):
+            fanout, bits, bandwidth, banks, multicast = walk.inner_storage[id(node)]
+            if fanout == pes > 1 and keeps and ("pe_buffer", "size") not in native.settings \
+                    and bits // 8 >= base_block:
+                _read_pe_buffer(native, where(filename, node, "attributes"), keeps, bits,
+                                bandwidth, banks, multicast, walk.clock)
+                continue
             native.drop(f"{where(filename, node, None)}: storage {name!r} ({words:,} words "
-                        "inside the PE array) dropped: the model has no per-PE buffers besides "
-                        "the lane FIFO")
+                        "inside the PE array) dropped: the model has one per-PE buffer (the first "
+                        f"storage with one copy per PE, of at least {base_block} bytes) and the "
+                        "lane FIFO")
     for kind in ("weight", "activation"):
         if kind not in walk.roles:
             native.drop(f"{where(filename, nodes, None)}: no storage above the PE array keeps "
@@ -305,6 +332,26 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
                     "weights and activations: split into a weight and an activation buffer of "
                     "half its size each")
     return native
+
+
+def _read_pe_buffer(native: Native, place: str, keeps: set[str], bits: int,
+                    bandwidth: float | None, banks: int | None, multicast: bool,
+                    clock: float) -> None:
+    """A storage with one copy per PE as the design's ``pe_buffer``: Weights
+    is weight, Inputs/Outputs activation; size, banks, port (the read
+    bandwidth over the banks) and multicast."""
+    from backends.elector.design import OPERAND_CLASSES
+
+    held = {"weight"} if "W" in keeps else set()
+    if keeps & {"I", "O"}:
+        held.add("activation")
+    native.set(("pe_buffer", "size"), bits // 8, place)
+    native.set(("pe_buffer", "holds"), tuple(op for op in OPERAND_CLASSES if op in held), place)
+    if banks is not None:
+        native.set(("pe_buffer", "banks"), banks, place)
+    if bandwidth is not None:
+        native.set(("pe_buffer", "bank_bandwidth"), bandwidth / 8 * clock / (banks or 1), place)
+    native.set(("pe_buffer", "multicast"), multicast, place)
 
 
 def _walk_nodes(walk: _Walk, nodes: YamlList, inherited: dict[str, Any], top: bool = False
@@ -417,6 +464,10 @@ def _component(walk: _Walk, node: YamlMap, name: str, attributes: dict[str, Any]
         holder = node.get("attributes")
         depth = holder.get("depth") if isinstance(holder, YamlMap) else None
         walk.lane_storage.append((node, name, keeps, bits // word, depth))
+        banks = read.number(holder, "n_banks", required=False, whole=True) \
+            if isinstance(holder, YamlMap) else None
+        walk.inner_storage[id(node)] = (walk.fanout, bits, _bits_per_cycle(walk, node), banks,
+                                        _multicast(walk, node))
         return
     if keeps == set():
         role = "mask" if "mask" in name.lower() else None

@@ -13,8 +13,9 @@ Export (:func:`export_zigzag`): the PE array is a 3-D operational array
 D1 x D2 x D3 = PEs x lanes x MACs per lane; each level of
 :func:`backends.elector.hierarchy.storage_levels` is a memory, innermost
 first: the lane FIFO (I1 and I2, serving D3), the weight buffer (I2) and the
-activation buffer (I1 and O), both serving the whole array, and the main
-memory (all three).  A memory's bandwidth is its level's banks x port (ZigZag
+activation buffer (I1 and O), both serving the whole array, the optional
+per-PE buffer (the operands it holds, serving D2 and D3: one copy per PE) and
+the main memory (all three).  A memory's bandwidth is its level's banks x port (ZigZag
 has no banks); its r_cost is the level's energy per byte x ``bandwidth_min``.
 The mask buffer has no ZigZag operand; it, multicast, power gating and the
 compute modules ZigZag does not model travel in the embedded ``.hwdsl``
@@ -139,6 +140,11 @@ def export_zigzag(accelerator: Accelerator) -> str:
             size, area, mem_type = _MAIN_MEMORY_BITS, 0.0, "dram"
             comment = (f"{a.main_memory.label}; capacity and area are not modelled "
                        "(placeholders)")
+        elif level.name == "pe_buffer":   # one per PE: serves D2 x D3 (its PE's lanes)
+            access = a.pe_buffer.block_bytes
+            size, area, mem_type = level.capacity_bytes * 8, a.pe_buffer_costs().area_mm2, "sram"
+            comment = (f"{level.capacity_bytes:,} bytes in each of the {pe.pes:,} PEs "
+                       f"(holds {'+'.join(a.pe_buffer.holds)})")
         elif level.name == "lane_fifo":
             access = level.bank_bytes_per_cycle
             size, area, mem_type = level.capacity_bytes * 8, fifo.area_mm2, "sram"
@@ -202,8 +208,11 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
       size and read bandwidth are read, ``r_cost``/``w_cost``/``area`` dropped
       (the technology's figures by size apply);
     - a memory holding I1 and I2 that serves only the last dimension is the
-      lane FIFO (its depth in words); other per-PE or per-MAC memories are
-      dropped.
+      lane FIFO (its depth in words); the first memory with one copy per PE
+      (the sizes of the dimensions it does not serve multiply to the PE
+      count) of at least one block is the per-PE buffer (size,
+      operands held: I2 weight, I1/O activation; read bandwidth over the
+      banking rule's banks); other per-PE or per-MAC memories are dropped.
     """
     read = Reader(filename, _ACCEPTED)
     native = Native()
@@ -291,6 +300,7 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
 
     all_dims = set(dims)
     roles: dict[str, tuple] = {}
+    pe_buffer_read = False
     for level in levels:
         if level is top:
             continue
@@ -312,9 +322,18 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
         for dim, count in zip(dims, sizes):
             if dim not in served:
                 copies *= count
+        block = base.technology.buffer_block_sizes[0]
+        if copies == pes > 1 and not pe_buffer_read:   # one copy per PE: the per-PE buffer
+            if size // 8 >= block:
+                pe_buffer_read = True
+                _read_pe_buffer(native, place, operands, size, read_bits, clock)
+                continue
+            native.drop(f"{place}: memory {name!r} ({size:,} bits, one per PE) dropped: a "
+                        f"per-PE buffer holds at least one {block}-byte block")
+            continue
         native.drop(f"{place}: memory {name!r} ({size:,} bits for {', '.join(sorted(operands))}"
-                    f", {copies:,} copies) dropped: the model has no per-PE or per-MAC buffers "
-                    "besides the lane FIFO")
+                    f", {copies:,} copies) dropped: besides the lane FIFO the model has one per-PE "
+                    "buffer (the first memory with one copy per PE)")
     for kind in ("weight", "activation"):
         if kind not in roles:
             native.drop(f"{where(filename, memories, None)}: no memory serving the whole array "
@@ -341,6 +360,24 @@ def read_native(tree: Any, filename: str, base: Accelerator) -> Native:
                             f"higher memory ({level[0]!r}) is the {kind} buffer; the model has "
                             "one global buffer per role")
     return native
+
+
+def _read_pe_buffer(native: Native, place: str, operands: set[str], size_bits: int,
+                    read_bits: int, clock: float) -> None:
+    """A memory with one copy per PE as the design's ``pe_buffer``."""
+    from backends.elector.design import OPERAND_CLASSES
+    from backends.elector.hierarchy import default_banks
+    from backends.elector.technology import load_technology
+
+    held = {"weight"} if "I2" in operands else set()
+    if operands & {"I1", "O"}:
+        held.add("activation")
+    size_bytes = size_bits // 8
+    native.set(("pe_buffer", "size"), size_bytes, place)
+    native.set(("pe_buffer", "holds"), tuple(op for op in OPERAND_CLASSES if op in held), place)
+    if read_bits:   # ZigZag has no banks: the port is the bandwidth over the rule's banks
+        banks = default_banks(size_bytes, load_technology("14nm"))
+        native.set(("pe_buffer", "bank_bandwidth"), read_bits * clock / 8 / banks, place)
 
 
 def _role(operands: set[str]) -> str:
