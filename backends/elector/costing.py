@@ -91,6 +91,7 @@ ENERGY_LABELS: Mapping[str, str] = {
     "activation_buffer": "activation buffer",
     "weight_buffer": "weight buffer",
     "mask_buffer": "mask buffer",
+    "pe_buffer": "per-PE buffers",
     "main_memory": "main memory",
 }
 
@@ -199,6 +200,15 @@ def energy_breakdown(accelerator: Accelerator, unit_busy: Mapping[str, float],
         dynamic = accesses * costs.energy_per_access_nj * block / costs.access_bytes
         leakage = costs.leakage_mw * 1e-3 * seconds * 1e9   # powered all run: busy
         rows.append(EnergyRow(level, ENERGY_LABELS[level], dynamic, leakage, leakage))
+    pe_costs = accelerator.pe_buffer_costs()
+    if pe_costs is not None:   # the optional per-PE buffer: PEs copies, each leaking all run
+        read, write = bytes_by_level.get("pe_buffer", (0.0, 0.0))
+        block = accelerator.pe_buffer.block_bytes
+        accesses = math.ceil(read / block) + math.ceil(write / block)
+        dynamic = accesses * pe_costs.energy_per_access_nj * block / pe_costs.access_bytes
+        leakage = accelerator.pe_array.pes * pe_costs.leakage_mw * 1e-3 * seconds * 1e9
+        rows.append(EnergyRow("pe_buffer", ENERGY_LABELS["pe_buffer"], dynamic, leakage,
+                              leakage))
     dynamic = (mm_read + mm_write) / memory.access_bytes * memory.energy_per_access_nj
     leakage = None if memory.leakage_mw is None else memory.leakage_mw * 1e-3 * seconds * 1e9
     rows.append(EnergyRow("main_memory", f"main memory ({accelerator.main_memory.label})",
