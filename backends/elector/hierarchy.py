@@ -242,8 +242,9 @@ def level(accelerator: Accelerator, name: str) -> StorageLevel:
 
 #: What the cost model does with a per-PE buffer (printed by ``tcc hw show``).
 PE_BUFFER_COST_MODEL = (
-    "per-PE buffer in the cost model: not yet used by the mapper - it adds area and "
-    "leakage, but the global buffers still send every tile to the lanes as without it")
+    "per-PE buffer in the cost model: it keeps the input tiles of the classes it holds for "
+    "its PE's lanes across waves, so the global buffer sends each tile to the PE once; its "
+    "port (PEs x banks x port) bounds the lanes' reads (docs/cost-model.md, 'Per-PE buffer')")
 
 
 def _size(capacity: int | None) -> str:

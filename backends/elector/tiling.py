@@ -507,7 +507,28 @@ def hardware_consts(accelerator: Accelerator, training: bool = False) -> Hardwar
         softmax_energy_per_cycle=_per_cycle_nj(accelerator, "softmax"),
         layernorm_energy_per_cycle=_per_cycle_nj(accelerator, "layer_norm"),
         training=training, banks=banks, bank_bandwidth=bank_bandwidth,
-        stage_params=StageParams(pe.pes * pe.lanes, tuple(multicast), tuple(room)))
+        stage_params=StageParams(pe.pes * pe.lanes, tuple(multicast), tuple(room),
+                                 _add_pe_buffer(accelerator, capacity, bandwidth, energy, banks,
+                                                bank_bandwidth)))
+
+
+def _add_pe_buffer(accelerator: Accelerator, capacity: dict, bandwidth: dict, energy: dict,
+                   banks: dict, bank_bandwidth: dict) -> tuple:
+    """The per-PE buffer's entries in the level tables (all PEs' buffers
+    together: bandwidth = PEs x banks x port, capacity one PE's) and its
+    :attr:`StageParams.pe_buffer`; ``()`` and nothing added without one."""
+    if accelerator.pe_buffer is None:
+        return ()
+    from backends.elector.hierarchy import level
+
+    pe_level = level(accelerator, "pe_buffer")
+    capacity["pe_buffer"] = float(pe_level.capacity_bytes)
+    banks["pe_buffer"] = pe_level.banks
+    bank_bandwidth["pe_buffer"] = pe_level.bank_bytes_per_cycle
+    bandwidth["pe_buffer"] = pe_level.total_bytes_per_cycle
+    energy["pe_buffer"] = pe_level.read_nj_per_byte
+    held = tuple(f"{operand}_buffer" for operand in accelerator.pe_buffer.holds)
+    return (held, float(pe_level.capacity_bytes), accelerator.pe_array.lanes)
 
 
 @dataclass(frozen=True)
@@ -755,6 +776,9 @@ class StageParams:
     lanes: int = 1
     multicast: tuple[tuple[str, bool], ...] = ()
     room: tuple[tuple[str, float], ...] = ()
+    #: The per-PE buffer: ``(global buffers whose operands it holds, one PE's
+    #: capacity in bytes, lanes per PE)``; ``()``: the design has none.
+    pe_buffer: tuple = ()
 
     def multicasts(self, level: str) -> bool:
         return dict(self.multicast).get(level, False)
@@ -886,17 +910,61 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
         else:
             fetches = np.ones_like(order_index)
         moved = fetches * average_tile
+        pe_moved = None
+        if params.pe_buffer and relevant is not None and spec.role in _PE_BUFFER_ROLES \
+                and spec.ref.buffer in params.pe_buffer[0]:
+            # The per-PE buffer's hook: what the lanes read (``moved``) now
+            # comes from their PE's buffer, which the global buffer fills.
+            pe_moved = moved
+            moved = _pe_buffer_fetches(spec, operands, waves, cover, relevant, fetches,
+                                       average_tile, params) * average_tile
         mm_blocks = fetches
         room = params.room_at(spec.ref.buffer)
         if spec.streamed and relevant is not None and room > 0:
             mm_blocks = np.minimum(fetches, _block_fetches(ordered, relevant,
                                                            room / average_tile))
         mask = fetches * (spec.ref.numel / distinct) / 8.0 if spec.ref.sparse else 0.0 * moved
-        result["operands"].append({"spec": spec, "fetches": fetches, "distinct": distinct,
-                                   "moved": moved, "mm_moved": mm_blocks * average_tile,
-                                   "mask": mask, "tile_bytes": tile_bytes,
-                                   "tile_elements": tile_elements, "tensor": tensor})
+        entry = {"spec": spec, "fetches": fetches, "distinct": distinct,
+                 "moved": moved, "mm_moved": mm_blocks * average_tile,
+                 "mask": mask, "tile_bytes": tile_bytes,
+                 "tile_elements": tile_elements, "tensor": tensor}
+        if pe_moved is not None:
+            entry["mm_moved"] = np.minimum(entry["mm_moved"], moved)
+            entry["pe_read"], entry["pe_write"] = pe_moved, moved
+        result["operands"].append(entry)
     return result
+
+
+#: Operands a per-PE buffer can keep for its lanes: the inputs of a product
+#: (results and partial sums go to their global buffer as without one).
+_PE_BUFFER_ROLES = frozenset({"lhs", "rhs", "rhs2"})
+
+
+def _pe_buffer_fetches(spec: OperandSpec, operands: Sequence[OperandSpec], waves: np.ndarray,
+                       cover: np.ndarray, relevant: np.ndarray, fetches: np.ndarray,
+                       average_tile: np.ndarray, params: StageParams) -> np.ndarray:
+    """Tile reads of ``spec`` from its global buffer when a per-PE buffer
+    holds it (docs/cost-model.md, "Per-PE buffer"); ``fetches`` when it does
+    not hold the operand's class.
+
+    Without a PE buffer a lane keeps a tile only while the operand's loops
+    stay put between waves (``fetches`` = distinct tiles x the wave loops
+    outside the operand's innermost moving loop that it does not depend on).
+    The PE buffer keeps, for its lanes, the largest block of the innermost
+    wave loops whose tiles fit its room and reloads it as the loops outside
+    move -- what a global buffer does for a streamed operand
+    (:func:`_block_fetches`, here over the waves' trip counts): a wave needs
+    ``min(tiles of the operand in the wave, lanes per PE)`` tiles in one PE;
+    the room is half the buffer (double-buffered) shared evenly by the op's
+    inputs it holds.  When the whole operand fits, the global buffer sends
+    each tile once.  Called only for inputs of a class the buffer holds."""
+    held, capacity, lanes_per_pe = params.pe_buffer
+    sharing = sum(1 for other in operands
+                  if other.role in _PE_BUFFER_ROLES and other.loops and other.ref.buffer in held)
+    per_pe = np.minimum(_row_prod(np.where(relevant, cover, 1)), lanes_per_pe)
+    room_sets = capacity / 2.0 / sharing / (per_pe * average_tile)   # wave tile sets that fit
+    kept = _block_fetches(waves, relevant, room_sets)
+    return fetches * (kept / np.maximum(level_fetches(waves, relevant), 1))
 
 
 #: The design-independent part of :func:`_product_traffic` per search table
@@ -1085,6 +1153,9 @@ def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np
             level_bytes[levels["level"]] = level_bytes[levels["level"]] + levels["buf_read"] \
                 + levels["buf_write"]
             level_bytes["mask_buffer"] = level_bytes["mask_buffer"] + levels["mask"]
+            if "pe_read" in entry:   # a per-PE buffer keeps this input for its lanes
+                level_bytes["pe_buffer"] = level_bytes.get("pe_buffer", 0.0) \
+                    + entry["pe_read"] + entry["pe_write"]
             detail.append({"entry": entry, "levels": levels, "output": is_out, "product": p})
             staged.append((spec, entry["tile_bytes"], entry["tile_elements"]))
             if not is_out:
@@ -1396,6 +1467,8 @@ class _ProductNumbers:
     padded_macs: float
     staging: Mapping[str, float]
     fill: float
+    #: (read, written) bytes of the per-PE buffers (0, 0 without one).
+    pe_buffer: tuple[float, float] = (0.0, 0.0)
     #: The op's compulsory bytes when it spills nothing (shared by equal ops).
     compulsory: dict[str, dict[str, float]] = field(default_factory=dict, compare=False)
 
@@ -1433,12 +1506,17 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str |
                               extra, params)
         specs = list(inputs) + list(outputs)
         rows = []
+        pe_read = pe_write = 0.0
         for d in stage.detail:
             entry, levels = d["entry"], d["levels"]
             spec: OperandSpec = entry["spec"]
 
             def first(value: object) -> float:
                 return float(np.asarray(value).reshape(-1)[0])
+
+            if "pe_read" in entry:
+                pe_read += first(entry["pe_read"])
+                pe_write += first(entry["pe_write"])
 
             tile_bytes = first(entry["tile_bytes"])
             mask_tile = first(entry.get("tile_elements", 0.0)) / 8.0 if spec.ref.sparse else 0.0
@@ -1450,8 +1528,8 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str |
         stage = dataclasses.replace(stage, detail=[])
         if len(_STAGE_CACHE) > 20_000:
             _STAGE_CACHE.clear()
-        cached_stage = _STAGE_CACHE[stage_key] = (stage, tuple(rows))
-    stage, rows = cached_stage
+        cached_stage = _STAGE_CACHE[stage_key] = (stage, tuple(rows), (pe_read, pe_write))
+    stage, rows, pe_bytes = cached_stage
     costs = stage_costs(stage, info, hw)
     products = [info.dims] + ([info.dims2] if info.form == "attention" else [])
     dens = [1.0, 1.0]
@@ -1480,7 +1558,7 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str |
     numbers = _ProductNumbers(rows, tuple(work), macs, effective, padded,
                               {k: float(np.asarray(v).reshape(-1)[0])
                                for k, v in costs.staging.items()},
-                              float(costs.fill_cycles[0]))
+                              float(costs.fill_cycles[0]), pe_bytes)
     if len(_PRODUCT_CACHE) > 100_000:
         _PRODUCT_CACHE.clear()
     _PRODUCT_CACHE[key] = numbers
@@ -1505,6 +1583,8 @@ def _derive_product(info: OpStatic, mapping: OpMapping, inputs: list[OperandSpec
             ref.source, tile_bytes, mask_tile, distinct, fetches, buf_read, buf_write, mask,
             mm_read, mm_write))
     traffic.extend(spills)
+    if numbers.pe_buffer != (0.0, 0.0):
+        traffic.append(_pe_buffer_traffic(info, numbers.pe_buffer))
     if info.form == "attention":
         internal = info.rows * info.cols * bpe
         traffic.append(OperandTraffic("scores", f"{info.result}:scores", "activation_buffer",
@@ -1530,9 +1610,20 @@ def _derive_product(info: OpStatic, mapping: OpMapping, inputs: list[OperandSpec
         fill_cycles=numbers.fill, mapping=mapping, compulsory_bytes=compulsory)
 
 
+def _pe_buffer_traffic(info: OpStatic, pe_bytes: tuple[float, float]) -> OperandTraffic:
+    """The per-PE buffers' traffic of a product as one pseudo-operand (role
+    ``pe_buffer``, level ``pe_buffer``): the lanes' reads of the inputs the
+    buffer keeps and its fills from the global buffers."""
+    read, write = pe_bytes
+    return OperandTraffic("pe_buffer", f"{info.result}:pe_buffer", "pe_buffer", True, 0.0, 1.0,
+                          "dense", 0.0, 0.0, 1, 1, read, write, 0.0, 0.0, 0.0)
+
+
 def _compulsory(traffic: Sequence[OperandTraffic], bpe: float) -> dict[str, float]:
     out: dict[str, float] = {}
     for operand in traffic:
+        if operand.role == "pe_buffer":   # its bytes are the tiles' reuse, none compulsory
+            continue
         for level, value in operand.compulsory_bytes(bpe).items():
             out[level] = out.get(level, 0.0) + value
     return out
