@@ -475,10 +475,13 @@ class MappedOp:
                 else:
                     mask_read += operand.mask_bytes
         mask = buffers.pop("mask_buffer", [0.0, 0.0])
-        return {"main_memory": (mm_read, mm_write),
-                "activation_buffer": tuple(buffers["activation_buffer"]),
-                "weight_buffer": tuple(buffers["weight_buffer"]),
-                "mask_buffer": (mask[0] + mask_read, mask[1] + mask_write)}
+        out = {"main_memory": (mm_read, mm_write),
+               "activation_buffer": tuple(buffers.pop("activation_buffer")),
+               "weight_buffer": tuple(buffers.pop("weight_buffer")),
+               "mask_buffer": (mask[0] + mask_read, mask[1] + mask_write)}
+        for level, rw in buffers.items():   # levels only some designs have (pe_buffer)
+            out[level] = tuple(rw)
+        return out
 
     def bytes_at(self, level: str) -> float:
         read, write = self.bytes_by_level()[level]
