@@ -143,8 +143,9 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
         for unit, value in busy.items():
             unit_busy[unit] = unit_busy.get(unit, 0.0) + value
         for level, (read, write) in by_level.items():
-            level_bytes[level][0] += read
-            level_bytes[level][1] += write
+            rw = level_bytes.get(level) or level_bytes.setdefault(level, [0.0, 0.0])  # pe_buffer
+            rw[0] += read
+            rw[1] += write
         for level, value in op.compulsory_bytes.items():
             compulsory_by_level[level] += value
         starts.append(start)
