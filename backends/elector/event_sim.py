@@ -1450,8 +1450,9 @@ def simulate_event(mapped: MappedFunction, accelerator: Accelerator, *, mode: st
             activity.unit_busy[name] = activity.unit_busy.get(name, 0.0) + value
         by_level = op.bytes_by_level()
         for level, (read, write) in by_level.items():
-            activity.level_bytes[level][0] += read
-            activity.level_bytes[level][1] += write
+            rw = activity.level_bytes.setdefault(level, [0.0, 0.0])   # pe_buffer: not in LEVELS
+            rw[0] += read
+            rw[1] += write
         for level, value in op.compulsory_bytes.items():
             activity.compulsory[level] += value
         stalls = {name: 0.0 for name in STALL_CLASSES}

@@ -310,6 +310,10 @@ class _StageBuilder:
         store_bytes: dict[str, float] = {}
         per_level: dict[tuple[bool, str], list[_Stream]] = {}
         for stream in self.streams:
+            if stream.level not in LEVEL_INDEX:
+                # A per-PE buffer has no channel of its own in this
+                # simulator: its bytes count for energy, not for timing.
+                continue
             per_level.setdefault((stream.store, stream.level), []).append(stream)
             totals = store_bytes if stream.store else load_bytes
             totals[stream.level] = (totals.get(stream.level, 0.0)
