@@ -625,25 +625,69 @@ def plan_residency(static: StaticFunction, hw: HardwareConsts,
     when next needed (a fill).
 
     The plan depends on the design only through the two buffers' sizes and
-    the data width: it is kept per function and shared by the designs that
-    have the same (do not mutate it)."""
+    the data width, and on the sizes only through the outcome of its
+    comparisons with them (``bytes > capacity``): it is kept per function,
+    data width and forced streams with the interval of sizes over which every
+    one of those comparisons comes out the same (:class:`_CapacityBounds`),
+    and shared by the designs whose sizes fall in it: the same plan, exactly,
+    and its memo of operand specs and signatures (do not mutate it)."""
     forced_streamed = forced_streamed or {}
-    key = (hw.capacity["activation_buffer"], hw.capacity["weight_buffer"],
-           hw.bytes_per_element,
-           tuple(sorted((i, tuple(sorted(keys))) for i, keys in forced_streamed.items())))
+    forced_key = tuple(sorted((i, tuple(sorted(keys))) for i, keys in forced_streamed.items()))
+    capacity = (hw.capacity["activation_buffer"], hw.capacity["weight_buffer"])
+    key = capacity + (hw.bytes_per_element, forced_key)
     plans: dict[tuple, ResidencyPlan] | None = static.__dict__.get("_plans")
     if plans is None:
         plans = static.__dict__["_plans"] = {}
     plan = plans.get(key)
     if plan is None:
+        bounded: dict[tuple, list[tuple[_CapacityBounds, ResidencyPlan]]] = \
+            static.__dict__.setdefault("_bounded_plans", {})
+        candidates = bounded.setdefault((hw.bytes_per_element, forced_key), [])
+        plan = next((p for bounds, p in candidates if bounds.admits(capacity)), None)
+        if plan is None:
+            bounds = _CapacityBounds(hw.capacity)
+            plan = _plan_residency(static, hw, forced_streamed, bounds)
+            if len(candidates) >= 64:
+                candidates.pop(0)
+            candidates.append((bounds, plan))
         if len(plans) >= 256:
             plans.pop(next(iter(plans)))
-        plan = plans[key] = _plan_residency(static, hw, forced_streamed)
+        plans[key] = plan
     return plan
 
 
+class _CapacityBounds:
+    """The activation and weight buffer sizes of one design, and every
+    comparison :func:`_plan_residency` makes with them: ``exceeds(level,
+    amount)`` is ``amount > capacity[level]``, and narrows the interval
+    ``[low, high)`` of sizes for which it comes out the same.  A plan is
+    decided by those outcomes alone (the byte totals it compares follow from
+    them), so any sizes inside both intervals give the same plan."""
+
+    def __init__(self, capacity: Mapping[str, float]) -> None:
+        self.capacity = {level: capacity[level] for level in _PLANNED_LEVELS}
+        self.low = dict.fromkeys(_PLANNED_LEVELS, -math.inf)
+        self.high = dict.fromkeys(_PLANNED_LEVELS, math.inf)
+
+    def exceeds(self, level: str, amount: float) -> bool:
+        if amount > self.capacity[level]:
+            self.high[level] = min(self.high[level], amount)
+            return True
+        self.low[level] = max(self.low[level], amount)
+        return False
+
+    def admits(self, capacity: tuple[float, float]) -> bool:
+        """Whether sizes ``(activation, weight)`` lie inside the intervals."""
+        return all(self.low[level] <= value < self.high[level]
+                   for level, value in zip(_PLANNED_LEVELS, capacity))
+
+
+_PLANNED_LEVELS = ("activation_buffer", "weight_buffer")
+
+
 def _plan_residency(static: StaticFunction, hw: HardwareConsts,
-                    forced_streamed: Mapping[int, Iterable[str]]) -> ResidencyPlan:
+                    forced_streamed: Mapping[int, Iterable[str]],
+                    bounds: _CapacityBounds) -> ResidencyPlan:
     n = len(static.ops)
     uses: dict[str, list[int]] = {}
     for info in static.ops:
@@ -675,8 +719,7 @@ def _plan_residency(static: StaticFunction, hw: HardwareConsts,
 
     def make_room(level: str, need: float, now: int, keep: set[str]) -> bool:
         held = resident[level]
-        capacity = hw.capacity[level]
-        while totals[level] + need > capacity:
+        while bounds.exceeds(level, totals[level] + need):
             candidates = [k for k in held if k not in keep]
             if not candidates:
                 return False
@@ -703,7 +746,7 @@ def _plan_residency(static: StaticFunction, hw: HardwareConsts,
             if ref.key in resident[level] or ref.key in streamed:
                 continue
             size = stored_bytes(ref, hw)
-            if ref.key in forced or size > hw.capacity[level] \
+            if ref.key in forced or bounds.exceeds(level, size) \
                     or not make_room(level, size, i, keep):
                 streamed.add(ref.key)
                 continue
@@ -716,7 +759,7 @@ def _plan_residency(static: StaticFunction, hw: HardwareConsts,
             size = stored_bytes(ref, hw)
             if ref.key not in uses:
                 continue          # never read on chip again: nothing to keep
-            if ref.key in forced or size > hw.capacity[ref.buffer] \
+            if ref.key in forced or bounds.exceeds(ref.buffer, size) \
                     or not make_room(ref.buffer, size, i, keep):
                 streamed.add(ref.key)
                 in_memory.add(ref.key)
