@@ -289,7 +289,9 @@ class Report:
         out.append("")
         out.append(_table(("bytes moved", "read", "written"),
                           [(lv.replace("_", " "), format_bytes(r.bytes_by_level[lv][0]),
-                            format_bytes(r.bytes_by_level[lv][1])) for lv in LEVELS]))
+                            format_bytes(r.bytes_by_level[lv][1]))
+                           for lv in (*LEVELS, *(lv for lv in r.bytes_by_level
+                                                 if lv not in LEVELS))]))
         out.append("")
         layers = self.layers()
         out.append(_table(("layer (source name)", "ops", "cycles", "roofline", "MACs",
@@ -315,7 +317,8 @@ class Report:
         out.append("(bound: what bounds the op's roofline; limit: what set its own duration, "
                    "compute or the level whose bytes over its bandwidth took longest; level "
                    "busy: each level's transfer time over the op's cycles -- mm main memory, "
-                   "act / wgt / mask the buffers)")
+                   "act / wgt / mask the buffers"
+                   + (", pe the per-PE buffers)" if "pe_buffer" in r.bytes_by_level else ")"))
         warnings = self.warnings()
         notes = list(r.notes) + self.notes
         if dens.get("assumed"):
@@ -646,7 +649,7 @@ def _seconds(seconds: float) -> str:
 
 
 _LEVEL_SHORT = {"main_memory": "mm", "activation_buffer": "act", "weight_buffer": "wgt",
-                "mask_buffer": "mask"}
+                "mask_buffer": "mask", "pe_buffer": "pe"}
 
 
 def _levels_text(utilisation: Mapping[str, float]) -> str:
