@@ -166,7 +166,7 @@ class Report:
                 "density_sources": sorted({t.source for t in op.operands
                                            if t.role not in ("spill", "scores")}),
                 "bytes": {lv: {"read": by_level[lv][0], "written": by_level[lv][1]}
-                          for lv in LEVELS},
+                          for lv in _levels_of(by_level)},
                 "dynamic_nj": dict(res.dynamic_energy_nj),
                 "stalls": dict(res.stalls),
             })
@@ -211,7 +211,7 @@ class Report:
                                            if row["area_um2"] is None]},
             "utilisation": dict(r.utilisation),
             "bytes": {lv: {"read": r.bytes_by_level[lv][0], "written": r.bytes_by_level[lv][1]}
-                      for lv in LEVELS},
+                      for lv in _levels_of(r.bytes_by_level)},
             "densities": self.density_summary(),
             "layers": self.layers(),
             "ops": ops,
@@ -290,8 +290,7 @@ class Report:
         out.append(_table(("bytes moved", "read", "written"),
                           [(lv.replace("_", " "), format_bytes(r.bytes_by_level[lv][0]),
                             format_bytes(r.bytes_by_level[lv][1]))
-                           for lv in (*LEVELS, *(lv for lv in r.bytes_by_level
-                                                 if lv not in LEVELS))]))
+                           for lv in _levels_of(r.bytes_by_level)]))
         out.append("")
         layers = self.layers()
         out.append(_table(("layer (source name)", "ops", "cycles", "roofline", "MACs",
@@ -646,6 +645,11 @@ def _seconds(seconds: float) -> str:
     if seconds >= 1e-3:
         return f"{seconds * 1e3:.3f} ms"
     return f"{seconds * 1e6:.3f} us"
+
+
+def _levels_of(by_level: Mapping[str, object]) -> tuple[str, ...]:
+    """The four levels every run has, then those only some designs have (pe_buffer)."""
+    return (*LEVELS, *(level for level in by_level if level not in LEVELS))
 
 
 _LEVEL_SHORT = {"main_memory": "mm", "activation_buffer": "act", "weight_buffer": "wgt",
