@@ -1005,7 +1005,8 @@ def _pe_buffer_fetches(spec: OperandSpec, operands: Sequence[OperandSpec], waves
     sharing = sum(1 for other in operands
                   if other.role in _PE_BUFFER_ROLES and other.loops and other.ref.buffer in held)
     per_pe = np.minimum(_row_prod(np.where(relevant, cover, 1)), lanes_per_pe)
-    room_sets = capacity / 2.0 / sharing / (per_pe * average_tile)   # wave tile sets that fit
+    # wave tile sets that fit (a fully pruned operand's tiles take no room)
+    room_sets = capacity / 2.0 / sharing / np.maximum(per_pe * average_tile, 1e-30)
     kept = _block_fetches(waves, relevant, room_sets)
     return fetches * (kept / np.maximum(level_fetches(waves, relevant), 1))
 

@@ -123,3 +123,30 @@ def test_pe_buffer_holding_weights_is_never_slower(name: str, zoo, design) -> No
         # buffer keeps them: strictly fewer reads.
         assert read_after < read_before
     assert after.bytes_by_level["pe_buffer"][0] > 0
+
+
+def test_reports_show_the_pe_buffer_level(design) -> None:
+    from backends.elector import area_breakdown
+    from backends.elector.report import Report
+
+    _slow, with_pe = _designs(design)
+    import passes.tile  # noqa: F401
+
+    clear_caches()
+    module = _weight_module()
+    run_pipeline(module, "tile{b=1,x=8,y=8,order=bijk}")
+    static = StaticFunction(module, "forward")
+    mappings, plan = map_function(static, with_pe)
+    mapped = schedule_function(static, with_pe, mappings, plan=plan)
+    report = Report(model="hand", source="test", function="forward", training=False,
+                    optimizer=None, batch=1, seq=None, pipeline="tile", design=with_pe.name,
+                    design_hash="-", technology="14nm", clock_hz=with_pe.clock_hz,
+                    peak_macs_per_cycle=with_pe.peak_macs_per_cycle, tool_version="test",
+                    mapped=mapped, result=simulate_analytical(mapped, with_pe),
+                    area=area_breakdown(with_pe))
+    data = report.to_json()
+    assert data["bytes"]["pe_buffer"] == {"read": 2560.0, "written": 1280.0}
+    assert data["ops"][0]["bytes"]["pe_buffer"] == {"read": 2560.0, "written": 1280.0}
+    text = report.to_text()
+    assert any(line.startswith("pe buffer ") for line in text.splitlines())
+    assert "pe the per-PE buffers" in text
