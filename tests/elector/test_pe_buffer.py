@@ -177,3 +177,15 @@ def test_pe_buffer_in_a_design_space() -> None:
     sizes = {(p.pe_buffer.size_bytes, p.pe_buffer.holds) for p in map(space.point, range(4))}
     assert sizes == {(4096, ("weight",)), (8192, ("weight",)), (4096, ("activation", "weight")),
                      (8192, ("activation", "weight"))}
+
+
+def test_lists_parse_as_lark_does() -> None:
+    from backends.elector.hwdsl import lark_reference_parse, parse_syntax
+
+    text = _with_block("pe_buffer { size = 4 KiB  holds = [ weight ,\n activation, ] }")
+    fast, reference = parse_syntax(text), lark_reference_parse(text)
+    assert fast == reference
+    (value,) = [e.value for block in fast.entries if block.key == "pe_buffer"
+                for e in block.entries if e.key == "holds"]
+    assert value.kind == "list" and [item[0] for item in value.items] == ["weight", "activation"]
+    assert value.items[1][1] == value.items[0][1] + 1       # each word keeps its own line
