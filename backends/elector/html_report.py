@@ -81,6 +81,12 @@ pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:360px;white-space:pr
 .muted{color:#666;font-size:12.5px}
 .design-card{display:none}.design-card.open{display:block}
 nav a{margin-right:12px;color:#fff;opacity:.85;font-size:13px}
+.caption{font-size:15px;font-weight:600;margin:2px 0 6px}
+svg.hier{max-width:100%;height:auto;margin-top:8px}
+svg.hier text{font:12px system-ui,-apple-system,Segoe UI,Roboto,sans-serif;fill:#263238}
+svg.hier text.name{font-size:14px;font-weight:600}
+svg.hier text.small{font-size:11px}svg.hier text.muted{fill:#607d8b}
+svg.hier text.tag{font-size:11px;font-weight:700;fill:#d62728}
 """
 
 _SORT_JS = """
@@ -416,6 +422,258 @@ def _utilisation_figure(report: Any) -> dict[str, Any] | None:
     return {"data": traces, "layout": layout}
 
 
+# --------------------------------------------------------------------------- hierarchy picture
+
+_SVG_WIDTH = 960
+_SVG_MARGIN = 16
+_SVG_GAP = 18               # between boxes of one tier
+_TIER_GAP = 54              # between tiers (the byte lines run here)
+_BOX_HEIGHT = 128
+_COMPUTE_HEIGHT = 66
+_BAR_WIDTH = 130
+_LINE_MAX = 18.0            # stroke width of the line that moves the most bytes
+_SHARING = {"chip": "one for the chip", "pe": "one per PE", "lane": "one per MAC lane"}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _rate(bytes_per_s: float) -> str:
+    for limit, unit in ((1e12, "TB/s"), (1e9, "GB/s"), (1e6, "MB/s")):
+        if bytes_per_s >= limit:
+            return f"{bytes_per_s / limit:,.3g} {unit}"
+    return f"{bytes_per_s:,.0f} B/s"
+
+
+def _hierarchy_tiers(levels: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Levels grouped by tier, outermost first: main memory, the chip's
+    buffers (side by side), per-PE buffers, per-lane FIFOs."""
+    order = {"chip": 1, "pe": 2, "lane": 3}
+    tiers: dict[int, list[Mapping[str, Any]]] = {}
+    for row in levels:
+        tier = 0 if row["name"] == "main_memory" else order.get(row["sharing"], 1)
+        tiers.setdefault(tier, []).append(row)
+    return [tiers[k] for k in sorted(tiers)]
+
+
+def _svg_bar(x: float, y: float, label: str, fraction: float | None, colour: str,
+             title: str, kind: str, suffix: str = "") -> str:
+    width = _BAR_WIDTH * max(0.0, min(1.0, fraction or 0.0))
+    return (f'<g class="bar {kind}" data-fraction="{fraction!r}"><title>{_e(title)}</title>'
+            f'<text x="{x:.1f}" y="{y + 9:.1f}" class="small">{_e(label)}</text>'
+            f'<rect x="{x + 62:.1f}" y="{y:.1f}" width="{_BAR_WIDTH}" height="11" rx="2" '
+            f'fill="#eceff1" stroke="#cfd8dc"/>'
+            f'<rect class="fill" x="{x + 62:.1f}" y="{y:.1f}" width="{width:.2f}" height="11" '
+            f'rx="2" fill="{colour}"/>'
+            f'<text x="{x + 68 + _BAR_WIDTH:.1f}" y="{y + 9:.1f}" class="small">'
+            f'{_e(_pct(fraction) + suffix)}</text></g>')
+
+
+def _ops_suffix(ops: int) -> str:
+    return f" ({ops:,} op{'s' if ops != 1 else ''})"
+
+
+def _level_box(row: Mapping[str, Any], x: float, y: float, w: float, top: bool,
+               clock_hz: float) -> str:
+    from backends.elector.mapping import format_bytes
+
+    name, instances = row["name"], row["instances"]
+    what = {"pe": "PEs", "lane": "lanes"}.get(row["sharing"], "")
+    capacity = ("off chip (capacity not modelled)" if row["capacity_bytes"] is None
+                else f"{format_bytes(row['capacity_bytes'])}"
+                + (f" each × {instances:,} {what}" if instances > 1 else ", one for the chip"))
+    banks = f"{row['banks']:,} bank{'s' if row['banks'] != 1 else ''}"
+    port = f"{banks} × {row['bank_bytes_per_cycle']:,.1f} B/cycle"
+    if instances > 1:
+        bandwidth = (f"= {row['bytes_per_cycle']:,.1f} B/cycle each; × {instances:,} = "
+                     f"{row['total_bytes_per_cycle']:,.0f} B/cycle")
+    else:
+        bandwidth = f"= {row['total_bytes_per_cycle']:,.1f} B/cycle"
+    bandwidth += f", {_rate(row['bandwidth_bytes_per_s'])}"
+    if row["read_bytes"] is None:
+        moved = "bytes not counted per level (one row per lane cycle)"
+    else:
+        moved = (f"read {format_bytes(row['read_bytes'])} · "
+                 f"written {format_bytes(row['written_bytes'])}")
+    holds = "holds " + " + ".join(row["operands"])
+    title = (f"{row['label']} ({name}): {_SHARING.get(row['sharing'], row['sharing'])}, "
+             f"{instances:,} instance(s); capacity "
+             + ("unbounded" if row["capacity_bytes"] is None
+                else f"{row['capacity_bytes']:,} bytes each")
+             + f"; {row['banks']:,} bank(s) × {row['bank_bytes_per_cycle']:.6g} B/cycle = "
+             f"{row['bytes_per_cycle']:.6g} B/cycle per instance, "
+             f"{row['total_bytes_per_cycle']:.6g} B/cycle in all "
+             f"({row['bandwidth_bytes_per_s']:.6g} B/s at {clock_hz / 1e6:g} MHz); {holds}; "
+             f"multicast {'on' if row['multicast'] else 'off'}"
+             + ("" if row["read_bytes"] is None
+                else f"; {row['read_bytes']:,.0f} bytes read, {row['written_bytes']:,.0f} "
+                     "written in the run"))
+    busy_title = (f"{row['label']}: busy {row['busy_fraction']!r} of the run"
+                  if row["busy_fraction"] is not None else f"{row['label']}: busy not known")
+    if name == "lane_fifo":
+        busy_title += " (the lane FIFO modules' busy fraction)"
+    bound_title = (f"{row['label']} bounds {row['bound_ops']} op(s): "
+                   f"{row['bound_cycles']:,.2f} of the ops' cycles "
+                   f"({row['bound_fraction']:.4%})")
+    stroke = ' stroke="#d62728" stroke-width="3"' if top else ' stroke="#90a4ae"'
+    fill = "#fff3f2" if top else "#f5f8fa"
+    tag = ('<text class="tag" x="{:.1f}" y="{:.1f}" text-anchor="end">bounds the most cycles'
+           '</text>'.format(x + w - 10, y + 19) if top else
+           f'<text class="small muted" x="{x + w - 10:.1f}" y="{y + 19:.1f}" '
+           f'text-anchor="end">{_e(holds)}</text>')
+    lines = [capacity, port, bandwidth, moved]
+    body = "".join(f'<text class="line" x="{x + 10:.1f}" y="{y + 38 + 15 * i:.1f}">{_e(t)}</text>'
+                   for i, t in enumerate(lines))
+    bars = (_svg_bar(x + 10, y + 96, "busy", row["busy_fraction"], "#1f77b4", busy_title,
+                     "busy")
+            + _svg_bar(x + 10, y + 111, "bounds", row["bound_fraction"], "#d62728",
+                       bound_title, "bound", _ops_suffix(row["bound_ops"])))
+    return (f'<g class="level{" top" if top else ""}" id="level-{_e(name)}" '
+            f'data-level="{_e(name)}" data-capacity="{row["capacity_bytes"]!r}" '
+            f'data-instances="{instances}" data-banks="{row["banks"]}" '
+            f'data-bytes-per-cycle="{row["total_bytes_per_cycle"]!r}" '
+            f'data-read="{row["read_bytes"]!r}" data-written="{row["written_bytes"]!r}">'
+            f"<title>{_e(title)}</title>"
+            f'<rect class="box" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{_BOX_HEIGHT}" '
+            f'rx="6" fill="{fill}"{stroke}/>'
+            f'<text class="name" x="{x + 10:.1f}" y="{y + 19:.1f}">{_e(row["label"])}</text>'
+            f"{tag}{body}{bars}</g>")
+
+
+def _hierarchy_svg(h: Mapping[str, Any], clock_hz: float) -> str:
+    """The storage levels as boxes, outermost at the top, joined by lines as
+    thick as the bytes they move; the compute box at the bottom."""
+    from backends.elector.mapping import format_bytes
+
+    tiers = _hierarchy_tiers(h["levels"])
+    top = h.get("bounding")
+    inner = _SVG_WIDTH - 2 * _SVG_MARGIN
+    columns = max(len(t) for t in tiers)
+    col_w = (inner - _SVG_GAP * (columns - 1)) / columns
+    boxes: dict[str, tuple[float, float, float]] = {}     # name -> (x, y, width)
+    y = _SVG_MARGIN
+    chip = next((t for t in tiers if t[0]["sharing"] == "chip" and t[0]["name"] != "main_memory"),
+                [])
+    chip_x = {row["name"]: _SVG_MARGIN + i * (col_w + _SVG_GAP) for i, row in enumerate(chip)}
+    for tier in tiers:
+        for i, row in enumerate(tier):
+            if len(tier) == 1 and row["sharing"] == "pe" and chip:
+                # Under the buffers whose classes it holds.
+                held = [chip_x[b["name"]] for b in chip
+                        if set(b["operands"]) & set(row["operands"])] or list(chip_x.values())
+                x, w = min(held), max(held) + col_w - min(held)
+            elif len(tier) == 1:
+                x, w = _SVG_MARGIN, inner
+            else:
+                x, w = _SVG_MARGIN + i * (col_w + _SVG_GAP), col_w
+            boxes[row["name"]] = (x, y, w)
+        y += _BOX_HEIGHT + _TIER_GAP
+    compute_y = y
+    height = compute_y + _COMPUTE_HEIGHT + _SVG_MARGIN
+
+    # The lines: main memory to each chip buffer (the main-memory bytes of its
+    # operand class), each buffer to the next level down holding its class.
+    rows = {row["name"]: row for row in h["levels"]}
+    by_class = h.get("main_memory_bytes_by_operand", {})
+    pe = next((row for row in h["levels"] if row["sharing"] == "pe"), None)
+    fifo = next((row for row in h["levels"] if row["sharing"] == "lane"), None)
+    edges: list[tuple[str, str, float, str]] = []
+    for row in chip:
+        cls = row["operands"][0] if len(row["operands"]) == 1 else None
+        rw = by_class.get(cls, {"read": 0.0, "written": 0.0}) if cls else None
+        if "main_memory" in rows and rw is not None:
+            edges.append(("main_memory", row["name"], rw["read"] + rw["written"],
+                          f"main memory ↔ {row['label']}: {rw['read']:,.0f} bytes of "
+                          f"{cls}s read from main memory, {rw['written']:,.0f} written to it"))
+        below = pe if pe is not None and set(pe["operands"]) & set(row["operands"]) else fifo
+        if below is not None:
+            moved = (row["read_bytes"] or 0.0) + (row["written_bytes"] or 0.0)
+            edges.append((row["name"], below["name"], moved,
+                          f"{row['label']} ↔ {below['label']}: {row['read_bytes'] or 0:,.0f} "
+                          f"bytes read from the buffer, {row['written_bytes'] or 0:,.0f} "
+                          "written to it"))
+    if pe is not None and fifo is not None:
+        moved = (pe["read_bytes"] or 0.0) + (pe["written_bytes"] or 0.0)
+        edges.append((pe["name"], fifo["name"], moved,
+                      f"{pe['label']} ↔ {fifo['label']}: {pe['read_bytes'] or 0:,.0f} bytes "
+                      f"read from the PE buffers, {pe['written_bytes'] or 0:,.0f} written"))
+    most = max((e[2] for e in edges), default=0.0) or 1.0
+    parts = []
+    for upper, lower, moved, title in edges:
+        ux, uy, uw = boxes[upper]
+        lx, ly, lw = boxes[lower]
+        if upper == "main_memory":
+            x0 = boxes[lower][0] + boxes[lower][2] / 2
+            x1 = x0
+        else:
+            x0 = ux + uw / 2
+            x1 = x0 if lx <= x0 <= lx + lw else lx + lw / 2
+        y0, y1 = uy + _BOX_HEIGHT, ly
+        width = _LINE_MAX * moved / most
+        dash = ' stroke-dasharray="3 3"' if moved <= 0 else ""
+        label = format_bytes(moved)
+        parts.append(
+            f'<g class="edge" data-from="{_e(upper)}" data-to="{_e(lower)}" '
+            f'data-bytes="{moved!r}"><title>{_e(title)}</title>'
+            f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" stroke="#546e7a" '
+            f'stroke-opacity="0.55" stroke-width="{max(width, 1.0):.2f}"{dash}/>'
+            f'<text class="small" x="{x0 + max(width, 1.0) / 2 + 6:.1f}" '
+            f'y="{y0 + 18 + (y1 - y0 - _TIER_GAP) / 2:.1f}">{_e(label)}</text></g>')
+    if fifo is not None:
+        fx, fy, fw = boxes[fifo["name"]]
+        parts.append(f'<line x1="{fx + fw / 2:.1f}" y1="{fy + _BOX_HEIGHT:.1f}" '
+                     f'x2="{fx + fw / 2:.1f}" y2="{compute_y:.1f}" stroke="#546e7a" '
+                     'stroke-opacity="0.55" stroke-width="1" stroke-dasharray="3 3"/>')
+    for name, (x, by, w) in boxes.items():
+        parts.append(_level_box(rows[name], x, by, w, name == top, clock_hz))
+    compute = h["compute"]
+    is_top = top == "compute"
+    compute_title = (f"compute (the busiest module class, first tiles included) bounds "
+                     f"{compute['bound_ops']} op(s): {compute['bound_cycles']:,.2f} of the ops' "
+                     f"cycles; MAC lanes busy {_pct(compute['busy_fraction'])} of the run")
+    stroke = ' stroke="#d62728" stroke-width="3"' if is_top else ' stroke="#90a4ae"'
+    parts.append(
+        f'<g class="compute{" top" if is_top else ""}" id="level-compute" data-level="compute">'
+        f"<title>{_e(compute_title)}</title>"
+        f'<rect class="box" x="{_SVG_MARGIN}" y="{compute_y:.1f}" width="{inner:.1f}" '
+        f'height="{_COMPUTE_HEIGHT}" rx="6" fill="{"#fff3f2" if is_top else "#eef7ee"}"'
+        f"{stroke}/>"
+        f'<text class="name" x="{_SVG_MARGIN + 10}" y="{compute_y + 19:.1f}">compute '
+        "(MAC lanes and the other modules)</text>"
+        + ('<text class="tag" x="{:.1f}" y="{:.1f}" text-anchor="end">bounds the most cycles'
+           "</text>".format(_SVG_MARGIN + inner - 10, compute_y + 19) if is_top else "")
+        + _svg_bar(_SVG_MARGIN + 10, compute_y + 32, "busy", compute["busy_fraction"],
+                   "#1f77b4", "MAC lanes busy " + _pct(compute["busy_fraction"])
+                   + " of the run", "busy")
+        + _svg_bar(_SVG_MARGIN + 10, compute_y + 47, "bounds", compute["bound_fraction"],
+                   "#d62728", f"compute bounds {compute['bound_ops']} op(s): "
+                   f"{compute['bound_cycles']:,.2f} op cycles", "bound",
+                   _ops_suffix(compute["bound_ops"]))
+        + "</g>")
+    return (f'<svg class="hier" id="hierarchy-svg" xmlns="http://www.w3.org/2000/svg" '
+            f'viewBox="0 0 {_SVG_WIDTH} {height:.0f}" width="{_SVG_WIDTH}" '
+            f'height="{height:.0f}" role="img" aria-label="storage hierarchy">'
+            + "".join(parts) + "</svg>")
+
+
+def _hierarchy_section(data: Mapping[str, Any]) -> str:
+    h = data.get("hierarchy")
+    if not h:
+        return ""
+    return ('<section id="hierarchy"><h2>Memory hierarchy</h2>'
+            f'<p class="caption" id="hierarchy-caption">{_e(h["caption"])}</p>'
+            '<div class="muted">Storage levels of the design, outermost at the top (the '
+            "chip's global buffers side by side, then the per-PE buffers when the design has "
+            "them, then the lane FIFOs); the box with the red border bounds the most op cycles. "
+            "Each box: capacity and instances, banks × port = bandwidth, bytes read and "
+            "written in the run; the blue bar is the level's busy fraction over the run, the "
+            "red bar the share of the ops' summed cycles whose bounding level it is.  Line "
+            "thickness is proportional to the bytes moved between two levels.  Hover for exact "
+            "numbers.</div>" + _hierarchy_svg(h, float(data["design"]["clock_hz"]))
+            + "</section>")
+
+
 def render_report(data: Mapping[str, Any], report: Any = None,
                   design_text: str | None = None) -> str:
     """The HTML page of a JSON report (``Report.to_json()``); ``report``: the
@@ -428,7 +686,8 @@ def render_report(data: Mapping[str, Any], report: Any = None,
              + ")")
     subtitle = (f"{_e(data['simulator'])} simulator; design {_e(design['name'])} @ "
                 f"{_e(design['hash'])}; {_e(data['tool']['name'])} {_e(data['tool']['version'])}"
-                '<nav style="margin-top:6px"><a href="#timeline">timeline</a>'
+                '<nav style="margin-top:6px"><a href="#hierarchy">memory hierarchy</a>'
+                '<a href="#timeline">timeline</a>'
                 '<a href="#roofline">roofline</a><a href="#energy">energy &amp; area</a>'
                 '<a href="#layers">layers</a><a href="#ops-table">ops</a>'
                 '<a href="#design">design &amp; pipeline</a></nav>')
@@ -458,6 +717,7 @@ def render_report(data: Mapping[str, Any], report: Any = None,
     body = ['<section><div class="cards">' + "".join(
         f'<div class="card"><div class="k">{_e(k)}</div><div class="v">{_e(v)}</div>'
         f'<div class="k">{_e(s)}</div></div>' for k, v, s in cards) + "</div></section>"]
+    body.append(_hierarchy_section(data))
     body.append('<section><h2 id="timeline-h">Op timeline (one row per module class)</h2>'
                 '<div class="muted">Each bar is an op, named by its source location; ops of '
                 'one class that overlap in time go to further rows.  Hover for its figures; '

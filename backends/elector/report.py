@@ -74,6 +74,11 @@ class Report:
     area: AreaBreakdown
     notes: list[str] = field(default_factory=list)
     shape_sources: list[str] = field(default_factory=list)
+    #: The design's storage levels, outermost first
+    #: (:func:`backends.elector.hierarchy.storage_levels`); empty when the
+    #: maker of the report did not give them (the JSON's ``hierarchy`` is
+    #: then null and the HTML report has no hierarchy picture).
+    hierarchy: tuple[Any, ...] = ()
 
     # ------------------------------------------------------------------ derived
 
@@ -130,6 +135,13 @@ class Report:
             row["roofline_cycles"] += res.roofline_cycles
             row["dynamic_nj"] += sum(res.dynamic_energy_nj.values())
         return list(rows.values())
+
+    def hierarchy_summary(self) -> dict[str, Any] | None:
+        """The storage hierarchy with this run's figures (the JSON's
+        ``hierarchy``; docs/report-schema.md), or None without levels."""
+        if not self.hierarchy:
+            return None
+        return hierarchy_summary(self.hierarchy, self.mapped, self.result, self.clock_hz)
 
     def density_summary(self) -> dict[str, int]:
         out = {"measured": 0, "profile": 0, "assumed": 0, "dense": 0}
@@ -212,6 +224,7 @@ class Report:
             "utilisation": dict(r.utilisation),
             "bytes": {lv: {"read": r.bytes_by_level[lv][0], "written": r.bytes_by_level[lv][1]}
                       for lv in _levels_of(r.bytes_by_level)},
+            "hierarchy": self.hierarchy_summary(),
             "densities": self.density_summary(),
             "layers": self.layers(),
             "ops": ops,
@@ -634,6 +647,127 @@ class DecodeReport:
         out.append(f"=== decode step (cache of {p.context} tokens) " + "=" * 30)
         out.append(self.steps[p.context].to_text(max_ops=max_ops))
         return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- hierarchy
+
+#: Readable names of the storage levels (captions, the HTML picture).
+LEVEL_LABELS: Mapping[str, str] = {
+    "main_memory": "main memory", "activation_buffer": "activation buffer",
+    "weight_buffer": "weight buffer", "mask_buffer": "mask buffer",
+    "pe_buffer": "per-PE buffer", "lane_fifo": "lane FIFOs", "compute": "compute"}
+
+#: The operand class each global buffer holds (main-memory bytes are split by it).
+_BUFFER_CLASS = {"activation_buffer": "activation", "weight_buffer": "weight",
+                 "mask_buffer": "mask"}
+
+
+def hierarchy_summary(levels: Sequence[Any], mapped: MappedFunction, result: SimulationResult,
+                      clock_hz: float) -> dict[str, Any]:
+    """The storage levels of a design (``StorageLevel`` objects, outermost
+    first) with what the run did at each: bytes read and written, busy
+    fraction over the run, and the op cycles it bounded (the sum of the
+    cycles of the ops whose ``bounding_level`` is that level).  ``compute``
+    is the same for the ops bound by their modules.  ``caption`` says what
+    bounds most op cycles, computed from these figures."""
+    bound_cycles: dict[str, float] = {}
+    bound_ops: dict[str, int] = {}
+    for res in result.ops:
+        key = res.bounding_level or "unknown"
+        bound_cycles[key] = bound_cycles.get(key, 0.0) + res.cycles
+        bound_ops[key] = bound_ops.get(key, 0) + 1
+    op_cycles = sum(bound_cycles.values())
+
+    def share(key: str) -> float:
+        return bound_cycles.get(key, 0.0) / op_cycles if op_cycles else 0.0
+
+    # Main-memory bytes by the class of the operand that moved them (the
+    # buffer it lives in on chip), and how often each resident weight-class
+    # tensor crossed main memory.
+    by_class = {cls: [0.0, 0.0] for cls in ("activation", "weight", "mask")}
+    weight_sizes: dict[str, float] = {}
+    weight_reads = 0.0
+    for op in mapped.ops:
+        for t in op.operands:
+            cls = _BUFFER_CLASS.get(t.level)
+            if cls is None:
+                continue
+            by_class[cls][0] += t.main_memory_read_bytes
+            by_class[cls][1] += t.main_memory_write_bytes
+            if cls == "weight" and t.resident and t.main_memory_read_bytes > 0:
+                weight_reads += t.main_memory_read_bytes
+                weight_sizes[t.value] = max(weight_sizes.get(t.value, 0.0),
+                                            t.tensor_bytes * t.density)
+    weight_bytes = sum(weight_sizes.values())
+    rows = []
+    for lv in levels:
+        moved = result.bytes_by_level.get(lv.name)
+        busy = result.utilisation.get("fifo" if lv.name == "lane_fifo" else lv.name)
+        rows.append({
+            "name": lv.name, "label": LEVEL_LABELS.get(lv.name, lv.name.replace("_", " ")),
+            "sharing": lv.sharing, "instances": lv.instances,
+            "capacity_bytes": lv.capacity_bytes, "banks": lv.banks,
+            "bank_bytes_per_cycle": lv.bank_bytes_per_cycle,
+            "bytes_per_cycle": lv.bytes_per_cycle,
+            "total_bytes_per_cycle": lv.total_bytes_per_cycle,
+            "bandwidth_bytes_per_s": lv.total_bytes_per_cycle * clock_hz,
+            "operands": sorted(lv.operands), "multicast": lv.multicast,
+            "read_bytes": None if moved is None else moved[0],
+            "written_bytes": None if moved is None else moved[1],
+            "busy_fraction": busy,
+            "bound_cycles": bound_cycles.get(lv.name, 0.0),
+            "bound_ops": bound_ops.get(lv.name, 0),
+            "bound_fraction": share(lv.name)})
+    compute = {"name": "compute", "label": LEVEL_LABELS["compute"],
+               "busy_fraction": result.utilisation.get("mac_lane"),
+               "bound_cycles": bound_cycles.get("compute", 0.0),
+               "bound_ops": bound_ops.get("compute", 0), "bound_fraction": share("compute")}
+    candidates = [*rows, compute]
+    top = max(candidates, key=lambda row: row["bound_cycles"])
+    out = {
+        "levels": rows, "compute": compute, "op_cycles": op_cycles, "training": mapped.training,
+        "unattributed_cycles": bound_cycles.get("unknown", 0.0),
+        "bounding": top["name"] if op_cycles else None,
+        "main_memory_bytes_by_operand": {cls: {"read": rw[0], "written": rw[1]}
+                                         for cls, rw in by_class.items()},
+        "weight_bytes_loaded": weight_bytes,
+        "weight_loads": weight_reads / weight_bytes if weight_bytes else None,
+    }
+    out["caption"] = _hierarchy_caption(out, top, len(result.ops))
+    return out
+
+
+def _hierarchy_caption(summary: Mapping[str, Any], top: Mapping[str, Any], n_ops: int) -> str:
+    """One line: what bounds most op cycles and, computed from the figures, why."""
+    if not summary["op_cycles"]:
+        return "no op took a cycle: nothing bounds the run"
+    head = (f"{top['label']} bounds {top['bound_fraction']:.0%} of the op cycles "
+            f"({top['bound_ops']} of {n_ops} ops)")
+    if top["name"] == "compute":
+        busy = top["busy_fraction"]
+        return head + (f": the MAC lanes are the limit (busy {busy:.0%} of the run)"
+                       if busy is not None else ": the modules are the limit")
+    level = next(row for row in summary["levels"] if row["name"] == top["name"])
+    busy = level["busy_fraction"]
+    busy_text = f"busy {busy:.0%} of the run" if busy is not None else "busy fraction unknown"
+    head = head[:-1] + f", {busy_text})"
+    if top["name"] != "main_memory":
+        banks = level["banks"]
+        return head + (f": its {banks} bank{'s' if banks != 1 else ''} of "
+                       f"{level['bank_bytes_per_cycle']:,.1f} B/cycle are the limit")
+    by_class = summary["main_memory_bytes_by_operand"]
+    moved = {cls: rw["read"] + rw["written"] for cls, rw in by_class.items()}
+    total = sum(moved.values())
+    if not total:
+        return head
+    cls = max(moved, key=moved.get)
+    text = head + f": {moved[cls] / total:.0%} of its bytes are {cls}s"
+    loads = summary["weight_loads"]
+    if cls == "weight" and loads is not None:
+        step = "training step" if summary.get("training") else "inference"
+        text += (f", loaded once per {step}" if abs(loads - 1) < 0.05
+                 else f", each loaded {loads:.2g} times per {step}")
+    return text
 
 
 # --------------------------------------------------------------------------- formatting
