@@ -146,6 +146,7 @@ def compile_module(module: Module, options: CompileOptions,
     """Run the passes, map, simulate and report (see the module docstring).
     ``module`` is changed in place by the passes."""
     from backends.elector.area import area_breakdown
+    from backends.elector.hierarchy import storage_levels
     from backends.elector.report import Report
     from backends.elector.target import build_target, compile_context
     from backends.elector.tiling import StaticFunction, design_hash
@@ -213,7 +214,7 @@ def compile_module(module: Module, options: CompileOptions,
         clock_hz=accelerator.clock_hz, peak_macs_per_cycle=accelerator.peak_macs_per_cycle,
         tool_version=options.tool_version, mapped=mapped, result=result,
         area=area_breakdown(accelerator, options.train),
-        shape_sources=list(options.shape_sources))
+        shape_sources=list(options.shape_sources), hierarchy=storage_levels(accelerator))
     from backends.elector.assumptions import nonlinearity_notes  # say what was assumed (cli)
 
     for note in nonlinearity_notes(module.function(function), accelerator):

@@ -52,6 +52,7 @@ def final_report(space: Any, evaluator: Any, point: Any, simulator: str = "auto"
         return FinalReport(text, "synthetic", "synthetic evaluator")
     from backends.elector.area import area_breakdown
     from backends.elector.assumptions import nonlinearity_notes
+    from backends.elector.hierarchy import storage_levels
     from backends.elector.report import Report
     from backends.elector.target import build_target
     from tools.version import TOOL_VERSION
@@ -77,6 +78,7 @@ def final_report(space: Any, evaluator: Any, point: Any, simulator: str = "auto"
         technology=accelerator.technology.name, clock_hz=accelerator.clock_hz,
         peak_macs_per_cycle=accelerator.peak_macs_per_cycle, tool_version=TOOL_VERSION,
         mapped=mapped, result=result, area=area_breakdown(accelerator, training),
+        hierarchy=storage_levels(accelerator),
         notes=[note, *nonlinearity_notes(static.function, accelerator),
                f"schedule: {point.schedule.describe()}",
                (f"accuracy: {accuracy.value if accuracy.value is not None else 'not evaluated'}"
