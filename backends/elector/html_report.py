@@ -584,8 +584,10 @@ def _hierarchy_svg(h: Mapping[str, Any], clock_hz: float) -> str:
         rw = by_class.get(cls, {"read": 0.0, "written": 0.0}) if cls else None
         if "main_memory" in rows and rw is not None:
             edges.append(("main_memory", row["name"], rw["read"] + rw["written"],
-                          f"main memory ↔ {row['label']}: {rw['read']:,.0f} bytes of "
-                          f"{cls}s read from main memory, {rw['written']:,.0f} written to it"))
+                          f"main memory ↔ {row['label']}: operands held in the "
+                          f"{row['label']} read {rw['read']:,.0f} bytes from main memory and "
+                          f"write {rw['written']:,.0f} bytes to it (results, updated "
+                          "parameters included, live in the activation buffer)"))
         below = pe if pe is not None and set(pe["operands"]) & set(row["operands"]) else fifo
         if below is not None:
             moved = (row["read_bytes"] or 0.0) + (row["written_bytes"] or 0.0)

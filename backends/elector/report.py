@@ -756,17 +756,19 @@ def _hierarchy_caption(summary: Mapping[str, Any], top: Mapping[str, Any], n_ops
         return head + (f": its {banks} bank{'s' if banks != 1 else ''} of "
                        f"{level['bank_bytes_per_cycle']:,.1f} B/cycle are the limit")
     by_class = summary["main_memory_bytes_by_operand"]
-    moved = {cls: rw["read"] + rw["written"] for cls, rw in by_class.items()}
-    total = sum(moved.values())
+    parts = {f"{cls} reads": rw["read"] for cls, rw in by_class.items()}
+    parts["writes"] = sum(rw["written"] for rw in by_class.values())
+    total = sum(parts.values())
     if not total:
         return head
-    cls = max(moved, key=moved.get)
-    text = head + f": {moved[cls] / total:.0%} of its bytes are {cls}s"
+    shown = sorted((value / total, name) for name, value in parts.items()
+                   if value / total >= 0.05)[::-1]
+    text = head + ": its bytes are " + ", ".join(f"{share:.0%} {name}" for share, name in shown)
     loads = summary["weight_loads"]
-    if cls == "weight" and loads is not None:
+    if loads is not None and any(name == "weight reads" for _, name in shown):
         step = "training step" if summary.get("training") else "inference"
-        text += (f", loaded once per {step}" if abs(loads - 1) < 0.05
-                 else f", each loaded {loads:.2g} times per {step}")
+        text += (f"; each weight is loaded once per {step}" if abs(loads - 1) < 0.05
+                 else f"; each weight is loaded {loads:.2g} times per {step} on average")
     return text
 
 

@@ -92,7 +92,8 @@ def test_hierarchy_json_matches_the_design_and_the_run(compiled, pe_compiled) ->
     # reads each weight from main memory once, and that bounds the run.
     assert edge["bounding"] == "main_memory"
     assert edge["weight_loads"] == pytest.approx(1.0)
-    assert "weights, loaded once per inference" in edge["caption"]
+    assert "weight reads" in edge["caption"]
+    assert edge["caption"].endswith("each weight is loaded once per inference")
     # tiny-test has 16 MACs: compute bounds it; the PE buffer is its own level.
     assert pe["bounding"] == "compute"
     assert pe["caption"].startswith("compute bounds")
