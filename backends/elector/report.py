@@ -276,6 +276,12 @@ class Report:
                    f"{r.energy.power_gating})")
         out.append(f"area       {self.area.total_mm2:,.3f} mm2"
                    + (" (main memory not characterised)" if self.area.not_characterised else ""))
+        hierarchy = self.hierarchy_summary()
+        if hierarchy is not None and not self.nothing_to_compute:
+            import textwrap
+
+            out.append(textwrap.fill(hierarchy["caption"], width=100, initial_indent="hierarchy  ",
+                                     subsequent_indent=" " * 11))
         out.append("")
         out.append(_table(
             ("energy class", "dynamic", "leakage", "leak busy", "leak idle", "total", "share"),

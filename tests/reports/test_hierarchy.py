@@ -9,6 +9,8 @@ analytical, written once for this module).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -34,9 +36,12 @@ def pe_compiled(bert_tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) 
     paths = {"hw": folder / "tiny-pe.hwdsl", "json": folder / "report.json",
              "html": folder / "report.html"}
     paths["hw"].write_text(text)
-    assert main(["compile", str(bert_tiny_onnx), "--hw", str(paths["hw"]), "--batch", "2",
-                 "--seq", "32", "--json", str(paths["json"]), "--html",
-                 str(paths["html"])]) == 0
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        assert main(["compile", str(bert_tiny_onnx), "--hw", str(paths["hw"]), "--batch", "2",
+                     "--seq", "32", "--json", str(paths["json"]), "--html",
+                     str(paths["html"])]) == 0
+    paths["text"] = text.getvalue()
     return paths
 
 
@@ -100,6 +105,12 @@ def test_hierarchy_json_matches_the_design_and_the_run(compiled, pe_compiled) ->
     row = next(r for r in pe["levels"] if r["name"] == "pe_buffer")
     assert (row["instances"], row["capacity_bytes"], row["operands"]) == (2, 4096, ["weight"])
     assert row["read_bytes"] > 0
+    # The text report says the same in its header.
+    lines = pe_compiled["text"].splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("hierarchy  "))
+    block = [lines[first]] + [line for line in lines[first + 1:first + 3]
+                              if line.startswith(" " * 11)]
+    assert " ".join(" ".join(block).split()) == " ".join(("hierarchy " + pe["caption"]).split())
 
 
 def test_hierarchy_picture_in_a_browser(browser, compiled, pe_compiled, tmp_path) -> None:  # noqa: F811
