@@ -10,6 +10,15 @@ worker (or the zoo tests' background prefetch process) wait for the first
 one's file instead of exporting the same model again.  Files are written into
 a private folder and renamed into place, so nobody sees half an export.
 
+The tests of the compiler (tests/passes, tests/dynaprop_ir, tests/backend_onnx,
+tests/elector_compile, tests/elector_event, tests/reports) share the
+TorchScript exports with a 512-token vocabulary (``onnx_exports(name,
+"torchscript", vocab_size=SMALL_VOCAB)``), traced at the shared sizes: a
+dynamic-shape TorchScript export does not depend on the trace sizes (the
+files of BERT-Tiny traced at 2x16, 2x8 and 1x16 differ only in the
+``transcode.example_*`` metadata), so each folder imports the one file at the
+sizes it needs.
+
 The folder is the run's temporary root (``pytest --basetemp`` or pytest's
 numbered ``pytest-of-<user>/pytest-N``), so a new run exports afresh: the
 files depend on torch, onnx and the zoo sources, and a stale file would
@@ -23,6 +32,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,6 +45,9 @@ import pytest
 #: and ask for their own sizes.
 SHARED_TRACE_BATCH = 2
 SHARED_TRACE_SEQ = 16
+#: The embedding table of the compiler tests' exports (the encoders keep their
+#: layers, widths and heads; only the vocabulary is shorter).
+SMALL_VOCAB = 512
 
 
 def export_stem(name: str, exporter: str, *, batch: int, seq: int, opset: int | None,
@@ -57,8 +71,7 @@ def export_once(directory: str | os.PathLike[str], name: str, exporter: str, *, 
     final = directory / stem
     record = final / "result.json"
     if not record.exists():
-        with open(directory / f"{stem}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)        # released when the file closes
+        with locked(directory / f"{stem}.lock"):
             if not record.exists():
                 _export_into(directory, final, name, exporter, batch=batch, seq=seq,
                              opset=opset, dynamic=dynamic, vocab_size=vocab_size)
@@ -96,12 +109,30 @@ class OnnxExports:
                            dynamic=dynamic, vocab_size=vocab_size)
 
 
-@pytest.fixture(scope="session")
-def onnx_exports(tmp_path_factory: pytest.TempPathFactory) -> OnnxExports:
-    """Exports of zoo models shared by every test (and xdist worker) of the run."""
+def run_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """``<the run's temporary root>/<name>``: one folder per test run that
+    every pytest-xdist worker of the run shares (made when missing).  Fixtures
+    keep files made once per run here (guard each with :func:`locked`); it
+    needs no pytest cache, so it works under ``-p no:cacheprovider``."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent                  # the workers' common temporary root
-    directory = root / "onnx-exports"
+    directory = root / name
     directory.mkdir(parents=True, exist_ok=True)
-    return OnnxExports(directory)
+    return directory
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (made when missing): the
+    other processes of the run (xdist workers) wait at the same path."""
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)        # released when the file closes
+        yield
+
+
+@pytest.fixture(scope="session")
+def onnx_exports(tmp_path_factory: pytest.TempPathFactory) -> OnnxExports:
+    """Exports of zoo models shared by every test (and xdist worker) of the run."""
+    return OnnxExports(run_folder(tmp_path_factory, "onnx-exports"))
+

@@ -1,8 +1,10 @@
 """Fixtures of the decoder (KV cache) tests: prefill and decode-step graphs of
-small decoders (2 layers, hidden 64), exported once and kept in pytest's
-cache directory (``.pytest_cache/d/decode_exports``) under a key that hashes
-what the export depends on (frontends/hf/kv_cache.py, families.py, torch and
-transformers versions).  A fresh export of one model costs about 5 s of CPU.
+small decoders (2 layers, hidden 64), exported once per test run into a
+folder every xdist worker of the run shares (``run_folder`` in
+tests/conftest.py; a lock per model, so no export is made twice), named with a
+key that hashes what the export depends on (frontends/hf/kv_cache.py,
+families.py, torch and transformers versions).  A fresh export of one model
+costs about 5 s of CPU.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import locked, run_folder
 
 
 def export_key(name: str) -> str:
@@ -35,13 +39,14 @@ class DecoderExports:
     def paths(self, name: str) -> tuple[Path, Path]:
         folder = self.folder / f"{name}-{export_key(name)}"
         prefill, decode = folder / f"{name}-prefill.onnx", folder / f"{name}-decode.onnx"
-        if not (prefill.exists() and decode.exists()):
-            from frontends.hf.kv_cache import export_decoder
+        with locked(self.folder / f"{folder.name}.lock"):   # another worker may be exporting
+            if not (prefill.exists() and decode.exists()):
+                from frontends.hf.kv_cache import export_decoder
 
-            export_decoder(name, folder)
+                export_decoder(name, folder)
         return prefill, decode
 
 
 @pytest.fixture(scope="session")
-def decoders(request: pytest.FixtureRequest) -> DecoderExports:
-    return DecoderExports(Path(request.config.cache.mkdir("decode_exports")))
+def decoders(tmp_path_factory: pytest.TempPathFactory) -> DecoderExports:
+    return DecoderExports(run_folder(tmp_path_factory, "decode-exports"))

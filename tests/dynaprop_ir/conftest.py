@@ -1,17 +1,15 @@
 """Fixtures of the DynaProp IR tests: BERT-Tiny exported by torch and imported once per
 session.
 
-The export (``frontends.export.export_onnx("bert-tiny", ..., exporter="torchscript",
-batch=1, seq=16)``, with a 512-token vocabulary so that the embedding table stays small)
-is the slow step; the ONNX file is kept in pytest's cache directory under a hash of
-everything it depends on, so later sessions skip it.  Tests get a fresh copy of the
-imported module (:meth:`BertTiny.module`), since passes edit modules in place.
+The export (TorchScript, seed 0, a 512-token vocabulary so that the embedding table stays
+small) is the slow step; it is the run's shared file (``onnx_exports`` in
+tests/conftest.py, made once per run and read by tests/passes and tests/elector_compile
+too), imported here at batch 1, sequence 16.  Tests get a fresh copy of the imported
+module (:meth:`BertTiny.module`), since passes edit modules in place.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import SMALL_VOCAB, OnnxExports
 from transcode_ir import Module
 
-BATCH, SEQ, VOCAB, SEED = 1, 16, 512, 0
+BATCH, SEQ, VOCAB, SEED = 1, 16, SMALL_VOCAB, 0
 SHAPES = {"input_ids": (BATCH, SEQ), "attention_mask": (BATCH, SEQ)}
 
 
@@ -52,37 +51,12 @@ class BertTiny:
         return path
 
 
-def _export_key(name: str = "bert-tiny") -> str:
-    from importlib.metadata import version
-
-    import frontends
-
-    root = Path(frontends.__file__).parent
-    digest = hashlib.sha256(f"{name} {BATCH} {SEQ} {VOCAB} {SEED} torch {version('torch')} "
-                            f"onnx {version('onnx')}".encode())
-    for source in [root / "export.py", *sorted((root / "zoo").glob("*.py"))]:
-        digest.update(source.name.encode() + source.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 @pytest.fixture(scope="session")
-def zoo_onnx(request: pytest.FixtureRequest,
-             tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """``zoo_onnx(name) -> Path``: the zoo model exported at the sizes above (cached)."""
-    cache = getattr(request.config, "cache", None)     # None with -p no:cacheprovider
-    directory = Path(cache.mkdir("dynaprop_ir")) if cache is not None else \
-        tmp_path_factory.mktemp("dynaprop_ir")
+def zoo_onnx(onnx_exports: OnnxExports) -> Callable[[str], Path]:
+    """``zoo_onnx(name) -> Path``: the zoo model's shared export (a 512-token vocabulary)."""
 
     def export(name: str) -> Path:
-        path = directory / f"{name}-{_export_key(name)}.onnx"
-        if not path.exists():
-            from frontends.export import export_onnx
-
-            scratch = directory / f"{name}.{os.getpid()}.partial.onnx"  # one per xdist worker
-            export_onnx(name, scratch, exporter="torchscript", batch=BATCH, seq=SEQ,
-                        seed=SEED, vocab_size=VOCAB)
-            scratch.replace(path)
-        return path
+        return onnx_exports(name, "torchscript", vocab_size=VOCAB).path
 
     return export
 

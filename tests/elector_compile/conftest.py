@@ -2,12 +2,10 @@
 lowered once per session.
 
 Exporting with torch is the slow step (BERT-Base: about a minute on two
-loaded cores), so each export is kept in pytest's cache directory
-(``.pytest_cache/d/elector_compile_zoo``) under a key that hashes what the
-export depends on (the sources of ``frontends/export.py`` and
-``frontends/zoo/``, torch and onnx versions, the export settings).  The key
-is the one tests/backend_onnx uses for the same settings, so an export that
-suite already made is read from its cache (read-only) instead of redone.
+loaded cores), so each export is made once per test run, in the run's shared
+export folder (``onnx_exports`` in tests/conftest.py: TorchScript, seed 0, a
+512-token vocabulary), which tests/passes, tests/backend_onnx,
+tests/dynaprop_ir, tests/elector_event and tests/reports read too.
 
 The exported graphs have symbolic batch and sequence; each test imports them
 at the size it needs (small for the big models, to stay fast).  Modules are
@@ -17,63 +15,31 @@ imported, run through the inference or training pipeline, and turned into
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import SMALL_VOCAB, OnnxExports
 from transcode_ir import Module
 
-EXPORT_BATCH, EXPORT_SEQ, VOCAB, SEED = 2, 8, 512, 0
+VOCAB, SEED = SMALL_VOCAB, 0
 ZOO_MODELS = ("bert-tiny", "bert-mini", "bert-small", "bert-medium", "bert-base",
               "flexibert-mix-a", "flexibert-mix-b", "flexibert-mix-c")
 LIBRARY_DESIGNS = ("acceltran-edge", "acceltran-server", "hbm-server", "tiny-test")
 
 
-def export_key(name: str) -> str:
-    """A hash of everything a zoo model's torch export depends on."""
-    from importlib.metadata import version
-
-    import frontends
-
-    root = Path(frontends.__file__).parent
-    digest = hashlib.sha256(f"{name} {EXPORT_BATCH} {EXPORT_SEQ} {VOCAB} {SEED} torch "
-                            f"{version('torch')} onnx {version('onnx')}".encode())
-    for source in [root / "export.py", *sorted((root / "zoo").glob("*.py"))]:
-        digest.update(source.name.encode())
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 class ZooCache:
-    """Torch exports of zoo models (cached on disk) and their lowered IR
-    (cached in memory): ``module(name, batch, seq, train)``."""
+    """Torch exports of zoo models (the run's shared exports) and their
+    lowered IR (cached in memory): ``module(name, batch, seq, train)``."""
 
-    def __init__(self, mine: Path, shared: Path) -> None:
-        self.mine = mine
-        self.shared = shared
+    def __init__(self, exports: OnnxExports) -> None:
+        self.exports = exports
         self._modules: dict[tuple, Module] = {}
         self._statics: dict[tuple, object] = {}
 
     def onnx(self, name: str) -> Path:
-        key = export_key(name)
-        for folder in (self.shared, self.mine):
-            path = folder / f"{name}-{key}.onnx"
-            if path.exists():
-                return path
-        from frontends.export import export_onnx
-
-        path = self.mine / f"{name}-{key}.onnx"
-        partial = path.with_suffix(f".{os.getpid()}.partial")  # one per xdist worker
-        export_onnx(name, partial, "torchscript", EXPORT_BATCH, EXPORT_SEQ, seed=SEED,
-                    vocab_size=VOCAB, check=False)
-        partial.replace(path)
-        for stale in self.mine.glob(f"{name}-{'?' * 16}.onnx"):
-            if stale != path:
-                stale.unlink()
-        return path
+        return self.exports(name, "torchscript", vocab_size=VOCAB).path
 
     def module(self, name: str, batch: int, seq: int, train: bool = False,
                optimizer: str = "adam") -> Module:
@@ -117,10 +83,8 @@ def mapped_pruned_bert_tiny(zoo: ZooCache, accelerator, density: float):
 
 
 @pytest.fixture(scope="session")
-def zoo(request: pytest.FixtureRequest) -> ZooCache:
-    mine = Path(request.config.cache.mkdir("elector_compile_zoo"))
-    shared = Path(request.config.cache.mkdir("backend_onnx_zoo"))
-    return ZooCache(mine, shared)
+def zoo(onnx_exports: OnnxExports) -> ZooCache:
+    return ZooCache(onnx_exports)
 
 
 @pytest.fixture(scope="session")

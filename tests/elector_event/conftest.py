@@ -2,9 +2,8 @@
 and mapped once per session.
 
 The zoo exports and their lowering come from the ``tcc compile`` tests'
-:class:`tests.elector_compile.conftest.ZooCache` (the same on-disk export
-caches under ``.pytest_cache/d/``, read when present, so the torch export
-runs at most once); this file adds a cache of mapped functions keyed by
+``zoo`` fixture (:class:`tests.elector_compile.conftest.ZooCache` over the
+run's shared exports, so each torch export runs once per run); this file adds a cache of mapped functions keyed by
 (model, design, batch, seq, training) and the size each design is exercised
 at.
 
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -25,7 +23,8 @@ from tests.elector_compile.conftest import (
     LIBRARY_DESIGNS,
     ZOO_MODELS,
     ZooCache,
-    design,  # noqa: F401  (the same session fixture)
+    design,  # noqa: F401  (the same session fixtures)
+    zoo,  # noqa: F401
 )
 
 __all__ = ["FULL", "LIBRARY_DESIGNS", "ZOO_MODELS", "case_size", "slow_case"]
@@ -70,20 +69,6 @@ class MappedCache:
             self._mapped[key] = (schedule_function(static, accelerator, mappings, plan=plan),
                                  accelerator)
         return self._mapped[key]
-
-
-@pytest.fixture(scope="session")
-def zoo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ZooCache:
-    cache = getattr(request.config, "cache", None)
-    if cache is not None:
-        mine = Path(cache.mkdir("elector_compile_zoo"))
-        shared = Path(cache.mkdir("backend_onnx_zoo"))
-    else:
-        # Without pytest's cache provider: exports go to a temporary folder,
-        # and the exports already on disk are read if there are any.
-        mine = tmp_path_factory.mktemp("zoo")
-        shared = Path(request.config.rootpath) / ".pytest_cache" / "d" / "backend_onnx_zoo"
-    return ZooCache(mine, shared)
 
 
 @pytest.fixture(scope="session")

@@ -10,22 +10,18 @@
   importer names a Linear weight whose transpose an exporter folded
   ``<module>.weight_transposed`` and stores it as ``[in, out]``.
 * ``zoo_onnx`` (session-scoped) -- ``zoo_onnx(name, exporter) -> path``:
-  exports a zoo model with ``frontends.export.export_onnx`` at batch
-  :data:`BATCH`, sequence :data:`SEQ` and a :data:`VOCAB`-token vocabulary
-  (the encoders keep their layers, widths and heads; only the embedding table
-  is shorter), and keeps the file in pytest's cache directory
-  (``.pytest_cache/d/transcode-passes-zoo``) under a key hashing the export
-  settings, the torch/onnx versions and the sources of ``frontends/export.py``
-  and ``frontends/zoo``.  The dynamo exporter is slow (tens of seconds for
-  BERT-Tiny on two busy cores), so a cold run of the zoo tests takes longer
-  than a warm one; ``pytest --cache-clear`` re-exports.
+  a zoo model exported with ``frontends.export.export_onnx`` (seed 0, a
+  :data:`VOCAB`-token vocabulary: the encoders keep their layers, widths and
+  heads; only the embedding table is shorter), made once per test run in the
+  run's shared export folder (``onnx_exports`` in tests/conftest.py, which
+  tests/elector_compile, tests/backend_onnx and tests/dynaprop_ir read too)
+  and imported here at batch :data:`BATCH`, sequence :data:`SEQ`.
 """
 
 from __future__ import annotations
 
 import ctypes
 import glob
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,8 +30,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-BATCH, SEQ, VOCAB, SEED = 2, 16, 512, 0
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import SMALL_VOCAB
+
+BATCH, SEQ, VOCAB, SEED = 2, 16, SMALL_VOCAB, 0
 
 
 def _openblas() -> Any:
@@ -158,34 +155,15 @@ def torch_array(ir_name: str, torch_tensors: dict[str, Any]) -> np.ndarray:
     return array.T if transposed else array
 
 
-def _export_key(name: str, exporter: str) -> str:
-    from importlib.metadata import version
-
-    digest = hashlib.sha256(f"{name} {exporter} {BATCH} {SEQ} {VOCAB} {SEED} "
-                            f"torch {version('torch')} onnx {version('onnx')}".encode())
-    zoo_sources = sorted((REPO / "frontends" / "zoo").glob("*.py"))
-    for source in [REPO / "frontends" / "export.py", *zoo_sources]:
-        digest.update(source.name.encode())
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 @pytest.fixture(scope="session")
-def zoo_onnx(request: pytest.FixtureRequest) -> Callable[[str, str], Path]:
+def zoo_onnx(onnx_exports: Any) -> Callable[[str, str], Path]:
     try:
-        from frontends.export import export_onnx
+        import frontends.export  # noqa: F401
     except ImportError as err:  # pragma: no cover - the exporter landed
         pytest.skip(f"frontends.export is not available ({err})")
-    directory = Path(request.config.cache.mkdir("transcode-passes-zoo"))
 
     def export(name: str, exporter: str = "torchscript") -> Path:
-        path = directory / f"{name}-{exporter}-{_export_key(name, exporter)}.onnx"
-        if not path.exists():
-            partial = path.with_suffix(f".{os.getpid()}.partial")  # one per xdist worker
-            export_onnx(name, partial, exporter=exporter, batch=BATCH, seq=SEQ, seed=SEED,
-                        vocab_size=VOCAB)
-            partial.replace(path)
-        return path
+        return onnx_exports(name, exporter, vocab_size=VOCAB).path
 
     return export
 

@@ -2,8 +2,8 @@
 acceltran-edge once per session with each simulator, and a small sweep
 database made with the synthetic evaluator.
 
-The ONNX export is the one tests/elector_compile makes (its pytest cache
-entry, read or made by the same helper)."""
+The ONNX export is the one tests/elector_compile reads (the run's shared
+export, made once per run by ``onnx_exports`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import OnnxExports
 from tests.elector_compile.conftest import ZooCache
 
 
 @pytest.fixture(scope="session")
-def bert_tiny_onnx(request: pytest.FixtureRequest) -> Path:
-    mine = Path(request.config.cache.mkdir("elector_compile_zoo"))
-    shared = Path(request.config.cache.mkdir("backend_onnx_zoo"))
-    return ZooCache(mine, shared).onnx("bert-tiny")
+def bert_tiny_onnx(onnx_exports: OnnxExports) -> Path:
+    return ZooCache(onnx_exports).onnx("bert-tiny")
 
 
 @pytest.fixture(scope="session")
