@@ -22,6 +22,8 @@ from frontends.onnx import import_onnx
 from transcode_ir import Module
 
 EXPORTERS = ("torchscript", "dynamo")
+#: One worker runs both tests, so the module's exports are made once.
+pytestmark = pytest.mark.xdist_group("albert-tiny")
 
 
 @pytest.fixture(scope="module")
