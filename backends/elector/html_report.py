@@ -486,7 +486,7 @@ def _level_box(row: Mapping[str, Any], x: float, y: float, w: float, top: bool,
     banks = f"{row['banks']:,} bank{'s' if row['banks'] != 1 else ''}"
     port = f"{banks} × {row['bank_bytes_per_cycle']:,.1f} B/cycle"
     if instances > 1:
-        bandwidth = (f"= {row['bytes_per_cycle']:,.1f} B/cycle each; × {instances:,} = "
+        bandwidth = (f"= {row['bytes_per_cycle']:,.1f} × {instances:,} = "
                      f"{row['total_bytes_per_cycle']:,.0f} B/cycle")
     else:
         bandwidth = f"= {row['total_bytes_per_cycle']:,.1f} B/cycle"
