@@ -309,14 +309,50 @@ class _AnyPositive:
         return out
 
 
+class _UnitRecord:
+    """``last`` and ``prev`` of the modules of a wave worked out per class:
+    the module of the wave's ``i``-th tile, ``(first_module + i) % P``, has
+    ``last_c[classes.index[i]]`` and ``prev_c[classes.index[i]]``.  Never
+    changed once made (snapshots keep it)."""
+
+    __slots__ = ("classes", "first_module", "last_c", "prev_c")
+
+    def __init__(self, classes: _Classes, first_module: int, last_c: np.ndarray,
+                 prev_c: np.ndarray) -> None:
+        self.classes = classes
+        self.first_module = first_module
+        self.last_c = last_c
+        self.prev_c = prev_c
+
+    def fits(self, classes: _Classes, first_module: int) -> bool:
+        return self.classes is classes and self.first_module == first_module
+
+    def modules(self, parallel: int) -> slice | np.ndarray:
+        size = self.classes.total
+        if self.first_module + size <= parallel:
+            return slice(self.first_module, self.first_module + size)
+        return (self.first_module + np.arange(size, dtype=np.int64)) % parallel
+
+    def write(self, last: np.ndarray, prev: np.ndarray, parallel: int) -> None:
+        modules = self.modules(parallel)
+        last[modules] = self.last_c[self.classes.index]
+        prev[modules] = self.prev_c[self.classes.index]
+
+
 class _UnitClass:
-    """The modules of one class: when each is free, and the in-order issue queue."""
+    """The modules of one class: when each is free, and the in-order issue queue.
+
+    While a stage's waves are worked out per class, ``record`` holds its
+    modules' times per class and ``last``/``prev`` are out of date for those
+    modules: :meth:`settle` writes them (every reader but the per-class path
+    settles first)."""
 
     def __init__(self, name: str, parallel: int) -> None:
         self.name = name
         self.parallel = parallel
         self.last = np.zeros(parallel, dtype=np.int64)     # end of the module's last tile
         self.prev = np.zeros(parallel, dtype=np.int64)     # end of the tile before it
+        self.record: _UnitRecord | None = None
         self.issued = 0                                    # tiles issued so far (round robin)
         self.queue: list[_StageRun] = []
         self.head = 0
@@ -326,6 +362,29 @@ class _UnitClass:
     @property
     def current(self) -> _StageRun | None:
         return self.queue[self.head] if self.head < len(self.queue) else None
+
+    def settle(self) -> None:
+        """Write the per-class record into ``last`` and ``prev``."""
+        if self.record is not None:
+            self.record.write(self.last, self.prev, self.parallel)
+            self.record = None
+
+    def whole_record(self) -> _UnitRecord | None:
+        """The record when it covers every module (so ``last`` and ``prev``
+        follow from it alone), else None (settled)."""
+        if self.record is not None and self.record.classes.total == self.parallel:
+            return self.record
+        self.settle()
+        return None
+
+    def move(self, delta: int) -> None:
+        """Every module's times ``delta`` later."""
+        self.last += delta
+        self.prev += delta
+        if self.record is not None:
+            record = self.record
+            self.record = _UnitRecord(record.classes, record.first_module,
+                                      record.last_c + delta, record.prev_c + delta)
 
 
 @dataclass
@@ -488,14 +547,35 @@ class _Snapshot:
     wave: int
     time: int
     cause: int
-    last: np.ndarray
-    prev: np.ndarray
+    last: np.ndarray | None            # the modules' times (None: from ``record``)
+    prev: np.ndarray | None
+    record: _UnitRecord | None         # covering every module
     channels: np.ndarray
     stores: list[tuple[int, int, _PendingStores]]            # (time, wave, stores)
     last_issue: int
     counters: tuple
     segments: int
     releases: list[tuple[int, np.ndarray]]                    # (first group, release times)
+
+
+def _module_times(parallel: int, snap: _Snapshot) -> tuple[np.ndarray, np.ndarray]:
+    if snap.record is None:
+        return snap.last, snap.prev
+    last = np.empty(parallel, dtype=np.int64)
+    prev = np.empty(parallel, dtype=np.int64)
+    snap.record.write(last, prev, parallel)
+    return last, prev
+
+
+def _modules_shifted(parallel: int, before: _Snapshot, after: _Snapshot, shift: int) -> bool:
+    """Are the modules' times in ``after`` those of ``before`` moved ``shift`` later?"""
+    if before.record is not None and after.record is not None \
+            and after.record.fits(before.record.classes, before.record.first_module):
+        return bool(np.array_equal(after.record.last_c, before.record.last_c + shift)
+                    and np.array_equal(after.record.prev_c, before.record.prev_c + shift))
+    last1, prev1 = _module_times(parallel, before)
+    last2, prev2 = _module_times(parallel, after)
+    return bool(np.array_equal(last2, last1 + shift) and np.array_equal(prev2, prev1 + shift))
 
 
 class _StageRun:
@@ -550,8 +630,12 @@ class _StageRun:
         # A whole wave's table rows, store mask and modules, by its phase (few).
         self.wave_cache: dict = {}
         # Waves worked out per class of identical tiles (_Engine._issue_classes).
-        self.by_class = (1 < plan.period <= MAX_TABLE_PERIOD and plan.chunks is None
-                         and self.burst_cache is not None)
+        # (A period-1 stage moving nothing at a level of its tables is left to
+        # _issue_uniform, which books an empty burst there.)
+        self.by_class = (plan.period <= MAX_TABLE_PERIOD and self.burst_cache is not None
+                         and (plan.period > 1 or all(
+                             int(table[0]) > 0 for table in (*plan.load_units.values(),
+                                                             *plan.store_units.values()))))
         self.row_classes: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
@@ -803,7 +887,27 @@ class _Engine:
         issue, cause = stage.op.ready, _DEP
         if unit.last_issue > issue:
             issue, cause = unit.last_issue, unit.last_issue_cause
-        if self.vector:
+        record = unit.record
+        if record is not None and not (
+                self.vector and stage.by_class and tiles.size == record.classes.total
+                and stage._whole(tiles) and record.fits(stage.classes_of(tiles), int(modules[0]))):
+            unit.settle()
+            record = None
+        if record is not None:
+            # Every class of the wave is in it: the latest slot is its class's.
+            bounds = [(record.prev_c, _BUFCAP)]
+            for constraint, release in zip(plan.staging, stage.release):
+                group = tiles // constraint.group - constraint.slots
+                sel = (tiles % constraint.group == 0) & (group >= 0)
+                if sel.any():
+                    bounds.append((release[group[sel]], _BUFCAP))
+            if upstream is not None:
+                bounds.append((upstream.chunk_done[plan.chunks.chunk_of(tiles)], _DEP))
+            for values, why in bounds:
+                latest = int(values.max())
+                if latest > issue:
+                    issue, cause = latest, why
+        elif self.vector:
             bounds: list[tuple[np.ndarray, int]] = [(unit.prev[modules], _BUFCAP)]
             for constraint, release in zip(plan.staging, stage.release):
                 group = tiles // constraint.group - constraint.slots
@@ -853,6 +957,7 @@ class _Engine:
         if by_class is not None:
             self._issued_classes(stage, wave, tiles, pending, classes, *by_class)
             return
+        unit.settle()
         if self.vector and (tiles.size >= _VECTOR_MIN_TILES or stage.plan.period == 1):
             started, computed = self._issue_vector(stage, tiles, pending, modules)
         else:
@@ -918,10 +1023,17 @@ class _Engine:
                         classes.storing)
                     self._push(int(first_out[stores].min()), _STORE, stage, wave)
                 plain = ~stores
-                self._classes_done(stage, int(classes.count[plain].sum()), computed[plain],
-                                   no_level[plain])
-        else:
+                if stage.chunk_left is None:
+                    self._classes_done(stage, int(classes.count[plain].sum()), computed[plain],
+                                       no_level[plain])
+                else:
+                    mask = plain[classes.index]
+                    self._tiles_done(stage, tiles[mask], computed[classes.index][mask],
+                                     no_level[classes.index][mask])
+        elif stage.chunk_left is None:
             self._classes_done(stage, classes.total, computed, no_level)
+        else:
+            self._tiles_done(stage, tiles, computed[classes.index], no_level[classes.index])
         if wave + 1 < stage.waves:
             self._schedule_wave(stage, wave + 1)
         else:
@@ -937,12 +1049,17 @@ class _Engine:
         compute end."""
         unit = stage.unit
         first_module = int(modules[0])
-        if first_module + tiles.size <= unit.parallel:
-            modules = slice(first_module, first_module + tiles.size)
-        free_tiles = unit.last[modules]
-        free = free_tiles[classes.first]
-        if not np.array_equal(free[classes.index], free_tiles):
-            return None
+        record = unit.record
+        if record is not None and record.fits(classes, first_module):
+            free = record.last_c
+        else:
+            unit.settle()
+            if first_module + tiles.size <= unit.parallel:
+                modules = slice(first_module, first_module + tiles.size)
+            free_tiles = unit.last[modules]
+            free = free_tiles[classes.first]
+            if not np.array_equal(free[classes.index], free_tiles):
+                return None
         plan = stage.plan
         issue = pending.issue
         count = classes.count
@@ -1005,8 +1122,7 @@ class _Engine:
             acc[_MM] += int(starved[levels == _MM_LEVEL].sum())
             acc[_BUFBW] += int(starved[levels > _MM_LEVEL].sum())
         # (No first round here: the caller takes waves past the class's first.)
-        unit.prev[modules] = free_tiles
-        unit.last[modules] = computed[classes.index]
+        unit.record = _UnitRecord(classes, first_module, computed, free)
         return started, computed
 
     def _uniform_loads(self, stage: _StageRun, count: int, issue: int
@@ -1331,12 +1447,16 @@ class _Engine:
             done[sel[later]] = finish[later]
             done_level[sel[later]] = level
         stage.max_computed = max(stage.max_computed, int(computed.max()))
-        self._classes_done(stage, classes.total, done, done_level)
+        if stage.chunk_left is None:
+            self._classes_done(stage, classes.total, done, done_level)
+        else:
+            self._tiles_done(stage, pending.tiles, done[classes.index],
+                             done_level[classes.index])
 
     def _classes_done(self, stage: _StageRun, tiles: int, done: np.ndarray,
                       done_level: np.ndarray) -> None:
         """:meth:`_tiles_done` for ``tiles`` tiles given per class (in the order
-        of their first tiles; never a stage with chunks)."""
+        of their first tiles), for a stage without chunks."""
         if not tiles:
             return
         stage.done += tiles
@@ -1363,9 +1483,13 @@ class _Engine:
             stage.max_computed = max(stage.max_computed, int(done.max()))
         if stage.chunk_left is not None:
             chunks = stage.plan.chunks.chunk_of(tiles)
-            np.maximum.at(stage.chunk_done, chunks, done)
-            np.subtract.at(stage.chunk_left, chunks, 1)
-            for chunk in np.unique(chunks).tolist():
+            # Chunk ids come in runs along the tiles: one maximum and one
+            # count per run (the same as per tile, in a few operations).
+            starts = np.flatnonzero(np.concatenate(([True], chunks[1:] != chunks[:-1])))
+            runs = chunks[starts]
+            np.maximum.at(stage.chunk_done, runs, np.maximum.reduceat(done, starts))
+            np.subtract.at(stage.chunk_left, runs, np.diff(np.append(starts, chunks.size)))
+            for chunk in np.unique(runs).tolist():
                 if stage.chunk_left[chunk] == 0:
                     for waiter in self.waiters.pop((stage.ident, chunk), []):
                         self._schedule_wave(waiter, waiter.next_wave)
@@ -1536,8 +1660,7 @@ class _Engine:
             other.max_done += delta
             other.max_computed += delta
             unit = other.unit
-            unit.last += delta
-            unit.prev += delta
+            unit.move(delta)
             unit.issued += tiles_jumped
             unit.last_issue += delta
             self.waves_issued += waves
@@ -1655,17 +1778,18 @@ class _Engine:
             low = max(first_tile // constraint.group - constraint.slots, 0)
             high = _ceil_div(first_tile, constraint.group)
             releases.append((low, release[low:high].copy()))
-        return _Snapshot(wave, time, stage.pending_loads[wave].cause, unit.last.copy(),
-                         unit.prev.copy(), self.channels.copy(), stores, unit.last_issue,
-                         counters, len(self.segments), releases)
+        record = unit.whole_record()
+        last, prev = (None, None) if record is not None else (unit.last.copy(), unit.prev.copy())
+        return _Snapshot(wave, time, stage.pending_loads[wave].cause, last, prev, record,
+                         self.channels.copy(), stores, unit.last_issue, counters,
+                         len(self.segments), releases)
 
     @staticmethod
     def _shifted(stage: _StageRun, before: _Snapshot, after: _Snapshot, shift: int) -> bool:
         """Is ``after`` exactly ``before`` moved later by ``shift``?"""
         if after.cause != before.cause or after.last_issue != before.last_issue + shift:
             return False
-        if not np.array_equal(after.last, before.last + shift) \
-                or not np.array_equal(after.prev, before.prev + shift):
+        if not _modules_shifted(stage.unit.parallel, before, after, shift):
             return False
         # Only the stage's own channels matter (nothing else may act before
         # the jump ends: _maybe_jump checks the other pending events).
@@ -1706,8 +1830,7 @@ class _Engine:
             stage.chunk_left[chunk] -= done
             stage.chunk_done[chunk] = max(int(stage.chunk_done[chunk]), stage.max_done)
         stage.max_computed += delta
-        unit.last += delta
-        unit.prev += delta
+        unit.move(delta)
         unit.issued += tiles_jumped
         unit.last_issue += delta
         self.waves_issued += waves
