@@ -387,11 +387,23 @@ class _UnitClass:
                                       record.last_c + delta, record.prev_c + delta)
 
 
-@dataclass
 class _PendingWave:
-    tiles: np.ndarray                  # tile indices (in the stage)
-    issue: int                         # when the wave may be issued (time units)
-    cause: int                         # stall class of what set ``issue``
+    """A wave waiting to be issued: tiles ``first .. first + size - 1`` (the
+    index array is made only when asked for), when it may be issued (time
+    units) and the stall class of what set that time."""
+
+    __slots__ = ("first", "size", "issue", "cause", "_tiles")
+
+    def __init__(self, first: int, size: int, issue: int, cause: int,
+                 tiles: np.ndarray | None = None) -> None:
+        self.first, self.size, self.issue, self.cause = first, size, issue, cause
+        self._tiles = tiles
+
+    @property
+    def tiles(self) -> np.ndarray:
+        if self._tiles is None:
+            self._tiles = np.arange(self.first, self.first + self.size, dtype=np.int64)
+        return self._tiles
 
 
 class _PendingStores:
@@ -401,11 +413,16 @@ class _PendingStores:
     tiles; the per-tile arrays are then expanded only when asked for).
     Never changed once made (snapshots keep it)."""
 
-    __slots__ = ("tiles", "classes", "computed_c", "first_out_c", "_computed", "_first_out")
+    __slots__ = ("_tiles", "first", "positions", "classes", "computed_c", "first_out_c",
+                 "_computed", "_first_out")
 
-    def __init__(self, tiles: np.ndarray, computed: np.ndarray, first_out: np.ndarray,
-                 classes: _Classes | None = None) -> None:
-        self.tiles = tiles
+    def __init__(self, tiles: np.ndarray | None, computed: np.ndarray, first_out: np.ndarray,
+                 classes: _Classes | None = None, first: int = 0,
+                 positions: np.ndarray | None = None) -> None:
+        # Per class, the tiles may be given as ``first`` + ``positions`` (or
+        # ``first`` onwards, one per tile of ``classes``), made when asked for.
+        self._tiles = tiles
+        self.first, self.positions = first, positions
         self.classes = classes
         if classes is None:
             self.computed_c = self.first_out_c = None
@@ -413,6 +430,14 @@ class _PendingStores:
         else:
             self.computed_c, self.first_out_c = computed, first_out
             self._computed = self._first_out = None
+
+    @property
+    def tiles(self) -> np.ndarray:
+        if self._tiles is None:
+            self._tiles = (self.first + self.positions if self.positions is not None
+                           else np.arange(self.first, self.first + self.classes.total,
+                                          dtype=np.int64))
+        return self._tiles
 
     @property
     def computed(self) -> np.ndarray:
@@ -431,8 +456,9 @@ class _PendingStores:
     def moved(self, tiles: int, delta: int) -> _PendingStores:
         """The same stores ``tiles`` tiles and ``delta`` time units later."""
         if self.classes is not None:
-            return _PendingStores(self.tiles + tiles, self.computed_c + delta,
-                                  self.first_out_c + delta, self.classes)
+            moved = None if self._tiles is None else self._tiles + tiles
+            return _PendingStores(moved, self.computed_c + delta, self.first_out_c + delta,
+                                  self.classes, self.first + tiles, self.positions)
         return _PendingStores(self.tiles + tiles, self.computed + delta, self.first_out + delta)
 
     def shifted_from(self, before: _PendingStores, shift: int) -> bool:
@@ -440,7 +466,7 @@ class _PendingStores:
         if self.classes is not None and self.classes is before.classes:
             return bool(np.array_equal(self.computed_c, before.computed_c + shift)
                         and np.array_equal(self.first_out_c, before.first_out_c + shift))
-        if self.tiles.size != before.tiles.size:
+        if self.computed.size != before.computed.size:
             return False
         return bool(np.array_equal(self.computed, before.computed + shift)
                     and np.array_equal(self.first_out, before.first_out + shift))
@@ -646,6 +672,10 @@ class _StageRun:
         start = wave * self.wave_size
         return np.arange(start, min(start + self.wave_size, self.plan.tiles), dtype=np.int64)
 
+    def pending_wave(self, wave: int, issue: int, cause: int) -> _PendingWave:
+        start = wave * self.wave_size
+        return _PendingWave(start, min(self.wave_size, self.plan.tiles - start), issue, cause)
+
     def _whole(self, tiles: np.ndarray) -> bool:
         return bool(tiles.size) and int(tiles[-1]) - int(tiles[0]) + 1 == tiles.size
 
@@ -674,10 +704,11 @@ class _StageRun:
                 self.wave_cache[key] = found
         return found
 
-    def classes_of(self, tiles: np.ndarray) -> _Classes | None:
-        """The classes of identical tiles of a whole wave, kept per phase (None
-        when they are too many to be worth it)."""
-        key = (3, int(tiles[0]) % self.plan.period, tiles.size)
+    def classes_at(self, first: int, size: int) -> _Classes | None:
+        """The classes of identical tiles of the wave of tiles ``first ..
+        first + size - 1``, kept per phase (None when they are too many to be
+        worth it)."""
+        key = (3, first % self.plan.period, size)
         found = self.wave_cache.get(key)
         if found is None:
             if self.row_classes is None:
@@ -691,10 +722,10 @@ class _StageRun:
                 self.row_classes = (inverse.reshape(-1), unique)
             row_class, columns = self.row_classes
             found = False
-            if columns.shape[0] * _CLASS_GAIN <= tiles.size:
-                classes = _Classes.of(row_class, columns, key[1], tiles.size,
+            if columns.shape[0] * _CLASS_GAIN <= size:
+                classes = _Classes.of(row_class, columns, key[1], size,
                                       self.load_levels, self.store_levels)
-                if classes.first.size * _CLASS_GAIN <= tiles.size:
+                if classes.first.size * _CLASS_GAIN <= size:
                     found = classes
             if len(self.wave_cache) < _WAVE_CACHE_MAX:
                 self.wave_cache[key] = found
@@ -872,6 +903,26 @@ class _Engine:
     def _schedule_wave(self, stage: _StageRun, wave: int) -> None:
         """When ``wave`` may be issued (all its tiles' constraints met); push its event."""
         plan = stage.plan
+        unit = stage.unit
+        record = unit.record
+        if record is not None and self.vector and stage.by_class and not plan.staging \
+                and plan.chunks is None:
+            # A wave worked out per class like the one before it (no tile array).
+            first = wave * stage.wave_size
+            size = min(stage.wave_size, plan.tiles - first)
+            if size == record.classes.total and record.fits(
+                    stage.classes_at(first, size), (stage.offset + first) % unit.parallel):
+                issue, cause = stage.op.ready, _DEP
+                if unit.last_issue > issue:
+                    issue, cause = unit.last_issue, unit.last_issue_cause
+                # Every class of the wave is in it: the latest slot is its class's.
+                latest = int(record.prev_c.max())
+                if latest > issue:
+                    issue, cause = latest, _BUFCAP
+                stage.pending_loads[wave] = _PendingWave(first, size, issue, cause)
+                stage.next_wave = wave + 1
+                self._push(issue, _LOAD, stage, wave)
+                return
         tiles = stage.wave_tiles(wave)
         upstream = None
         if plan.chunks is not None and plan.chunks.waits_for is not None:
@@ -887,10 +938,9 @@ class _Engine:
         issue, cause = stage.op.ready, _DEP
         if unit.last_issue > issue:
             issue, cause = unit.last_issue, unit.last_issue_cause
-        record = unit.record
         if record is not None and not (
                 self.vector and stage.by_class and tiles.size == record.classes.total
-                and stage._whole(tiles) and record.fits(stage.classes_of(tiles), int(modules[0]))):
+                and record.fits(stage.classes_at(int(tiles[0]), tiles.size), int(modules[0]))):
             unit.settle()
             record = None
         if record is not None:
@@ -935,7 +985,7 @@ class _Engine:
                     bound = int(upstream.chunk_done[plan.chunks.chunk_of_one(tile)])
                     if bound > issue:
                         issue, cause = bound, _DEP
-        stage.pending_loads[wave] = _PendingWave(tiles, issue, cause)
+        stage.pending_loads[wave] = _PendingWave(int(tiles[0]), tiles.size, issue, cause, tiles)
         stage.next_wave = wave + 1
         self._push(issue, _LOAD, stage, wave)
 
@@ -944,19 +994,18 @@ class _Engine:
             wave = self._maybe_jump(stage, wave, time)
         pending = stage.pending_loads.pop(wave)
         unit = stage.unit
-        tiles = pending.tiles
-        modules = stage.modules_of(tiles)
         if stage.op.start is None or pending.issue < stage.op.start:
             stage.op.start = pending.issue
-        by_class = None
-        if self.vector and stage.by_class and tiles.size >= _CLASS_MIN_TILES \
-                and int(tiles[0]) >= unit.parallel and stage._whole(tiles):
-            classes = stage.classes_of(tiles)
+        if self.vector and stage.by_class and pending.size >= _CLASS_MIN_TILES \
+                and pending.first >= unit.parallel:
+            classes = stage.classes_at(pending.first, pending.size)
             if classes is not None:
-                by_class = self._issue_classes(stage, tiles, pending, modules, classes)
-        if by_class is not None:
-            self._issued_classes(stage, wave, tiles, pending, classes, *by_class)
-            return
+                by_class = self._issue_classes(stage, pending, classes)
+                if by_class is not None:
+                    self._issued_classes(stage, wave, pending, classes, *by_class)
+                    return
+        tiles = pending.tiles
+        modules = stage.modules_of(tiles)
         unit.settle()
         if self.vector and (tiles.size >= _VECTOR_MIN_TILES or stage.plan.period == 1):
             started, computed = self._issue_vector(stage, tiles, pending, modules)
@@ -994,33 +1043,33 @@ class _Engine:
         else:
             self._advance_class(unit)
 
-    def _issued_classes(self, stage: _StageRun, wave: int, tiles: np.ndarray,
-                        pending: _PendingWave, classes: _Classes, started: np.ndarray,
-                        computed: np.ndarray) -> None:
+    def _issued_classes(self, stage: _StageRun, wave: int, pending: _PendingWave,
+                        classes: _Classes, started: np.ndarray, computed: np.ndarray) -> None:
         """The rest of :meth:`_issue` for a wave worked out per class."""
         unit = stage.unit
         self.waves_issued += 1
         self.waves_processed += 1
-        unit.issued += tiles.size
+        unit.issued += pending.size
         unit.last_issue = pending.issue
         unit.last_issue_cause = pending.cause
         plan = stage.plan
         if plan.staging:
             per_tile = computed[classes.index]
             for constraint, release in zip(plan.staging, stage.release):
-                np.maximum.at(release, tiles // constraint.group, per_tile)
+                np.maximum.at(release, pending.tiles // constraint.group, per_tile)
         no_level = np.full(computed.size, _NO_LEVEL, dtype=np.int8)
         if stage.store_levels:
             first_out = started + stage.tail_units
             stores = classes.stores
             if stores.all():
-                stage.pending_stores[wave] = _PendingStores(tiles, computed, first_out, classes)
+                stage.pending_stores[wave] = _PendingStores(None, computed, first_out, classes,
+                                                            pending.first)
                 self._push(int(first_out.min()), _STORE, stage, wave)
             else:
                 if classes.storing is not None:
                     stage.pending_stores[wave] = _PendingStores(
-                        tiles[classes.store_positions], computed[stores], first_out[stores],
-                        classes.storing)
+                        None, computed[stores], first_out[stores], classes.storing,
+                        pending.first, classes.store_positions)
                     self._push(int(first_out[stores].min()), _STORE, stage, wave)
                 plain = ~stores
                 if stage.chunk_left is None:
@@ -1028,19 +1077,19 @@ class _Engine:
                                        no_level[plain])
                 else:
                     mask = plain[classes.index]
-                    self._tiles_done(stage, tiles[mask], computed[classes.index][mask],
+                    self._tiles_done(stage, pending.tiles[mask], computed[classes.index][mask],
                                      no_level[classes.index][mask])
         elif stage.chunk_left is None:
             self._classes_done(stage, classes.total, computed, no_level)
         else:
-            self._tiles_done(stage, tiles, computed[classes.index], no_level[classes.index])
+            self._tiles_done(stage, pending.tiles, computed[classes.index],
+                             no_level[classes.index])
         if wave + 1 < stage.waves:
             self._schedule_wave(stage, wave + 1)
         else:
             self._advance_class(unit)
 
-    def _issue_classes(self, stage: _StageRun, tiles: np.ndarray, pending: _PendingWave,
-                       modules: np.ndarray, classes: _Classes
+    def _issue_classes(self, stage: _StageRun, pending: _PendingWave, classes: _Classes
                        ) -> tuple[np.ndarray, np.ndarray] | None:
         """:meth:`_issue_vector` per class of identical tiles, when the tiles of
         each class found their modules free at the same time (else None,
@@ -1048,14 +1097,16 @@ class _Engine:
         multiplied by the class's size.  Returns each class's start and
         compute end."""
         unit = stage.unit
-        first_module = int(modules[0])
+        first_module = (stage.offset + pending.first) % unit.parallel
         record = unit.record
         if record is not None and record.fits(classes, first_module):
             free = record.last_c
         else:
             unit.settle()
-            if first_module + tiles.size <= unit.parallel:
-                modules = slice(first_module, first_module + tiles.size)
+            if first_module + pending.size <= unit.parallel:
+                modules = slice(first_module, first_module + pending.size)
+            else:
+                modules = stage.modules_of(pending.tiles)
             free_tiles = unit.last[modules]
             free = free_tiles[classes.first]
             if not np.array_equal(free[classes.index], free_tiles):
@@ -1099,7 +1150,7 @@ class _Engine:
         started = np.maximum(free, first)
         computed = np.maximum(started + stage.cycles_units, loaded + stage.tail_units)
         self._segment(stage, (unit.name, int(started.min()), int(computed.max()),
-                              int(tiles.size) * stage.cycles_units))
+                              pending.size * stage.cycles_units))
         acc = stage.tile_stalls
         base = np.maximum(free, stage.turn)
         idle = first > base
@@ -1673,8 +1724,8 @@ class _Engine:
                                     for w, p in other.pending_stores.items()}
             load = other.pending_loads.pop(snap.wave)
             new_wave = snap.wave + waves
-            other.pending_loads[new_wave] = _PendingWave(other.wave_tiles(new_wave),
-                                                         load.issue + delta, load.cause)
+            other.pending_loads[new_wave] = other.pending_wave(new_wave, load.issue + delta,
+                                                               load.cause)
             other.next_wave = new_wave + 1
             other.snapshots.clear()
         for level in levels:
@@ -1861,8 +1912,8 @@ class _Engine:
             self._push(time + delta, kind, stage, w + waves)
         new_wave = after.wave + waves
         load = stage.pending_loads.pop(after.wave)
-        stage.pending_loads[new_wave] = _PendingWave(stage.wave_tiles(new_wave),
-                                                     load.issue + delta, load.cause)
+        stage.pending_loads[new_wave] = stage.pending_wave(new_wave, load.issue + delta,
+                                                           load.cause)
         stage.next_wave = new_wave + 1
         stage.snapshots.clear()
         self.jumps += 1

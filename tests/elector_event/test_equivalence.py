@@ -67,6 +67,34 @@ def test_bert_tiny_training_on_tiny_test(zoo, design) -> None:
     _assert_identical(waves, per_tile)
 
 
+@pytest.mark.parametrize("tiles", ["tile{x=8,y=8}", "tile{b=1,x=4,y=8,order=jkbi}"])
+def test_waves_worked_out_per_class(tiles: str, zoo, design, monkeypatch) -> None:
+    """A wave of a few classes of identical tiles is worked out once per class
+    (``_Engine._issue_classes``, with the modules' times kept per class in
+    between): forced here on tiny-test's small waves, it must give the same
+    results as per tile, and it must have been used."""
+    import backends.elector.event_sim as event_sim
+    import passes.tile  # noqa: F401
+
+    monkeypatch.setattr(event_sim, "_CLASS_MIN_TILES", 1)
+    monkeypatch.setattr(event_sim, "_CLASS_GAIN", 1)
+    used = []
+    original = event_sim._Engine._issue_classes
+
+    def counted(self, *args):
+        out = original(self, *args)
+        used.append(out is not None)
+        return out
+
+    monkeypatch.setattr(event_sim._Engine, "_issue_classes", counted)
+    tiny = design("tiny-test")
+    module = zoo.module("bert-tiny", 1, 8, train=True).clone()
+    run_pipeline(module, tiles)
+    waves, per_tile = _both(_map(module, "train_step", tiny), tiny)
+    _assert_identical(waves, per_tile)
+    assert sum(used) > 100
+
+
 def test_bert_tiny_on_edge_as_mapped(mapped_zoo) -> None:
     mapped, edge = mapped_zoo.get("bert-tiny", "acceltran-edge", size=(1, 8))
     waves, per_tile = _both(mapped, edge)
