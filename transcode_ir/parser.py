@@ -310,7 +310,7 @@ def _grammar() -> str:
 
 @functools.lru_cache(maxsize=None)
 def _lark() -> Lark:
-    return Lark(_grammar(), parser="lalr", lexer="contextual", maybe_placeholders=False)
+    return Lark(_grammar(), parser="lalr", lexer="contextual", maybe_placeholders=False, cache=True)
 
 
 _LOOKS_LIKE_IR = re.compile(r"(?:\s|//[^\n]*)*module\b")
