@@ -851,64 +851,77 @@ def _loop_mask(loops: str) -> np.ndarray:
     return np.array([d in loops for d in "bijk"])
 
 
-def wave_coverage(ordered: np.ndarray, lanes: int) -> np.ndarray:
-    """Spatial unrolling of one wave: per candidate and loop position (outermost
-    first), how many of that loop's tiles one wave spans: the innermost loops
+def wave_coverage(ordered: Sequence[np.ndarray], lanes: int) -> list[np.ndarray]:
+    """Spatial unrolling of one wave: per loop position (outermost first) and
+    candidate, how many of that loop's tiles one wave spans: the innermost loops
     are unrolled across the lanes, each as far as the lanes left by the loops
     inside allow, ``c = min(trips, max(lanes // product of the c inside, 1))``.
-    A wave runs ``prod(c)`` tile-products at once (the other lanes idle)."""
-    cover = np.ones_like(ordered)
-    inside = np.ones(ordered.shape[0], dtype=np.int64)
-    for p in range(ordered.shape[1] - 1, -1, -1):
-        cover[:, p] = np.minimum(ordered[:, p], np.maximum(lanes // inside, 1))
-        inside = inside * cover[:, p]
+    A wave runs ``prod(c)`` tile-products at once (the other lanes idle).
+
+    Like the helpers below, it takes and gives one array of candidates per
+    loop position (:data:`Columns`): whole-array numpy steps, no strided
+    column slices of an ``(n, 4)`` array."""
+    cover: list[np.ndarray] = [ordered[0]] * len(ordered)
+    inside = None
+    for p in range(len(ordered) - 1, -1, -1):
+        if inside is None:          # innermost: the product of the c inside is 1
+            cover[p] = np.minimum(ordered[p], max(lanes, 1))
+            inside = cover[p]
+        else:
+            cover[p] = np.minimum(ordered[p], np.maximum(lanes // inside, 1))
+            inside = inside * cover[p]
     return cover
 
 
-def level_fetches(ordered: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+#: Per loop position (outermost first), one array over the candidates.
+Columns = Sequence[np.ndarray]
+
+
+def _columns(values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """An ``(n, depth)`` array as :data:`Columns` (contiguous copies)."""
+    return tuple(np.ascontiguousarray(values[:, p]) for p in range(values.shape[1]))
+
+
+def level_fetches(ordered: Columns, relevant: Columns) -> np.ndarray:
     """How often the block an operand needs changes when the loops ``ordered``
     (trip counts per position, outermost first) run: the product of the trip
     counts from the outermost loop down to the innermost *relevant* loop that
     has more than one trip (1 when none has).  The lane-FIFO rule
     (:func:`~backends.elector.schedule.loop_fetches`) applied at any level."""
-    return _row_prod(np.where(_outside(ordered, relevant), ordered, 1))
+    return _outer_products(ordered, _moving(ordered, relevant))[-1]
 
 
-def _row_prod(values: np.ndarray) -> np.ndarray:
-    """``np.prod(values, axis=1)`` for a few columns (column by column: numpy's
-    reduction along a short axis is several times slower)."""
-    out = values[:, 0].copy()
-    for column in range(1, values.shape[1]):
-        out *= values[:, column]
+def _row_prod(values: Columns) -> np.ndarray:
+    """The product over the loop positions, per candidate."""
+    out = values[0].copy()
+    for column in values[1:]:
+        out *= column
     return out
 
 
-def _outside(ordered: np.ndarray, relevant: np.ndarray) -> np.ndarray:
-    """Per position: at or outside the innermost relevant loop with more than
-    one trip (a relevant loop that moves lies at this position or inside it)."""
-    moving = relevant & (ordered > 1)
-    return np.logical_or.accumulate(moving[:, ::-1], axis=1)[:, ::-1]
+def _moving(ordered: Columns, relevant: Columns) -> list[np.ndarray]:
+    """Per position: a loop the operand depends on, with more than one trip."""
+    return [r & (o > 1) for o, r in zip(ordered, relevant)]
 
 
-def _irrelevant_outer(ordered: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+def _irrelevant_outer(ordered: Columns, relevant: Columns) -> np.ndarray:
     """``level_fetches(ordered, relevant) / prod(trips of the relevant loops)``:
     the product of the trip counts of the loops the operand does not depend on
     that lie outside its innermost relevant loop with more than one trip."""
-    return _outer_products(np.where(relevant, 1, ordered), relevant & (ordered > 1))[-1]
+    return _outer_products([np.where(r, 1, o) for o, r in zip(ordered, relevant)],
+                           _moving(ordered, relevant))[-1]
 
 
-def _outer_products(values: np.ndarray, moving: np.ndarray) -> list[np.ndarray]:
+def _outer_products(values: Columns, moving: Columns) -> list[np.ndarray]:
     """Per ``s`` in ``0..depth``: the product of ``values`` over the positions
     ``< s`` at or outside the innermost ``moving`` one among them (1 when none
-    moves) -- what ``_row_prod(np.where(_outside(...)[:, :s], values[:, :s], 1))``
-    gives, for every ``s`` in one outer-to-inner pass (no ``accumulate``)."""
-    count, depth = values.shape
-    run = np.ones(count, dtype=values.dtype)
+    moves), for every ``s`` in one outer-to-inner pass."""
+    run = np.ones(len(values[0]), dtype=values[0].dtype)
     out = [run]
     pending = run
-    for j in range(depth):
-        pending = pending * values[:, j]
-        run = np.where(moving[:, j], pending, run)
+    for value, moves in zip(values, moving):
+        pending = pending * value
+        run = np.where(moves, pending, run)
         out.append(run)
     return out
 
@@ -936,12 +949,12 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
       block``, and never more than the buffer hands to the lanes.
     """
     params = params or _NO_PARAMS
-    trips, ordered, per_spec = _traffic_static(dims, b, x, y, order_index, operands, bpe,
-                                               static_key)
+    tile_products, ordered, per_spec = _traffic_static(dims, b, x, y, order_index, operands,
+                                                       bpe, static_key)
     cover = wave_coverage(ordered, params.lanes)
-    waves = -(-ordered // cover)
-    result = {"trips": trips, "operands": [], "spatial": _row_prod(cover)}
-    for spec, (relevant, distinct, tensor, average_tile, tile_elements, tile_bytes) \
+    waves = [-(-o // c) for o, c in zip(ordered, cover)]
+    result = {"tile_products": tile_products, "operands": [], "spatial": _row_prod(cover)}
+    for spec, (relevant, distinct, tensor, average_tile, tile_elements, tile_bytes, blocks) \
             in zip(operands, per_spec):
         if relevant is not None:
             # Every tile once, times the wave loops outside the operand's
@@ -949,7 +962,8 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
             # lost); without multicast, every lane reads its own copy.
             fetches = distinct * _irrelevant_outer(waves, relevant)
             if not params.multicasts(spec.ref.buffer):
-                fetches = fetches * _row_prod(np.where(relevant, 1, cover))
+                fetches = fetches * _row_prod([np.where(r, 1, c)
+                                               for c, r in zip(cover, relevant)])
         else:
             fetches = np.ones_like(order_index)
         moved = fetches * average_tile
@@ -964,8 +978,7 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
         mm_blocks = fetches
         room = params.room_at(spec.ref.buffer)
         if spec.streamed and relevant is not None and room > 0:
-            mm_blocks = np.minimum(fetches, _block_fetches(ordered, relevant,
-                                                           room / average_tile))
+            mm_blocks = np.minimum(fetches, _fitting_block(blocks, room / average_tile))
         mask = fetches * (spec.ref.numel / distinct) / 8.0 if spec.ref.sparse else 0.0 * moved
         entry = {"spec": spec, "fetches": fetches, "distinct": distinct,
                  "moved": moved, "mm_moved": mm_blocks * average_tile,
@@ -983,8 +996,8 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
 _PE_BUFFER_ROLES = frozenset({"lhs", "rhs", "rhs2"})
 
 
-def _pe_buffer_fetches(spec: OperandSpec, operands: Sequence[OperandSpec], waves: np.ndarray,
-                       cover: np.ndarray, relevant: np.ndarray, fetches: np.ndarray,
+def _pe_buffer_fetches(spec: OperandSpec, operands: Sequence[OperandSpec], waves: Columns,
+                       cover: Columns, relevant: Columns, fetches: np.ndarray,
                        average_tile: np.ndarray, params: StageParams) -> np.ndarray:
     """Tile reads of ``spec`` from its global buffer when a per-PE buffer
     holds it (docs/cost-model.md, "Per-PE buffer"); ``fetches`` when it does
@@ -996,7 +1009,7 @@ def _pe_buffer_fetches(spec: OperandSpec, operands: Sequence[OperandSpec], waves
     The PE buffer keeps, for its lanes, the largest block of the innermost
     wave loops whose tiles fit its room and reloads it as the loops outside
     move -- what a global buffer does for a streamed operand
-    (:func:`_block_fetches`, here over the waves' trip counts): a wave needs
+    (:func:`_fitting_block`, here over the waves' trip counts): a wave needs
     ``min(tiles of the operand in the wave, lanes per PE)`` tiles in one PE;
     the room is half the buffer (double-buffered) shared evenly by the op's
     inputs it holds.  When the whole operand fits, the global buffer sends
@@ -1004,10 +1017,11 @@ def _pe_buffer_fetches(spec: OperandSpec, operands: Sequence[OperandSpec], waves
     held, capacity, lanes_per_pe = params.pe_buffer
     sharing = sum(1 for other in operands
                   if other.role in _PE_BUFFER_ROLES and other.loops and other.ref.buffer in held)
-    per_pe = np.minimum(_row_prod(np.where(relevant, cover, 1)), lanes_per_pe)
+    per_pe = np.minimum(_row_prod([np.where(r, c, 1) for c, r in zip(cover, relevant)]),
+                        lanes_per_pe)
     # wave tile sets that fit (a fully pruned operand's tiles take no room)
     room_sets = capacity / 2.0 / sharing / np.maximum(per_pe * average_tile, 1e-30)
-    kept = _block_fetches(waves, relevant, room_sets)
+    kept = _fitting_block(_blocks(waves, relevant), room_sets)
     return fetches * (kept / np.maximum(level_fetches(waves, relevant), 1))
 
 
@@ -1019,10 +1033,13 @@ _TRAFFIC_STATIC: dict[tuple, tuple] = {}
 def _traffic_static(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarray,
                     y: np.ndarray, order_index: np.ndarray, operands: Sequence[OperandSpec],
                     bpe: float, static_key: tuple | None) -> tuple:
-    """Trip counts, ordered trip counts and, per operand, its loop mask (None:
-    read once), distinct tiles, bytes, average tile bytes, tile elements and
-    tile bytes: what does not depend on the design (cached under
-    ``static_key``, which names the candidates, when given)."""
+    """Tile-products (the product of the trip counts), the trip counts per
+    loop position (outermost first, :data:`Columns`) and, per operand, its loop
+    mask per position (None: read once), distinct tiles, bytes, average tile
+    bytes, tile elements, tile bytes and its buffer-level blocks
+    (:func:`_blocks`, streamed operands only): what does not depend on the
+    design (cached under ``static_key``, which names the candidates, when
+    given)."""
     cache_key = None
     if static_key is not None:
         cache_key = (static_key, dims, bpe, tuple(operand_key(s) for s in operands))
@@ -1033,20 +1050,23 @@ def _traffic_static(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarra
     trips = np.stack([_ceil_div(batch, b), _ceil_div(m, x), _ceil_div(n, y), _ceil_div(k, y)],
                      axis=1).astype(np.int64)
     perm = _ORDER_PERM[order_index]
-    ordered = trips[np.arange(trips.shape[0])[:, None], perm]
+    ordered = _columns(trips[np.arange(trips.shape[0])[:, None], perm])
     per_spec = []
     for spec in operands:
+        blocks = None
         if spec.loops:
-            relevant = _loop_mask(spec.loops)[perm]
+            relevant = _columns(_loop_mask(spec.loops)[perm])
             distinct = _distinct(spec.loops, trips)
+            if spec.streamed:
+                blocks = _blocks(ordered, relevant)
         else:
             relevant = None
             distinct = np.ones_like(order_index)
         tensor = spec.ref.numel * bpe * spec.ref.stored_density
         tile_elements = _tile_elements(spec.tile, spec.loops, b, x, y)
         per_spec.append((relevant, distinct, tensor, tensor / distinct,      # real elements only
-                         tile_elements, tile_elements * bpe * spec.ref.stored_density))
-    out = (trips, ordered, tuple(per_spec))
+                         tile_elements, tile_elements * bpe * spec.ref.stored_density, blocks))
+    out = (_row_prod(_columns(trips)), ordered, tuple(per_spec))
     if cache_key is not None:
         if len(_TRAFFIC_STATIC) > 2048:
             _TRAFFIC_STATIC.clear()
@@ -1054,27 +1074,32 @@ def _traffic_static(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarra
     return out
 
 
-def _block_fetches(ordered: np.ndarray, relevant: np.ndarray, room_tiles: np.ndarray
-                   ) -> np.ndarray:
-    """Tiles of an operand main memory moves when the buffer keeps the largest
-    block of the innermost loops whose tiles of the operand (``prod`` of the
-    trip counts of its loops inside) fit ``room_tiles`` tiles, reloading it
-    as the loops outside move (:func:`level_fetches` of the outer loops)."""
-    count, depth = ordered.shape
-    tiles = np.where(relevant, ordered, 1)
+def _blocks(ordered: Columns, relevant: Columns) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The candidate buffer-level blocks of an operand, smallest first: per
+    block of the innermost loops (none, the innermost loop, two, ...), the
+    operand's tiles in it (``prod`` of the trip counts of its loops inside)
+    and the tiles main memory then moves: the block times
+    :func:`level_fetches` of the loops outside it."""
+    depth = len(ordered)
     # outer[s]: level_fetches of the loops outside a block of positions s.. .
-    outer = _outer_products(ordered, relevant & (ordered > 1))
-    best = None
-    block = np.ones(count, dtype=np.int64)
-    # s = depth: an empty block (one tile); then the innermost loop, two, ...
+    outer = _outer_products(ordered, _moving(ordered, relevant))
+    block = np.ones(len(ordered[0]), dtype=np.int64)
+    out = []
     for s in range(depth, -1, -1):
         if s < depth:
-            block = block * tiles[:, s]
-        fetches = outer[s] * block
-        if best is None:
-            best = fetches
-        else:
-            best = np.where(block <= room_tiles, fetches, best)
+            block = block * np.where(relevant[s], ordered[s], 1)
+        out.append((block, outer[s] * block))
+    return out
+
+
+def _fitting_block(blocks: Sequence[tuple[np.ndarray, np.ndarray]], room_tiles: np.ndarray
+                   ) -> np.ndarray:
+    """Tiles of an operand main memory moves when the buffer keeps the largest
+    of its ``blocks`` (:func:`_blocks`) whose tiles fit ``room_tiles`` tiles,
+    reloading it as the loops outside move (one tile at least)."""
+    best = blocks[0][1]
+    for block, fetches in blocks[1:]:
+        best = np.where(block <= room_tiles, fetches, best)
     return best
 
 
@@ -1186,8 +1211,7 @@ def product_stage(info: OpStatic, bytes_per_element: float, b: np.ndarray, x: np
         all_specs = list(specs) + ([out_spec] if out_spec is not None else [])
         traffic = _product_traffic(dims, b, x, y, order_index, all_specs, bpe, params,
                                    static_key)
-        trips = traffic["trips"]
-        lanes.append((trips.prod(axis=1), b * x * y * y * dens, traffic["spatial"]))
+        lanes.append((traffic["tile_products"], b * x * y * y * dens, traffic["spatial"]))
         for entry in traffic["operands"]:
             spec = entry["spec"]
             is_out = spec is out_spec
