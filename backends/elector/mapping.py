@@ -623,18 +623,10 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
     stage = product_stage(info, bytes_per_element, b, x, y, orders, inputs, output,
                           extra_level_bytes, params, static_key=grid_key)
     tile_of = first % count
-    # First candidate of each (tile, lanes a wave uses, bytes at every level):
-    # a stable lexsort, then the rows that differ from the previous one.
+    # First candidate of each (tile, lanes a wave uses, bytes at every level).
     columns = ([np.broadcast_to(v, b.shape) for v in stage.level_bytes.values()]
                + [used for _, _, used in stage.products] + [tile_of])
-    order = np.lexsort(columns)
-    sorted_columns = [column[order] for column in columns]
-    new = np.ones(len(order), dtype=bool)
-    same = np.ones(len(order) - 1, dtype=bool)
-    for column in sorted_columns:
-        same &= column[1:] == column[:-1]
-    new[1:] = ~same
-    keep = np.sort(order[new])
+    keep = _first_of_each_row(columns)
     tiles_b, tiles_x, tiles_y, _, _ = _product_grid(info.dims, default)
     table = _SearchTable(stage.subset(keep), tiles_b[:count], tiles_x[:count], tiles_y[:count],
                          tile_of[keep])
@@ -642,6 +634,41 @@ def _search_table(info: OpStatic, bytes_per_element: float, default: TileShape,
         _TABLE_CACHE.pop(next(iter(_TABLE_CACHE)))
     _TABLE_CACHE[key] = table
     return table
+
+
+_HASH_FACTOR = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _first_of_each_row(columns: Sequence[np.ndarray]) -> np.ndarray:
+    """Sorted positions of the first occurrence of each distinct row of
+    ``columns`` (equal rows: equal values in every column).
+
+    Rows are grouped by a 64-bit hash of their values (one sort of one
+    column instead of a lexsort over all of them); the grouping is then
+    checked: every row must equal its group's first row in every column, so a
+    hash collision (or a NaN) can only send the work to the exact lexsort,
+    never merge rows that differ."""
+    key = np.zeros(len(columns[0]), dtype=np.uint64)
+    for column in columns:
+        if column.dtype.kind == "f":
+            bits = (np.asarray(column, dtype=np.float64) + 0.0).view(np.uint64)  # -0.0 as 0.0
+        else:
+            bits = column.astype(np.uint64)
+        key = key * _HASH_FACTOR ^ bits
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    representative = first[inverse.reshape(-1)]
+    if all(np.array_equal(column[representative], column) for column in columns):
+        return np.sort(first)
+    # A collision or a NaN: a stable lexsort, then the rows that differ from
+    # the previous one.
+    order = np.lexsort(columns)
+    same = np.ones(len(order) - 1, dtype=bool)
+    for column in columns:
+        ordered = column[order]
+        same &= ordered[1:] == ordered[:-1]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = ~same
+    return np.sort(order[new])
 
 
 def _distinct_orders(info: OpStatic, b: np.ndarray, x: np.ndarray, y: np.ndarray,
