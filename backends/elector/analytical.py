@@ -45,9 +45,9 @@ import numpy as np
 from backends.elector.area import module_inventory
 from backends.elector.costing import (
     area_by_class,
-    busy_intervals,
     busy_module_cycles,
     energy_breakdown,
+    interval_units,
 )
 from backends.elector.design import Accelerator
 from backends.elector.schedule import (
@@ -113,6 +113,7 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
     # share its work, byte and compulsory objects: their per-op figures are
     # computed once (the memo keeps the objects alive, so ids stay unique).
     per_op: dict[tuple, tuple] = {}
+    intervals_by_unit: dict[str, int] = {}     # busy intervals (costing.busy_intervals)
     for op in mapped.ops:
         by_level = op.bytes_by_level()
         shape_key = (id(op.work), id(by_level), id(op.compulsory_bytes), op.fill_cycles, op.unit)
@@ -120,7 +121,7 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
         if shape is None:
             compute, memory, roof, bound = op_timing(op, hw)
             duration = max(compute + op.fill_cycles, max(memory.values(), default=0.0))
-            units = {work.unit for work in op.work} or {op.unit}
+            units = tuple({work.unit for work in op.work} or {op.unit})
             busy: dict[str, float] = {}
             ideal = []
             for work in op.work:
@@ -128,11 +129,13 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
                 ideal.append((work.unit, work.ideal_cycles))
             dynamic = _op_dynamic(prices, busy, by_level, hw, accelerator, mapped.training, memo)
             shape = per_op[shape_key] = (
-                compute, memory, roof, bound, duration, units, busy, ideal, dynamic,
+                compute, memory, roof, bound, duration, units, busy, tuple(ideal), dynamic,
                 bounding_level(compute + op.fill_cycles, memory),
-                level_utilisation(memory, duration), (op.work, by_level, op.compulsory_bytes))
+                level_utilisation(memory, duration), tuple(busy.items()),
+                tuple(by_level.items()), tuple(op.compulsory_bytes.items()), interval_units(op),
+                (op.work, by_level, op.compulsory_bytes))
         (compute, memory, roof, bound, duration, units, busy, ideal, dynamic, bounding,
-         utilised, _) = shape
+         utilised, busy_items, level_items, compulsory_items, busy_units, _) = shape
         start = max([end[d] for d in op.deps] + [free.get(u, 0.0) for u in units] + [0.0])
         finish = start + duration
         end[op.index] = finish
@@ -140,14 +143,16 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
             free[unit] = finish
         for unit, value in ideal:
             ideal_by_unit[unit] = ideal_by_unit.get(unit, 0.0) + value
-        for unit, value in busy.items():
+        for unit, value in busy_items:
             unit_busy[unit] = unit_busy.get(unit, 0.0) + value
-        for level, (read, write) in by_level.items():
+        for level, (read, write) in level_items:
             rw = level_bytes.get(level) or level_bytes.setdefault(level, [0.0, 0.0])  # pe_buffer
             rw[0] += read
             rw[1] += write
-        for level, value in op.compulsory_bytes.items():
+        for level, value in compulsory_items:
             compulsory_by_level[level] += value
+        for unit in busy_units:
+            intervals_by_unit[unit] = intervals_by_unit.get(unit, 0) + 1
         starts.append(start)
         op_transfers.append(memory)
         results.append(OpResult(op.index, start, finish, compute, dict(memory), roof, bound,
@@ -160,7 +165,7 @@ def simulate_analytical(mapped: MappedFunction, accelerator: Accelerator,
     cycles = max([makespan, suffix_floor(starts, op_transfers)] + list(transfer.values()))
     bytes_by_level = {level: (rw[0], rw[1]) for level, rw in level_bytes.items()}
     energy = energy_breakdown(accelerator, unit_busy, bytes_by_level, cycles, mapped.training,
-                              busy_intervals(mapped.ops))
+                              intervals_by_unit)
     roof, roof_bound = max(ideal_by_unit.values(), default=0.0), "compute"
     for level, value in compulsory_by_level.items():
         if value / hw.bandwidth[level] > roof:

@@ -56,6 +56,7 @@ __all__ = [
     "busy_module_cycles",
     "energy_assumptions",
     "energy_breakdown",
+    "interval_units",
 ]
 
 #: Energy of waking a power-gated module, in cycles of its own leakage (its
@@ -124,12 +125,18 @@ def busy_intervals(ops) -> dict[str, int]:
     work on it (``dma`` also counts the ops that move main-memory bytes)."""
     out: dict[str, int] = {}
     for op in ops:
-        units = {work.unit for work in op.work if work.tiles > 0}
-        if "dma" not in units and any(op.bytes_by_level().get("main_memory", (0.0, 0.0))):
-            units.add("dma")
-        for unit in units:
+        for unit in interval_units(op):
             out[unit] = out.get(unit, 0) + 1
     return out
+
+
+def interval_units(op) -> tuple[str, ...]:  # noqa: ANN001
+    """The unit classes one mapped op puts a busy interval on (its work with
+    tiles; ``dma`` too when it moves main-memory bytes)."""
+    units = {work.unit for work in op.work if work.tiles > 0}
+    if "dma" not in units and any(op.bytes_by_level().get("main_memory", (0.0, 0.0))):
+        units.add("dma")
+    return tuple(units)
 
 
 def busy_module_cycles(accelerator: Accelerator, unit_busy: Mapping[str, float],

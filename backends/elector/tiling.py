@@ -1364,7 +1364,7 @@ def operand_specs(info: OpStatic, plan: ResidencyPlan, weights: str | None
 
 # Operand specs shared across residency plans (designs): keyed by the op (its
 # identity; the entry keeps it alive), ``weights`` and everything
-# :func:`_operand_specs` reads of the plan.  Entry: [specs, op, template body].
+# :func:`_operand_specs` reads of the plan.  Entry: [specs, op, template body number].
 _SPECS_CACHE: dict[tuple, list] = {}
 
 
@@ -1513,14 +1513,34 @@ def _signature_body(info: OpStatic, inputs: Sequence[OperandSpec],
 
 def plan_signature(info: OpStatic, plan: ResidencyPlan, hw: HardwareConsts,
                    weights: str | None = None) -> tuple:
-    """:func:`op_signature` of op ``info`` with the operand specs of
-    ``operand_specs(info, plan, weights)`` (computed once per plan)."""
+    """A key equal for two ops exactly when their :func:`op_signature` (with
+    the operand specs of ``operand_specs(info, plan, weights)``) is: the
+    design's name, hash and training flag, and the number standing for the
+    signature's body (:func:`_body_number`, computed once per plan), so
+    that cache look-ups hash four small values, not the body."""
     key = ("signature", info.index, weights)
-    body = plan.memo.get(key)
-    if body is None:
+    number = plan.memo.get(key)
+    if number is None:
         inputs, outputs = operand_specs(info, plan, weights)
-        body = plan.memo[key] = _signature_body(info, inputs, outputs, plan)
-    return (hw.name, hw.hash, hw.training) + body  # type: ignore[operator]
+        number = plan.memo[key] = _body_number(_signature_body(info, inputs, outputs, plan))
+    return (hw.name, hw.hash, hw.training, number)
+
+
+#: Every signature body seen in this process, numbered in order of first
+#: appearance (numbers are never reused: a cleared table only makes new ones).
+_BODY_NUMBERS: dict[tuple, int] = {}
+_BODY_COUNT = [0]
+
+
+def _body_number(body: tuple) -> int:
+    """The number of a signature body: equal numbers for equal bodies."""
+    number = _BODY_NUMBERS.get(body)
+    if number is None:
+        if len(_BODY_NUMBERS) > 200_000:
+            _BODY_NUMBERS.clear()
+        number = _BODY_NUMBERS[body] = _BODY_COUNT[0]
+        _BODY_COUNT[0] += 1
+    return number
 
 
 @dataclass(frozen=True)
@@ -1784,19 +1804,19 @@ def _template_key(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan) -> tu
     if plan.spills[info.index]:
         return None
     memo_key = ("template", info.index, mapping.weights)
-    body = plan.memo.get(memo_key)
-    if body is None:
+    number = plan.memo.get(memo_key)
+    if number is None:
         entry = _shared_specs(info, plan, mapping.weights)
-        if entry[2] is not None:
-            body = plan.memo[memo_key] = entry[2]
-            return (mapping.unit, mapping.tile, mapping.order) + body  # type: ignore[operator]
-        inputs, outputs = operand_specs(info, plan, mapping.weights)
-        lookup = None if info.lookup is None else (info.lookup.numel, info.lookup.source)
-        body = entry[2] = plan.memo[memo_key] = (
-            info.form, info.kind, info.dims, info.dims2, info.rows, info.cols, info.ops, lookup,
-            mapping.weights,
-            tuple(operand_key(s) + (s.ref.source, s.ref.is_param) for s in inputs + outputs))
-    return (mapping.unit, mapping.tile, mapping.order) + body  # type: ignore[operator]
+        if entry[2] is None:
+            inputs, outputs = operand_specs(info, plan, mapping.weights)
+            lookup = None if info.lookup is None else (info.lookup.numel, info.lookup.source)
+            entry[2] = _body_number((
+                "template", info.form, info.kind, info.dims, info.dims2, info.rows, info.cols,
+                info.ops, lookup, mapping.weights,
+                tuple(operand_key(s) + (s.ref.source, s.ref.is_param) for s in inputs + outputs)))
+        number = plan.memo[memo_key] = entry[2]
+    # The body stands as its number (:func:`_body_number`): equal for equal bodies.
+    return (mapping.unit, mapping.tile, mapping.order, number)
 
 
 def _operand_slots(info: OpStatic, mapping: OpMapping, plan: ResidencyPlan,
