@@ -746,7 +746,7 @@ def _search_product(info: OpStatic, hw: HardwareConsts, plan: ResidencyPlan,
     v = _Vars(table.tile_b, table.tile_x, table.tile_y, not streamed_weights)
     fits = np.ones(len(table.tile_b), dtype=bool)
     for constraint in _constraints_for(c):
-        fits &= np.broadcast_to(np.asarray(constraint.holds(v, c, _NumpyOps)), fits.shape)
+        fits &= constraint.holds(v, c, _NumpyOps)       # an array per tile, or one bool
     if not fits.any():
         raise _no_mapping_error(info, hw, plan, "mac", _Vars(1, 1, 1, not streamed_weights))
     feasible = fits[table.tile_of]

@@ -1850,17 +1850,17 @@ def _renamed_copy(entry: tuple[MappedOp, tuple], info: OpStatic, mapping: OpMapp
                   plan: ResidencyPlan) -> MappedOp:
     """The op ``info`` as a copy of an equal op's :class:`MappedOp`, with its own names."""
     template, slots = entry
-    inputs, outputs = operand_specs(info, plan, mapping.weights)
-    specs = inputs + outputs
-    operands = []
-    for operand, slot in zip(template.operands, slots):
-        if slot == "scores":
-            name = f"{info.result}:scores"
-        elif slot == "lookup":
-            name = info.lookup.name  # type: ignore[union-attr]
-        else:
-            name = specs[slot].ref.name  # type: ignore[index]
-        operands.append(operand if operand.value == name else _replaced(operand, {"value": name}))
+    memo_key = ("names", info.index, mapping.weights, slots)
+    names = plan.memo.get(memo_key)
+    if names is None:
+        inputs, outputs = operand_specs(info, plan, mapping.weights)
+        specs = inputs + outputs
+        names = plan.memo[memo_key] = tuple(
+            f"{info.result}:scores" if slot == "scores"
+            else info.lookup.name if slot == "lookup"  # type: ignore[union-attr]
+            else specs[slot].ref.name for slot in slots)  # type: ignore[index]
+    operands = [operand if operand.value == name else _replaced(operand, {"value": name})
+                for operand, name in zip(template.operands, names)]
     return _replaced(template, {  # type: ignore[return-value]
         "index": info.index, "ir_index": info.ir_index, "loc": info.loc, "result": info.result,
         "operands": tuple(operands), "deps": info.deps, "mapping": mapping})
