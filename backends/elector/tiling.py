@@ -1591,7 +1591,7 @@ def _product_numbers(info: OpStatic, tile: TileShape, order: str, weights: str |
         one = np.array([0])
         stage = product_stage(info, hw.bytes_per_element, one + tile.b, one + tile.x,
                               one + tile.y, one + LOOP_ORDERS.index(order), inputs, outputs[0],
-                              extra, params)
+                              extra, params, static_key=("mapping", tile, order))
         specs = list(inputs) + list(outputs)
         rows = []
         pe_read = pe_write = 0.0
