@@ -243,6 +243,48 @@ def _first_tile(links, start: int, end: int, test) -> int | None:
     return tile if tile < end else None
 
 
+def _chunk_sizes(links, tiles: int) -> np.ndarray:
+    """Tiles per chunk of a stage of ``tiles`` tiles, in closed form (never an
+    array of every tile).  A product stage's chunk is ``(n // stride) %
+    count``: every ``stride x count`` tiles give each chunk ``stride``, and
+    the rest fills chunks in order.  A row stage's row tile ``i`` (of
+    ``col_tiles`` tiles; the last may be partial) is in chunk ``min(i x
+    rows_per_tile // rows_per_chunk, count - 1)``, so chunk ``c < count``
+    starts at row tile ``ceil(c x rows_per_chunk / rows_per_tile)``."""
+    count = links.count
+    chunk = np.arange(count, dtype=np.int64)
+    if not links.col_tiles:
+        block = links.stride * count
+        rest = tiles % block
+        return (tiles // block) * links.stride + np.clip(rest - chunk * links.stride, 0,
+                                                          links.stride)
+    row_tiles = -(-tiles // links.col_tiles)
+    starts = np.minimum(-(-chunk * links.rows_per_chunk // links.rows_per_tile), row_tiles)
+    ends = np.append(starts[1:], row_tiles)
+    sizes = np.maximum(ends - starts, 0) * links.col_tiles
+    short = row_tiles * links.col_tiles - tiles          # the last row tile's missing tiles
+    if short:
+        sizes[links.chunk_of_one(tiles - 1)] -= short
+    return sizes
+
+
+def _chunk_runs(links, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of ``tiles`` (ascending indices) in one chunk: the position of
+    each run's first tile, and its chunk (a chunk may have several runs).  A
+    chunk id changes only where ``n // g`` does, ``g`` being a product
+    stage's stride or a row stage's row of tiles, so when those boundaries
+    are few the runs are found from them, else tile by tile."""
+    step = links.col_tiles or links.stride
+    low, high = int(tiles[0]) // step, int(tiles[-1]) // step
+    if (high - low) * 8 < tiles.size:
+        edges = np.arange(low + 1, high + 1, dtype=np.int64) * step
+        starts = np.unique(np.concatenate(([0], np.searchsorted(tiles, edges))))
+        return starts, links.chunk_of(tiles[starts])
+    chunks = links.chunk_of(tiles)
+    starts = np.flatnonzero(np.concatenate(([True], chunks[1:] != chunks[:-1])))
+    return starts, chunks[starts]
+
+
 def _level_stall(level: int) -> int:
     return _MM if level == _MM_LEVEL else _BUFBW
 
@@ -642,12 +684,7 @@ class _StageRun:
         self.chunk_left: np.ndarray | None = None
         self.chunk_done: np.ndarray | None = None
         if plan.chunks is not None:
-            # Tiles per chunk, counted in blocks: never an array of every tile.
-            self.chunk_left = np.zeros(plan.chunks.count, dtype=np.int64)
-            for start in range(0, plan.tiles, _SCAN_BLOCK_MAX):
-                ids = plan.chunks.chunk_of(np.arange(start, min(plan.tiles,
-                                                                start + _SCAN_BLOCK_MAX)))
-                self.chunk_left += np.bincount(ids, minlength=plan.chunks.count)
+            self.chunk_left = _chunk_sizes(plan.chunks, plan.tiles)
             self.chunk_done = np.zeros(plan.chunks.count, dtype=np.int64)
         self.snapshots: dict[int, _Snapshot] = {}
         # Bursts by wave phase (_Engine._burst), while phases are few.
@@ -927,7 +964,7 @@ class _Engine:
         upstream = None
         if plan.chunks is not None and plan.chunks.waits_for is not None:
             upstream = stage.op.stages[plan.chunks.waits_for]
-            chunks = plan.chunks.chunk_of(tiles)
+            chunks = _chunk_runs(plan.chunks, tiles)[1]       # every chunk of the wave
             missing = chunks[upstream.chunk_left[chunks] > 0]
             if missing.size:
                 self.waiters.setdefault((upstream.ident, int(missing.min())), []).append(stage)
@@ -952,7 +989,7 @@ class _Engine:
                 if sel.any():
                     bounds.append((release[group[sel]], _BUFCAP))
             if upstream is not None:
-                bounds.append((upstream.chunk_done[plan.chunks.chunk_of(tiles)], _DEP))
+                bounds.append((upstream.chunk_done[chunks], _DEP))
             for values, why in bounds:
                 latest = int(values.max())
                 if latest > issue:
@@ -965,7 +1002,7 @@ class _Engine:
                 if sel.any():
                     bounds.append((release[group[sel]], _BUFCAP))
             if upstream is not None:
-                bounds.append((upstream.chunk_done[plan.chunks.chunk_of(tiles)], _DEP))
+                bounds.append((upstream.chunk_done[chunks], _DEP))
             for values, why in bounds:
                 latest = int(values.max())
                 if latest > issue:
@@ -1533,13 +1570,11 @@ class _Engine:
         if not stage.store_levels:
             stage.max_computed = max(stage.max_computed, int(done.max()))
         if stage.chunk_left is not None:
-            chunks = stage.plan.chunks.chunk_of(tiles)
             # Chunk ids come in runs along the tiles: one maximum and one
             # count per run (the same as per tile, in a few operations).
-            starts = np.flatnonzero(np.concatenate(([True], chunks[1:] != chunks[:-1])))
-            runs = chunks[starts]
+            starts, runs = _chunk_runs(stage.plan.chunks, tiles)
             np.maximum.at(stage.chunk_done, runs, np.maximum.reduceat(done, starts))
-            np.subtract.at(stage.chunk_left, runs, np.diff(np.append(starts, chunks.size)))
+            np.subtract.at(stage.chunk_left, runs, np.diff(np.append(starts, tiles.size)))
             for chunk in np.unique(runs).tolist():
                 if stage.chunk_left[chunk] == 0:
                     for waiter in self.waiters.pop((stage.ident, chunk), []):
