@@ -15,7 +15,9 @@ throughput
     on as many idle cores as workers (workers / (worker + sweep CPU per
     evaluation)) and the load average before and after each model, so the
     figure on an idle machine can be read off even when the bench shares the
-    machine.
+    machine.  It first times a fixed pure-Python loop (the calibration of
+    ``bench/bench_hwdsl.py``) alone and in as many concurrent processes as
+    workers, so that a slow machine can be told apart from slow code.
 
 efficiency
     Evaluations each strategy needs to reach the best objective that
@@ -119,6 +121,30 @@ def _worker_pids(pool) -> list[int]:
     return sorted(processes)
 
 
+def _reference_loop(_: object = None) -> float:
+    """CPU seconds of a fixed pure-Python loop (bench/bench_hwdsl.py's
+    calibration: 5M additions), the yardstick of how fast this machine runs
+    Python right now."""
+    started = time.process_time()
+    total = 0
+    for number in range(5_000_000):
+        total += number
+    return time.process_time() - started
+
+
+def _calibration(workers: int) -> tuple[float, float]:
+    """The reference loop's CPU seconds alone and, as the median of
+    ``workers`` processes, when that many run it at once (the workers'
+    situation: on a virtual machine two busy vCPUs can slow each other)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    alone = min(_reference_loop() for _ in range(3))
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_reference_loop, range(workers)))  # start the processes
+        together = statistics.median(list(pool.map(_reference_loop, range(workers))))
+    return alone, together
+
+
 def throughput(args: argparse.Namespace) -> None:
     from tools.codesign import CostEvaluator, run_sweep
     from tools.codesign.executors import make_executor
@@ -127,6 +153,7 @@ def throughput(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     loads = [os.getloadavg()[0]]
+    calibration = _calibration(args.workers)
     for model in args.model.split(","):
         space = _space("transcode-space", model)
         evaluator = CostEvaluator(seq=args.seq)
@@ -164,6 +191,9 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"throughput: random designs of transcode-space, analytical simulator, seq {args.seq}, "
           f"{args.workers} worker processes, results stored; {os.cpu_count()} cores, load "
           f"average (1 min) {' -> '.join(f'{v:.2f}' for v in loads)}")
+    print(f"machine calibration (bench/bench_hwdsl.py's pure-Python loop of 5M additions, CPU): "
+          f"{calibration[0]:.3f} s alone, {calibration[1]:.3f} s with {args.workers} running at "
+          f"once (about 0.2 s on an idle 2020s desktop CPU; figures below scale with it)")
     print(_table(["model", "evaluated", "feasible", "eval/s (wall)", "worker ms/eval (wall)",
                   "worker CPU ms/eval", "parent CPU ms/eval",
                   f"eval/s on {args.workers} idle cores (from CPU)"], rows))
