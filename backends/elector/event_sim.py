@@ -204,10 +204,6 @@ _CLASS_MIN_TILES = 512
 _CLASS_GAIN = 8
 
 
-#: Tile ranges are scanned in blocks of at most this many tiles (bounded memory).
-_SCAN_BLOCK_MAX = 1 << 20
-
-
 def _first_tile(links, start: int, end: int, test) -> int | None:
     """The first tile ``n`` in ``[start, end)`` whose chunk id passes
     ``test`` (a vectorised predicate on chunk ids), or None.
