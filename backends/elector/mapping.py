@@ -536,6 +536,7 @@ def clear_caches() -> None:
     _ROWS_CACHE.clear()
     _ORDERS_CACHE.clear()
     tiling._TRAFFIC_STATIC.clear()
+    tiling._WAVE_CACHE.clear()
     tiling._PRODUCT_CACHE.clear()
     tiling._SPECS_CACHE.clear()
     tiling._STAGE_CACHE.clear()

@@ -951,19 +951,23 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
     params = params or _NO_PARAMS
     tile_products, ordered, per_spec = _traffic_static(dims, b, x, y, order_index, operands,
                                                        bpe, static_key)
-    cover = wave_coverage(ordered, params.lanes)
-    waves = [-(-o // c) for o, c in zip(ordered, cover)]
-    result = {"tile_products": tile_products, "operands": [], "spatial": _row_prod(cover)}
+    cover, waves, spatial, reads = _wave_numbers(ordered, params.lanes, (static_key, dims))
+    result = {"tile_products": tile_products, "operands": [], "spatial": spatial}
     for spec, (relevant, distinct, tensor, average_tile, tile_elements, tile_bytes, blocks) \
             in zip(operands, per_spec):
         if relevant is not None:
-            # Every tile once, times the wave loops outside the operand's
-            # innermost moving loop that it does not depend on (FIFO reuse
-            # lost); without multicast, every lane reads its own copy.
-            fetches = distinct * _irrelevant_outer(waves, relevant)
-            if not params.multicasts(spec.ref.buffer):
-                fetches = fetches * _row_prod([np.where(r, 1, c)
-                                               for c, r in zip(cover, relevant)])
+            multicast = params.multicasts(spec.ref.buffer)
+            fetches = reads.get((spec.loops, multicast))
+            if fetches is None:
+                # Every tile once, times the wave loops outside the operand's
+                # innermost moving loop that it does not depend on (FIFO reuse
+                # lost); without multicast, every lane reads its own copy.
+                fetches = distinct * _irrelevant_outer(waves, relevant)
+                if not multicast:
+                    fetches = fetches * _row_prod([np.where(r, 1, c)
+                                                   for c, r in zip(cover, relevant)])
+                fetches.flags.writeable = False
+                reads[(spec.loops, multicast)] = fetches
         else:
             fetches = np.ones_like(order_index)
         moved = fetches * average_tile
@@ -989,6 +993,34 @@ def _product_traffic(dims: tuple[int, int, int, int], b: np.ndarray, x: np.ndarr
             entry["pe_read"], entry["pe_write"] = pe_moved, moved
         result["operands"].append(entry)
     return result
+
+
+#: :func:`_wave_numbers` per (static key, product dims, lane count).
+_WAVE_CACHE: dict[tuple, tuple] = {}
+
+
+def _wave_numbers(ordered: Columns, lanes: int, static_key: tuple) -> tuple:
+    """What :func:`_product_traffic` computes from the candidates' trip counts
+    and the design's lane count alone: the wave coverage, the waves' trip
+    counts, the lanes a wave uses and a dict for the operands' tile reads
+    from their buffers under ``(loops, multicast)`` (filled by the caller).
+    Cached when ``static_key[0]`` (the candidates' name, as for
+    :func:`_traffic_static`) is given; the arrays are read-only."""
+    cache_key = (static_key, lanes) if static_key[0] is not None else None
+    hit = _WAVE_CACHE.get(cache_key) if cache_key is not None else None
+    if hit is not None:
+        return hit
+    cover = wave_coverage(ordered, lanes)
+    waves = [-(-o // c) for o, c in zip(ordered, cover)]
+    spatial = _row_prod(cover)
+    for array in cover + waves + [spatial]:
+        array.flags.writeable = False
+    out = (cover, waves, spatial, {})
+    if cache_key is not None:
+        if len(_WAVE_CACHE) > 256:
+            _WAVE_CACHE.clear()
+        _WAVE_CACHE[cache_key] = out
+    return out
 
 
 #: Operands a per-PE buffer can keep for its lanes: the inputs of a product
