@@ -93,6 +93,20 @@ def _check_positive_real(path: tuple[str, ...], value: object) -> None:
         raise DesignFieldError(path, f"must be positive and finite, got {value}")
 
 
+def _check_banks(block: str, size_bytes: int, block_bytes: int, banks: int | None,
+                 bank_bandwidth: float | None) -> None:
+    """A buffer's ``banks`` (each at least one block) and ``bank_bandwidth``."""
+    if banks is not None:
+        _check_count((block, "banks"), banks)
+        if banks > size_bytes // block_bytes:
+            raise DesignFieldError((block, "banks"),
+                                   f"{banks} banks of a {size_bytes}-byte buffer leave less than "
+                                   f"one {block_bytes}-byte block per bank; accepted: 1 to "
+                                   f"{size_bytes // block_bytes}")
+    if bank_bandwidth is not None:
+        _check_positive_real((block, "bank_bandwidth"), bank_bandwidth)
+
+
 def _check_word(path: tuple[str, ...], value: object) -> None:
     if not isinstance(value, str) or not value.isidentifier():
         raise DesignFieldError(path, f"must be a word (letters, digits, _), got {value!r}")
@@ -213,19 +227,12 @@ class Buffer:
         _check_count((block, "block"), self.block_bytes)
         if self.bandwidth_bytes_per_s is not None:
             _check_positive_real((block, "bandwidth"), self.bandwidth_bytes_per_s)
-        if self.banks is not None:
-            _check_count((block, "banks"), self.banks)
-            if self.banks > self.size_bytes // self.block_bytes:
-                raise DesignFieldError((block, "banks"),
-                                       f"{self.banks} banks of a {self.size_bytes}-byte buffer "
-                                       f"leave less than one {self.block_bytes}-byte block per "
-                                       f"bank; accepted: 1 to {self.size_bytes // self.block_bytes}")
-        if self.bank_bandwidth_bytes_per_s is not None:
-            _check_positive_real((block, "bank_bandwidth"), self.bank_bandwidth_bytes_per_s)
-            if self.bandwidth_bytes_per_s is not None:
-                raise DesignFieldError((block, "bank_bandwidth"),
-                                       "give either bandwidth (the whole buffer) or "
-                                       "bank_bandwidth (one bank's port), not both")
+        _check_banks(block, self.size_bytes, self.block_bytes, self.banks,
+                     self.bank_bandwidth_bytes_per_s)
+        if self.bank_bandwidth_bytes_per_s is not None and self.bandwidth_bytes_per_s is not None:
+            raise DesignFieldError((block, "bank_bandwidth"),
+                                   "give either bandwidth (the whole buffer) or "
+                                   "bank_bandwidth (one bank's port), not both")
         _check_flag((block, "multicast"), self.multicast)
 
     @property
@@ -282,15 +289,8 @@ class PEBuffer:
                                    f"{self.size_bytes} bytes is less than one "
                                    f"{self.block_bytes}-byte block; accepted: at least "
                                    f"{self.block_bytes} bytes")
-        if self.banks is not None:
-            _check_count((block, "banks"), self.banks)
-            if self.banks > self.size_bytes // self.block_bytes:
-                raise DesignFieldError((block, "banks"),
-                                       f"{self.banks} banks of a {self.size_bytes}-byte buffer "
-                                       f"leave less than one {self.block_bytes}-byte block per "
-                                       f"bank; accepted: 1 to {self.size_bytes // self.block_bytes}")
-        if self.bank_bandwidth_bytes_per_s is not None:
-            _check_positive_real((block, "bank_bandwidth"), self.bank_bandwidth_bytes_per_s)
+        _check_banks(block, self.size_bytes, self.block_bytes, self.banks,
+                     self.bank_bandwidth_bytes_per_s)
         _check_flag((block, "multicast"), self.multicast)
 
     @property

@@ -976,22 +976,11 @@ class _Engine:
                 and record.fits(stage.classes_at(int(tiles[0]), tiles.size), int(modules[0]))):
             unit.settle()
             record = None
-        if record is not None:
-            # Every class of the wave is in it: the latest slot is its class's.
-            bounds = [(record.prev_c, _BUFCAP)]
-            for constraint, release in zip(plan.staging, stage.release):
-                group = tiles // constraint.group - constraint.slots
-                sel = (tiles % constraint.group == 0) & (group >= 0)
-                if sel.any():
-                    bounds.append((release[group[sel]], _BUFCAP))
-            if upstream is not None:
-                bounds.append((upstream.chunk_done[chunks], _DEP))
-            for values, why in bounds:
-                latest = int(values.max())
-                if latest > issue:
-                    issue, cause = latest, why
-        elif self.vector:
-            bounds: list[tuple[np.ndarray, int]] = [(unit.prev[modules], _BUFCAP)]
+        if record is not None or self.vector:
+            # With a record every class of the wave is in it: the latest slot
+            # is its class's.
+            bounds: list[tuple[np.ndarray, int]] = [
+                (record.prev_c if record is not None else unit.prev[modules], _BUFCAP)]
             for constraint, release in zip(plan.staging, stage.release):
                 group = tiles // constraint.group - constraint.slots
                 sel = (tiles % constraint.group == 0) & (group >= 0)
