@@ -121,7 +121,7 @@ import heapq
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -1462,20 +1462,9 @@ class _Engine:
                 done[later] = finish[later]
                 done_level[later] = level
         elif self.vector and tiles.size >= _VECTOR_MIN_TILES:
-            done = computed.copy()
-            done_level = np.full(tiles.size, _NO_LEVEL, dtype=np.int8)
-            for level in stage.store_levels:
-                sel, finish, part, total = self._burst(stage, _STORE, level, tiles, rho)
-                if sel is None:
-                    continue
-                start = max(int(self.channels[level]), request)
-                self.channels[level] = start + total
-                self._segment(stage, (LEVELS[level], start, start + total, total))
-                # The last part leaves after the tile has computed.
-                finish = np.maximum(finish + start, computed[sel] + part)
-                later = finish > done[sel]
-                done[sel[later]] = finish[later]
-                done_level[sel[later]] = level
+            done, done_level = self._store_bursts(
+                stage, computed, request,
+                lambda level: self._burst(stage, _STORE, level, tiles, rho))
         else:
             tile_list = tiles.tolist()
             done_list = computed.tolist()
@@ -1502,23 +1491,35 @@ class _Engine:
         stage.max_computed = max(stage.max_computed, int(computed.max()))
         self._tiles_done(stage, tiles, done, done_level)
 
-    def _store_classes(self, stage: _StageRun, pending: _PendingStores) -> None:
-        """:meth:`_store` per class of identical tiles."""
-        classes, computed = pending.classes, pending.computed_c
-        request = int(pending.first_out_c.min())
+    def _store_bursts(self, stage: _StageRun, computed: np.ndarray, request: int,
+                      burst: Callable[[int], tuple]) -> tuple[np.ndarray, np.ndarray]:
+        """Each store level's burst (``burst(level)`` -> ``(sel, finish, part,
+        total)`` relative to its start, or ``sel`` None) on the level's
+        channel from ``request`` on: when each entry of ``computed`` (tiles or
+        classes) is done storing, and at which level it finished last."""
         done = computed.copy()
         done_level = np.full(done.size, _NO_LEVEL, dtype=np.int8)
         for level in stage.store_levels:
-            sel, finish, part, total = classes.burst(_STORE, level, stage.plan.rows)
+            sel, finish, part, total = burst(level)
             if sel is None:
                 continue
             start = max(int(self.channels[level]), request)
             self.channels[level] = start + total
             self._segment(stage, (LEVELS[level], start, start + total, total))
+            # The last part leaves after the tile has computed.
             finish = np.maximum(finish + start, computed[sel] + part)
             later = finish > done[sel]
             done[sel[later]] = finish[later]
             done_level[sel[later]] = level
+        return done, done_level
+
+    def _store_classes(self, stage: _StageRun, pending: _PendingStores) -> None:
+        """:meth:`_store` per class of identical tiles."""
+        classes, computed = pending.classes, pending.computed_c
+        request = int(pending.first_out_c.min())
+        done, done_level = self._store_bursts(
+            stage, computed, request,
+            lambda level: classes.burst(_STORE, level, stage.plan.rows))
         stage.max_computed = max(stage.max_computed, int(computed.max()))
         if stage.chunk_left is None:
             self._classes_done(stage, classes.total, done, done_level)
